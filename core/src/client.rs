@@ -1,0 +1,663 @@
+//! The client state machine: handshake, login, one request at a time, and
+//! the receiving half of `get` / sending half of `put`.
+
+use crate::auth::{nonce_from_random, ScramClient};
+use crate::config::Config;
+use crate::conn::{Buffer, Conn, Incoming, Negotiated, Phase};
+use crate::error::Error;
+use crate::frame::{decode_message, FrameKind};
+use crate::message::{bounded, Entry, Message, Overwrite, Path, Request, Stream, Text};
+use crate::time::Instant;
+use crate::transfer::{Sender, Transfer};
+
+/// What a [`Client`] reports to its driver.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Event<'a> {
+    /// The server's hello arrived; sizes are negotiated. Log in next.
+    Connected(Negotiated),
+    /// Login succeeded (and, with SCRAM, the server proved itself).
+    LoggedIn,
+    /// Login was refused; the connection stays open for another try unless a
+    /// `Closed` event follows.
+    LoginFailed(Error),
+    /// The echoed text.
+    Echo(Text),
+    /// mkdir, remove or rename succeeded.
+    Done,
+    /// The session's directory (answer to cd and pwd).
+    Cwd(Path),
+    /// An entry: the answer to stat, or one item of a listing.
+    Entry(Entry),
+    /// The listing is complete.
+    ListEnd,
+    /// get: the server will send a file of `size` bytes. Answer with
+    /// [`Client::accept`] (with a resume offset) or [`Client::refuse`].
+    Offer {
+        /// Size of the whole file.
+        size: u64,
+    },
+    /// put: the server accepted; feed the prefix if `offset > 0`, then send
+    /// the body from `offset` with [`Client::send_buffer`] /
+    /// [`Client::commit_send`] or [`Client::send_body`].
+    Accepted {
+        /// Resume offset: the server already holds bytes `0..offset`.
+        offset: u64,
+        /// The name the file is stored under (differs with keep-both).
+        name: Option<Path>,
+    },
+    /// get: body bytes, borrowed from the input buffer; valid until the next
+    /// call on the client.
+    Data(&'a [u8]),
+    /// get or put finished: `verified` tells whether the MD5 trailer matched.
+    /// For put, `true` also means the server stored the file.
+    TransferEnd {
+        /// MD5 matched.
+        verified: bool,
+    },
+    /// exec: a piece of the command's output.
+    Output {
+        /// Which stream.
+        stream: Stream,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// exec: the command ended.
+    ExecEnd {
+        /// Exit status.
+        status: i32,
+        /// It ran and printed nothing (never a hang).
+        no_output: bool,
+    },
+    /// The request failed with a typed error; the session goes on.
+    Failed(Error),
+    /// The connection is over; transmit what is left, then close the socket.
+    Closed(Error),
+}
+
+enum Pending {
+    Echo,
+    Simple,
+    Cwd,
+    Stat,
+    List,
+    Get,
+    Put { size: u64 },
+    Exec { output: bool },
+}
+
+enum State {
+    Handshake,
+    LoggedOut,
+    Scram(ScramClient, bool),
+    Anonymous,
+    Idle,
+    Await(Pending),
+    Offered { size: u64 },
+    Receiving(Transfer),
+    Sending(Transfer),
+    AwaitDone,
+    /// Our side cancelled a get: drop body frames until the trailer.
+    Discarding,
+    Closed,
+}
+
+/// What one frame produced, before it is turned into an [`Event`].
+enum Step {
+    Nothing,
+    Event(Event<'static>),
+    Data(core::ops::Range<usize>),
+    Output(Stream, core::ops::Range<usize>),
+}
+
+/// A Ferry client connection, sans-IO. See the crate docs for the driving
+/// contract.
+pub struct Client<B> {
+    conn: Conn<B>,
+    state: State,
+}
+
+impl<B: Buffer> Client<B> {
+    /// A client that will send its hello at the first transmit. `inbuf`
+    /// bounds the largest frame accepted, `outbuf` the largest sent; each
+    /// must be at least [`MIN_INPUT_BUFFER`](crate::MIN_INPUT_BUFFER) /
+    /// [`MIN_OUTPUT_BUFFER`](crate::MIN_OUTPUT_BUFFER) bytes.
+    pub fn new(now: Instant, config: Config, inbuf: B, outbuf: B) -> Result<Self, Error> {
+        Ok(Client {
+            conn: Conn::new(now, config, 0, inbuf, outbuf)?,
+            state: State::Handshake,
+        })
+    }
+
+    // ---- getters ----
+
+    /// Sizes agreed in the handshake, once the server's hello arrived.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.conn.negotiated
+    }
+
+    /// Whether login has completed.
+    pub fn is_logged_in(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Handshake | State::LoggedOut | State::Scram(..) | State::Anonymous | State::Closed
+        ) && self.conn.closed.is_none()
+    }
+
+    /// Whether a new request may be sent now.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle) && self.conn.closed.is_none()
+    }
+
+    /// Whether the connection is over and every queued byte was transmitted:
+    /// the driver may close the socket.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_drained_and_closed()
+    }
+
+    /// Body bytes still to send (put) or receive (get).
+    pub fn remaining(&self) -> u64 {
+        match &self.state {
+            State::Receiving(t) | State::Sending(t) => t.remaining(),
+            _ => 0,
+        }
+    }
+
+    // ---- inputs ----
+
+    /// Feeds bytes from the server; returns how many were taken (fewer when
+    /// the input buffer is full: drain [`Self::poll_event`], then offer the
+    /// rest again).
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
+        self.conn.handle_input(now, data)
+    }
+
+    /// Free space in the input buffer to read the socket straight into; tell
+    /// the client with [`Self::input_filled`]. Saves one copy.
+    pub fn input_buf(&mut self) -> &mut [u8] {
+        self.conn.input_buf()
+    }
+
+    /// Marks `n` bytes read into [`Self::input_buf`] as received.
+    pub fn input_filled(&mut self, now: Instant, n: usize) {
+        self.conn.input_filled(now, n);
+    }
+
+    /// The server closed the stream. Mid-frame or mid-transfer this becomes
+    /// a `Closed(Truncated)` event, otherwise `Closed(Closed)`.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        self.conn.set_eof();
+    }
+
+    /// Checks deadlines; call when [`Self::poll_timeout`]'s instant passes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.conn.handle_timeout(now);
+    }
+
+    // ---- outputs ----
+
+    /// Copies queued bytes for the server into `buf`; `None` when nothing is
+    /// queued.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.conn.poll_transmit(buf)
+    }
+
+    /// The queued bytes, to write without a copy; then call
+    /// [`Self::transmit_done`] with how many were written.
+    pub fn transmit_buf(&self) -> &[u8] {
+        self.conn.transmit_buf()
+    }
+
+    /// Drops `n` bytes written from [`Self::transmit_buf`].
+    pub fn transmit_done(&mut self, n: usize) {
+        self.conn.transmit_done(n);
+    }
+
+    /// The next deadline, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.deadline()
+    }
+
+    /// The next event, if the buffered input completes one.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if matches!(self.state, State::Closed) {
+            return None;
+        }
+        loop {
+            if self.conn.closed.is_some() {
+                return self.closed_event();
+            }
+            let incoming = match self.conn.next_frame() {
+                Ok(Some(i)) => i,
+                Ok(None) => {
+                    if self.conn.eof() {
+                        let err = if self.conn.eof_mid_frame() || self.mid_exchange() {
+                            Error::Truncated
+                        } else {
+                            Error::Closed
+                        };
+                        self.conn.fail_quietly(err);
+                        continue;
+                    }
+                    return None;
+                }
+                Err(e) => {
+                    self.conn.fail(e);
+                    continue;
+                }
+            };
+            let step = match incoming {
+                Incoming::Hello => self.on_hello(),
+                Incoming::Frame(kind, range) => self.on_frame(kind, range),
+            };
+            match step {
+                Ok(Step::Nothing) => continue,
+                Ok(Step::Event(e)) => return Some(e),
+                Ok(Step::Data(r)) => return Some(Event::Data(self.conn.payload(r))),
+                Ok(Step::Output(stream, r)) => {
+                    return Some(Event::Output {
+                        stream,
+                        data: self.conn.payload(r),
+                    })
+                }
+                Err(e) if e == Error::Closed => continue,
+                Err(e) => {
+                    self.conn.fail(e);
+                    continue;
+                }
+            }
+        }
+    }
+
+    fn closed_event(&mut self) -> Option<Event<'static>> {
+        let e = self.conn.take_close()?;
+        self.state = State::Closed;
+        Some(Event::Closed(e))
+    }
+
+    fn mid_exchange(&self) -> bool {
+        !matches!(self.state, State::Idle | State::LoggedOut)
+    }
+
+    // ---- commands: each queues a request and returns at once ----
+
+    /// Logs in with SCRAM-SHA-256. `random` is 8–32 fresh random bytes for
+    /// the client nonce.
+    pub fn login(&mut self, user: &str, password: &str, random: &[u8]) -> Result<(), Error> {
+        self.expect_state(matches!(self.state, State::LoggedOut))?;
+        let nonce = nonce_from_random(random)?;
+        let (scram, first) = ScramClient::start(user, password, &nonce)?;
+        self.conn.send_msg(&Message::ClientFirst(first))?;
+        self.state = State::Scram(scram, false);
+        Ok(())
+    }
+
+    /// Logs in anonymously (the server must allow it).
+    pub fn login_anonymous(&mut self) -> Result<(), Error> {
+        self.expect_state(matches!(self.state, State::LoggedOut))?;
+        self.conn.send_msg(&Message::Anonymous)?;
+        self.state = State::Anonymous;
+        Ok(())
+    }
+
+    /// Echoes `text` (upper-cased by the server if `upper`).
+    pub fn echo(&mut self, text: &str, upper: bool) -> Result<(), Error> {
+        let text = bounded(text, Error::TooLarge)?;
+        self.request(Message::Echo { text, upper }, Pending::Echo)
+    }
+
+    /// Downloads `path`: an [`Event::Offer`] follows.
+    pub fn get(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path(path)?;
+        self.request(Message::Request(Request::Get { path }), Pending::Get)
+    }
+
+    /// Uploads `size` bytes to `path`: [`Event::Accepted`] follows.
+    pub fn put(&mut self, path: &str, size: u64, overwrite: Overwrite, resume: bool) -> Result<(), Error> {
+        let path = to_path(path)?;
+        let req = Request::Put {
+            path,
+            size,
+            overwrite,
+            resume,
+        };
+        self.request(Message::Request(req), Pending::Put { size })
+    }
+
+    /// Lists a directory: [`Event::Entry`] per item, then [`Event::ListEnd`].
+    pub fn list(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path_or_empty(path)?;
+        self.request(Message::Request(Request::List { path }), Pending::List)
+    }
+
+    /// Describes one path: one [`Event::Entry`].
+    pub fn stat(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path(path)?;
+        self.request(Message::Request(Request::Stat { path }), Pending::Stat)
+    }
+
+    /// Changes the session's directory: [`Event::Cwd`] with the new one.
+    pub fn cd(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path_or_empty(path)?;
+        self.request(Message::Request(Request::Cd { path }), Pending::Cwd)
+    }
+
+    /// Asks for the session's directory: [`Event::Cwd`].
+    pub fn pwd(&mut self) -> Result<(), Error> {
+        self.request(Message::Request(Request::Pwd), Pending::Cwd)
+    }
+
+    /// Creates a directory: [`Event::Done`].
+    pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path(path)?;
+        self.request(Message::Request(Request::Mkdir { path }), Pending::Simple)
+    }
+
+    /// Removes a file or empty directory: [`Event::Done`].
+    pub fn remove(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path(path)?;
+        self.request(Message::Request(Request::Remove { path }), Pending::Simple)
+    }
+
+    /// Renames `from` to `to`: [`Event::Done`].
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        let req = Request::Rename {
+            from: to_path(from)?,
+            to: to_path(to)?,
+        };
+        self.request(Message::Request(req), Pending::Simple)
+    }
+
+    /// Runs a command: [`Event::Output`]s, then [`Event::ExecEnd`].
+    pub fn exec(&mut self, command: &str) -> Result<(), Error> {
+        if command.trim().is_empty() {
+            return Err(Error::BadUsage);
+        }
+        let command = bounded(command, Error::TooLarge)?;
+        self.request(
+            Message::Request(Request::Exec { command }),
+            Pending::Exec { output: false },
+        )
+    }
+
+    fn request(&mut self, msg: Message, pending: Pending) -> Result<(), Error> {
+        self.expect_state(matches!(self.state, State::Idle))?;
+        self.conn.send_msg(&msg)?;
+        self.state = State::Await(pending);
+        Ok(())
+    }
+
+    fn expect_state(&self, ok: bool) -> Result<(), Error> {
+        if let Some(_e) = self.conn.closed {
+            return Err(Error::Closed);
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadUsage)
+        }
+    }
+
+    // ---- get: receiving ----
+
+    /// Answers an [`Event::Offer`]: send the body from `offset` (bytes the
+    /// caller already holds; feed them with [`Self::feed_prefix`] before
+    /// polling further events so the MD5 covers the whole file).
+    pub fn accept(&mut self, offset: u64) -> Result<(), Error> {
+        let State::Offered { size } = self.state else {
+            return Err(Error::BadUsage);
+        };
+        if offset > size {
+            return Err(Error::BadOffset);
+        }
+        self.conn.send_msg(&Message::Accept { offset, name: None })?;
+        self.state = State::Receiving(Transfer::new(size, offset));
+        Ok(())
+    }
+
+    /// Refuses an [`Event::Offer`] (e.g. the local file exists): the server
+    /// sends no body and the session goes on.
+    pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
+        self.expect_state(matches!(self.state, State::Offered { .. }))?;
+        self.conn.send_msg(&Message::Error { code: err.code() })?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// Cancels a transfer in progress (a local write failed, the user
+    /// pressed ^C): the peer is told `err`, the session goes on, and no file
+    /// is marked verified.
+    pub fn cancel(&mut self, err: Error) -> Result<(), Error> {
+        match self.state {
+            State::Receiving(_) => {
+                self.conn.send_msg(&Message::Error { code: err.code() })?;
+                self.state = State::Discarding;
+            }
+            State::Sending(_) => {
+                // The error follows every body frame sent, so it also marks
+                // the body's end for the server; it sends nothing back.
+                self.conn.send_msg(&Message::Error { code: err.code() })?;
+                self.state = State::Idle;
+            }
+            _ => return Err(Error::BadUsage),
+        }
+        Ok(())
+    }
+
+    /// Adds bytes `0..offset` the caller already holds to the digest, in
+    /// order, before the body (get after `accept`, put after `Accepted`).
+    pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(), Error> {
+        match &mut self.state {
+            State::Receiving(t) => t.feed_prefix(data),
+            State::Sending(t) => {
+                t.feed_prefix(data)?;
+                self.after_send(false).map(|_| ())
+            }
+            _ => Err(Error::BadUsage),
+        }
+    }
+
+    // ---- put: sending ----
+
+    /// Space for the next body chunk, in the output buffer (empty when the
+    /// buffer is full: transmit first). Write into it, then
+    /// [`Self::commit_send`].
+    pub fn send_buffer(&mut self) -> &mut [u8] {
+        match &mut self.state {
+            State::Sending(t) => Sender {
+                conn: &mut self.conn,
+                transfer: t,
+            }
+            .buffer(),
+            _ => &mut [],
+        }
+    }
+
+    /// Sends `n` bytes written into [`Self::send_buffer`]. After the last
+    /// byte the MD5 trailer is queued by itself.
+    pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
+        let State::Sending(t) = &mut self.state else {
+            return Err(Error::BadUsage);
+        };
+        let done = Sender {
+            conn: &mut self.conn,
+            transfer: t,
+        }
+        .commit(n)?;
+        self.after_send(done).map(|_| ())
+    }
+
+    /// Sends from `data` (copying); returns how many bytes were taken.
+    pub fn send_body(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let State::Sending(t) = &mut self.state else {
+            return Err(Error::BadUsage);
+        };
+        let (n, done) = Sender {
+            conn: &mut self.conn,
+            transfer: t,
+        }
+        .send(data)?;
+        self.after_send(done)?;
+        Ok(n)
+    }
+
+    fn after_send(&mut self, trailer_sent: bool) -> Result<bool, Error> {
+        let mut done = trailer_sent;
+        if !done {
+            if let State::Sending(t) = &mut self.state {
+                done = Sender {
+                    conn: &mut self.conn,
+                    transfer: t,
+                }
+                .finish_if_complete()?;
+            }
+        }
+        if done {
+            self.state = State::AwaitDone;
+        }
+        Ok(done)
+    }
+
+    // ---- frame handling ----
+
+    fn on_hello(&mut self) -> Result<Step, Error> {
+        if !matches!(self.state, State::Handshake) {
+            return Err(Error::UnexpectedFrame);
+        }
+        self.state = State::LoggedOut;
+        let n = self.conn.negotiated.ok_or(Error::Internal)?;
+        Ok(Step::Event(Event::Connected(n)))
+    }
+
+    fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
+        match kind {
+            FrameKind::Msg => {
+                let msg = decode_message(self.conn.payload(range))?;
+                self.on_message(msg)
+            }
+            FrameKind::Data => match &mut self.state {
+                State::Receiving(t) => {
+                    t.body(self.conn.payload(range.clone()))?;
+                    Ok(Step::Data(range))
+                }
+                State::Discarding => Ok(Step::Nothing),
+                _ => Err(Error::UnexpectedFrame),
+            },
+            FrameKind::Stdout | FrameKind::Stderr => {
+                let State::Await(Pending::Exec { output }) = &mut self.state else {
+                    return Err(Error::UnexpectedFrame);
+                };
+                *output = true;
+                let stream = if kind == FrameKind::Stdout {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                };
+                Ok(Step::Output(stream, range))
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
+        if let Message::Error { code } = msg {
+            return self.on_error(Error::from_code(code));
+        }
+        let state = core::mem::replace(&mut self.state, State::Idle);
+        let (state, event) = match (state, msg) {
+            (State::Scram(mut scram, false), Message::ServerFirst(text)) => {
+                let last = scram.server_first(&text)?;
+                self.conn.send_msg(&Message::ClientFinal(last))?;
+                (State::Scram(scram, true), None)
+            }
+            (State::Scram(scram, true), Message::ServerFinal(text)) => {
+                scram.server_final(&text)?;
+                self.conn.phase = Phase::Session;
+                (State::Idle, Some(Event::LoggedIn))
+            }
+            (State::Anonymous, Message::LoginOk) => {
+                self.conn.phase = Phase::Session;
+                (State::Idle, Some(Event::LoggedIn))
+            }
+            (State::Await(Pending::Echo), Message::EchoReply(t)) => (State::Idle, Some(Event::Echo(t))),
+            (State::Await(Pending::Simple), Message::Ok) => (State::Idle, Some(Event::Done)),
+            (State::Await(Pending::Cwd), Message::Cwd(p)) => (State::Idle, Some(Event::Cwd(p))),
+            (State::Await(Pending::Stat), Message::Entry(e)) => (State::Idle, Some(Event::Entry(e))),
+            (State::Await(Pending::List), Message::Entry(e)) => {
+                (State::Await(Pending::List), Some(Event::Entry(e)))
+            }
+            (State::Await(Pending::List), Message::ListEnd { .. }) => (State::Idle, Some(Event::ListEnd)),
+            (State::Await(Pending::Get), Message::Offer { size }) => {
+                (State::Offered { size }, Some(Event::Offer { size }))
+            }
+            (State::Await(Pending::Put { size }), Message::Accept { offset, name }) => {
+                if offset > size {
+                    return Err(Error::BadOffset);
+                }
+                self.state = State::Sending(Transfer::new(size, offset));
+                // An empty file (or a complete resume) needs no body.
+                if offset == 0 {
+                    self.after_send(false)?;
+                }
+                return Ok(Step::Event(Event::Accepted { offset, name }));
+            }
+            (State::AwaitDone, Message::Done { verified }) => {
+                (State::Idle, Some(Event::TransferEnd { verified }))
+            }
+            (State::Receiving(t), Message::Trailer { md5 }) => {
+                let verified = t.check_trailer(&md5)?;
+                self.conn.send_msg(&Message::Done { verified })?;
+                (State::Idle, Some(Event::TransferEnd { verified }))
+            }
+            (State::Discarding, Message::Trailer { .. }) => (State::Idle, None),
+            (State::Await(Pending::Exec { output }), Message::ExecEnd { status, no_output }) => {
+                // Trust what we saw, not only what the server says.
+                let no_output = no_output && !output;
+                (State::Idle, Some(Event::ExecEnd { status, no_output }))
+            }
+            _ => return Err(Error::UnexpectedFrame),
+        };
+        self.state = state;
+        Ok(event.map_or(Step::Nothing, Step::Event))
+    }
+
+    fn on_error(&mut self, err: Error) -> Result<Step, Error> {
+        if err.is_fatal() {
+            self.conn.fail_quietly(err);
+            return Err(Error::Closed);
+        }
+        let state = core::mem::replace(&mut self.state, State::Idle);
+        match state {
+            State::Scram(..) | State::Anonymous => {
+                self.state = State::LoggedOut;
+                Ok(Step::Event(Event::LoginFailed(err)))
+            }
+            State::Await(_) | State::AwaitDone | State::Receiving(_) => Ok(Step::Event(Event::Failed(err))),
+            State::Sending(_) => {
+                // The server gave up mid-body; end the body so it can resync.
+                self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;
+                Ok(Step::Event(Event::Failed(err)))
+            }
+            other => {
+                self.state = other;
+                Err(Error::UnexpectedFrame)
+            }
+        }
+    }
+}
+
+fn to_path(p: &str) -> Result<Path, Error> {
+    if p.is_empty() {
+        return Err(Error::InvalidPath);
+    }
+    to_path_or_empty(p)
+}
+
+fn to_path_or_empty(p: &str) -> Result<Path, Error> {
+    if p.contains('\0') {
+        return Err(Error::InvalidPath);
+    }
+    bounded(p, Error::InvalidPath)
+}

@@ -1,0 +1,62 @@
+//! Tunables a driver sets when it creates a [`Client`](crate::Client) or
+//! [`Server`](crate::Server).
+
+use core::time::Duration;
+
+/// Settings shared by both roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Body chunk size this side prefers; the effective size is the minimum
+    /// of both sides' preferences and of the peer's largest frame.
+    pub chunk_size: u32,
+    /// Time allowed for the peer's hello to arrive.
+    pub handshake_timeout: Duration,
+    /// Time allowed from start until login completes.
+    pub login_timeout: Duration,
+    /// Close a logged-in session that has neither received nor sent anything
+    /// for this long; `None` never does.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            chunk_size: 64 * 1024,
+            handshake_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// Server-only settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Settings shared with the client role.
+    pub conn: Config,
+    /// Accept anonymous logins.
+    pub allow_anonymous: bool,
+    /// Advertise that `exec` is enabled (the driver still decides each one).
+    pub allow_exec: bool,
+    /// Advertise that writes are refused (the driver still enforces it).
+    pub read_only: bool,
+    /// Failed logins after which the connection is closed.
+    pub max_login_failures: u8,
+    /// A random secret from the driver, so the stand-in salt given for an
+    /// unknown user is stable per name and unguessable: the exchange looks
+    /// the same whether or not the user exists.
+    pub secret: [u8; 32],
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            conn: Config::default(),
+            allow_anonymous: false,
+            allow_exec: false,
+            read_only: false,
+            max_login_failures: 3,
+            secret: [0; 32],
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! What both roles share: the caller-owned buffers, the hello, frame
+//! splitting, deadlines and closing. [`Client`](crate::Client) and
+//! [`Server`](crate::Server) add their own state on top.
+
+use core::ops::Range;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN, VERSION};
+use crate::message::{Message, MIN_FRAME};
+use crate::time::Instant;
+
+/// Storage a connection can use as its input or output buffer: an array,
+/// a `&mut [u8]`, a `Vec<u8>` or a `Box<[u8]>`.
+pub trait Buffer: AsRef<[u8]> + AsMut<[u8]> {}
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Buffer for T {}
+
+/// The smallest input buffer: one frame of [`MIN_FRAME`] bytes.
+pub const MIN_INPUT_BUFFER: usize = HEADER_LEN + MIN_FRAME as usize;
+/// The smallest output buffer: the hello and one frame of [`MIN_FRAME`] bytes.
+pub const MIN_OUTPUT_BUFFER: usize = HELLO_LEN + HEADER_LEN + MIN_FRAME as usize;
+
+/// Which deadline applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Handshake,
+    Login,
+    Session,
+}
+
+/// One unit of input.
+pub(crate) enum Incoming {
+    Hello,
+    Frame(FrameKind, Range<usize>),
+}
+
+/// Sizes both sides agreed on in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The peer's hello flags.
+    pub peer_flags: u16,
+    /// Largest frame payload this side may send.
+    pub max_frame: u32,
+    /// Body chunk size both sides use.
+    pub chunk: u32,
+}
+
+pub(crate) struct Conn<B> {
+    inbuf: B,
+    in_start: usize,
+    in_end: usize,
+    /// Bytes of the last frame handed out; dropped at the next call, so an
+    /// event can borrow them until then.
+    release: usize,
+    outbuf: B,
+    out_start: usize,
+    out_end: usize,
+    pub config: Config,
+    local: Hello,
+    pub negotiated: Option<Negotiated>,
+    pub phase: Phase,
+    start: Instant,
+    last_activity: Instant,
+    pub closed: Option<Error>,
+    close_reported: bool,
+    eof: bool,
+}
+
+impl<B: Buffer> Conn<B> {
+    pub fn new(now: Instant, config: Config, flags: u16, inbuf: B, outbuf: B) -> Result<Self, Error> {
+        let in_len = inbuf.as_ref().len();
+        let out_len = outbuf.as_ref().len();
+        if in_len < MIN_INPUT_BUFFER || out_len < MIN_OUTPUT_BUFFER || config.chunk_size == 0 {
+            return Err(Error::BadUsage);
+        }
+        let max_frame = u32::try_from(in_len - HEADER_LEN).unwrap_or(u32::MAX);
+        let out_room = u32::try_from(out_len - HEADER_LEN).unwrap_or(u32::MAX);
+        let local = Hello {
+            version: VERSION,
+            flags,
+            max_frame,
+            chunk: config.chunk_size.min(max_frame).min(out_room),
+        };
+        let mut conn = Conn {
+            inbuf,
+            in_start: 0,
+            in_end: 0,
+            release: 0,
+            outbuf,
+            out_start: 0,
+            out_end: 0,
+            config,
+            local,
+            negotiated: None,
+            phase: Phase::Handshake,
+            start: now,
+            last_activity: now,
+            closed: None,
+            close_reported: false,
+            eof: false,
+        };
+        conn.outbuf.as_mut()[..HELLO_LEN].copy_from_slice(&local.encode());
+        conn.out_end = HELLO_LEN;
+        Ok(conn)
+    }
+
+    fn apply_release(&mut self) {
+        self.in_start += self.release;
+        self.release = 0;
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+        }
+    }
+
+    /// Copies as much of `data` as fits into the input buffer.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
+        if let Some(e) = self.closed {
+            return Err(e);
+        }
+        let room = self.input_buf();
+        let n = room.len().min(data.len());
+        room[..n].copy_from_slice(&data[..n]);
+        self.input_filled(now, n);
+        Ok(n)
+    }
+
+    /// Free space at the end of the input buffer, for reading straight into.
+    pub fn input_buf(&mut self) -> &mut [u8] {
+        self.apply_release();
+        let cap = self.inbuf.as_ref().len();
+        if self.in_start > 0 && self.in_end == cap {
+            self.inbuf.as_mut().copy_within(self.in_start..self.in_end, 0);
+            self.in_end -= self.in_start;
+            self.in_start = 0;
+        }
+        let end = self.in_end;
+        &mut self.inbuf.as_mut()[end..]
+    }
+
+    /// Marks `n` bytes written into [`Self::input_buf`] as received.
+    pub fn input_filled(&mut self, now: Instant, n: usize) {
+        let cap = self.inbuf.as_ref().len();
+        self.in_end = (self.in_end + n).min(cap);
+        if n > 0 {
+            self.touch(now);
+        }
+    }
+
+    /// The peer closed its side of the stream.
+    pub fn set_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Whether the peer closed its side while bytes of an incomplete frame
+    /// (or of the hello) are still buffered.
+    pub fn eof_mid_frame(&self) -> bool {
+        self.eof && self.in_end - self.in_start > self.release
+    }
+
+    pub fn eof(&self) -> bool {
+        self.eof
+    }
+
+    /// The next hello or complete frame in the input buffer.
+    pub fn next_frame(&mut self) -> Result<Option<Incoming>, Error> {
+        self.apply_release();
+        let avail = &self.inbuf.as_ref()[self.in_start..self.in_end];
+        if self.negotiated.is_none() {
+            let Some(bytes) = avail.get(..HELLO_LEN) else {
+                // Check the magic early so a stray client fails fast.
+                let n = avail.len().min(4);
+                if avail[..n] != frame::MAGIC[..n] {
+                    return Err(Error::BadMagic);
+                }
+                return Ok(None);
+            };
+            let bytes: &[u8; HELLO_LEN] = bytes.try_into().map_err(|_| Error::Internal)?;
+            let hello = Hello::decode(bytes)?;
+            self.release = HELLO_LEN;
+            let max_frame = hello.max_frame.min(self.local.max_frame);
+            let out_room = self.outbuf.as_ref().len() - HEADER_LEN;
+            let max_frame = max_frame.min(u32::try_from(out_room).unwrap_or(u32::MAX));
+            let chunk = hello.chunk.min(self.local.chunk).min(max_frame);
+            self.negotiated = Some(Negotiated {
+                peer_flags: hello.flags,
+                max_frame,
+                chunk,
+            });
+            if self.phase == Phase::Handshake {
+                self.phase = Phase::Login;
+            }
+            return Ok(Some(Incoming::Hello));
+        }
+        let Some(head) = avail.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
+        let head: &[u8; HEADER_LEN] = head.try_into().map_err(|_| Error::Internal)?;
+        let (kind, len) = frame::read_header(head, self.local.max_frame)?;
+        let total = HEADER_LEN + len as usize;
+        if avail.len() < total {
+            return Ok(None);
+        }
+        self.release = total;
+        let start = self.in_start + HEADER_LEN;
+        Ok(Some(Incoming::Frame(kind, start..start + len as usize)))
+    }
+
+    pub fn payload(&self, range: Range<usize>) -> &[u8] {
+        self.inbuf.as_ref().get(range).unwrap_or(&[])
+    }
+
+    pub fn chunk(&self) -> usize {
+        self.negotiated.map_or(0, |n| n.chunk as usize)
+    }
+
+    fn max_out(&self) -> usize {
+        self.negotiated.map_or(MIN_FRAME, |n| n.max_frame) as usize
+    }
+
+    /// Free space at the end of the output buffer, compacting first.
+    fn out_room(&mut self) -> usize {
+        let cap = self.outbuf.as_ref().len();
+        if self.out_start > 0 {
+            self.outbuf.as_mut().copy_within(self.out_start..self.out_end, 0);
+            self.out_end -= self.out_start;
+            self.out_start = 0;
+        }
+        cap - self.out_end
+    }
+
+    /// Whether a whole control message surely fits in the output buffer.
+    pub fn can_send_msg(&mut self) -> bool {
+        self.out_room() >= HEADER_LEN + MIN_FRAME as usize
+    }
+
+    /// Queues a control message.
+    pub fn send_msg(&mut self, msg: &Message) -> Result<(), Error> {
+        if self.closed.is_some() {
+            return Err(Error::Closed);
+        }
+        self.out_room();
+        let max = HEADER_LEN + self.max_out();
+        let end = self.out_end;
+        let out = &mut self.outbuf.as_mut()[end..];
+        let limit = out.len().min(max);
+        let n = frame::encode_message(msg, &mut out[..limit])?;
+        self.out_end += n;
+        Ok(())
+    }
+
+    /// Space for the payload of one data frame of at most `max` bytes,
+    /// leaving `reserve` bytes free behind it.
+    pub fn frame_buf(&mut self, max: usize, reserve: usize) -> &mut [u8] {
+        let room = self.out_room().saturating_sub(HEADER_LEN + reserve);
+        let n = room.min(max).min(self.chunk());
+        let start = self.out_end + HEADER_LEN;
+        &mut self.outbuf.as_mut()[start..start + n]
+    }
+
+    /// The first `n` bytes written into [`Self::frame_buf`] (no compaction
+    /// happens between the two calls).
+    pub fn written_frame(&self, n: usize) -> &[u8] {
+        let start = self.out_end + HEADER_LEN;
+        self.outbuf.as_ref().get(start..start + n).unwrap_or(&[])
+    }
+
+    /// Frames `n` bytes written into [`Self::frame_buf`].
+    pub fn commit_frame(&mut self, kind: FrameKind, n: usize) -> Result<(), Error> {
+        let cap = self.outbuf.as_ref().len();
+        if n > self.chunk() || self.out_end + HEADER_LEN + n > cap {
+            return Err(Error::BadUsage);
+        }
+        let end = self.out_end;
+        let head: &mut [u8; HEADER_LEN] = (&mut self.outbuf.as_mut()[end..end + HEADER_LEN])
+            .try_into()
+            .map_err(|_| Error::Internal)?;
+        frame::write_header(head, kind, n as u32);
+        self.out_end += HEADER_LEN + n;
+        Ok(())
+    }
+
+    /// Copies up to one chunk of `data` into a frame; returns how much.
+    pub fn send_frame(&mut self, kind: FrameKind, data: &[u8]) -> Result<usize, Error> {
+        let buf = self.frame_buf(data.len(), 0);
+        let n = buf.len();
+        if n == 0 && !data.is_empty() {
+            return Err(Error::BufferFull);
+        }
+        buf.copy_from_slice(&data[..n]);
+        self.commit_frame(kind, n)?;
+        Ok(n)
+    }
+
+    pub fn touch(&mut self, now: Instant) {
+        self.last_activity = self.last_activity.max(now);
+    }
+
+    pub fn transmit_buf(&self) -> &[u8] {
+        &self.outbuf.as_ref()[self.out_start..self.out_end]
+    }
+
+    pub fn transmit_done(&mut self, n: usize) {
+        // No reset to zero here: a frame may be half-written behind
+        // `out_end`; compaction happens only when room is asked for.
+        self.out_start = (self.out_start + n).min(self.out_end);
+    }
+
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let pending = self.transmit_buf();
+        if pending.is_empty() || buf.is_empty() {
+            return None;
+        }
+        let n = pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&pending[..n]);
+        self.transmit_done(n);
+        Some(n)
+    }
+
+    pub fn has_output(&self) -> bool {
+        self.out_end > self.out_start
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        match self.phase {
+            Phase::Handshake => Some(self.start + self.config.handshake_timeout),
+            Phase::Login => Some(self.start + self.config.login_timeout),
+            Phase::Session => self.config.idle_timeout.map(|d| self.last_activity + d),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline().is_some_and(|d| now >= d) {
+            self.fail(Error::Timeout);
+        }
+    }
+
+    /// Closes the connection because of `err`, telling the peer if there is
+    /// room. Input still buffered is dropped.
+    pub fn fail(&mut self, err: Error) {
+        if self.closed.is_some() {
+            return;
+        }
+        // Best effort: the peer may never read it.
+        let _ = self.send_msg(&Message::Error { code: err.code() });
+        self.closed = Some(err);
+        self.in_start = 0;
+        self.in_end = 0;
+        self.release = 0;
+    }
+
+    /// Closes because the peer reported a fatal error: nothing is sent back.
+    pub fn fail_quietly(&mut self, err: Error) {
+        if self.closed.is_none() {
+            self.closed = Some(err);
+            self.in_start = 0;
+            self.in_end = 0;
+            self.release = 0;
+        }
+    }
+
+    /// The close error, once, for the `Closed` event.
+    pub fn take_close(&mut self) -> Option<Error> {
+        match self.closed {
+            Some(e) if !self.close_reported => {
+                self.close_reported = true;
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+
+    /// Closed and every queued byte handed to the driver.
+    pub fn is_drained_and_closed(&self) -> bool {
+        self.closed.is_some() && !self.has_output()
+    }
+}

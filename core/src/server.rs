@@ -1,0 +1,662 @@
+//! The server state machine: handshake, login checks, and the protocol side
+//! of every request. The driver owns files and processes: it answers each
+//! [`Event::Request`] with one of the reply methods.
+
+use crate::auth::{self, parse_client_first, ClientFirst, ScramServer, Verifier};
+use crate::config::ServerConfig;
+use crate::conn::{Buffer, Conn, Incoming, Negotiated, Phase};
+use crate::error::Error;
+use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
+use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
+use crate::time::Instant;
+use crate::transfer::{Sender, Transfer};
+
+/// What a [`Server`] reports to its driver.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Event<'a> {
+    /// The client's hello arrived.
+    Connected(Negotiated),
+    /// A SCRAM login for `user`: answer with [`Server::login_verifier`]
+    /// (`None` for an unknown user; the exchange then fails the same way a
+    /// wrong password does).
+    LoginRequest {
+        /// The user name.
+        user: User,
+    },
+    /// Login succeeded; `None` for anonymous.
+    LoggedIn {
+        /// Who logged in.
+        user: Option<User>,
+    },
+    /// A login failed; `failures` counts them on this connection.
+    LoginFailed {
+        /// Who tried (`None` for anonymous).
+        user: Option<User>,
+        /// Why.
+        error: Error,
+        /// Failures so far on this connection.
+        failures: u8,
+    },
+    /// A request: answer with the matching reply method or [`Server::refuse`].
+    Request(Request),
+    /// get: the client accepted the offer; feed the prefix if `offset > 0`,
+    /// then send the body from `offset`.
+    SendBody {
+        /// Resume offset.
+        offset: u64,
+    },
+    /// put: body bytes, borrowed from the input buffer.
+    Data(&'a [u8]),
+    /// put: the body is complete. If `verified`, store the file and answer
+    /// [`Server::finish_put`] (or [`Server::refuse`]); if not, the client has
+    /// been told of the mismatch: discard what was received.
+    PutEnd {
+        /// MD5 matched.
+        verified: bool,
+    },
+    /// get: the client received everything and checked the MD5.
+    GetEnd {
+        /// MD5 matched on the client.
+        verified: bool,
+    },
+    /// The client cancelled the transfer in progress; discard partial state
+    /// (or keep it for a resume).
+    Cancelled(Error),
+    /// The connection is over; transmit what is left, then close the socket.
+    Closed(Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Get,
+    Put { size: u64 },
+    List,
+    Stat,
+    Cwd,
+    Simple,
+    Exec,
+}
+
+enum State {
+    Handshake,
+    LoggedOut,
+    Lookup(ClientFirst, ScramText),
+    Scram(ScramServer, User),
+    Idle,
+    Request(Kind),
+    Listing(u32),
+    Offered(u64),
+    Sending(Transfer),
+    AwaitDone,
+    Receiving(Transfer),
+    Storing,
+    Discarding,
+    Exec(bool),
+    Closed,
+}
+
+enum Step {
+    Nothing,
+    Event(Event<'static>),
+    Data(core::ops::Range<usize>),
+}
+
+/// A Ferry server connection, sans-IO: one per client.
+pub struct Server<B> {
+    conn: Conn<B>,
+    state: State,
+    config: ServerConfig,
+    failures: u8,
+}
+
+impl<B: Buffer> Server<B> {
+    /// A server connection; its hello goes out at the first transmit.
+    pub fn new(now: Instant, config: ServerConfig, inbuf: B, outbuf: B) -> Result<Self, Error> {
+        let mut flags = 0;
+        if config.allow_anonymous {
+            flags |= FLAG_ANONYMOUS;
+        }
+        if config.allow_exec {
+            flags |= FLAG_EXEC;
+        }
+        if config.read_only {
+            flags |= FLAG_READ_ONLY;
+        }
+        Ok(Server {
+            conn: Conn::new(now, config.conn, flags, inbuf, outbuf)?,
+            state: State::Handshake,
+            config,
+            failures: 0,
+        })
+    }
+
+    /// A connection that only tells the client the server is full, then
+    /// closes: for the session over the limit.
+    pub fn new_busy(now: Instant, config: ServerConfig, inbuf: B, outbuf: B) -> Result<Self, Error> {
+        let mut s = Self::new(now, config, inbuf, outbuf)?;
+        s.conn.fail(Error::Busy);
+        Ok(s)
+    }
+
+    // ---- getters ----
+
+    /// Sizes agreed in the handshake.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.conn.negotiated
+    }
+
+    /// Whether the connection is over and everything queued was transmitted.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_drained_and_closed()
+    }
+
+    /// Body bytes still to send (get) or receive (put).
+    pub fn remaining(&self) -> u64 {
+        match &self.state {
+            State::Receiving(t) | State::Sending(t) => t.remaining(),
+            _ => 0,
+        }
+    }
+
+    // ---- inputs ----
+
+    /// Feeds bytes from the client; returns how many were taken.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
+        self.conn.handle_input(now, data)
+    }
+
+    /// Free space in the input buffer to read the socket straight into.
+    pub fn input_buf(&mut self) -> &mut [u8] {
+        self.conn.input_buf()
+    }
+
+    /// Marks `n` bytes read into [`Self::input_buf`] as received.
+    pub fn input_filled(&mut self, now: Instant, n: usize) {
+        self.conn.input_filled(now, n);
+    }
+
+    /// The client closed the stream.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        self.conn.set_eof();
+    }
+
+    /// Checks deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.conn.handle_timeout(now);
+    }
+
+    // ---- outputs ----
+
+    /// Copies queued bytes for the client into `buf`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.conn.poll_transmit(buf)
+    }
+
+    /// The queued bytes, to write without a copy.
+    pub fn transmit_buf(&self) -> &[u8] {
+        self.conn.transmit_buf()
+    }
+
+    /// Drops `n` bytes written from [`Self::transmit_buf`].
+    pub fn transmit_done(&mut self, n: usize) {
+        self.conn.transmit_done(n);
+    }
+
+    /// The next deadline, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.deadline()
+    }
+
+    /// The next event, if the buffered input completes one. Returns `None`
+    /// while a reply the driver owes is pending output room: transmit, then
+    /// poll again.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if matches!(self.state, State::Closed) {
+            return None;
+        }
+        loop {
+            if self.conn.closed.is_some() {
+                let e = self.conn.take_close()?;
+                self.state = State::Closed;
+                return Some(Event::Closed(e));
+            }
+            // Backpressure: a request may need an answer, so only take one
+            // when an answer surely fits.
+            if !self.conn.can_send_msg() {
+                return None;
+            }
+            let incoming = match self.conn.next_frame() {
+                Ok(Some(i)) => i,
+                Ok(None) => {
+                    if self.conn.eof() {
+                        let mid = self.conn.eof_mid_frame()
+                            || !matches!(self.state, State::Idle | State::LoggedOut);
+                        self.conn.fail_quietly(if mid { Error::Truncated } else { Error::Closed });
+                        continue;
+                    }
+                    return None;
+                }
+                Err(e) => {
+                    self.conn.fail(e);
+                    continue;
+                }
+            };
+            let step = match incoming {
+                Incoming::Hello => self.on_hello(),
+                Incoming::Frame(kind, range) => self.on_frame(kind, range),
+            };
+            match step {
+                Ok(Step::Nothing) => continue,
+                Ok(Step::Event(e)) => return Some(e),
+                Ok(Step::Data(r)) => return Some(Event::Data(self.conn.payload(r))),
+                Err(Error::Closed) => continue,
+                Err(e) => {
+                    self.conn.fail(e);
+                    continue;
+                }
+            }
+        }
+    }
+
+    // ---- replies ----
+
+    /// Answers [`Event::LoginRequest`]: the user's verifier, or `None` if
+    /// there is no such user. `random` is 8–32 fresh random bytes for the
+    /// server nonce.
+    pub fn login_verifier(&mut self, verifier: Option<&Verifier>, random: &[u8]) -> Result<(), Error> {
+        let State::Lookup(first, raw) = &self.state else {
+            return Err(Error::BadUsage);
+        };
+        let nonce = auth::nonce_from_random(random)?;
+        let fake = auth::fake_salt(&self.config.secret, &first.user);
+        let (scram, server_first) = ScramServer::start(first, raw, verifier, &fake, &nonce)?;
+        let user = first.user.clone();
+        self.conn.send_msg(&Message::ServerFirst(server_first))?;
+        self.state = State::Scram(scram, user);
+        Ok(())
+    }
+
+    /// Refuses the pending request (or a put whose body arrived but cannot
+    /// be stored) with a typed error; the session goes on.
+    pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
+        match self.state {
+            State::Request(_) | State::Listing(_) | State::Storing => {}
+            _ => return Err(Error::BadUsage),
+        }
+        self.conn.send_msg(&Message::Error { code: err.code() })?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// mkdir, remove, rename succeeded.
+    pub fn reply_ok(&mut self) -> Result<(), Error> {
+        self.reply(Kind::Simple, &Message::Ok)
+    }
+
+    /// cd or pwd: the session's directory.
+    pub fn reply_cwd(&mut self, path: &str) -> Result<(), Error> {
+        let path: Path = bounded(path, Error::InvalidPath)?;
+        self.reply(Kind::Cwd, &Message::Cwd(path))
+    }
+
+    /// stat: the entry.
+    pub fn reply_entry(&mut self, entry: &Entry) -> Result<(), Error> {
+        self.reply(Kind::Stat, &Message::Entry(entry.clone()))
+    }
+
+    fn reply(&mut self, kind: Kind, msg: &Message) -> Result<(), Error> {
+        if !matches!(self.state, State::Request(k) if k == kind) {
+            return Err(Error::BadUsage);
+        }
+        self.conn.send_msg(msg)?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// list: one entry. `BufferFull` means transmit, then call again.
+    pub fn list_entry(&mut self, entry: &Entry) -> Result<(), Error> {
+        let count = match self.state {
+            State::Request(Kind::List) => 0,
+            State::Listing(n) => n,
+            _ => return Err(Error::BadUsage),
+        };
+        if !self.conn.can_send_msg() {
+            return Err(Error::BufferFull);
+        }
+        self.conn.send_msg(&Message::Entry(entry.clone()))?;
+        self.state = State::Listing(count.saturating_add(1));
+        Ok(())
+    }
+
+    /// list: no more entries.
+    pub fn list_end(&mut self) -> Result<(), Error> {
+        let count = match self.state {
+            State::Request(Kind::List) => 0,
+            State::Listing(n) => n,
+            _ => return Err(Error::BadUsage),
+        };
+        self.conn.send_msg(&Message::ListEnd { count })?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// get: announce the file's exact size; the client answers with a
+    /// resume offset ([`Event::SendBody`]) or a refusal.
+    pub fn offer(&mut self, size: u64) -> Result<(), Error> {
+        if !matches!(self.state, State::Request(Kind::Get)) {
+            return Err(Error::BadUsage);
+        }
+        self.conn.send_msg(&Message::Offer { size })?;
+        self.state = State::Offered(size);
+        Ok(())
+    }
+
+    /// put: accept the upload from `offset` (the length of a partial upload
+    /// kept from before, or 0), optionally naming where it will be stored.
+    pub fn accept_put(&mut self, offset: u64, name: Option<&str>) -> Result<(), Error> {
+        let State::Request(Kind::Put { size }) = self.state else {
+            return Err(Error::BadUsage);
+        };
+        if offset > size {
+            return Err(Error::BadOffset);
+        }
+        let name = match name {
+            Some(n) => Some(bounded(n, Error::InvalidPath)?),
+            None => None,
+        };
+        self.conn.send_msg(&Message::Accept { offset, name })?;
+        self.state = State::Receiving(Transfer::new(size, offset));
+        Ok(())
+    }
+
+    /// Adds the bytes `0..offset` already held to the digest (get after
+    /// `SendBody`, put after `accept_put`), before any body byte.
+    pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(), Error> {
+        match &mut self.state {
+            State::Receiving(t) => t.feed_prefix(data),
+            State::Sending(t) => {
+                t.feed_prefix(data)?;
+                self.after_send(false)
+            }
+            _ => Err(Error::BadUsage),
+        }
+    }
+
+    /// get: space for the next body chunk in the output buffer.
+    pub fn send_buffer(&mut self) -> &mut [u8] {
+        match &mut self.state {
+            State::Sending(t) => Sender {
+                conn: &mut self.conn,
+                transfer: t,
+            }
+            .buffer(),
+            _ => &mut [],
+        }
+    }
+
+    /// get: sends `n` bytes written into [`Self::send_buffer`]; the trailer
+    /// follows the last byte by itself.
+    pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
+        let State::Sending(t) = &mut self.state else {
+            return Err(Error::BadUsage);
+        };
+        let done = Sender {
+            conn: &mut self.conn,
+            transfer: t,
+        }
+        .commit(n)?;
+        self.after_send(done)
+    }
+
+    /// get: sends from `data` (copying); returns how many bytes were taken.
+    pub fn send_body(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let State::Sending(t) = &mut self.state else {
+            return Err(Error::BadUsage);
+        };
+        let (n, done) = Sender {
+            conn: &mut self.conn,
+            transfer: t,
+        }
+        .send(data)?;
+        self.after_send(done)?;
+        Ok(n)
+    }
+
+    fn after_send(&mut self, trailer_sent: bool) -> Result<(), Error> {
+        let mut done = trailer_sent;
+        if let (false, State::Sending(t)) = (done, &mut self.state) {
+            done = Sender {
+                conn: &mut self.conn,
+                transfer: t,
+            }
+            .finish_if_complete()?;
+        }
+        if done {
+            self.state = State::AwaitDone;
+        }
+        Ok(())
+    }
+
+    /// put: the verified file is stored; tell the client.
+    pub fn finish_put(&mut self) -> Result<(), Error> {
+        if !matches!(self.state, State::Storing) {
+            return Err(Error::BadUsage);
+        }
+        self.conn.send_msg(&Message::Done { verified: true })?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// Gives up on the transfer in progress (a disk error, no space): the
+    /// client is told `err` and the session goes on.
+    pub fn cancel(&mut self, err: Error) -> Result<(), Error> {
+        let next = match self.state {
+            State::Sending(_) => State::Idle,
+            State::Receiving(_) => State::Discarding,
+            _ => return Err(Error::BadUsage),
+        };
+        self.conn.send_msg(&Message::Error { code: err.code() })?;
+        self.state = next;
+        Ok(())
+    }
+
+    /// exec: a piece of output; returns how many bytes were taken (at most
+    /// one chunk; `BufferFull` when the output buffer is full).
+    pub fn exec_output(&mut self, stream: Stream, data: &[u8]) -> Result<usize, Error> {
+        let seen = match self.state {
+            State::Request(Kind::Exec) => false,
+            State::Exec(seen) => seen,
+            _ => return Err(Error::BadUsage),
+        };
+        let kind = match stream {
+            Stream::Stdout => FrameKind::Stdout,
+            Stream::Stderr => FrameKind::Stderr,
+        };
+        let n = self.conn.send_frame(kind, data)?;
+        self.state = State::Exec(seen || n > 0);
+        Ok(n)
+    }
+
+    /// exec: the command ended with `status`.
+    pub fn exec_end(&mut self, status: i32) -> Result<(), Error> {
+        let seen = match self.state {
+            State::Request(Kind::Exec) => false,
+            State::Exec(seen) => seen,
+            _ => return Err(Error::BadUsage),
+        };
+        self.conn.send_msg(&Message::ExecEnd {
+            status,
+            no_output: !seen,
+        })?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    // ---- frame handling ----
+
+    fn on_hello(&mut self) -> Result<Step, Error> {
+        if !matches!(self.state, State::Handshake) {
+            return Err(Error::UnexpectedFrame);
+        }
+        self.state = State::LoggedOut;
+        let n = self.conn.negotiated.ok_or(Error::Internal)?;
+        Ok(Step::Event(Event::Connected(n)))
+    }
+
+    fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
+        match kind {
+            FrameKind::Msg => {
+                let msg = decode_message(self.conn.payload(range))?;
+                self.on_message(msg)
+            }
+            FrameKind::Data => match &mut self.state {
+                State::Receiving(t) => {
+                    t.body(self.conn.payload(range.clone()))?;
+                    Ok(Step::Data(range))
+                }
+                State::Discarding => Ok(Step::Nothing),
+                _ => Err(Error::UnexpectedFrame),
+            },
+            FrameKind::Stdout | FrameKind::Stderr => Err(Error::UnexpectedFrame),
+        }
+    }
+
+    fn login_failed(&mut self, user: Option<User>, error: Error) -> Result<Step, Error> {
+        self.failures = self.failures.saturating_add(1);
+        self.state = State::LoggedOut;
+        if self.failures >= self.config.max_login_failures.max(1) {
+            self.conn.fail(Error::TooManyFailures);
+        } else {
+            self.conn.send_msg(&Message::Error { code: error.code() })?;
+        }
+        Ok(Step::Event(Event::LoginFailed {
+            user,
+            error,
+            failures: self.failures,
+        }))
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
+        if let Message::Error { code } = msg {
+            return self.on_error(Error::from_code(code));
+        }
+        let state = core::mem::replace(&mut self.state, State::Idle);
+        let (state, event) = match (state, msg) {
+            (State::LoggedOut, Message::Anonymous) => {
+                if !self.config.allow_anonymous {
+                    return self.login_failed(None, Error::AnonymousNotAllowed);
+                }
+                self.conn.send_msg(&Message::LoginOk)?;
+                self.conn.phase = Phase::Session;
+                (State::Idle, Event::LoggedIn { user: None })
+            }
+            (State::LoggedOut, Message::ClientFirst(text)) => {
+                let first = parse_client_first(&text)?;
+                let user = first.user.clone();
+                (State::Lookup(first, text), Event::LoginRequest { user })
+            }
+            (State::Scram(scram, user), Message::ClientFinal(text)) => match scram.client_final(&text) {
+                Ok(server_final) => {
+                    self.conn.send_msg(&Message::ServerFinal(server_final))?;
+                    self.conn.phase = Phase::Session;
+                    (State::Idle, Event::LoggedIn { user: Some(user) })
+                }
+                Err(Error::AuthFailed) => return self.login_failed(Some(user), Error::AuthFailed),
+                Err(e) => return Err(e),
+            },
+            (State::LoggedOut, Message::Echo { .. } | Message::Request(_)) => {
+                self.state = State::LoggedOut;
+                self.conn.send_msg(&Message::Error {
+                    code: Error::NotLoggedIn.code(),
+                })?;
+                return Ok(Step::Nothing);
+            }
+            (State::Idle, Message::Echo { text, upper }) => {
+                let reply = if upper { uppercase(&text) } else { Ok(text) };
+                match reply {
+                    Ok(t) => self.conn.send_msg(&Message::EchoReply(t))?,
+                    Err(e) => self.conn.send_msg(&Message::Error { code: e.code() })?,
+                }
+                return Ok(Step::Nothing);
+            }
+            (State::Idle, Message::Request(req)) => {
+                let kind = match &req {
+                    Request::Get { .. } => Kind::Get,
+                    Request::Put { size, .. } => Kind::Put { size: *size },
+                    Request::List { .. } => Kind::List,
+                    Request::Stat { .. } => Kind::Stat,
+                    Request::Cd { .. } | Request::Pwd => Kind::Cwd,
+                    Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. } => Kind::Simple,
+                    Request::Exec { .. } => Kind::Exec,
+                };
+                (State::Request(kind), Event::Request(req))
+            }
+            (State::Offered(size), Message::Accept { offset, .. }) => {
+                if offset > size {
+                    self.conn.send_msg(&Message::Error {
+                        code: Error::BadOffset.code(),
+                    })?;
+                    return Ok(Step::Nothing);
+                }
+                (State::Sending(Transfer::new(size, offset)), Event::SendBody { offset })
+            }
+            (State::AwaitDone, Message::Done { verified }) => (State::Idle, Event::GetEnd { verified }),
+            (State::Receiving(t), Message::Trailer { md5 }) => {
+                let verified = t.check_trailer(&md5)?;
+                if verified {
+                    (State::Storing, Event::PutEnd { verified })
+                } else {
+                    self.conn.send_msg(&Message::Error {
+                        code: Error::ChecksumMismatch.code(),
+                    })?;
+                    (State::Idle, Event::PutEnd { verified })
+                }
+            }
+            (State::Discarding, Message::Trailer { .. }) => {
+                self.state = State::Idle;
+                return Ok(Step::Nothing);
+            }
+            _ => return Err(Error::UnexpectedFrame),
+        };
+        self.state = state;
+        Ok(Step::Event(event))
+    }
+
+    fn on_error(&mut self, err: Error) -> Result<Step, Error> {
+        if err.is_fatal() {
+            self.conn.fail_quietly(err);
+            return Err(Error::Closed);
+        }
+        let state = core::mem::replace(&mut self.state, State::Idle);
+        match state {
+            // The client refused the offer.
+            State::Offered(_) => Ok(Step::Event(Event::Cancelled(err))),
+            // The client cancelled a get: end the body so it can resync.
+            State::Sending(_) => {
+                self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;
+                Ok(Step::Event(Event::Cancelled(err)))
+            }
+            State::AwaitDone | State::Receiving(_) => Ok(Step::Event(Event::Cancelled(err))),
+            // Our cancel of a put crossed the client's: nothing more comes.
+            State::Discarding => Ok(Step::Nothing),
+            other => {
+                self.state = other;
+                Err(Error::UnexpectedFrame)
+            }
+        }
+    }
+}
+
+/// Upper-cases text (Unicode-aware, as the original echo server's
+/// `str.upper()`), failing if it outgrows the message bound.
+fn uppercase(text: &str) -> Result<Text, Error> {
+    let mut out = Text::new();
+    for c in text.chars().flat_map(char::to_uppercase) {
+        out.push(c).map_err(|_| Error::TooLarge)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,154 @@
+//! One file body in flight, from either end: byte accounting and the running
+//! MD5. Client (put, get) and server (get, put) share it, so the rules of
+//! `docs/PROTOCOL.md#transfers` live in one place.
+
+use crate::conn::{Buffer, Conn};
+use crate::digest::{Md5, Md5Digest};
+use crate::error::Error;
+use crate::frame::FrameKind;
+use crate::message::Message;
+
+#[derive(Debug)]
+pub(crate) struct Transfer {
+    /// Size of the whole file.
+    pub size: u64,
+    /// Where the body starts (resume offset).
+    pub offset: u64,
+    /// Prefix bytes fed into the digest so far.
+    prefix: u64,
+    /// Body bytes moved so far.
+    moved: u64,
+    md5: Md5,
+}
+
+impl Transfer {
+    pub fn new(size: u64, offset: u64) -> Self {
+        Transfer {
+            size,
+            offset,
+            prefix: 0,
+            moved: 0,
+            md5: Md5::new(),
+        }
+    }
+
+    /// Body bytes still to move.
+    pub fn remaining(&self) -> u64 {
+        self.size - self.offset - self.moved
+    }
+
+    pub fn prefix_done(&self) -> bool {
+        self.prefix == self.offset
+    }
+
+    /// Adds bytes of the part already held (`0..offset`) to the digest, so the
+    /// trailer covers the whole file. Allowed only before any body byte.
+    pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(), Error> {
+        if self.moved > 0 || data.len() as u64 > self.offset - self.prefix {
+            return Err(Error::BadUsage);
+        }
+        self.md5.update(data);
+        self.prefix += data.len() as u64;
+        Ok(())
+    }
+
+    /// Accounts for body bytes sent or received.
+    pub fn body(&mut self, data: &[u8]) -> Result<(), Error> {
+        if data.len() as u64 > self.remaining() {
+            return Err(Error::Malformed);
+        }
+        self.md5.update(data);
+        self.moved += data.len() as u64;
+        Ok(())
+    }
+
+    /// Whether every byte has moved and the digest is complete.
+    pub fn complete(&self) -> bool {
+        self.remaining() == 0 && self.prefix_done()
+    }
+
+    /// The whole file's MD5; valid once [`Self::complete`].
+    pub fn digest(&self) -> Md5Digest {
+        self.md5.clone().finish()
+    }
+
+    /// Receiver: checks the trailer. A short body is a protocol error, a
+    /// different digest is a mismatch (`Ok(false)`).
+    pub fn check_trailer(&self, md5: &Md5Digest) -> Result<bool, Error> {
+        if self.remaining() != 0 {
+            return Err(Error::Truncated);
+        }
+        // A prefix the driver did not feed makes the digest wrong: report it
+        // as a mismatch rather than accept an unchecked file.
+        Ok(self.prefix_done() && self.digest() == *md5)
+    }
+}
+
+/// Room kept behind the last chunk so the trailer always fits.
+const TRAILER_RESERVE: usize = 32;
+
+/// The sending half shared by `Client` (put) and `Server` (get).
+pub(crate) struct Sender<'c, B> {
+    pub conn: &'c mut Conn<B>,
+    pub transfer: &'c mut Transfer,
+}
+
+impl<'c, B: Buffer> Sender<'c, B> {
+    /// Space for the next chunk, straight in the output buffer.
+    pub fn buffer(self) -> &'c mut [u8] {
+        let max = usize::try_from(self.transfer.remaining()).unwrap_or(usize::MAX);
+        if !self.transfer.prefix_done() {
+            return &mut [];
+        }
+        self.conn.frame_buf(max, TRAILER_RESERVE)
+    }
+
+    /// Sends `n` bytes written into [`Self::buffer`]; returns true once the
+    /// trailer is queued.
+    pub fn commit(&mut self, n: usize) -> Result<bool, Error> {
+        if n == 0 {
+            return self.finish_if_complete();
+        }
+        if !self.transfer.prefix_done() {
+            return Err(Error::BadUsage);
+        }
+        let data = self.conn.written_frame(n);
+        if data.len() != n || n > self.conn.chunk() {
+            return Err(Error::BadUsage);
+        }
+        self.transfer.body(data)?;
+        self.conn.commit_frame(FrameKind::Data, n)?;
+        self.finish_if_complete()
+    }
+
+    /// Copies from `data`; returns bytes taken and whether the trailer is
+    /// queued.
+    pub fn send(&mut self, data: &[u8]) -> Result<(usize, bool), Error> {
+        if data.len() as u64 > self.transfer.remaining() {
+            return Err(Error::BadUsage);
+        }
+        let buf = Sender {
+            conn: &mut *self.conn,
+            transfer: &mut *self.transfer,
+        }
+        .buffer();
+        let n = buf.len().min(data.len());
+        if n == 0 && !data.is_empty() {
+            return Err(Error::BufferFull);
+        }
+        buf[..n].copy_from_slice(&data[..n]);
+        let done = self.commit(n)?;
+        Ok((n, done))
+    }
+
+    /// Queues the trailer when the body and prefix are complete.
+    pub fn finish_if_complete(&mut self) -> Result<bool, Error> {
+        if !self.transfer.complete() {
+            return Ok(false);
+        }
+        self.conn.send_msg(&Message::Trailer {
+            md5: self.transfer.digest(),
+        })?;
+        Ok(true)
+    }
+}

@@ -602,7 +602,12 @@ impl<B: Buffer> Server<B> {
                     })?;
                     return Ok(Step::Nothing);
                 }
-                (State::Sending(Transfer::new(size, offset)), Event::SendBody { offset })
+                self.state = State::Sending(Transfer::new(size, offset));
+                // An empty file (or a complete resume) needs no body.
+                if offset == 0 {
+                    self.after_send(false)?;
+                }
+                return Ok(Step::Event(Event::SendBody { offset }));
             }
             (State::AwaitDone, Message::Done { verified }) => (State::Idle, Event::GetEnd { verified }),
             (State::Receiving(t), Message::Trailer { md5 }) => {

@@ -1,0 +1,411 @@
+//! Whole sessions on the in-memory Pair: the behaviour a user relies on.
+
+mod pair;
+
+use ferry_core::digest::md5;
+use ferry_core::{Config, Error, Overwrite, ServerConfig, Stream};
+use pair::{bytes, server_config, Pair, Rec, SRec, Split, PASSWORD, USER};
+
+#[test]
+fn login_with_scram_then_echo() {
+    let mut p = Pair::new();
+    p.drive();
+    assert!(matches!(p.events[0], Rec::Connected(..)));
+    p.client.login(USER, PASSWORD, &[1; 18]).unwrap();
+    p.drive();
+    assert_eq!(p.events.last(), Some(&Rec::LoggedIn));
+    assert_eq!(p.server_events, vec![SRec::LoggedIn(Some(USER.into()))]);
+    p.take();
+    p.client.echo("hello 世界", true).unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Echo("HELLO 世界".into())]);
+    p.client.echo("测试 mixed Case", false).unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Echo("测试 mixed Case".into())]);
+}
+
+#[test]
+fn wrong_password_is_rejected_and_three_failures_close() {
+    let mut p = Pair::new();
+    p.drive();
+    p.take();
+    for attempt in 1..=2u8 {
+        p.client.login(USER, "wrong", &[attempt; 18]).unwrap();
+        p.drive();
+        assert_eq!(p.take(), vec![Rec::LoginFailed(Error::AuthFailed)]);
+        assert_eq!(p.server_events.last(), Some(&SRec::LoginFailed(Error::AuthFailed, attempt)));
+    }
+    // An unknown user fails exactly like a wrong password.
+    p.client.login("mallory", "x", &[3; 18]).unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Closed(Error::TooManyFailures)]);
+    assert!(p.client.is_closed());
+    assert!(p.server.is_closed());
+    // The right password after the connection closed is refused locally.
+    assert_eq!(p.client.login(USER, PASSWORD, &[1; 18]), Err(Error::Closed));
+}
+
+#[test]
+fn unknown_user_and_wrong_password_look_the_same_on_the_wire() {
+    fn server_first(user: &str) -> Vec<u8> {
+        let mut p = Pair::new();
+        p.drive();
+        let before = p.to_client.sent;
+        p.client.login(user, "pw", &[1; 18]).unwrap();
+        p.step();
+        p.step();
+        let mut out = Vec::new();
+        let _ = before;
+        let mut buf = [0u8; 4096];
+        while let Some(n) = p.server.poll_transmit(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+    let known = server_first(USER);
+    let unknown = server_first("nobody");
+    // Same frame length and same iteration count: nothing tells them apart.
+    assert_eq!(known.len(), unknown.len());
+}
+
+#[test]
+fn anonymous_login_when_allowed_and_refused_otherwise() {
+    let mut p = Pair::new();
+    p.drive();
+    p.client.login_anonymous().unwrap();
+    p.drive();
+    assert_eq!(p.events.last(), Some(&Rec::LoggedIn));
+    assert_eq!(p.server_events, vec![SRec::LoggedIn(None)]);
+
+    let sc = ServerConfig {
+        allow_anonymous: false,
+        ..server_config()
+    };
+    let mut p = Pair::with(Config::default(), sc, 8192, 8192, Split::Whole);
+    p.drive();
+    p.take();
+    p.client.login_anonymous().unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::LoginFailed(Error::AnonymousNotAllowed)]);
+    // Requests before login are refused, not served.
+    assert_eq!(p.client.list("/"), Err(Error::BadUsage));
+}
+
+#[test]
+fn put_then_get_round_trips_with_md5_verified() {
+    for (i, len) in [0usize, 1, 1000, 65_536, 65_537, 300_000].into_iter().enumerate() {
+        let mut p = Pair::new();
+        p.login();
+        let data = bytes(len, i as u64);
+        let ev = p.put("file.bin", &data, Overwrite::Fail, false);
+        assert_eq!(ev.first(), Some(&Rec::Accepted(0, None)), "len {len}");
+        assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)), "len {len}");
+        assert_eq!(p.store.files["file.bin"], data);
+        assert_eq!(p.server_events.last(), Some(&SRec::PutEnd(true)));
+
+        let (got, ev) = p.get("file.bin");
+        assert_eq!(ev.first(), Some(&Rec::Offer(len as u64)));
+        assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+        assert_eq!(md5(&got), md5(&data), "len {len}");
+        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(true)));
+    }
+}
+
+#[test]
+fn chinese_names_and_content_round_trip_byte_exact() {
+    let mut p = Pair::new();
+    p.login();
+    let name = "测试文件.txt";
+    let content = "第一行：你好，世界！\n第二行 — ünïcödé\n".repeat(500);
+    assert_eq!(name.len(), 16, "lengths are bytes, not characters");
+    let ev = p.put(name, content.as_bytes(), Overwrite::Fail, false);
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+    p.client.list("").unwrap();
+    p.drive();
+    let ev = p.take();
+    assert_eq!(ev, vec![Rec::Entry(pair::entry(name, content.len() as u64)), Rec::ListEnd]);
+    let (got, _) = p.get(name);
+    assert_eq!(String::from_utf8(got).unwrap(), content);
+}
+
+#[test]
+fn flipped_body_byte_is_a_mismatch_on_get() {
+    let mut p = Pair::new();
+    p.login();
+    let data = bytes(10_000, 3);
+    p.store.files.insert("f".into(), data.clone());
+    // The body starts after the offer and the first data frame header; flip
+    // a byte well inside it.
+    p.to_client.flip_at = Some(p.to_client.sent + 200);
+    let (got, ev) = p.get("f");
+    assert_ne!(got, data);
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(false)));
+    assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(false)));
+}
+
+#[test]
+fn flipped_body_byte_is_a_mismatch_on_put_and_nothing_is_stored() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("keep".into(), b"old".to_vec());
+    p.to_server.flip_at = Some(p.to_server.sent + 300);
+    let ev = p.put("keep", &bytes(5000, 4), Overwrite::Replace, false);
+    assert_eq!(ev.last(), Some(&Rec::Failed(Error::ChecksumMismatch)));
+    assert_eq!(p.server_events.last(), Some(&SRec::PutEnd(false)));
+    assert_eq!(p.store.files["keep"], b"old");
+    // The session goes on.
+    p.client.pwd().unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Cwd("/".into())]);
+}
+
+#[test]
+fn overwrite_policies() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("a.txt".into(), b"v1".to_vec());
+    let ev = p.put("a.txt", b"v2", Overwrite::Fail, false);
+    assert_eq!(ev, vec![Rec::Failed(Error::Exists)]);
+    assert_eq!(p.store.files["a.txt"], b"v1");
+
+    let ev = p.put("a.txt", b"v2", Overwrite::KeepBoth, false);
+    assert_eq!(ev.first(), Some(&Rec::Accepted(0, Some("a.txt.new".into()))));
+    let ev = p.put("a.txt", b"v3", Overwrite::KeepBoth, false);
+    assert_eq!(ev.first(), Some(&Rec::Accepted(0, Some("a.txt.new.1".into()))));
+    assert_eq!(p.store.files["a.txt"], b"v1");
+    assert_eq!(p.store.files["a.txt.new"], b"v2");
+    assert_eq!(p.store.files["a.txt.new.1"], b"v3");
+
+    let ev = p.put("a.txt", b"v4", Overwrite::Replace, false);
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(p.store.files["a.txt"], b"v4");
+}
+
+#[test]
+fn put_resumes_from_the_servers_partial_upload_and_verifies_whole_file() {
+    let mut p = Pair::new();
+    p.login();
+    let data = bytes(200_000, 5);
+    // The client vanishes after 70 000 body bytes.
+    p.upload_limit = Some(70_000);
+    let ev = p.put("big", &data, Overwrite::Fail, false);
+    assert_eq!(ev, vec![Rec::Accepted(0, None)]);
+    p.server.handle_eof(p.now);
+    p.drive();
+    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Truncated)));
+    assert!(!p.store.files.contains_key("big"), "no half file under the real name");
+    let held = p.store.partial["big"].len();
+    assert_eq!(held, 70_000);
+
+    // A new connection resumes.
+    let store = std::mem::take(&mut p.store);
+    let mut p = Pair::new();
+    p.store = store;
+    p.login();
+    let ev = p.put("big", &data, Overwrite::Fail, true);
+    assert_eq!(ev.first(), Some(&Rec::Accepted(held as u64, None)));
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(p.store.files["big"], data);
+    assert!(p.store.partial.is_empty());
+}
+
+#[test]
+fn get_resumes_from_a_local_prefix_and_verifies_whole_file() {
+    let mut p = Pair::new();
+    p.login();
+    let data = bytes(150_000, 6);
+    p.store.files.insert("g".into(), data.clone());
+    p.local = data[..12_345].to_vec();
+    p.client.get("g").unwrap();
+    p.drive();
+    let ev = p.take();
+    assert_eq!(ev.first(), Some(&Rec::Offer(150_000)));
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+    let body: usize = ev
+        .iter()
+        .map(|e| match e {
+            Rec::Data(d) => d.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(body, 150_000 - 12_345, "only the missing part crossed the wire");
+    assert_eq!(p.local, data);
+
+    // A wrong local prefix is caught by the whole-file MD5.
+    let mut bad = data[..1000].to_vec();
+    bad[10] ^= 1;
+    p.local = bad;
+    p.client.get("g").unwrap();
+    p.drive();
+    assert_eq!(p.take().last(), Some(&Rec::TransferEnd(false)));
+}
+
+#[test]
+fn empty_file_and_exact_size_announced_before_body() {
+    let mut p = Pair::new();
+    p.login();
+    let ev = p.put("empty", b"", Overwrite::Fail, false);
+    assert_eq!(ev, vec![Rec::Accepted(0, None), Rec::TransferEnd(true)]);
+    assert_eq!(p.store.files["empty"], b"");
+    let (got, ev) = p.get("empty");
+    assert!(got.is_empty());
+    assert_eq!(ev, vec![Rec::Offer(0), Rec::TransferEnd(true)]);
+}
+
+#[test]
+fn refused_put_sends_no_body_byte() {
+    let mut p = Pair::new();
+    p.login();
+    let before = p.to_server.sent;
+    // The toy store refuses anything above 64 MiB, from the size alone.
+    p.client.put("huge", 1 << 40, Overwrite::Fail, false).unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Failed(Error::NoSpace)]);
+    let sent = p.to_server.sent - before;
+    assert!(sent < 64, "only the request went out, {sent} bytes");
+    assert_eq!(p.client.send_buffer().len(), 0);
+    assert!(p.client.is_idle());
+}
+
+#[test]
+fn directory_commands() {
+    let mut p = Pair::new();
+    p.login();
+    p.client.mkdir("docs").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Done]);
+    p.client.cd("docs").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Cwd("/docs".into())]);
+    p.put("note.md", b"# hi", Overwrite::Fail, false);
+    assert!(p.store.files.contains_key("docs/note.md"));
+    p.client.stat("note.md").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Entry(pair::entry("note.md", 4))]);
+    p.client.rename("note.md", "readme.md").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Done]);
+    p.client.remove("readme.md").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Done]);
+    p.client.stat("readme.md").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Failed(Error::NotFound)]);
+    p.client.cd("nowhere").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Failed(Error::NotFound)]);
+}
+
+#[test]
+fn exec_streams_output_and_reports_no_output_explicitly() {
+    let mut p = Pair::new();
+    p.login();
+    p.client.exec("echo 你好 world").unwrap();
+    p.drive();
+    assert_eq!(
+        p.take(),
+        vec![Rec::Output(Stream::Stdout, "你好 world\n".as_bytes().to_vec()), Rec::ExecEnd(0, false)]
+    );
+    p.client.exec("true").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::ExecEnd(0, true)]);
+    p.client.exec("false").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::ExecEnd(1, true)]);
+    p.client.exec("warn").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Output(Stream::Stderr, b"warning\n".to_vec()), Rec::ExecEnd(2, false)]);
+    p.client.exec("rm -rf /").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Failed(Error::ExecFailed)]);
+    assert_eq!(p.client.exec("  "), Err(Error::BadUsage));
+}
+
+#[test]
+fn small_device_and_large_server_negotiate_the_minimum() {
+    let cc = Config {
+        chunk_size: 1 << 20,
+        ..Config::default()
+    };
+    // A device with 1 KiB frames against a server with 1 MiB buffers.
+    let device_buf = ferry_core::MIN_OUTPUT_BUFFER;
+    let mut p = Pair::with(cc, server_config(), device_buf, 1 << 20, Split::Whole);
+    p.drive();
+    let Rec::Connected(max, chunk) = p.events[0] else {
+        panic!("{:?}", p.events)
+    };
+    assert_eq!(max, 1024 + 16, "the device's input limit wins");
+    assert!(chunk <= max);
+    p.take();
+    p.login();
+    let data = bytes(50_000, 8);
+    assert_eq!(p.put("d", &data, Overwrite::Fail, false).last(), Some(&Rec::TransferEnd(true)));
+    let (got, ev) = p.get("d");
+    assert_eq!(got, data);
+    assert!(ev.iter().all(|e| !matches!(e, Rec::Data(d) if d.len() > chunk as usize)));
+}
+
+#[test]
+fn client_cancels_a_get_and_the_session_goes_on() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("f".into(), bytes(500_000, 9));
+    p.client.get("f").unwrap();
+    // Let the offer and a little body through, then cancel.
+    while !p.events.iter().any(|e| matches!(e, Rec::Data(_))) {
+        assert!(p.step());
+    }
+    p.client.cancel(Error::NoSpace).unwrap();
+    p.drive();
+    assert!(p.take().iter().all(|e| !matches!(e, Rec::TransferEnd(_))));
+    assert_eq!(p.server_events.last(), Some(&SRec::Cancelled(Error::NoSpace)));
+    p.client.echo("still here", false).unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Echo("still here".into())]);
+}
+
+#[test]
+fn server_cancels_a_put_midway_and_the_session_goes_on() {
+    let mut p = Pair::new();
+    p.login();
+    p.upload = bytes(400_000, 10);
+    p.client.put("p", 400_000, Overwrite::Fail, false).unwrap();
+    while p.server.remaining() == 0 || p.server.remaining() == 400_000 {
+        assert!(p.step());
+    }
+    p.server.cancel(Error::NoSpace).unwrap();
+    p.drive();
+    let ev = p.take();
+    assert_eq!(ev.last(), Some(&Rec::Failed(Error::NoSpace)), "{ev:?}");
+    assert!(!p.store.files.contains_key("p"));
+    p.client.pwd().unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Cwd("/".into())]);
+}
+
+#[test]
+fn peer_vanishing_mid_get_is_truncated_not_verified() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("f".into(), bytes(300_000, 11));
+    p.client.get("f").unwrap();
+    for _ in 0..3 {
+        p.step();
+    }
+    p.client.handle_eof(p.now);
+    p.drive();
+    let ev = p.take();
+    assert_eq!(ev.last(), Some(&Rec::Closed(Error::Truncated)));
+    assert!(!ev.contains(&Rec::TransferEnd(true)));
+}
+
+#[test]
+fn clean_close_when_idle() {
+    let mut p = Pair::new();
+    p.login();
+    p.client.handle_eof(p.now);
+    p.server.handle_eof(p.now);
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Closed(Error::Closed)]);
+    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Closed)));
+}

@@ -57,7 +57,7 @@ pub enum Split {
 }
 
 pub struct Wire {
-    bytes: VecDeque<u8>,
+    pub bytes: VecDeque<u8>,
     split: Split,
     turn: usize,
     /// Absolute stream offset of the next byte to leave.

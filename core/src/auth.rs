@@ -11,8 +11,8 @@
 use core::fmt;
 
 use base64ct::{Base64, Encoding};
-use hmac::{Hmac, KeyInit, Mac};
 use heapless::{String, Vec};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -69,7 +69,9 @@ fn b64<const N: usize>(bytes: &[u8]) -> Result<String<N>, Error> {
 }
 
 fn unb64<'a>(s: &str, out: &'a mut [u8]) -> Result<&'a [u8], Error> {
-    Base64::decode(s, out).map(|b| &*b).map_err(|_| Error::Malformed)
+    Base64::decode(s, out)
+        .map(|b| -> &[u8] { b })
+        .map_err(|_| Error::Malformed)
 }
 
 fn unb64_key(s: &str) -> Result<Key, Error> {
@@ -230,7 +232,7 @@ fn unescape_user(s: &str) -> Result<User, Error> {
 }
 
 /// Splits `key=value`, checking the key.
-fn attr<'a>(part: Option<&'a str>, key: char) -> Result<&'a str, Error> {
+fn attr(part: Option<&str>, key: char) -> Result<&str, Error> {
     let part = part.ok_or(Error::Malformed)?;
     let mut chars = part.chars();
     if chars.next() != Some(key) || chars.next() != Some('=') {
@@ -381,7 +383,13 @@ impl ScramServer {
         check_nonce(server_nonce).map_err(|_| Error::BadUsage)?;
         let (iterations, salt, stored_key, server_key, known) = match verifier {
             Some(v) => (v.iterations, &v.salt[..], v.stored_key, v.server_key, true),
-            None => (DEFAULT_ITERATIONS, fake_salt, [0; KEY_LEN], [0; KEY_LEN], false),
+            None => (
+                DEFAULT_ITERATIONS,
+                fake_salt,
+                [0; KEY_LEN],
+                [0; KEY_LEN],
+                false,
+            ),
         };
         let mut nonce = FullNonce::new();
         push(&mut nonce, &[&first.nonce, server_nonce])?;
@@ -389,8 +397,15 @@ impl ScramServer {
         let mut iter_buf = [0u8; 10];
         let iter = fmt_u32(iterations, &mut iter_buf);
         let mut server_first = ScramText::new();
-        push(&mut server_first, &["r=", &nonce, ",s=", &salt, ",i=", iter])?;
-        let gs2_b64 = if client_first.starts_with("y,,") { "eSws" } else { "biws" };
+        push(
+            &mut server_first,
+            &["r=", &nonce, ",s=", &salt, ",i=", iter],
+        )?;
+        let gs2_b64 = if client_first.starts_with("y,,") {
+            "eSws"
+        } else {
+            "biws"
+        };
         Ok((
             ScramServer {
                 client_first_bare: first.bare.clone(),
@@ -547,7 +562,13 @@ mod tests {
         let (_, first) = ScramClient::start("a,b=c", PASSWORD, CNONCE).unwrap();
         assert_eq!(first.as_str(), "n,,n=a=2Cb=3Dc,r=rOprNGfwEbeRWgbNEkqO");
         assert_eq!(parse_client_first(&first).unwrap().user.as_str(), "a,b=c");
-        for bad in ["n,,n=a=2,r=x", "n,,n=,r=x", "p=x,,n=a,r=x", "n,,r=x,n=a", "n,,n=a,r=a b"] {
+        for bad in [
+            "n,,n=a=2,r=x",
+            "n,,n=,r=x",
+            "p=x,,n=a,r=x",
+            "n,,r=x,n=a",
+            "n,,n=a,r=a b",
+        ] {
             assert!(parse_client_first(bad).is_err(), "{bad}");
         }
     }

@@ -93,7 +93,9 @@ enum State {
     Anonymous,
     Idle,
     Await(Pending),
-    Offered { size: u64 },
+    Offered {
+        size: u64,
+    },
     Receiving(Transfer),
     Sending(Transfer),
     AwaitDone,
@@ -140,7 +142,11 @@ impl<B: Buffer> Client<B> {
     pub fn is_logged_in(&self) -> bool {
         !matches!(
             self.state,
-            State::Handshake | State::LoggedOut | State::Scram(..) | State::Anonymous | State::Closed
+            State::Handshake
+                | State::LoggedOut
+                | State::Scram(..)
+                | State::Anonymous
+                | State::Closed
         ) && self.conn.closed.is_none()
     }
 
@@ -263,7 +269,7 @@ impl<B: Buffer> Client<B> {
                         data: self.conn.payload(r),
                     })
                 }
-                Err(e) if e == Error::Closed => continue,
+                Err(Error::Closed) => continue,
                 Err(e) => {
                     self.conn.fail(e);
                     continue;
@@ -316,7 +322,13 @@ impl<B: Buffer> Client<B> {
     }
 
     /// Uploads `size` bytes to `path`: [`Event::Accepted`] follows.
-    pub fn put(&mut self, path: &str, size: u64, overwrite: Overwrite, resume: bool) -> Result<(), Error> {
+    pub fn put(
+        &mut self,
+        path: &str,
+        size: u64,
+        overwrite: Overwrite,
+        resume: bool,
+    ) -> Result<(), Error> {
         let path = to_path(path)?;
         let req = Request::Put {
             path,
@@ -413,7 +425,8 @@ impl<B: Buffer> Client<B> {
         if offset > size {
             return Err(Error::BadOffset);
         }
-        self.conn.send_msg(&Message::Accept { offset, name: None })?;
+        self.conn
+            .send_msg(&Message::Accept { offset, name: None })?;
         self.state = State::Receiving(Transfer::new(size, offset));
         Ok(())
     }
@@ -581,14 +594,20 @@ impl<B: Buffer> Client<B> {
                 self.conn.phase = Phase::Session;
                 (State::Idle, Some(Event::LoggedIn))
             }
-            (State::Await(Pending::Echo), Message::EchoReply(t)) => (State::Idle, Some(Event::Echo(t))),
+            (State::Await(Pending::Echo), Message::EchoReply(t)) => {
+                (State::Idle, Some(Event::Echo(t)))
+            }
             (State::Await(Pending::Simple), Message::Ok) => (State::Idle, Some(Event::Done)),
             (State::Await(Pending::Cwd), Message::Cwd(p)) => (State::Idle, Some(Event::Cwd(p))),
-            (State::Await(Pending::Stat), Message::Entry(e)) => (State::Idle, Some(Event::Entry(e))),
+            (State::Await(Pending::Stat), Message::Entry(e)) => {
+                (State::Idle, Some(Event::Entry(e)))
+            }
             (State::Await(Pending::List), Message::Entry(e)) => {
                 (State::Await(Pending::List), Some(Event::Entry(e)))
             }
-            (State::Await(Pending::List), Message::ListEnd { .. }) => (State::Idle, Some(Event::ListEnd)),
+            (State::Await(Pending::List), Message::ListEnd { .. }) => {
+                (State::Idle, Some(Event::ListEnd))
+            }
             (State::Await(Pending::Get), Message::Offer { size }) => {
                 (State::Offered { size }, Some(Event::Offer { size }))
             }
@@ -634,7 +653,9 @@ impl<B: Buffer> Client<B> {
                 self.state = State::LoggedOut;
                 Ok(Step::Event(Event::LoginFailed(err)))
             }
-            State::Await(_) | State::AwaitDone | State::Receiving(_) => Ok(Step::Event(Event::Failed(err))),
+            State::Await(_) | State::AwaitDone | State::Receiving(_) => {
+                Ok(Step::Event(Event::Failed(err)))
+            }
             State::Sending(_) => {
                 // The server gave up mid-body; end the body so it can resync.
                 self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;

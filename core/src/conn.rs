@@ -67,7 +67,13 @@ pub(crate) struct Conn<B> {
 }
 
 impl<B: Buffer> Conn<B> {
-    pub fn new(now: Instant, config: Config, flags: u16, inbuf: B, outbuf: B) -> Result<Self, Error> {
+    pub fn new(
+        now: Instant,
+        config: Config,
+        flags: u16,
+        inbuf: B,
+        outbuf: B,
+    ) -> Result<Self, Error> {
         let in_len = inbuf.as_ref().len();
         let out_len = outbuf.as_ref().len();
         if in_len < MIN_INPUT_BUFFER || out_len < MIN_OUTPUT_BUFFER || config.chunk_size == 0 {
@@ -130,7 +136,9 @@ impl<B: Buffer> Conn<B> {
         self.apply_release();
         let cap = self.inbuf.as_ref().len();
         if self.in_start > 0 && self.in_end == cap {
-            self.inbuf.as_mut().copy_within(self.in_start..self.in_end, 0);
+            self.inbuf
+                .as_mut()
+                .copy_within(self.in_start..self.in_end, 0);
             self.in_end -= self.in_start;
             self.in_start = 0;
         }
@@ -222,7 +230,9 @@ impl<B: Buffer> Conn<B> {
     fn out_room(&mut self) -> usize {
         let cap = self.outbuf.as_ref().len();
         if self.out_start > 0 {
-            self.outbuf.as_mut().copy_within(self.out_start..self.out_end, 0);
+            self.outbuf
+                .as_mut()
+                .copy_within(self.out_start..self.out_end, 0);
             self.out_end -= self.out_start;
             self.out_start = 0;
         }

@@ -138,7 +138,7 @@ fn encode_payload<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, Erro
 /// Decodes a message payload; trailing bytes are an error.
 pub fn decode_message(payload: &[u8]) -> Result<Message, Error> {
     match postcard::take_from_bytes::<Message>(payload) {
-        Ok((msg, rest)) if rest.is_empty() => Ok(msg),
+        Ok((msg, [])) => Ok(msg),
         _ => Err(Error::Malformed),
     }
 }

@@ -133,7 +133,12 @@ impl<B: Buffer> Server<B> {
 
     /// A connection that only tells the client the server is full, then
     /// closes: for the session over the limit.
-    pub fn new_busy(now: Instant, config: ServerConfig, inbuf: B, outbuf: B) -> Result<Self, Error> {
+    pub fn new_busy(
+        now: Instant,
+        config: ServerConfig,
+        inbuf: B,
+        outbuf: B,
+    ) -> Result<Self, Error> {
         let mut s = Self::new(now, config, inbuf, outbuf)?;
         s.conn.fail(Error::Busy);
         Ok(s)
@@ -235,7 +240,8 @@ impl<B: Buffer> Server<B> {
                     if self.conn.eof() {
                         let mid = self.conn.eof_mid_frame()
                             || !matches!(self.state, State::Idle | State::LoggedOut);
-                        self.conn.fail_quietly(if mid { Error::Truncated } else { Error::Closed });
+                        self.conn
+                            .fail_quietly(if mid { Error::Truncated } else { Error::Closed });
                         continue;
                     }
                     return None;
@@ -267,7 +273,11 @@ impl<B: Buffer> Server<B> {
     /// Answers [`Event::LoginRequest`]: the user's verifier, or `None` if
     /// there is no such user. `random` is 8–32 fresh random bytes for the
     /// server nonce.
-    pub fn login_verifier(&mut self, verifier: Option<&Verifier>, random: &[u8]) -> Result<(), Error> {
+    pub fn login_verifier(
+        &mut self,
+        verifier: Option<&Verifier>,
+        random: &[u8],
+    ) -> Result<(), Error> {
         let State::Lookup(first, raw) = &self.state else {
             return Err(Error::BadUsage);
         };
@@ -559,7 +569,9 @@ impl<B: Buffer> Server<B> {
                 let user = first.user.clone();
                 (State::Lookup(first, text), Event::LoginRequest { user })
             }
-            (State::Scram(scram, user), Message::ClientFinal(text)) => match scram.client_final(&text) {
+            (State::Scram(scram, user), Message::ClientFinal(text)) => match scram
+                .client_final(&text)
+            {
                 Ok(server_final) => {
                     self.conn.send_msg(&Message::ServerFinal(server_final))?;
                     self.conn.phase = Phase::Session;
@@ -590,7 +602,9 @@ impl<B: Buffer> Server<B> {
                     Request::List { .. } => Kind::List,
                     Request::Stat { .. } => Kind::Stat,
                     Request::Cd { .. } | Request::Pwd => Kind::Cwd,
-                    Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. } => Kind::Simple,
+                    Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. } => {
+                        Kind::Simple
+                    }
                     Request::Exec { .. } => Kind::Exec,
                 };
                 (State::Request(kind), Event::Request(req))
@@ -609,7 +623,9 @@ impl<B: Buffer> Server<B> {
                 }
                 return Ok(Step::Event(Event::SendBody { offset }));
             }
-            (State::AwaitDone, Message::Done { verified }) => (State::Idle, Event::GetEnd { verified }),
+            (State::AwaitDone, Message::Done { verified }) => {
+                (State::Idle, Event::GetEnd { verified })
+            }
             (State::Receiving(t), Message::Trailer { md5 }) => {
                 let verified = t.check_trailer(&md5)?;
                 if verified {

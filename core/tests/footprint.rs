@@ -6,7 +6,9 @@ mod pair;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferry_core::{Client, ClientEvent, Config, Instant, Overwrite, Server, ServerEvent, Stream, Verifier};
+use ferry_core::{
+    Client, ClientEvent, Config, Instant, Overwrite, Server, ServerEvent, Stream, Verifier,
+};
 
 struct Counting;
 
@@ -69,8 +71,14 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
     let mut client = Client::new(now, Config::default(), &mut ci[..], &mut co[..]).unwrap();
     let sc = pair::server_config();
     let mut server = Server::new(now, sc, &mut si[..], &mut so[..]).unwrap();
-    let mut c2s = Pipe { buf: [0; 8192], len: 0 };
-    let mut s2c = Pipe { buf: [0; 8192], len: 0 };
+    let mut c2s = Pipe {
+        buf: [0; 8192],
+        len: 0,
+    };
+    let mut s2c = Pipe {
+        buf: [0; 8192],
+        len: 0,
+    };
     let mut stored = [0u8; 8192];
     let mut stored_len = 0;
     let mut t = Tally::default();
@@ -89,17 +97,25 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
         c2s.consume(n);
         while let Some(ev) = server.poll_event() {
             match ev {
-                ServerEvent::LoginRequest { .. } => server.login_verifier(Some(verifier), &[3; 16]).unwrap(),
-                ServerEvent::Request(ferry_core::Request::Put { .. }) => server.accept_put(0, None).unwrap(),
+                ServerEvent::LoginRequest { .. } => {
+                    server.login_verifier(Some(verifier), &[3; 16]).unwrap()
+                }
+                ServerEvent::Request(ferry_core::Request::Put { .. }) => {
+                    server.accept_put(0, None).unwrap()
+                }
                 ServerEvent::Data(d) => {
                     stored[stored_len..stored_len + d.len()].copy_from_slice(d);
                     stored_len += d.len();
                 }
                 ServerEvent::PutEnd { verified: true } => server.finish_put().unwrap(),
-                ServerEvent::Request(ferry_core::Request::Get { .. }) => server.offer(stored_len as u64).unwrap(),
+                ServerEvent::Request(ferry_core::Request::Get { .. }) => {
+                    server.offer(stored_len as u64).unwrap()
+                }
                 ServerEvent::SendBody { offset } => serving = Some(offset as usize),
                 ServerEvent::Request(ferry_core::Request::List { .. }) => {
-                    server.list_entry(&pair::entry("测试文件.txt", stored_len as u64)).unwrap();
+                    server
+                        .list_entry(&pair::entry("测试文件.txt", stored_len as u64))
+                        .unwrap();
                     server.list_end().unwrap();
                 }
                 ServerEvent::Request(ferry_core::Request::Exec { .. }) => {
@@ -137,7 +153,9 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
         if client.is_idle() {
             step += 1;
             match step {
-                1 => client.put("测试文件.txt", file.len() as u64, Overwrite::Fail, false).unwrap(),
+                1 => client
+                    .put("测试文件.txt", file.len() as u64, Overwrite::Fail, false)
+                    .unwrap(),
                 2 => client.get("测试文件.txt").unwrap(),
                 3 => client.list("").unwrap(),
                 4 => client.exec("uptime").unwrap(),

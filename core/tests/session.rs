@@ -33,7 +33,10 @@ fn wrong_password_is_rejected_and_three_failures_close() {
         p.client.login(USER, "wrong", &[attempt; 18]).unwrap();
         p.drive();
         assert_eq!(p.take(), vec![Rec::LoginFailed(Error::AuthFailed)]);
-        assert_eq!(p.server_events.last(), Some(&SRec::LoginFailed(Error::AuthFailed, attempt)));
+        assert_eq!(
+            p.server_events.last(),
+            Some(&SRec::LoginFailed(Error::AuthFailed, attempt))
+        );
     }
     // An unknown user fails exactly like a wrong password.
     p.client.login("mallory", "x", &[3; 18]).unwrap();
@@ -93,7 +96,10 @@ fn anonymous_login_when_allowed_and_refused_otherwise() {
 
 #[test]
 fn put_then_get_round_trips_with_md5_verified() {
-    for (i, len) in [0usize, 1, 1000, 65_536, 65_537, 300_000].into_iter().enumerate() {
+    for (i, len) in [0usize, 1, 1000, 65_536, 65_537, 300_000]
+        .into_iter()
+        .enumerate()
+    {
         let mut p = Pair::new();
         p.login();
         let data = bytes(len, i as u64);
@@ -123,7 +129,13 @@ fn chinese_names_and_content_round_trip_byte_exact() {
     p.client.list("").unwrap();
     p.drive();
     let ev = p.take();
-    assert_eq!(ev, vec![Rec::Entry(pair::entry(name, content.len() as u64)), Rec::ListEnd]);
+    assert_eq!(
+        ev,
+        vec![
+            Rec::Entry(pair::entry(name, content.len() as u64)),
+            Rec::ListEnd
+        ]
+    );
     let (got, _) = p.get(name);
     assert_eq!(String::from_utf8(got).unwrap(), content);
 }
@@ -169,9 +181,15 @@ fn overwrite_policies() {
     assert_eq!(p.store.files["a.txt"], b"v1");
 
     let ev = p.put("a.txt", b"v2", Overwrite::KeepBoth, false);
-    assert_eq!(ev.first(), Some(&Rec::Accepted(0, Some("a.txt.new".into()))));
+    assert_eq!(
+        ev.first(),
+        Some(&Rec::Accepted(0, Some("a.txt.new".into())))
+    );
     let ev = p.put("a.txt", b"v3", Overwrite::KeepBoth, false);
-    assert_eq!(ev.first(), Some(&Rec::Accepted(0, Some("a.txt.new.1".into()))));
+    assert_eq!(
+        ev.first(),
+        Some(&Rec::Accepted(0, Some("a.txt.new.1".into())))
+    );
     assert_eq!(p.store.files["a.txt"], b"v1");
     assert_eq!(p.store.files["a.txt.new"], b"v2");
     assert_eq!(p.store.files["a.txt.new.1"], b"v3");
@@ -192,8 +210,14 @@ fn put_resumes_from_the_servers_partial_upload_and_verifies_whole_file() {
     assert_eq!(ev, vec![Rec::Accepted(0, None)]);
     p.server.handle_eof(p.now);
     p.drive();
-    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Truncated)));
-    assert!(!p.store.files.contains_key("big"), "no half file under the real name");
+    assert_eq!(
+        p.server_events.last(),
+        Some(&SRec::Closed(Error::Truncated))
+    );
+    assert!(
+        !p.store.files.contains_key("big"),
+        "no half file under the real name"
+    );
     let held = p.store.partial["big"].len();
     assert_eq!(held, 70_000);
 
@@ -228,7 +252,11 @@ fn get_resumes_from_a_local_prefix_and_verifies_whole_file() {
             _ => 0,
         })
         .sum();
-    assert_eq!(body, 150_000 - 12_345, "only the missing part crossed the wire");
+    assert_eq!(
+        body,
+        150_000 - 12_345,
+        "only the missing part crossed the wire"
+    );
     assert_eq!(p.local, data);
 
     // A wrong local prefix is caught by the whole-file MD5.
@@ -258,7 +286,9 @@ fn refused_put_sends_no_body_byte() {
     p.login();
     let before = p.to_server.sent;
     // The toy store refuses anything above 64 MiB, from the size alone.
-    p.client.put("huge", 1 << 40, Overwrite::Fail, false).unwrap();
+    p.client
+        .put("huge", 1 << 40, Overwrite::Fail, false)
+        .unwrap();
     p.drive();
     assert_eq!(p.take(), vec![Rec::Failed(Error::NoSpace)]);
     let sent = p.to_server.sent - before;
@@ -304,7 +334,10 @@ fn exec_streams_output_and_reports_no_output_explicitly() {
     p.drive();
     assert_eq!(
         p.take(),
-        vec![Rec::Output(Stream::Stdout, "你好 world\n".as_bytes().to_vec()), Rec::ExecEnd(0, false)]
+        vec![
+            Rec::Output(Stream::Stdout, "你好 world\n".as_bytes().to_vec()),
+            Rec::ExecEnd(0, false)
+        ]
     );
     p.client.exec("true").unwrap();
     p.drive();
@@ -314,7 +347,13 @@ fn exec_streams_output_and_reports_no_output_explicitly() {
     assert_eq!(p.take(), vec![Rec::ExecEnd(1, true)]);
     p.client.exec("warn").unwrap();
     p.drive();
-    assert_eq!(p.take(), vec![Rec::Output(Stream::Stderr, b"warning\n".to_vec()), Rec::ExecEnd(2, false)]);
+    assert_eq!(
+        p.take(),
+        vec![
+            Rec::Output(Stream::Stderr, b"warning\n".to_vec()),
+            Rec::ExecEnd(2, false)
+        ]
+    );
     p.client.exec("rm -rf /").unwrap();
     p.drive();
     assert_eq!(p.take(), vec![Rec::Failed(Error::ExecFailed)]);
@@ -339,10 +378,15 @@ fn small_device_and_large_server_negotiate_the_minimum() {
     p.take();
     p.login();
     let data = bytes(50_000, 8);
-    assert_eq!(p.put("d", &data, Overwrite::Fail, false).last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(
+        p.put("d", &data, Overwrite::Fail, false).last(),
+        Some(&Rec::TransferEnd(true))
+    );
     let (got, ev) = p.get("d");
     assert_eq!(got, data);
-    assert!(ev.iter().all(|e| !matches!(e, Rec::Data(d) if d.len() > chunk as usize)));
+    assert!(ev
+        .iter()
+        .all(|e| !matches!(e, Rec::Data(d) if d.len() > chunk as usize)));
 }
 
 #[test]
@@ -358,7 +402,10 @@ fn client_cancels_a_get_and_the_session_goes_on() {
     p.client.cancel(Error::NoSpace).unwrap();
     p.drive();
     assert!(p.take().iter().all(|e| !matches!(e, Rec::TransferEnd(_))));
-    assert_eq!(p.server_events.last(), Some(&SRec::Cancelled(Error::NoSpace)));
+    assert_eq!(
+        p.server_events.last(),
+        Some(&SRec::Cancelled(Error::NoSpace))
+    );
     p.client.echo("still here", false).unwrap();
     p.drive();
     assert_eq!(p.take(), vec![Rec::Echo("still here".into())]);

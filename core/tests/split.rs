@@ -9,9 +9,17 @@ use proptest::prelude::*;
 
 /// A whole session: login, echo, put, list, get, exec, a refused request.
 fn session(split: Split) -> (Vec<Rec>, Vec<SRec>) {
-    let mut p = Pair::with(Config::default(), server_config(), 16 * 1024, 16 * 1024, split);
+    let mut p = Pair::with(
+        Config::default(),
+        server_config(),
+        16 * 1024,
+        16 * 1024,
+        split,
+    );
     p.drive();
-    p.client.login(pair::USER, pair::PASSWORD, &[1; 18]).unwrap();
+    p.client
+        .login(pair::USER, pair::PASSWORD, &[1; 18])
+        .unwrap();
     p.drive();
     p.client.echo("粘包 sticky", true).unwrap();
     p.drive();
@@ -35,9 +43,19 @@ fn session(split: Split) -> (Vec<Rec>, Vec<SRec>) {
 #[test]
 fn byte_at_a_time_equals_one_read() {
     let whole = session(Split::Whole);
-    assert_eq!(whole.0.iter().filter(|e| **e == Rec::TransferEnd(true)).count(), 2);
+    assert_eq!(
+        whole
+            .0
+            .iter()
+            .filter(|e| **e == Rec::TransferEnd(true))
+            .count(),
+        2
+    );
     assert!(whole.0.contains(&Rec::ExecEnd(0, true)));
-    assert_eq!(whole.0.last(), Some(&Rec::Failed(ferry_core::Error::Exists)));
+    assert_eq!(
+        whole.0.last(),
+        Some(&Rec::Failed(ferry_core::Error::Exists))
+    );
     assert_eq!(session(Split::Cycle(vec![1])), whole);
 }
 

@@ -5,7 +5,9 @@ mod pair;
 
 use ferry_core::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN, MAGIC, VERSION};
 use ferry_core::message::{Entry, Message, Path, Request, MAX_PATH, MAX_TEXT};
-use ferry_core::{Client, ClientEvent, Config, Error, Instant, Kind, Overwrite, Server, ServerEvent};
+use ferry_core::{
+    Client, ClientEvent, Config, Error, Instant, Kind, Overwrite, Server, ServerEvent,
+};
 use pair::{server_config, Pair, Rec, SRec};
 
 fn s<const N: usize>(x: &str) -> heapless::String<N> {
@@ -33,7 +35,9 @@ fn all_messages() -> Vec<Message> {
             upper: true,
         },
         Message::EchoReply(s("回声")),
-        Message::Request(Request::Get { path: s("目录/测试文件.txt") }),
+        Message::Request(Request::Get {
+            path: s("目录/测试文件.txt"),
+        }),
         Message::Request(Request::Put {
             path: long_path.clone(),
             size: 1 << 40,
@@ -50,7 +54,9 @@ fn all_messages() -> Vec<Message> {
             from: long_path.clone(),
             to: long_path,
         }),
-        Message::Request(Request::Exec { command: s("ls -l") }),
+        Message::Request(Request::Exec {
+            command: s("ls -l"),
+        }),
         Message::Ok,
         Message::Cwd(s("/")),
         Message::Entry(entry),
@@ -82,7 +88,10 @@ fn every_message_round_trips_and_fits_the_smallest_frame() {
         assert_eq!(frame::decode_message(&buf[HEADER_LEN..n]).unwrap(), msg);
         // Trailing garbage is not silently ignored.
         buf[n] = 0;
-        assert_eq!(frame::decode_message(&buf[HEADER_LEN..n + 1]), Err(Error::Malformed));
+        assert_eq!(
+            frame::decode_message(&buf[HEADER_LEN..n + 1]),
+            Err(Error::Malformed)
+        );
         // Every truncation is an error, never a panic.
         for cut in 0..n - HEADER_LEN {
             assert!(frame::decode_message(&buf[HEADER_LEN..HEADER_LEN + cut]).is_err());
@@ -97,7 +106,10 @@ fn strings_over_their_byte_bound_are_refused() {
     let long = "测".repeat(MAX_PATH / 3 + 1); // 3 bytes each: over by bytes, under by chars
     assert!(long.chars().count() < MAX_PATH);
     assert_eq!(p.client.get(&long), Err(Error::InvalidPath));
-    assert_eq!(p.client.echo(&"x".repeat(MAX_TEXT + 1), false), Err(Error::TooLarge));
+    assert_eq!(
+        p.client.echo(&"x".repeat(MAX_TEXT + 1), false),
+        Err(Error::TooLarge)
+    );
     assert_eq!(p.client.get("a\0b"), Err(Error::InvalidPath));
 }
 
@@ -111,7 +123,10 @@ fn hello_layout_and_checks() {
     };
     let b = h.encode();
     assert_eq!(&b[..4], &MAGIC);
-    assert_eq!(b, [b'F', b'R', b'R', b'Y', 0, 1, 0, 3, 0, 0, 16, 0, 0, 0, 4, 0]);
+    assert_eq!(
+        b,
+        [b'F', b'R', b'R', b'Y', 0, 1, 0, 3, 0, 0, 16, 0, 0, 0, 4, 0]
+    );
     assert_eq!(Hello::decode(&b), Ok(h));
     let mut v2 = b;
     v2[5] = 2;
@@ -138,17 +153,26 @@ fn version_mismatch_is_reported_by_both_sides() {
     let now = Instant::ZERO;
     let mut c = Client::new(now, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
     c.handle_input(now, &hello_bytes(2)).unwrap();
-    assert_eq!(c.poll_event(), Some(ClientEvent::Closed(Error::VersionMismatch)));
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Closed(Error::VersionMismatch))
+    );
     // It tells the peer too: hello, then an error frame with code 2.
     let mut out = [0u8; 64];
     let n = c.poll_transmit(&mut out).unwrap();
-    assert_eq!(frame::decode_message(&out[HELLO_LEN + HEADER_LEN..n]), Ok(Message::Error { code: 2 }));
+    assert_eq!(
+        frame::decode_message(&out[HELLO_LEN + HEADER_LEN..n]),
+        Ok(Message::Error { code: 2 })
+    );
     assert!(c.is_closed());
     assert_eq!(c.handle_input(now, b"more"), Err(Error::VersionMismatch));
 
     let mut s = Server::new(now, server_config(), vec![0; 4096], vec![0; 4096]).unwrap();
     s.handle_input(now, &hello_bytes(9)).unwrap();
-    assert_eq!(s.poll_event(), Some(ServerEvent::Closed(Error::VersionMismatch)));
+    assert_eq!(
+        s.poll_event(),
+        Some(ServerEvent::Closed(Error::VersionMismatch))
+    );
 }
 
 #[test]
@@ -185,17 +209,32 @@ fn bad_frames_close_with_a_typed_error() {
     big.extend_from_slice(&(u32::MAX).to_be_bytes());
     assert_eq!(server_gets(&big), Some(SRec::Closed(Error::FrameTooLarge)));
     // Unknown frame kind.
-    assert_eq!(server_gets(&raw_frame(9, b"")), Some(SRec::Closed(Error::Malformed)));
+    assert_eq!(
+        server_gets(&raw_frame(9, b"")),
+        Some(SRec::Closed(Error::Malformed))
+    );
     // A message that does not decode.
-    assert_eq!(server_gets(&raw_frame(1, &[200, 1, 2])), Some(SRec::Closed(Error::Malformed)));
+    assert_eq!(
+        server_gets(&raw_frame(1, &[200, 1, 2])),
+        Some(SRec::Closed(Error::Malformed))
+    );
     // Body bytes with no transfer.
-    assert_eq!(server_gets(&raw_frame(2, b"body")), Some(SRec::Closed(Error::UnexpectedFrame)));
+    assert_eq!(
+        server_gets(&raw_frame(2, b"body")),
+        Some(SRec::Closed(Error::UnexpectedFrame))
+    );
     // Exec output from a client.
-    assert_eq!(server_gets(&raw_frame(3, b"out")), Some(SRec::Closed(Error::UnexpectedFrame)));
+    assert_eq!(
+        server_gets(&raw_frame(3, b"out")),
+        Some(SRec::Closed(Error::UnexpectedFrame))
+    );
     // A server-only message from a client.
     let mut buf = [0u8; 64];
     let n = frame::encode_message(&Message::Offer { size: 1 }, &mut buf).unwrap();
-    assert_eq!(server_gets(&buf[..n]), Some(SRec::Closed(Error::UnexpectedFrame)));
+    assert_eq!(
+        server_gets(&buf[..n]),
+        Some(SRec::Closed(Error::UnexpectedFrame))
+    );
 }
 
 #[test]
@@ -208,7 +247,10 @@ fn oversized_frame_is_rejected_at_the_client_too() {
     p.drive();
     assert_eq!(p.take(), vec![Rec::Closed(Error::FrameTooLarge)]);
     // The server hears why.
-    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::FrameTooLarge)));
+    assert_eq!(
+        p.server_events.last(),
+        Some(&SRec::Closed(Error::FrameTooLarge))
+    );
 }
 
 #[test]
@@ -233,7 +275,10 @@ fn truncated_frame_then_eof_is_truncated() {
     p.drive();
     p.server.handle_eof(p.now);
     p.drive();
-    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Truncated)));
+    assert_eq!(
+        p.server_events.last(),
+        Some(&SRec::Closed(Error::Truncated))
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! A client and a server wired back to back in memory, with a fake clock and
 //! a toy in-memory file store on the server side (as quinn-proto's `Pair`).
 //! Tests script the client; the server answers like a real driver would.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::large_enum_variant)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::string::{String, ToString};
@@ -167,10 +167,22 @@ pub fn server_config() -> ServerConfig {
 
 impl Pair {
     pub fn new() -> Self {
-        Self::with(Config::default(), server_config(), 256 * 1024, 256 * 1024, Split::Whole)
+        Self::with(
+            Config::default(),
+            server_config(),
+            256 * 1024,
+            256 * 1024,
+            Split::Whole,
+        )
     }
 
-    pub fn with(cc: Config, sc: ServerConfig, client_buf: usize, server_buf: usize, split: Split) -> Self {
+    pub fn with(
+        cc: Config,
+        sc: ServerConfig,
+        client_buf: usize,
+        server_buf: usize,
+        split: Split,
+    ) -> Self {
         let now = Instant::from_millis(1_000);
         let client = Client::new(now, cc, vec![0; client_buf], vec![0; client_buf]).unwrap();
         let server = Server::new(now, sc, vec![0; server_buf], vec![0; server_buf]).unwrap();
@@ -274,7 +286,10 @@ impl Pair {
         }
         let mut progress = false;
         loop {
-            let limit = self.upload_limit.unwrap_or(usize::MAX).min(self.upload.len());
+            let limit = self
+                .upload_limit
+                .unwrap_or(usize::MAX)
+                .min(self.upload.len());
             let buf = self.client.send_buffer();
             let n = buf.len().min(limit.saturating_sub(self.upload_pos));
             if n == 0 {
@@ -327,7 +342,9 @@ impl Pair {
                 ClientEvent::Entry(e) => Rec::Entry(e),
                 ClientEvent::ListEnd => Rec::ListEnd,
                 ClientEvent::Offer { size } => Rec::Offer(size),
-                ClientEvent::Accepted { offset, name } => Rec::Accepted(offset, name.map(|n| n.to_string())),
+                ClientEvent::Accepted { offset, name } => {
+                    Rec::Accepted(offset, name.map(|n| n.to_string()))
+                }
                 ClientEvent::Data(d) => {
                     let d = d.to_vec();
                     self.local.extend_from_slice(&d);
@@ -374,15 +391,19 @@ impl Pair {
             match ev {
                 ServerEvent::Connected(_) => {}
                 ServerEvent::LoginRequest { user } => {
-                    let v = self.users.iter().find(|(u, _)| u == user.as_str()).map(|(_, v)| v.clone());
+                    let v = self
+                        .users
+                        .iter()
+                        .find(|(u, _)| u == user.as_str())
+                        .map(|(_, v)| v.clone());
                     self.server.login_verifier(v.as_ref(), &[7; 18]).unwrap();
                 }
-                ServerEvent::LoggedIn { user } => {
-                    self.server_events.push(SRec::LoggedIn(user.map(|u| u.to_string())))
-                }
-                ServerEvent::LoginFailed { error, failures, .. } => {
-                    self.server_events.push(SRec::LoginFailed(error, failures))
-                }
+                ServerEvent::LoggedIn { user } => self
+                    .server_events
+                    .push(SRec::LoggedIn(user.map(|u| u.to_string()))),
+                ServerEvent::LoginFailed {
+                    error, failures, ..
+                } => self.server_events.push(SRec::LoginFailed(error, failures)),
                 ServerEvent::Request(req) => self.serve(req),
                 ServerEvent::SendBody { offset } => {
                     let (data, _, _) = self.srv_get.take().unwrap();
@@ -470,11 +491,18 @@ impl Pair {
                 };
                 s.accept_put(prefix.len() as u64, name.as_deref()).unwrap();
                 s.feed_prefix(&prefix).unwrap();
-                self.srv_put = Some(Upload { target, body: prefix });
+                self.srv_put = Some(Upload {
+                    target,
+                    body: prefix,
+                });
             }
             Request::List { path } => {
                 let dir = store.resolve(&path);
-                let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
                 for (name, data) in &store.files {
                     if let Some(rest) = name.strip_prefix(&prefix) {
                         if !rest.contains('/') {
@@ -521,7 +549,9 @@ impl Pair {
                         let line = format!("{}\n", rest.join(" "));
                         let mut sent = 0;
                         while sent < line.len() {
-                            sent += s.exec_output(Stream::Stdout, &line.as_bytes()[sent..]).unwrap();
+                            sent += s
+                                .exec_output(Stream::Stdout, &line.as_bytes()[sent..])
+                                .unwrap();
                         }
                         s.exec_end(0).unwrap();
                     }
@@ -543,13 +573,20 @@ impl Pair {
         self.drive();
         self.client.login(USER, PASSWORD, &[1; 18]).unwrap();
         self.drive();
-        assert_eq!(self.events.last(), Some(&Rec::LoggedIn), "{:?}", self.events);
+        assert_eq!(
+            self.events.last(),
+            Some(&Rec::LoggedIn),
+            "{:?}",
+            self.events
+        );
         self.events.clear();
     }
 
     pub fn put(&mut self, path: &str, data: &[u8], overwrite: Overwrite, resume: bool) -> Vec<Rec> {
         self.upload = data.to_vec();
-        self.client.put(path, data.len() as u64, overwrite, resume).unwrap();
+        self.client
+            .put(path, data.len() as u64, overwrite, resume)
+            .unwrap();
         self.drive();
         self.take()
     }

@@ -1,0 +1,485 @@
+//! Ready-made drivers over `embedded-io` transports: a UART, a TCP socket,
+//! an embassy-net socket. [`blocking`] works on `embedded_io::{Read, Write}`,
+//! [`asynch`] on `embedded_io_async::{Read, Write}`; both are generated from
+//! one definition so they cannot drift apart.
+//!
+//! The client side is a request/response API ([`blocking::BlockingClient`]):
+//! each call runs the exchange to its end. The server side runs one
+//! connection to its close, handing events to a [`Handler`].
+//!
+//! A blocking transport cannot wake for timers: deadlines are checked after
+//! every read, so give the transport a read timeout if idle peers must be
+//! dropped promptly.
+
+use crate::client::Event as ClientEvent;
+use crate::error::Error;
+use crate::message::{Entry, Overwrite, Stream, Text};
+use crate::server::{Event as ServerEvent, Server};
+use crate::time::Instant;
+use crate::Path;
+
+/// A failure while driving: the transport's, or the protocol's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DriverError<E> {
+    /// The transport failed.
+    Io(E),
+    /// The protocol failed or the peer refused: a typed error.
+    Protocol(Error),
+}
+
+impl<E> DriverError<E> {
+    /// The protocol error, if that is what this is.
+    pub fn protocol(&self) -> Option<Error> {
+        match self {
+            DriverError::Protocol(e) => Some(*e),
+            DriverError::Io(_) => None,
+        }
+    }
+}
+
+impl<E: core::fmt::Debug> core::error::Error for DriverError<E> {}
+
+impl<E> From<Error> for DriverError<E> {
+    fn from(e: Error) -> Self {
+        DriverError::Protocol(e)
+    }
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for DriverError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DriverError::Io(e) => write!(f, "transport error: {e:?}"),
+            DriverError::Protocol(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The server application behind a driven connection: the file store and
+/// command runner.
+///
+/// Events borrow the connection, so handling is split in two: `event` sees
+/// each event (and consumes body bytes); `respond` then gets the server to
+/// answer requests and stream bodies. `respond` is also called between
+/// events while a get body is being sent.
+pub trait Handler<B> {
+    /// One event from the connection.
+    fn event(&mut self, event: ServerEvent<'_>);
+    /// Answer what `event` saw, send body chunks or exec output.
+    fn respond(&mut self, server: &mut Server<B>) -> Result<(), Error>;
+    /// Whether `respond` has more to send without waiting for input (exec
+    /// output still flowing). Get bodies are tracked by the driver itself.
+    fn has_output(&self) -> bool {
+        false
+    }
+}
+
+/// What a client exchange waits for.
+enum Flow<R> {
+    Continue,
+    Done(R),
+    Accept(u64),
+    Send,
+}
+
+macro_rules! drivers {
+    ($name:ident, $doc:literal, $client:ident, $serve:ident, $read:path, $write:path,
+     [$($async:ident)?], [$($await:tt)*]) => {
+        #[doc = $doc]
+        pub mod $name {
+            use super::*;
+            use crate::client::Client;
+            use crate::conn::Buffer;
+            use embedded_io::ErrorType;
+
+            /// A client connection driven over a transport, one exchange
+            /// per call.
+            pub struct $client<T, B, C> {
+                io: T,
+                client: Client<B>,
+                clock: C,
+                /// The body source of a put in progress.
+                sending: bool,
+            }
+
+            impl<T, B, C> $client<T, B, C>
+            where
+                T: $read + $write,
+                B: Buffer,
+                C: FnMut() -> Instant,
+            {
+                /// Sends the hello and waits for the server's.
+                pub $($async)? fn connect(io: T, client: Client<B>, clock: C)
+                    -> Result<Self, DriverError<T::Error>> {
+                    let mut me = Self { io, client, clock, sending: false };
+                    me.run(None, |ev| match ev {
+                        ClientEvent::Connected(_) => Ok(Flow::Done(())),
+                        other => unexpected(other),
+                    }) $($await)* ?;
+                    Ok(me)
+                }
+
+                /// The state machine, for getters.
+                pub fn client(&self) -> &Client<B> {
+                    &self.client
+                }
+
+                /// Gives back the transport (e.g. to shut it down).
+                pub fn into_inner(self) -> T {
+                    self.io
+                }
+
+                /// SCRAM login; `random` is 8–32 fresh random bytes.
+                pub $($async)? fn login(&mut self, user: &str, password: &str, random: &[u8])
+                    -> Result<(), DriverError<T::Error>> {
+                    self.client.login(user, password, random)?;
+                    self.run(None, login_flow) $($await)*
+                }
+
+                /// Anonymous login.
+                pub $($async)? fn login_anonymous(&mut self) -> Result<(), DriverError<T::Error>> {
+                    self.client.login_anonymous()?;
+                    self.run(None, login_flow) $($await)*
+                }
+
+                /// Echo (upper-cased if `upper`).
+                pub $($async)? fn echo(&mut self, text: &str, upper: bool)
+                    -> Result<Text, DriverError<T::Error>> {
+                    self.client.echo(text, upper)?;
+                    self.run(None, |ev| match ev {
+                        ClientEvent::Echo(t) => Ok(Flow::Done(t)),
+                        other => unexpected(other),
+                    }) $($await)*
+                }
+
+                /// Downloads `path`, handing body bytes to `sink` in order.
+                /// Returns the size once the MD5 is verified;
+                /// `ChecksumMismatch` otherwise.
+                pub $($async)? fn get(&mut self, path: &str, mut sink: impl FnMut(&[u8]) -> Result<(), Error>)
+                    -> Result<u64, DriverError<T::Error>> {
+                    self.client.get(path)?;
+                    let mut size = 0;
+                    self.run(None, |ev| match ev {
+                        ClientEvent::Offer { size: s } => {
+                            size = s;
+                            Ok(Flow::Accept(0))
+                        }
+                        ClientEvent::Data(d) => sink(d).map(|_| Flow::Continue),
+                        ClientEvent::TransferEnd { verified: true } => Ok(Flow::Done(size)),
+                        ClientEvent::TransferEnd { verified: false } => Err(Error::ChecksumMismatch),
+                        other => unexpected(other),
+                    }) $($await)*
+                }
+
+                /// Uploads `size` bytes pulled from `source` (which fills
+                /// the buffer it is given and returns how much it wrote).
+                /// Returns the name stored under once the server verified
+                /// and stored the file.
+                pub $($async)? fn put(
+                    &mut self,
+                    path: &str,
+                    size: u64,
+                    overwrite: Overwrite,
+                    mut source: impl FnMut(&mut [u8]) -> Result<usize, Error>,
+                ) -> Result<Option<Path>, DriverError<T::Error>> {
+                    self.client.put(path, size, overwrite, false)?;
+                    let mut stored = None;
+                    self.run(Some(&mut source), |ev| match ev {
+                        ClientEvent::Accepted { name, .. } => {
+                            stored = name;
+                            Ok(Flow::Send)
+                        }
+                        ClientEvent::TransferEnd { verified: true } => Ok(Flow::Done(())),
+                        ClientEvent::TransferEnd { verified: false } => Err(Error::ChecksumMismatch),
+                        other => unexpected(other),
+                    }) $($await)* ?;
+                    Ok(stored)
+                }
+
+                /// Lists a directory, handing each entry to `each`; returns
+                /// the count.
+                pub $($async)? fn list(&mut self, path: &str, mut each: impl FnMut(&Entry))
+                    -> Result<u32, DriverError<T::Error>> {
+                    self.client.list(path)?;
+                    let mut n = 0;
+                    self.run(None, |ev| match ev {
+                        ClientEvent::Entry(e) => {
+                            n += 1;
+                            each(&e);
+                            Ok(Flow::Continue)
+                        }
+                        ClientEvent::ListEnd => Ok(Flow::Done(n)),
+                        other => unexpected(other),
+                    }) $($await)*
+                }
+
+                /// Describes one path.
+                pub $($async)? fn stat(&mut self, path: &str) -> Result<Entry, DriverError<T::Error>> {
+                    self.client.stat(path)?;
+                    self.run(None, |ev| match ev {
+                        ClientEvent::Entry(e) => Ok(Flow::Done(e)),
+                        other => unexpected(other),
+                    }) $($await)*
+                }
+
+                /// Runs a command, handing output to `out`; returns the exit
+                /// status and whether it printed nothing.
+                pub $($async)? fn exec(&mut self, command: &str, mut out: impl FnMut(Stream, &[u8]))
+                    -> Result<(i32, bool), DriverError<T::Error>> {
+                    self.client.exec(command)?;
+                    self.run(None, |ev| match ev {
+                        ClientEvent::Output { stream, data } => {
+                            out(stream, data);
+                            Ok(Flow::Continue)
+                        }
+                        ClientEvent::ExecEnd { status, no_output } => Ok(Flow::Done((status, no_output))),
+                        other => unexpected(other),
+                    }) $($await)*
+                }
+
+                /// Changes directory; returns the new one.
+                pub $($async)? fn cd(&mut self, path: &str) -> Result<Path, DriverError<T::Error>> {
+                    self.client.cd(path)?;
+                    self.run(None, cwd_flow) $($await)*
+                }
+
+                /// The session's directory.
+                pub $($async)? fn pwd(&mut self) -> Result<Path, DriverError<T::Error>> {
+                    self.client.pwd()?;
+                    self.run(None, cwd_flow) $($await)*
+                }
+
+                /// Creates a directory.
+                pub $($async)? fn mkdir(&mut self, path: &str) -> Result<(), DriverError<T::Error>> {
+                    self.client.mkdir(path)?;
+                    self.run(None, done_flow) $($await)*
+                }
+
+                /// Removes a file or empty directory.
+                pub $($async)? fn remove(&mut self, path: &str) -> Result<(), DriverError<T::Error>> {
+                    self.client.remove(path)?;
+                    self.run(None, done_flow) $($await)*
+                }
+
+                /// Renames.
+                pub $($async)? fn rename(&mut self, from: &str, to: &str) -> Result<(), DriverError<T::Error>> {
+                    self.client.rename(from, to)?;
+                    self.run(None, done_flow) $($await)*
+                }
+
+                $($async)? fn flush(&mut self) -> Result<(), DriverError<T::Error>> {
+                    let mut wrote = false;
+                    loop {
+                        let pending = self.client.transmit_buf();
+                        if pending.is_empty() {
+                            break;
+                        }
+                        let n = self.io.write(pending) $($await)* .map_err(DriverError::Io)?;
+                        if n == 0 {
+                            return Err(Error::Closed.into());
+                        }
+                        self.client.transmit_done(n);
+                        wrote = true;
+                    }
+                    if wrote {
+                        self.io.flush() $($await)* .map_err(DriverError::Io)?;
+                    }
+                    Ok(())
+                }
+
+                /// Pumps until `on` says done; `source` feeds a put body.
+                $($async)? fn run<R>(
+                    &mut self,
+                    mut source: Option<&mut dyn FnMut(&mut [u8]) -> Result<usize, Error>>,
+                    mut on: impl FnMut(ClientEvent<'_>) -> Result<Flow<R>, Error>,
+                ) -> Result<R, DriverError<T::Error>> {
+                    loop {
+                        self.flush() $($await)* ?;
+                        while let Some(ev) = self.client.poll_event() {
+                            if let ClientEvent::Closed(e) = ev {
+                                self.flush() $($await)* ?;
+                                return Err(e.into());
+                            }
+                            if let ClientEvent::Failed(e) | ClientEvent::LoginFailed(e) = ev {
+                                self.sending = false;
+                                return Err(e.into());
+                            }
+                            match on(ev) {
+                                Ok(Flow::Continue) => {}
+                                Ok(Flow::Done(r)) => {
+                                    self.flush() $($await)* ?;
+                                    return Ok(r);
+                                }
+                                Ok(Flow::Accept(offset)) => self.client.accept(offset)?,
+                                Ok(Flow::Send) => self.sending = true,
+                                Err(e) => {
+                                    // A local failure: tell the peer, stay usable.
+                                    let _ = self.client.cancel(e);
+                                    self.flush() $($await)* ?;
+                                    return Err(e.into());
+                                }
+                            }
+                        }
+                        if self.sending && self.client.remaining() > 0 {
+                            // Body first: the server reads it all, so no
+                            // deadlock; its answer is read after the trailer.
+                            if let Some(src) = source.as_mut() {
+                                let buf = self.client.send_buffer();
+                                if !buf.is_empty() {
+                                    let n = match src(buf) {
+                                        Ok(n) => n,
+                                        Err(e) => {
+                                            let _ = self.client.cancel(e);
+                                            self.sending = false;
+                                            self.flush() $($await)* ?;
+                                            return Err(e.into());
+                                        }
+                                    };
+                                    if n == 0 {
+                                        // The source ended early: it shrank.
+                                        let _ = self.client.cancel(Error::Truncated);
+                                        self.sending = false;
+                                        self.flush() $($await)* ?;
+                                        return Err(Error::Truncated.into());
+                                    }
+                                    self.client.commit_send(n)?;
+                                }
+                                continue;
+                            }
+                        }
+                        self.sending = false;
+                        // Events may have queued output (a SCRAM answer).
+                        self.flush() $($await)* ?;
+                        let now = (self.clock)();
+                        self.client.handle_timeout(now);
+                        let buf = self.client.input_buf();
+                        if buf.is_empty() {
+                            return Err(Error::Internal.into());
+                        }
+                        let n = self.io.read(buf) $($await)* .map_err(DriverError::Io)?;
+                        if n == 0 {
+                            self.client.handle_eof(now);
+                        } else {
+                            self.client.input_filled(now, n);
+                        }
+                    }
+                }
+            }
+
+            /// Runs one server connection over `io` until it closes;
+            /// returns why it closed (`Error::Closed` for a clean close).
+            pub $($async)? fn $serve<T, B, H>(
+                io: &mut T,
+                server: &mut Server<B>,
+                handler: &mut H,
+                mut clock: impl FnMut() -> Instant,
+            ) -> Result<Error, DriverError<<T as ErrorType>::Error>>
+            where
+                T: $read + $write,
+                B: Buffer,
+                H: Handler<B>,
+            {
+                let mut closed = None;
+                loop {
+                    loop {
+                        let mut any = false;
+                        while let Some(ev) = server.poll_event() {
+                            any = true;
+                            if let ServerEvent::Closed(e) = ev {
+                                closed = Some(e);
+                            }
+                            handler.event(ev);
+                            handler.respond(server)?;
+                        }
+                        handler.respond(server)?;
+                        // Write everything queued.
+                        let mut wrote = false;
+                        loop {
+                            let pending = server.transmit_buf();
+                            if pending.is_empty() {
+                                break;
+                            }
+                            let n = io.write(pending) $($await)* .map_err(DriverError::Io)?;
+                            if n == 0 {
+                                return Ok(Error::Closed);
+                            }
+                            server.transmit_done(n);
+                            wrote = true;
+                        }
+                        if wrote {
+                            io.flush() $($await)* .map_err(DriverError::Io)?;
+                        }
+                        if let Some(e) = closed {
+                            return Ok(e);
+                        }
+                        // Keep streaming a get body without waiting to read.
+                        if !(any || (wrote && (server.remaining() > 0 || handler.has_output()))) {
+                            break;
+                        }
+                    }
+                    let now = clock();
+                    server.handle_timeout(now);
+                    if server.poll_timeout().is_some_and(|d| now >= d) {
+                        continue;
+                    }
+                    let buf = server.input_buf();
+                    if buf.is_empty() {
+                        return Err(Error::Internal.into());
+                    }
+                    let n = io.read(buf) $($await)* .map_err(DriverError::Io)?;
+                    if n == 0 {
+                        server.handle_eof(now);
+                    } else {
+                        server.input_filled(now, n);
+                    }
+                }
+            }
+        }
+    };
+}
+
+fn unexpected<R>(_ev: ClientEvent<'_>) -> Result<Flow<R>, Error> {
+    Err(Error::UnexpectedFrame)
+}
+
+fn login_flow(ev: ClientEvent<'_>) -> Result<Flow<()>, Error> {
+    match ev {
+        ClientEvent::LoggedIn => Ok(Flow::Done(())),
+        other => unexpected(other),
+    }
+}
+
+fn cwd_flow(ev: ClientEvent<'_>) -> Result<Flow<Path>, Error> {
+    match ev {
+        ClientEvent::Cwd(p) => Ok(Flow::Done(p)),
+        other => unexpected(other),
+    }
+}
+
+fn done_flow(ev: ClientEvent<'_>) -> Result<Flow<()>, Error> {
+    match ev {
+        ClientEvent::Done => Ok(Flow::Done(())),
+        other => unexpected(other),
+    }
+}
+
+drivers!(
+    blocking,
+    "Blocking drivers over `embedded_io::{Read, Write}`.",
+    BlockingClient,
+    serve,
+    embedded_io::Read,
+    embedded_io::Write,
+    [],
+    []
+);
+
+drivers!(
+    asynch,
+    "Async drivers over `embedded_io_async::{Read, Write}` (embassy-net sockets, async UARTs).",
+    AsyncClient,
+    serve,
+    embedded_io_async::Read,
+    embedded_io_async::Write,
+    [async],
+    [.await]
+);

@@ -1,0 +1,108 @@
+//! A bare-metal binary that runs a whole Ferry session (SCRAM login, put,
+//! get, list, exec) between a Client and a Server, so every protocol path is
+//! linked in. Inputs go through `black_box` so nothing is folded away.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+use ferry_core::{
+    Client, ClientEvent, Config, Entry, Instant, Kind, Overwrite, Request, Server, ServerConfig,
+    ServerEvent, Stream, Verifier,
+};
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+
+#[no_mangle]
+pub extern "C" fn _start() -> ! {
+    let now = black_box(Instant::ZERO);
+    let (mut ci, mut co, mut si, mut so) = ([0u8; 2048], [0u8; 2048], [0u8; 2048], [0u8; 2048]);
+    let mut c = match Client::new(now, Config::default(), &mut ci[..], &mut co[..]) {
+        Ok(c) => c,
+        Err(_) => loop {},
+    };
+    let mut s = match Server::new(now, ServerConfig::default(), &mut si[..], &mut so[..]) {
+        Ok(s) => s,
+        Err(_) => loop {},
+    };
+    let verifier = Verifier::parse(black_box("SCRAM-SHA-256$4096:c2FsdA==$AAAA:BBBB")).ok();
+    let mut wire = [0u8; 2048];
+    let mut file = [0u8; 512];
+    let mut sink = 0usize;
+    for round in 0..black_box(1000u32) {
+        while let Some(n) = c.poll_transmit(&mut wire) {
+            let _ = s.handle_input(now, &wire[..n]);
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ServerEvent::LoginRequest { .. } => {
+                    let _ = s.login_verifier(verifier.as_ref(), &[1; 16]);
+                }
+                ServerEvent::Request(Request::Put { size, .. }) => {
+                    let _ = s.accept_put(size / 2, None);
+                    let _ = s.feed_prefix(&file);
+                }
+                ServerEvent::Data(d) => sink += d.len(),
+                ServerEvent::PutEnd { .. } => {
+                    let _ = s.finish_put();
+                }
+                ServerEvent::Request(Request::Get { .. }) => {
+                    let _ = s.offer(512);
+                }
+                ServerEvent::Request(Request::List { .. }) | ServerEvent::Request(Request::Stat { .. }) => {
+                    let e = Entry { name: Default::default(), kind: Kind::File, size: 1, modified: 0, mode: 0 };
+                    let _ = s.list_entry(&e);
+                    let _ = s.reply_entry(&e);
+                    let _ = s.list_end();
+                }
+                ServerEvent::Request(Request::Exec { .. }) => {
+                    let _ = s.exec_output(Stream::Stdout, b"ok");
+                    let _ = s.exec_end(0);
+                }
+                ServerEvent::Request(_) => {
+                    let _ = s.reply_ok();
+                    let _ = s.reply_cwd("/");
+                }
+                _ => {}
+            }
+        }
+        let n = s.send_buffer().len().min(file.len());
+        let _ = s.commit_send(black_box(n));
+        while let Some(n) = s.poll_transmit(&mut wire) {
+            let _ = c.handle_input(now, &wire[..n]);
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                ClientEvent::Connected(_) => {
+                    let _ = c.login("u", "p", &[2; 16]);
+                }
+                ClientEvent::Offer { .. } => {
+                    let _ = c.accept(0);
+                }
+                ClientEvent::Data(d) => sink += d.len(),
+                ClientEvent::Output { data, .. } => sink += data.len(),
+                _ => {}
+            }
+        }
+        if c.is_idle() {
+            let _ = match round % 5 {
+                0 => c.put("f", 1024, Overwrite::KeepBoth, true),
+                1 => c.get("f"),
+                2 => c.list(""),
+                3 => c.exec("uptime"),
+                _ => c.echo("x", true),
+            };
+        }
+        let n = c.send_buffer().len().min(file.len());
+        let _ = c.commit_send(black_box(n));
+        let _ = c.send_body(&file[..black_box(3)]);
+        file[0] = file[0].wrapping_add(1);
+        c.handle_timeout(black_box(now));
+        s.handle_timeout(black_box(now));
+    }
+    black_box(sink);
+    loop {}
+}

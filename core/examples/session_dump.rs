@@ -1,0 +1,115 @@
+//! Prints a complete session byte by byte, as it appears on the wire, in
+//! the form docs/PROTOCOL.md shows it: hellos, SCRAM login, a put with its
+//! acknowledgement, chunks, trailer and done. Deterministic: fixed nonces
+//! and salt. A test checks that the document shows exactly this output.
+//!
+//! Run: `cargo run -p ferry-core --example session_dump`
+
+use ferry_core::frame::{decode_message, read_header, FrameKind, HEADER_LEN, HELLO_LEN};
+use ferry_core::message::Message;
+use ferry_core::{
+    Client, ClientEvent, Config, Instant, Overwrite, Request, Server, ServerConfig, ServerEvent,
+    Verifier,
+};
+
+fn hex_lines(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for line in bytes.chunks(16) {
+        let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("    {}\n", hex.join(" ")));
+    }
+    out
+}
+
+/// Splits one direction's bytes into the hello and frames, describing each.
+fn describe(dir: &str, bytes: &[u8], seen_hello: &mut bool, out: &mut String) {
+    let mut rest = bytes;
+    if !*seen_hello {
+        out.push_str(&format!("{dir} hello (16 bytes)\n"));
+        out.push_str(&hex_lines(&rest[..HELLO_LEN]));
+        rest = &rest[HELLO_LEN..];
+        *seen_hello = true;
+    }
+    while rest.len() >= HEADER_LEN {
+        let head: &[u8; HEADER_LEN] = rest[..HEADER_LEN].try_into().unwrap();
+        let (kind, len) = read_header(head, u32::MAX).unwrap();
+        let frame = &rest[..HEADER_LEN + len as usize];
+        let what = match kind {
+            FrameKind::Msg => match decode_message(&frame[HEADER_LEN..]).unwrap() {
+                Message::Trailer { md5 } => {
+                    let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("Trailer {{ md5: {hex} }}")
+                }
+                m => format!("{m:?}"),
+            },
+            FrameKind::Data => format!("Data {:?}", String::from_utf8_lossy(&frame[HEADER_LEN..])),
+            k => format!("{k:?}"),
+        };
+        out.push_str(&format!("{dir} {what}\n"));
+        out.push_str(&hex_lines(frame));
+        rest = &rest[frame.len()..];
+    }
+}
+
+/// The whole transcript.
+pub fn transcript() -> String {
+    let now = Instant::ZERO;
+    let cc = Config {
+        chunk_size: 8,
+        ..Config::default()
+    };
+    let sc = ServerConfig {
+        conn: cc,
+        ..ServerConfig::default()
+    };
+    let mut c = Client::new(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let mut s = Server::new(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let verifier = Verifier::new("pencil", b"ferry salt", 4096).unwrap();
+    let body = "你好，世界\n".as_bytes();
+    let (mut out, mut c_hello, mut s_hello) = (String::new(), false, false);
+    let mut buf = [0u8; 4096];
+    let (mut sent, mut step) = (0, 0);
+    for _ in 0..100 {
+        if let Some(n) = c.poll_transmit(&mut buf) {
+            describe("C→S", &buf[..n], &mut c_hello, &mut out);
+            s.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ServerEvent::LoginRequest { .. } => {
+                    s.login_verifier(Some(&verifier), &[0x5A; 12]).unwrap()
+                }
+                ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
+                ServerEvent::PutEnd { verified: true } => s.finish_put().unwrap(),
+                _ => {}
+            }
+        }
+        if let Some(n) = s.poll_transmit(&mut buf) {
+            describe("S→C", &buf[..n], &mut s_hello, &mut out);
+            c.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = c.poll_event() {
+            if let ClientEvent::Connected(_) = ev {
+                c.login("user", "pencil", &[0xA5; 12]).unwrap();
+            }
+        }
+        if c.is_idle() {
+            step += 1;
+            if step == 1 {
+                c.put("测试.txt", body.len() as u64, Overwrite::Fail, false)
+                    .unwrap();
+            } else {
+                break;
+            }
+        }
+        if sent < body.len() && c.remaining() > 0 {
+            sent += c.send_body(&body[sent..]).unwrap();
+        }
+    }
+    out
+}
+
+#[allow(dead_code)]
+fn main() {
+    print!("{}", transcript());
+}

@@ -1,0 +1,32 @@
+//! docs/PROTOCOL.md stays true: its session listing is exactly what the
+//! implementation sends, and every error code is in its table.
+
+#[path = "../examples/session_dump.rs"]
+mod session_dump;
+
+const PROTOCOL: &str = include_str!("../../docs/PROTOCOL.md");
+
+#[test]
+fn session_listing_matches_the_implementation() {
+    let start = PROTOCOL
+        .find("<!-- session-dump:start -->\n```\n")
+        .expect("start marker");
+    let body = &PROTOCOL[start..];
+    let body = &body[body.find("```\n").unwrap() + 4..];
+    let end = body
+        .find("```\n<!-- session-dump:end -->")
+        .expect("end marker");
+    assert_eq!(
+        &body[..end],
+        session_dump::transcript(),
+        "regenerate with `cargo run -p ferry-core --example session_dump`"
+    );
+}
+
+#[test]
+fn every_error_code_is_documented() {
+    for e in ferry_core::Error::ALL {
+        let row = format!("| {} | `{:?}` | {} |", e.code(), e, e.message());
+        assert!(PROTOCOL.contains(&row), "missing row: {row}");
+    }
+}

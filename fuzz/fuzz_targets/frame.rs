@@ -1,5 +1,6 @@
-//! The message decoder: no panic, and whatever decodes re-encodes to the
-//! same bytes.
+//! The message decoder: no panic, and whatever decodes re-encodes to a
+//! message that decodes the same (postcard tolerates overlong varints, so
+//! the bytes may be shorter, never different in meaning).
 #![no_main]
 
 use ferry_core::frame::{decode_message, encode_message, read_header, HEADER_LEN};
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = decode_message(data) {
         let mut buf = vec![0u8; data.len() + 64];
         let n = encode_message(&msg, &mut buf).expect("a decoded message encodes");
-        assert_eq!(&buf[HEADER_LEN..n], data, "canonical encoding");
+        assert!(n - HEADER_LEN <= data.len(), "re-encoding never grows");
         assert_eq!(decode_message(&buf[HEADER_LEN..n]).as_ref(), Ok(&msg));
     }
 });

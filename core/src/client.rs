@@ -236,6 +236,11 @@ impl<B: Buffer> Client<B> {
             if self.conn.closed.is_some() {
                 return self.closed_event();
             }
+            // Backpressure: a frame may need an answer (a SCRAM step, Done,
+            // a resync trailer), so only take one when an answer fits.
+            if !self.conn.can_send_msg() {
+                return None;
+            }
             let incoming = match self.conn.next_frame() {
                 Ok(Some(i)) => i,
                 Ok(None) => {

@@ -265,7 +265,10 @@ impl<B: Buffer> Conn<B> {
         let room = self.out_room().saturating_sub(HEADER_LEN + reserve);
         let n = room.min(max).min(self.chunk());
         let start = self.out_end + HEADER_LEN;
-        &mut self.outbuf.as_mut()[start..start + n]
+        self.outbuf
+            .as_mut()
+            .get_mut(start..start + n)
+            .unwrap_or(&mut [])
     }
 
     /// The first `n` bytes written into [`Self::frame_buf`] (no compaction

@@ -366,3 +366,53 @@ fn error_codes_are_stable_and_unique() {
     assert_eq!(Error::Busy.code(), 60);
     assert_eq!(Error::from_code(9999), Error::Unknown);
 }
+
+#[test]
+fn a_full_output_buffer_gives_empty_send_buffers_not_a_panic() {
+    let now = Instant::ZERO;
+    let small = ferry_core::MIN_OUTPUT_BUFFER;
+    let mut c = Client::new(now, Config::default(), vec![0; 4096], vec![0; small]).unwrap();
+    let mut s = Server::new(now, server_config(), vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut buf = [0u8; 8192];
+    let mut pump = |c: &mut Client<Vec<u8>>, s: &mut Server<Vec<u8>>| {
+        while let Some(n) = c.poll_transmit(&mut buf) {
+            s.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = s.poll_event() {
+            if let ServerEvent::Request(ferry_core::Request::Put { .. }) = ev {
+                s.accept_put(0, None).unwrap();
+            }
+        }
+        while let Some(n) = s.poll_transmit(&mut buf) {
+            c.handle_input(now, &buf[..n]).unwrap();
+        }
+    };
+    pump(&mut c, &mut s);
+    while let Some(ev) = c.poll_event() {
+        if let ClientEvent::Connected(_) = ev {
+            c.login_anonymous().unwrap();
+        }
+    }
+    pump(&mut c, &mut s);
+    while c.poll_event().is_some() {}
+    c.put("f", 1 << 20, Overwrite::Fail, false).unwrap();
+    pump(&mut c, &mut s);
+    assert!(matches!(c.poll_event(), Some(ClientEvent::Accepted { .. })));
+    // Fill without ever transmitting.
+    let mut total = 0;
+    for _ in 0..100 {
+        let b = c.send_buffer();
+        let n = b.len();
+        if n == 0 {
+            break;
+        }
+        c.commit_send(n).unwrap();
+        total += n;
+    }
+    assert!(total > 0 && total < small);
+    assert_eq!(c.send_buffer().len(), 0);
+    assert_eq!(c.send_body(b"x"), Err(Error::BufferFull));
+    // Transmitting frees room again.
+    while c.poll_transmit(&mut [0u8; 512]).is_some() {}
+    assert!(!c.send_buffer().is_empty());
+}

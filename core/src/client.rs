@@ -3,12 +3,12 @@
 
 use crate::auth::{nonce_from_random, ScramClient};
 use crate::config::Config;
-use crate::conn::{Buffer, Conn, Incoming, Negotiated, Phase};
+use crate::conn::{endpoint_common, Buffer, Conn, Incoming, Negotiated, Phase};
 use crate::error::Error;
 use crate::frame::{decode_message, FrameKind};
 use crate::message::{bounded, Entry, Message, Overwrite, Path, Request, Stream, Text};
 use crate::time::Instant;
-use crate::transfer::{Sender, Transfer};
+use crate::transfer::Transfer;
 
 /// What a [`Client`] reports to its driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,6 +120,8 @@ pub struct Client<B> {
 }
 
 impl<B: Buffer> Client<B> {
+    endpoint_common!();
+
     /// A client that will send its hello at the first transmit. `inbuf`
     /// bounds the largest frame accepted, `outbuf` the largest sent; each
     /// must be at least [`MIN_INPUT_BUFFER`](crate::MIN_INPUT_BUFFER) /
@@ -132,11 +134,6 @@ impl<B: Buffer> Client<B> {
     }
 
     // ---- getters ----
-
-    /// Sizes agreed in the handshake, once the server's hello arrived.
-    pub fn negotiated(&self) -> Option<Negotiated> {
-        self.conn.negotiated
-    }
 
     /// Whether login has completed.
     pub fn is_logged_in(&self) -> bool {
@@ -153,77 +150,6 @@ impl<B: Buffer> Client<B> {
     /// Whether a new request may be sent now.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle) && self.conn.closed.is_none()
-    }
-
-    /// Whether the connection is over and every queued byte was transmitted:
-    /// the driver may close the socket.
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_drained_and_closed()
-    }
-
-    /// Body bytes still to send (put) or receive (get).
-    pub fn remaining(&self) -> u64 {
-        match &self.state {
-            State::Receiving(t) | State::Sending(t) => t.remaining(),
-            _ => 0,
-        }
-    }
-
-    // ---- inputs ----
-
-    /// Feeds bytes from the server; returns how many were taken (fewer when
-    /// the input buffer is full: drain [`Self::poll_event`], then offer the
-    /// rest again).
-    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
-        self.conn.handle_input(now, data)
-    }
-
-    /// Free space in the input buffer to read the socket straight into; tell
-    /// the client with [`Self::input_filled`]. Saves one copy.
-    pub fn input_buf(&mut self) -> &mut [u8] {
-        self.conn.input_buf()
-    }
-
-    /// Marks `n` bytes read into [`Self::input_buf`] as received.
-    pub fn input_filled(&mut self, now: Instant, n: usize) {
-        self.conn.input_filled(now, n);
-    }
-
-    /// The server closed the stream. Mid-frame or mid-transfer this becomes
-    /// a `Closed(Truncated)` event, otherwise `Closed(Closed)`.
-    pub fn handle_eof(&mut self, _now: Instant) {
-        self.conn.set_eof();
-    }
-
-    /// Checks deadlines; call when [`Self::poll_timeout`]'s instant passes.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.conn.handle_timeout(now);
-    }
-
-    // ---- outputs ----
-
-    /// Copies queued bytes for the server into `buf`; `None` when nothing is
-    /// queued.
-    #[must_use]
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.conn.poll_transmit(buf)
-    }
-
-    /// The queued bytes, to write without a copy; then call
-    /// [`Self::transmit_done`] with how many were written.
-    pub fn transmit_buf(&self) -> &[u8] {
-        self.conn.transmit_buf()
-    }
-
-    /// Drops `n` bytes written from [`Self::transmit_buf`].
-    pub fn transmit_done(&mut self, n: usize) {
-        self.conn.transmit_done(n);
-    }
-
-    /// The next deadline, if any.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conn.deadline()
     }
 
     /// The next event, if the buffered input completes one.
@@ -465,79 +391,7 @@ impl<B: Buffer> Client<B> {
         Ok(())
     }
 
-    /// Adds bytes `0..offset` the caller already holds to the digest, in
-    /// order, before the body (get after `accept`, put after `Accepted`).
-    pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(), Error> {
-        match &mut self.state {
-            State::Receiving(t) => t.feed_prefix(data),
-            State::Sending(t) => {
-                t.feed_prefix(data)?;
-                self.after_send(false).map(|_| ())
-            }
-            _ => Err(Error::BadUsage),
-        }
-    }
-
     // ---- put: sending ----
-
-    /// Space for the next body chunk, in the output buffer (empty when the
-    /// buffer is full: transmit first). Write into it, then
-    /// [`Self::commit_send`].
-    pub fn send_buffer(&mut self) -> &mut [u8] {
-        match &mut self.state {
-            State::Sending(t) => Sender {
-                conn: &mut self.conn,
-                transfer: t,
-            }
-            .buffer(),
-            _ => &mut [],
-        }
-    }
-
-    /// Sends `n` bytes written into [`Self::send_buffer`]. After the last
-    /// byte the MD5 trailer is queued by itself.
-    pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
-        let State::Sending(t) = &mut self.state else {
-            return Err(Error::BadUsage);
-        };
-        let done = Sender {
-            conn: &mut self.conn,
-            transfer: t,
-        }
-        .commit(n)?;
-        self.after_send(done).map(|_| ())
-    }
-
-    /// Sends from `data` (copying); returns how many bytes were taken.
-    pub fn send_body(&mut self, data: &[u8]) -> Result<usize, Error> {
-        let State::Sending(t) = &mut self.state else {
-            return Err(Error::BadUsage);
-        };
-        let (n, done) = Sender {
-            conn: &mut self.conn,
-            transfer: t,
-        }
-        .send(data)?;
-        self.after_send(done)?;
-        Ok(n)
-    }
-
-    fn after_send(&mut self, trailer_sent: bool) -> Result<bool, Error> {
-        let mut done = trailer_sent;
-        if !done {
-            if let State::Sending(t) = &mut self.state {
-                done = Sender {
-                    conn: &mut self.conn,
-                    transfer: t,
-                }
-                .finish_if_complete()?;
-            }
-        }
-        if done {
-            self.state = State::AwaitDone;
-        }
-        Ok(done)
-    }
 
     // ---- frame handling ----
 

@@ -391,3 +391,157 @@ impl<B: Buffer> Conn<B> {
         self.closed.is_some() && !self.has_output()
     }
 }
+
+/// Methods `Client` and `Server` share word for word: the input and output
+/// paths and the sending half of a transfer. Expanded inside each `impl`, so
+/// `State` is that role's own state enum (both have `Sending`, `Receiving`
+/// and `AwaitDone`).
+macro_rules! endpoint_common {
+    () => {
+        /// Sizes agreed in the handshake, once the peer's hello arrived.
+        pub fn negotiated(&self) -> Option<Negotiated> {
+            self.conn.negotiated
+        }
+
+        /// Whether the connection is over and every queued byte was handed
+        /// to the driver: it may close the socket.
+        pub fn is_closed(&self) -> bool {
+            self.conn.is_drained_and_closed()
+        }
+
+        /// Body bytes still to send or receive in the transfer in progress.
+        pub fn remaining(&self) -> u64 {
+            match &self.state {
+                State::Receiving(t) | State::Sending(t) => t.remaining(),
+                _ => 0,
+            }
+        }
+
+        /// Feeds bytes from the peer; returns how many were taken (fewer
+        /// when the input buffer is full: drain `poll_event`, then offer the
+        /// rest again). Fails once the connection is closed.
+        pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
+            self.conn.handle_input(now, data)
+        }
+
+        /// Free space in the input buffer, to read the socket straight into
+        /// (saves a copy); report what was read with [`Self::input_filled`].
+        pub fn input_buf(&mut self) -> &mut [u8] {
+            self.conn.input_buf()
+        }
+
+        /// Marks `n` bytes read into [`Self::input_buf`] as received.
+        pub fn input_filled(&mut self, now: Instant, n: usize) {
+            self.conn.input_filled(now, n);
+        }
+
+        /// The peer closed the stream. Mid-frame or mid-exchange this
+        /// becomes a `Closed(Truncated)` event, otherwise `Closed(Closed)`.
+        pub fn handle_eof(&mut self, _now: Instant) {
+            self.conn.set_eof();
+        }
+
+        /// Checks deadlines; call when `poll_timeout`'s instant has come.
+        pub fn handle_timeout(&mut self, now: Instant) {
+            self.conn.handle_timeout(now);
+        }
+
+        /// Copies queued bytes for the peer into `buf`; `None` when nothing
+        /// is queued.
+        #[must_use]
+        pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+            self.conn.poll_transmit(buf)
+        }
+
+        /// The queued bytes, to write without a copy; then call
+        /// [`Self::transmit_done`] with how many were written.
+        pub fn transmit_buf(&self) -> &[u8] {
+            self.conn.transmit_buf()
+        }
+
+        /// Drops `n` bytes written from [`Self::transmit_buf`].
+        pub fn transmit_done(&mut self, n: usize) {
+            self.conn.transmit_done(n);
+        }
+
+        /// The next deadline, if any.
+        #[must_use]
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            self.conn.deadline()
+        }
+
+        /// Adds the bytes `0..offset` this side already holds to the
+        /// digest, in order and before any body byte, so the MD5 trailer
+        /// covers the whole file (resume, either direction).
+        pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(), Error> {
+            match &mut self.state {
+                State::Receiving(t) => t.feed_prefix(data),
+                State::Sending(t) => {
+                    t.feed_prefix(data)?;
+                    self.after_send(false)
+                }
+                _ => Err(Error::BadUsage),
+            }
+        }
+
+        /// Space for the next body chunk, straight in the output buffer
+        /// (empty when it is full: transmit first). Write into it, then
+        /// [`Self::commit_send`].
+        pub fn send_buffer(&mut self) -> &mut [u8] {
+            match &mut self.state {
+                State::Sending(t) => crate::transfer::Sender {
+                    conn: &mut self.conn,
+                    transfer: t,
+                }
+                .buffer(),
+                _ => &mut [],
+            }
+        }
+
+        /// Sends `n` bytes written into [`Self::send_buffer`]. The MD5
+        /// trailer follows the last byte by itself.
+        pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
+            let State::Sending(t) = &mut self.state else {
+                return Err(Error::BadUsage);
+            };
+            let done = crate::transfer::Sender {
+                conn: &mut self.conn,
+                transfer: t,
+            }
+            .commit(n)?;
+            self.after_send(done)
+        }
+
+        /// Sends from `data` (copying); returns how many bytes were taken
+        /// (at most one chunk).
+        pub fn send_body(&mut self, data: &[u8]) -> Result<usize, Error> {
+            let State::Sending(t) = &mut self.state else {
+                return Err(Error::BadUsage);
+            };
+            let (n, done) = crate::transfer::Sender {
+                conn: &mut self.conn,
+                transfer: t,
+            }
+            .send(data)?;
+            self.after_send(done)?;
+            Ok(n)
+        }
+
+        /// Moves on to waiting for `Done` once the trailer is queued.
+        fn after_send(&mut self, trailer_sent: bool) -> Result<(), Error> {
+            let mut done = trailer_sent;
+            if let (false, State::Sending(t)) = (done, &mut self.state) {
+                done = crate::transfer::Sender {
+                    conn: &mut self.conn,
+                    transfer: t,
+                }
+                .finish_if_complete()?;
+            }
+            if done {
+                self.state = State::AwaitDone;
+            }
+            Ok(())
+        }
+    };
+}
+pub(crate) use endpoint_common;

@@ -4,12 +4,12 @@
 
 use crate::auth::{self, parse_client_first, ClientFirst, ScramServer, Verifier};
 use crate::config::ServerConfig;
-use crate::conn::{Buffer, Conn, Incoming, Negotiated, Phase};
+use crate::conn::{endpoint_common, Buffer, Conn, Incoming, Negotiated, Phase};
 use crate::error::Error;
 use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
 use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
 use crate::time::Instant;
-use crate::transfer::{Sender, Transfer};
+use crate::transfer::Transfer;
 
 /// What a [`Server`] reports to its driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -111,6 +111,8 @@ pub struct Server<B> {
 }
 
 impl<B: Buffer> Server<B> {
+    endpoint_common!();
+
     /// A server connection; its hello goes out at the first transmit.
     pub fn new(now: Instant, config: ServerConfig, inbuf: B, outbuf: B) -> Result<Self, Error> {
         let mut flags = 0;
@@ -145,75 +147,6 @@ impl<B: Buffer> Server<B> {
     }
 
     // ---- getters ----
-
-    /// Sizes agreed in the handshake.
-    pub fn negotiated(&self) -> Option<Negotiated> {
-        self.conn.negotiated
-    }
-
-    /// Whether the connection is over and everything queued was transmitted.
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_drained_and_closed()
-    }
-
-    /// Body bytes still to send (get) or receive (put).
-    pub fn remaining(&self) -> u64 {
-        match &self.state {
-            State::Receiving(t) | State::Sending(t) => t.remaining(),
-            _ => 0,
-        }
-    }
-
-    // ---- inputs ----
-
-    /// Feeds bytes from the client; returns how many were taken.
-    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<usize, Error> {
-        self.conn.handle_input(now, data)
-    }
-
-    /// Free space in the input buffer to read the socket straight into.
-    pub fn input_buf(&mut self) -> &mut [u8] {
-        self.conn.input_buf()
-    }
-
-    /// Marks `n` bytes read into [`Self::input_buf`] as received.
-    pub fn input_filled(&mut self, now: Instant, n: usize) {
-        self.conn.input_filled(now, n);
-    }
-
-    /// The client closed the stream.
-    pub fn handle_eof(&mut self, _now: Instant) {
-        self.conn.set_eof();
-    }
-
-    /// Checks deadlines.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.conn.handle_timeout(now);
-    }
-
-    // ---- outputs ----
-
-    /// Copies queued bytes for the client into `buf`.
-    #[must_use]
-    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.conn.poll_transmit(buf)
-    }
-
-    /// The queued bytes, to write without a copy.
-    pub fn transmit_buf(&self) -> &[u8] {
-        self.conn.transmit_buf()
-    }
-
-    /// Drops `n` bytes written from [`Self::transmit_buf`].
-    pub fn transmit_done(&mut self, n: usize) {
-        self.conn.transmit_done(n);
-    }
-
-    /// The next deadline, if any.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conn.deadline()
-    }
 
     /// The next event, if the buffered input completes one. Returns `None`
     /// while a reply the driver owes is pending output room: transmit, then
@@ -380,74 +313,6 @@ impl<B: Buffer> Server<B> {
         };
         self.conn.send_msg(&Message::Accept { offset, name })?;
         self.state = State::Receiving(Transfer::new(size, offset));
-        Ok(())
-    }
-
-    /// Adds the bytes `0..offset` already held to the digest (get after
-    /// `SendBody`, put after `accept_put`), before any body byte.
-    pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(), Error> {
-        match &mut self.state {
-            State::Receiving(t) => t.feed_prefix(data),
-            State::Sending(t) => {
-                t.feed_prefix(data)?;
-                self.after_send(false)
-            }
-            _ => Err(Error::BadUsage),
-        }
-    }
-
-    /// get: space for the next body chunk in the output buffer.
-    pub fn send_buffer(&mut self) -> &mut [u8] {
-        match &mut self.state {
-            State::Sending(t) => Sender {
-                conn: &mut self.conn,
-                transfer: t,
-            }
-            .buffer(),
-            _ => &mut [],
-        }
-    }
-
-    /// get: sends `n` bytes written into [`Self::send_buffer`]; the trailer
-    /// follows the last byte by itself.
-    pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
-        let State::Sending(t) = &mut self.state else {
-            return Err(Error::BadUsage);
-        };
-        let done = Sender {
-            conn: &mut self.conn,
-            transfer: t,
-        }
-        .commit(n)?;
-        self.after_send(done)
-    }
-
-    /// get: sends from `data` (copying); returns how many bytes were taken.
-    pub fn send_body(&mut self, data: &[u8]) -> Result<usize, Error> {
-        let State::Sending(t) = &mut self.state else {
-            return Err(Error::BadUsage);
-        };
-        let (n, done) = Sender {
-            conn: &mut self.conn,
-            transfer: t,
-        }
-        .send(data)?;
-        self.after_send(done)?;
-        Ok(n)
-    }
-
-    fn after_send(&mut self, trailer_sent: bool) -> Result<(), Error> {
-        let mut done = trailer_sent;
-        if let (false, State::Sending(t)) = (done, &mut self.state) {
-            done = Sender {
-                conn: &mut self.conn,
-                transfer: t,
-            }
-            .finish_if_complete()?;
-        }
-        if done {
-            self.state = State::AwaitDone;
-        }
         Ok(())
     }
 

@@ -391,18 +391,7 @@ impl<B: Buffer> Client<B> {
         Ok(())
     }
 
-    // ---- put: sending ----
-
     // ---- frame handling ----
-
-    fn on_hello(&mut self) -> Result<Step, Error> {
-        if !matches!(self.state, State::Handshake) {
-            return Err(Error::UnexpectedFrame);
-        }
-        self.state = State::LoggedOut;
-        let n = self.conn.negotiated.ok_or(Error::Internal)?;
-        Ok(Step::Event(Event::Connected(n)))
-    }
 
     fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
         match kind {
@@ -410,14 +399,7 @@ impl<B: Buffer> Client<B> {
                 let msg = decode_message(self.conn.payload(range))?;
                 self.on_message(msg)
             }
-            FrameKind::Data => match &mut self.state {
-                State::Receiving(t) => {
-                    t.body(self.conn.payload(range.clone()))?;
-                    Ok(Step::Data(range))
-                }
-                State::Discarding => Ok(Step::Nothing),
-                _ => Err(Error::UnexpectedFrame),
-            },
+            FrameKind::Data => self.on_body(range),
             FrameKind::Stdout | FrameKind::Stderr => {
                 let State::Await(Pending::Exec { output }) = &mut self.state else {
                     return Err(Error::UnexpectedFrame);

@@ -395,7 +395,8 @@ impl<B: Buffer> Conn<B> {
 /// Methods `Client` and `Server` share word for word: the input and output
 /// paths and the sending half of a transfer. Expanded inside each `impl`, so
 /// `State` is that role's own state enum (both have `Sending`, `Receiving`
-/// and `AwaitDone`).
+/// `AwaitDone`, `Discarding`, `Handshake`, `LoggedOut`, and a `Step` with
+/// `Data`, `Nothing` and `Event`).
 macro_rules! endpoint_common {
     () => {
         /// Sizes agreed in the handshake, once the peer's hello arrived.
@@ -525,6 +526,29 @@ macro_rules! endpoint_common {
             .send(data)?;
             self.after_send(done)?;
             Ok(n)
+        }
+
+        /// The peer's hello arrived.
+        fn on_hello(&mut self) -> Result<Step, Error> {
+            if !matches!(self.state, State::Handshake) {
+                return Err(Error::UnexpectedFrame);
+            }
+            self.state = State::LoggedOut;
+            let n = self.conn.negotiated.ok_or(Error::Internal)?;
+            Ok(Step::Event(Event::Connected(n)))
+        }
+
+        /// A body frame: counted and hashed, then handed out (or dropped
+        /// after this side cancelled).
+        fn on_body(&mut self, range: core::ops::Range<usize>) -> Result<Step, Error> {
+            match &mut self.state {
+                State::Receiving(t) => {
+                    t.body(self.conn.payload(range.clone()))?;
+                    Ok(Step::Data(range))
+                }
+                State::Discarding => Ok(Step::Nothing),
+                _ => Err(Error::UnexpectedFrame),
+            }
         }
 
         /// Moves on to waiting for `Done` once the trailer is queued.

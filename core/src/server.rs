@@ -373,29 +373,13 @@ impl<B: Buffer> Server<B> {
 
     // ---- frame handling ----
 
-    fn on_hello(&mut self) -> Result<Step, Error> {
-        if !matches!(self.state, State::Handshake) {
-            return Err(Error::UnexpectedFrame);
-        }
-        self.state = State::LoggedOut;
-        let n = self.conn.negotiated.ok_or(Error::Internal)?;
-        Ok(Step::Event(Event::Connected(n)))
-    }
-
     fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
         match kind {
             FrameKind::Msg => {
                 let msg = decode_message(self.conn.payload(range))?;
                 self.on_message(msg)
             }
-            FrameKind::Data => match &mut self.state {
-                State::Receiving(t) => {
-                    t.body(self.conn.payload(range.clone()))?;
-                    Ok(Step::Data(range))
-                }
-                State::Discarding => Ok(Step::Nothing),
-                _ => Err(Error::UnexpectedFrame),
-            },
+            FrameKind::Data => self.on_body(range),
             FrameKind::Stdout | FrameKind::Stderr => Err(Error::UnexpectedFrame),
         }
     }

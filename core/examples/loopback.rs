@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = "测试文件.txt";
     let t = StdInstant::now();
     let mut pos = 0;
-    c.put(name, data.len() as u64, Overwrite::Fail, |buf| {
+    c.put(name, data.len() as u64, Overwrite::Fail, false, |buf| {
         let n = buf.len().min(data.len() - pos);
         buf[..n].copy_from_slice(&data[pos..pos + n]);
         pos += n;

@@ -77,8 +77,37 @@ pub trait Handler<B> {
 enum Flow<R> {
     Continue,
     Done(R),
+    /// get: accept from this offset, hashing the held prefix first.
     Accept(u64),
-    Send,
+    /// get: refuse the offer.
+    Refuse(Error),
+    /// put: hash the prefix the server holds, then send the rest.
+    Send(u64),
+}
+
+/// Reads `len` bytes from the start of the local file through `read` and
+/// adds them to the transfer's digest, a small stack buffer at a time.
+fn feed_prefix<'f, B: crate::Buffer>(
+    client: &mut crate::Client<B>,
+    read: Option<&mut (dyn FnMut(&mut [u8]) -> Result<usize, Error> + 'f)>,
+    len: u64,
+) -> Result<(), Error> {
+    if len == 0 {
+        return Ok(());
+    }
+    let read = read.ok_or(Error::BadUsage)?;
+    let mut left = len;
+    let mut buf = [0u8; 256];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let got = read(&mut buf[..want])?;
+        if got == 0 || got > want {
+            return Err(Error::Truncated);
+        }
+        client.feed_prefix(&buf[..got])?;
+        left -= got as u64;
+    }
+    Ok(())
 }
 
 macro_rules! drivers {
@@ -111,7 +140,7 @@ macro_rules! drivers {
                 pub $($async)? fn connect(io: T, client: Client<B>, clock: C)
                     -> Result<Self, DriverError<T::Error>> {
                     let mut me = Self { io, client, clock, sending: false };
-                    me.run(None, |ev| match ev {
+                    me.run(None, None, |ev| match ev {
                         ClientEvent::Connected(_) => Ok(Flow::Done(())),
                         other => unexpected(other),
                     }) $($await)* ?;
@@ -132,20 +161,20 @@ macro_rules! drivers {
                 pub $($async)? fn login(&mut self, user: &str, password: &str, random: &[u8])
                     -> Result<(), DriverError<T::Error>> {
                     self.client.login(user, password, random)?;
-                    self.run(None, login_flow) $($await)*
+                    self.run(None, None, login_flow) $($await)*
                 }
 
                 /// Anonymous login.
                 pub $($async)? fn login_anonymous(&mut self) -> Result<(), DriverError<T::Error>> {
                     self.client.login_anonymous()?;
-                    self.run(None, login_flow) $($await)*
+                    self.run(None, None, login_flow) $($await)*
                 }
 
                 /// Echo (upper-cased if `upper`).
                 pub $($async)? fn echo(&mut self, text: &str, upper: bool)
                     -> Result<Text, DriverError<T::Error>> {
                     self.client.echo(text, upper)?;
-                    self.run(None, |ev| match ev {
+                    self.run(None, None, |ev| match ev {
                         ClientEvent::Echo(t) => Ok(Flow::Done(t)),
                         other => unexpected(other),
                     }) $($await)*
@@ -154,14 +183,33 @@ macro_rules! drivers {
                 /// Downloads `path`, handing body bytes to `sink` in order.
                 /// Returns the size once the MD5 is verified;
                 /// `ChecksumMismatch` otherwise.
-                pub $($async)? fn get(&mut self, path: &str, mut sink: impl FnMut(&[u8]) -> Result<(), Error>)
+                pub $($async)? fn get(&mut self, path: &str, sink: impl FnMut(&[u8]) -> Result<(), Error>)
                     -> Result<u64, DriverError<T::Error>> {
+                    self.get_resume(path, 0, |_| Ok(0), sink) $($await)*
+                }
+
+                /// Downloads `path` when the first `held` bytes are already
+                /// here: `prefix` reads them back from the start (they are
+                /// hashed, so the MD5 covers the whole file), `sink` gets
+                /// the rest in order. A `held` larger than the remote file
+                /// is refused with `BadOffset` and nothing is sent.
+                pub $($async)? fn get_resume(
+                    &mut self,
+                    path: &str,
+                    held: u64,
+                    mut prefix: impl FnMut(&mut [u8]) -> Result<usize, Error>,
+                    mut sink: impl FnMut(&[u8]) -> Result<(), Error>,
+                ) -> Result<u64, DriverError<T::Error>> {
                     self.client.get(path)?;
                     let mut size = 0;
-                    self.run(None, |ev| match ev {
+                    self.run(None, Some(&mut prefix), |ev| match ev {
+                        ClientEvent::Offer { size: s } if held > s => {
+                            size = s;
+                            Ok(Flow::Refuse(Error::BadOffset))
+                        }
                         ClientEvent::Offer { size: s } => {
                             size = s;
-                            Ok(Flow::Accept(0))
+                            Ok(Flow::Accept(held))
                         }
                         ClientEvent::Data(d) => sink(d).map(|_| Flow::Continue),
                         ClientEvent::TransferEnd { verified: true } => Ok(Flow::Done(size)),
@@ -170,8 +218,10 @@ macro_rules! drivers {
                     }) $($await)*
                 }
 
-                /// Uploads `size` bytes pulled from `source` (which fills
-                /// the buffer it is given and returns how much it wrote).
+                /// Uploads `size` bytes pulled from `source`, which reads the
+                /// file from its start (fills the buffer it is given, returns
+                /// how much). With `resume`, the server may already hold a
+                /// prefix: those bytes are read and hashed but not sent.
                 /// Returns the name stored under once the server verified
                 /// and stored the file.
                 pub $($async)? fn put(
@@ -179,14 +229,15 @@ macro_rules! drivers {
                     path: &str,
                     size: u64,
                     overwrite: Overwrite,
+                    resume: bool,
                     mut source: impl FnMut(&mut [u8]) -> Result<usize, Error>,
                 ) -> Result<Option<Path>, DriverError<T::Error>> {
-                    self.client.put(path, size, overwrite, false)?;
+                    self.client.put(path, size, overwrite, resume)?;
                     let mut stored = None;
-                    self.run(Some(&mut source), |ev| match ev {
-                        ClientEvent::Accepted { name, .. } => {
+                    self.run(Some(&mut source), None, |ev| match ev {
+                        ClientEvent::Accepted { name, offset } => {
                             stored = name;
-                            Ok(Flow::Send)
+                            Ok(Flow::Send(offset))
                         }
                         ClientEvent::TransferEnd { verified: true } => Ok(Flow::Done(())),
                         ClientEvent::TransferEnd { verified: false } => Err(Error::ChecksumMismatch),
@@ -201,7 +252,7 @@ macro_rules! drivers {
                     -> Result<u32, DriverError<T::Error>> {
                     self.client.list(path)?;
                     let mut n = 0;
-                    self.run(None, |ev| match ev {
+                    self.run(None, None, |ev| match ev {
                         ClientEvent::Entry(e) => {
                             n += 1;
                             each(&e);
@@ -215,7 +266,7 @@ macro_rules! drivers {
                 /// Describes one path.
                 pub $($async)? fn stat(&mut self, path: &str) -> Result<Entry, DriverError<T::Error>> {
                     self.client.stat(path)?;
-                    self.run(None, |ev| match ev {
+                    self.run(None, None, |ev| match ev {
                         ClientEvent::Entry(e) => Ok(Flow::Done(e)),
                         other => unexpected(other),
                     }) $($await)*
@@ -226,7 +277,7 @@ macro_rules! drivers {
                 pub $($async)? fn exec(&mut self, command: &str, mut out: impl FnMut(Stream, &[u8]))
                     -> Result<(i32, bool), DriverError<T::Error>> {
                     self.client.exec(command)?;
-                    self.run(None, |ev| match ev {
+                    self.run(None, None, |ev| match ev {
                         ClientEvent::Output { stream, data } => {
                             out(stream, data);
                             Ok(Flow::Continue)
@@ -239,31 +290,31 @@ macro_rules! drivers {
                 /// Changes directory; returns the new one.
                 pub $($async)? fn cd(&mut self, path: &str) -> Result<Path, DriverError<T::Error>> {
                     self.client.cd(path)?;
-                    self.run(None, cwd_flow) $($await)*
+                    self.run(None, None, cwd_flow) $($await)*
                 }
 
                 /// The session's directory.
                 pub $($async)? fn pwd(&mut self) -> Result<Path, DriverError<T::Error>> {
                     self.client.pwd()?;
-                    self.run(None, cwd_flow) $($await)*
+                    self.run(None, None, cwd_flow) $($await)*
                 }
 
                 /// Creates a directory.
                 pub $($async)? fn mkdir(&mut self, path: &str) -> Result<(), DriverError<T::Error>> {
                     self.client.mkdir(path)?;
-                    self.run(None, done_flow) $($await)*
+                    self.run(None, None, done_flow) $($await)*
                 }
 
                 /// Removes a file or empty directory.
                 pub $($async)? fn remove(&mut self, path: &str) -> Result<(), DriverError<T::Error>> {
                     self.client.remove(path)?;
-                    self.run(None, done_flow) $($await)*
+                    self.run(None, None, done_flow) $($await)*
                 }
 
                 /// Renames.
                 pub $($async)? fn rename(&mut self, from: &str, to: &str) -> Result<(), DriverError<T::Error>> {
                     self.client.rename(from, to)?;
-                    self.run(None, done_flow) $($await)*
+                    self.run(None, None, done_flow) $($await)*
                 }
 
                 $($async)? fn flush(&mut self) -> Result<(), DriverError<T::Error>> {
@@ -290,6 +341,7 @@ macro_rules! drivers {
                 $($async)? fn run<R>(
                     &mut self,
                     mut source: Option<&mut dyn FnMut(&mut [u8]) -> Result<usize, Error>>,
+                    mut prefix: Option<&mut dyn FnMut(&mut [u8]) -> Result<usize, Error>>,
                     mut on: impl FnMut(ClientEvent<'_>) -> Result<Flow<R>, Error>,
                 ) -> Result<R, DriverError<T::Error>> {
                     loop {
@@ -309,8 +361,27 @@ macro_rules! drivers {
                                     self.flush() $($await)* ?;
                                     return Ok(r);
                                 }
-                                Ok(Flow::Accept(offset)) => self.client.accept(offset)?,
-                                Ok(Flow::Send) => self.sending = true,
+                                Ok(Flow::Accept(offset)) => {
+                                    self.client.accept(offset)?;
+                                    if let Err(e) = feed_prefix(&mut self.client, prefix.as_deref_mut(), offset) {
+                                        let _ = self.client.cancel(e);
+                                        self.flush() $($await)* ?;
+                                        return Err(e.into());
+                                    }
+                                }
+                                Ok(Flow::Refuse(e)) => {
+                                    self.client.refuse(e)?;
+                                    self.flush() $($await)* ?;
+                                    return Err(e.into());
+                                }
+                                Ok(Flow::Send(offset)) => {
+                                    if let Err(e) = feed_prefix(&mut self.client, source.as_deref_mut(), offset) {
+                                        let _ = self.client.cancel(e);
+                                        self.flush() $($await)* ?;
+                                        return Err(e.into());
+                                    }
+                                    self.sending = true;
+                                }
                                 Err(e) => {
                                     // A local failure: tell the peer, stay usable.
                                     let _ = self.client.cancel(e);

@@ -70,15 +70,21 @@ fn exercise<S: Read + Write>(stream: S) {
     c.login("bob", "hunter2", &[2; 16]).unwrap();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
     let mut pos = 0;
-    c.put("数据.bin", data.len() as u64, Overwrite::Fail, |buf| {
-        let n = buf.len().min(data.len() - pos);
-        buf[..n].copy_from_slice(&data[pos..pos + n]);
-        pos += n;
-        Ok(n)
-    })
+    c.put(
+        "数据.bin",
+        data.len() as u64,
+        Overwrite::Fail,
+        false,
+        |buf| {
+            let n = buf.len().min(data.len() - pos);
+            buf[..n].copy_from_slice(&data[pos..pos + n]);
+            pos += n;
+            Ok(n)
+        },
+    )
     .unwrap();
     // Same name again: refused before any body byte, session goes on.
-    let err = c.put("数据.bin", 1, Overwrite::Fail, |_| {
+    let err = c.put("数据.bin", 1, Overwrite::Fail, false, |_| {
         panic!("no body may be sent")
     });
     assert_eq!(err.unwrap_err().protocol(), Some(Error::Exists));
@@ -99,6 +105,28 @@ fn exercise<S: Read + Write>(stream: S) {
         c.get("missing", |_| Ok(())).unwrap_err().protocol(),
         Some(Error::NotFound)
     );
+    // Resume: the first 1 000 000 bytes are already here; only the rest
+    // crosses, and the MD5 still covers the whole file.
+    let (mut read, mut rest) = (0, Vec::new());
+    let prefix = |buf: &mut [u8]| {
+        let n = buf.len().min(1_000_000 - read);
+        buf[..n].copy_from_slice(&data[read..read + n]);
+        read += n;
+        Ok(n)
+    };
+    c.get_resume("数据.bin", 1_000_000, prefix, |d| {
+        rest.extend_from_slice(d);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rest, data[1_000_000..]);
+    // A wrong held prefix fails the whole-file check.
+    let r = c.get_resume("数据.bin", 10, |b| Ok(b.len().min(10)), |_| Ok(()));
+    assert_eq!(r.unwrap_err().protocol(), Some(Error::ChecksumMismatch));
+    // More held than the file has: refused before any body byte.
+    let r = c.get_resume("数据.bin", 5_000_000, |_| Ok(0), |_| panic!("no body"));
+    assert_eq!(r.unwrap_err().protocol(), Some(Error::BadOffset));
+    assert_eq!(c.echo("still", false).unwrap().as_str(), "still");
     let mut out = Vec::new();
     assert_eq!(
         c.exec("echo 你好", |s, d| out.push((s, d.to_vec())))
@@ -251,7 +279,7 @@ fn async_driver_runs_the_same_exchange() {
         c.login("bob", "hunter2", &[9; 16]).await.unwrap();
         let data = vec![7u8; 100_000];
         let mut pos = 0;
-        c.put("a", data.len() as u64, Overwrite::Fail, |buf| {
+        c.put("a", data.len() as u64, Overwrite::Fail, false, |buf| {
             let n = buf.len().min(data.len() - pos);
             buf[..n].copy_from_slice(&data[pos..pos + n]);
             pos += n;

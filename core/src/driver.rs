@@ -85,11 +85,15 @@ enum Flow<R> {
     Send(u64),
 }
 
+/// Reads from the start of a local file into the buffer given; returns how
+/// many bytes it wrote (0 at the end).
+type ReadFn<'f> = dyn FnMut(&mut [u8]) -> Result<usize, Error> + 'f;
+
 /// Reads `len` bytes from the start of the local file through `read` and
 /// adds them to the transfer's digest, a small stack buffer at a time.
 fn feed_prefix<'f, B: crate::Buffer>(
     client: &mut crate::Client<B>,
-    read: Option<&mut (dyn FnMut(&mut [u8]) -> Result<usize, Error> + 'f)>,
+    read: Option<&mut ReadFn<'f>>,
     len: u64,
 ) -> Result<(), Error> {
     if len == 0 {

@@ -291,6 +291,12 @@ impl ScramClient {
         let mut salt_buf = [0u8; MAX_SALT];
         let salt = unb64(salt, &mut salt_buf)?;
         let sp = salted_password(self.password.as_bytes(), salt, iterations);
+        // Overwrite the password's bytes, not just its length.
+        let len = self.password.len();
+        self.password.clear();
+        for _ in 0..len {
+            let _ = self.password.push('\0');
+        }
         self.password.clear();
 
         let mut without_proof = ScramText::new();
@@ -427,9 +433,7 @@ impl ScramServer {
         let mut parts = without_proof.split(',');
         let cb = attr(parts.next(), 'c')?;
         let nonce = attr(parts.next(), 'r')?;
-        if parts.next().is_some() {
-            return Err(Error::Malformed);
-        }
+        // Extensions may follow (RFC 5802 §7); none is understood here.
         let proof = unb64_key(proof)?;
         if cb != self.gs2_b64 || nonce != self.nonce.as_str() {
             return Err(Error::AuthFailed);

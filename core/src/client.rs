@@ -101,6 +101,9 @@ enum State {
     AwaitDone,
     /// Our side cancelled a get: drop body frames until the trailer.
     Discarding,
+    /// Our side cancelled a put: wait for the server's error that
+    /// acknowledges it.
+    CancelWait,
     Closed,
 }
 
@@ -382,9 +385,9 @@ impl<B: Buffer> Client<B> {
             }
             State::Sending(_) => {
                 // The error follows every body frame sent, so it also marks
-                // the body's end for the server; it sends nothing back.
+                // the body's end; the server acknowledges with an error.
                 self.conn.send_msg(&Message::Error { code: err.code() })?;
-                self.state = State::Idle;
+                self.state = State::CancelWait;
             }
             _ => return Err(Error::BadUsage),
         }
@@ -454,7 +457,12 @@ impl<B: Buffer> Client<B> {
             }
             (State::Await(Pending::Put { size }), Message::Accept { offset, name }) => {
                 if offset > size {
-                    return Err(Error::BadOffset);
+                    // A server bug: cancel this put, keep the session.
+                    self.conn.send_msg(&Message::Error {
+                        code: Error::BadOffset.code(),
+                    })?;
+                    self.state = State::CancelWait;
+                    return Ok(Step::Event(Event::Failed(Error::BadOffset)));
                 }
                 self.state = State::Sending(Transfer::new(size, offset));
                 // An empty file (or a complete resume) needs no body.
@@ -502,6 +510,9 @@ impl<B: Buffer> Client<B> {
                 self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;
                 Ok(Step::Event(Event::Failed(err)))
             }
+            // Our cancel was acknowledged, or crossed the server's own
+            // cancel (which then serves as the acknowledgement).
+            State::CancelWait | State::Discarding => Ok(Step::Nothing),
             other => {
                 self.state = other;
                 Err(Error::UnexpectedFrame)

@@ -64,6 +64,13 @@ pub(crate) struct Conn<B> {
     pub closed: Option<Error>,
     close_reported: bool,
     eof: bool,
+    /// A data frame is being written behind `out_end` (between `frame_buf`
+    /// and `commit_frame`): nothing may move the buffer meanwhile.
+    staged: bool,
+    /// The latest `now` the driver passed in. Sending counts as activity
+    /// at this time, so a side that only sends (a long put or get) is not
+    /// idle.
+    now: Instant,
 }
 
 impl<B: Buffer> Conn<B> {
@@ -104,6 +111,8 @@ impl<B: Buffer> Conn<B> {
             closed: None,
             close_reported: false,
             eof: false,
+            staged: false,
+            now,
         };
         conn.outbuf.as_mut()[..HELLO_LEN].copy_from_slice(&local.encode());
         conn.out_end = HELLO_LEN;
@@ -150,6 +159,7 @@ impl<B: Buffer> Conn<B> {
     pub fn input_filled(&mut self, now: Instant, n: usize) {
         let cap = self.inbuf.as_ref().len();
         self.in_end = (self.in_end + n).min(cap);
+        self.now = self.now.max(now);
         if n > 0 {
             self.touch(now);
         }
@@ -229,7 +239,7 @@ impl<B: Buffer> Conn<B> {
     /// Free space at the end of the output buffer, compacting first.
     fn out_room(&mut self) -> usize {
         let cap = self.outbuf.as_ref().len();
-        if self.out_start > 0 {
+        if self.out_start > 0 && !self.staged {
             self.outbuf
                 .as_mut()
                 .copy_within(self.out_start..self.out_end, 0);
@@ -256,14 +266,20 @@ impl<B: Buffer> Conn<B> {
         let limit = out.len().min(max);
         let n = frame::encode_message(msg, &mut out[..limit])?;
         self.out_end += n;
+        // The message took the place of any staged chunk.
+        self.staged = false;
+        self.touch(self.now);
         Ok(())
     }
 
     /// Space for the payload of one data frame of at most `max` bytes,
     /// leaving `reserve` bytes free behind it.
     pub fn frame_buf(&mut self, max: usize, reserve: usize) -> &mut [u8] {
+        // Asking again abandons an earlier staging, so compaction is safe.
+        self.staged = false;
         let room = self.out_room().saturating_sub(HEADER_LEN + reserve);
         let n = room.min(max).min(self.chunk());
+        self.staged = true;
         let start = self.out_end + HEADER_LEN;
         self.outbuf
             .as_mut()
@@ -271,9 +287,12 @@ impl<B: Buffer> Conn<B> {
             .unwrap_or(&mut [])
     }
 
-    /// The first `n` bytes written into [`Self::frame_buf`] (no compaction
-    /// happens between the two calls).
+    /// The first `n` bytes written into [`Self::frame_buf`]; empty if the
+    /// staging was invalidated (a message was queued in between).
     pub fn written_frame(&self, n: usize) -> &[u8] {
+        if !self.staged {
+            return &[];
+        }
         let start = self.out_end + HEADER_LEN;
         self.outbuf.as_ref().get(start..start + n).unwrap_or(&[])
     }
@@ -281,9 +300,11 @@ impl<B: Buffer> Conn<B> {
     /// Frames `n` bytes written into [`Self::frame_buf`].
     pub fn commit_frame(&mut self, kind: FrameKind, n: usize) -> Result<(), Error> {
         let cap = self.outbuf.as_ref().len();
-        if n > self.chunk() || self.out_end + HEADER_LEN + n > cap {
+        if !self.staged || n > self.chunk() || self.out_end + HEADER_LEN + n > cap {
             return Err(Error::BadUsage);
         }
+        self.staged = false;
+        self.touch(self.now);
         let end = self.out_end;
         let head: &mut [u8; HEADER_LEN] = (&mut self.outbuf.as_mut()[end..end + HEADER_LEN])
             .try_into()
@@ -346,6 +367,7 @@ impl<B: Buffer> Conn<B> {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.deadline().is_some_and(|d| now >= d) {
             self.fail(Error::Timeout);
         }
@@ -569,3 +591,68 @@ macro_rules! endpoint_common {
     };
 }
 pub(crate) use endpoint_common;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn<[u8; 2048]> {
+        let mut c = Conn::new(
+            Instant::ZERO,
+            Config::default(),
+            0,
+            [0u8; 2048],
+            [0u8; 2048],
+        )
+        .unwrap();
+        c.negotiated = Some(Negotiated {
+            peer_flags: 0,
+            max_frame: 1024,
+            chunk: 512,
+        });
+        c
+    }
+
+    #[test]
+    fn a_message_queued_while_a_chunk_is_staged_invalidates_it() {
+        let mut c = conn();
+        let buf = c.frame_buf(100, 0);
+        buf[..3].copy_from_slice(b"abc");
+        c.send_msg(&Message::Ok).unwrap();
+        assert_eq!(c.written_frame(3), b"");
+        assert_eq!(c.commit_frame(FrameKind::Data, 3), Err(Error::BadUsage));
+    }
+
+    #[test]
+    fn nothing_moves_a_staged_chunk() {
+        let mut c = conn();
+        // Some output, partly transmitted, so compaction would move bytes.
+        let n = c.send_frame(FrameKind::Data, &[7u8; 300]).unwrap();
+        assert_eq!(n, 300);
+        c.transmit_done(100);
+        let buf = c.frame_buf(10, 0);
+        buf.copy_from_slice(b"0123456789");
+        assert!(c.can_send_msg() || !c.can_send_msg()); // asks for room: must not compact
+        assert_eq!(c.written_frame(10), b"0123456789");
+        c.commit_frame(FrameKind::Data, 10).unwrap();
+        let out = c.transmit_buf();
+        assert_eq!(&out[out.len() - 10..], b"0123456789");
+    }
+
+    #[test]
+    fn sending_counts_as_activity_for_the_idle_timer() {
+        let mut c = conn();
+        c.phase = Phase::Session;
+        let idle = c.config.idle_timeout.unwrap().as_millis() as u64;
+        let mut now = 0;
+        for _ in 0..5 {
+            now += idle - 1;
+            c.handle_timeout(Instant::from_millis(now));
+            assert!(c.closed.is_none());
+            c.send_frame(FrameKind::Data, b"x").unwrap();
+            c.transmit_done(usize::MAX);
+        }
+        c.handle_timeout(Instant::from_millis(now + idle));
+        assert_eq!(c.closed, Some(Error::Timeout));
+    }
+}

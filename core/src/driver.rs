@@ -106,7 +106,8 @@ fn feed_prefix<'f, B: crate::Buffer>(
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let got = read(&mut buf[..want])?;
         if got == 0 || got > want {
-            return Err(Error::Truncated);
+            // The local file is shorter than it was: give up this transfer.
+            return Err(Error::Io);
         }
         client.feed_prefix(&buf[..got])?;
         left -= got as u64;
@@ -348,30 +349,34 @@ macro_rules! drivers {
                     mut prefix: Option<&mut dyn FnMut(&mut [u8]) -> Result<usize, Error>>,
                     mut on: impl FnMut(ClientEvent<'_>) -> Result<Flow<R>, Error>,
                 ) -> Result<R, DriverError<T::Error>> {
+                    // A local failure (the sink or source failed): the
+                    // transfer is cancelled and the exchange drained to its
+                    // end, so the session stays usable; then it is returned.
+                    let mut failed: Option<Error> = None;
                     loop {
+                        self.client.handle_timeout((self.clock)());
                         self.flush() $($await)* ?;
                         while let Some(ev) = self.client.poll_event() {
                             if let ClientEvent::Closed(e) = ev {
                                 self.flush() $($await)* ?;
-                                return Err(e.into());
+                                return Err(failed.unwrap_or(e).into());
                             }
                             if let ClientEvent::Failed(e) | ClientEvent::LoginFailed(e) = ev {
                                 self.sending = false;
-                                return Err(e.into());
+                                return Err(failed.unwrap_or(e).into());
                             }
-                            match on(ev) {
-                                Ok(Flow::Continue) => {}
+                            if failed.is_some() {
+                                continue;
+                            }
+                            let step = match on(ev) {
+                                Ok(Flow::Continue) => Ok(()),
                                 Ok(Flow::Done(r)) => {
                                     self.flush() $($await)* ?;
                                     return Ok(r);
                                 }
                                 Ok(Flow::Accept(offset)) => {
                                     self.client.accept(offset)?;
-                                    if let Err(e) = feed_prefix(&mut self.client, prefix.as_deref_mut(), offset) {
-                                        let _ = self.client.cancel(e);
-                                        self.flush() $($await)* ?;
-                                        return Err(e.into());
-                                    }
+                                    feed_prefix(&mut self.client, prefix.as_deref_mut(), offset)
                                 }
                                 Ok(Flow::Refuse(e)) => {
                                     self.client.refuse(e)?;
@@ -379,19 +384,21 @@ macro_rules! drivers {
                                     return Err(e.into());
                                 }
                                 Ok(Flow::Send(offset)) => {
-                                    if let Err(e) = feed_prefix(&mut self.client, source.as_deref_mut(), offset) {
-                                        let _ = self.client.cancel(e);
-                                        self.flush() $($await)* ?;
-                                        return Err(e.into());
-                                    }
                                     self.sending = true;
+                                    feed_prefix(&mut self.client, source.as_deref_mut(), offset)
                                 }
-                                Err(e) => {
-                                    // A local failure: tell the peer, stay usable.
-                                    let _ = self.client.cancel(e);
-                                    self.flush() $($await)* ?;
-                                    return Err(e.into());
-                                }
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = step {
+                                self.sending = false;
+                                let _ = self.client.cancel(e);
+                                failed = Some(e);
+                            }
+                        }
+                        if let Some(e) = failed {
+                            if self.client.is_idle() {
+                                self.flush() $($await)* ?;
+                                return Err(e.into());
                             }
                         }
                         if self.sending && self.client.remaining() > 0 {
@@ -400,23 +407,16 @@ macro_rules! drivers {
                             if let Some(src) = source.as_mut() {
                                 let buf = self.client.send_buffer();
                                 if !buf.is_empty() {
-                                    let n = match src(buf) {
-                                        Ok(n) => n,
-                                        Err(e) => {
-                                            let _ = self.client.cancel(e);
-                                            self.sending = false;
-                                            self.flush() $($await)* ?;
-                                            return Err(e.into());
-                                        }
-                                    };
-                                    if n == 0 {
-                                        // The source ended early: it shrank.
-                                        let _ = self.client.cancel(Error::Truncated);
-                                        self.sending = false;
-                                        self.flush() $($await)* ?;
-                                        return Err(Error::Truncated.into());
+                                    match src(buf) {
+                                        // The source ended early: the file shrank.
+                                        Ok(0) => failed = Some(Error::Io),
+                                        Ok(n) => self.client.commit_send(n)?,
+                                        Err(e) => failed = Some(e),
                                     }
-                                    self.client.commit_send(n)?;
+                                    if let Some(e) = failed {
+                                        self.sending = false;
+                                        let _ = self.client.cancel(e);
+                                    }
                                 }
                                 continue;
                             }
@@ -426,6 +426,10 @@ macro_rules! drivers {
                         self.flush() $($await)* ?;
                         let now = (self.clock)();
                         self.client.handle_timeout(now);
+                        if self.client.poll_timeout().is_none() && !self.client.is_logged_in() && failed.is_none() {
+                            // Closed by a deadline: report it.
+                            continue;
+                        }
                         let buf = self.client.input_buf();
                         if buf.is_empty() {
                             return Err(Error::Internal.into());
@@ -455,6 +459,7 @@ macro_rules! drivers {
             {
                 let mut closed = None;
                 loop {
+                    server.handle_timeout(clock());
                     loop {
                         let mut any = false;
                         while let Some(ev) = server.poll_event() {
@@ -492,8 +497,8 @@ macro_rules! drivers {
                         }
                     }
                     let now = clock();
-                    server.handle_timeout(now);
                     if server.poll_timeout().is_some_and(|d| now >= d) {
+                        // A deadline passed: the top of the loop closes.
                         continue;
                     }
                     let buf = server.input_buf();

@@ -108,6 +108,9 @@ pub struct Server<B> {
     state: State,
     config: ServerConfig,
     failures: u8,
+    /// We cancelled a get; the client's own cancel may still be on the way
+    /// and is then dropped.
+    cancel_may_cross: bool,
 }
 
 impl<B: Buffer> Server<B> {
@@ -130,6 +133,7 @@ impl<B: Buffer> Server<B> {
             state: State::Handshake,
             config,
             failures: 0,
+            cancel_may_cross: false,
         })
     }
 
@@ -335,6 +339,7 @@ impl<B: Buffer> Server<B> {
             _ => return Err(Error::BadUsage),
         };
         self.conn.send_msg(&Message::Error { code: err.code() })?;
+        self.cancel_may_cross = matches!(next, State::Idle);
         self.state = next;
         Ok(())
     }
@@ -347,6 +352,9 @@ impl<B: Buffer> Server<B> {
             State::Exec(seen) => seen,
             _ => return Err(Error::BadUsage),
         };
+        if data.is_empty() {
+            return Ok(0);
+        }
         let kind = match stream {
             Stream::Stdout => FrameKind::Stdout,
             Stream::Stderr => FrameKind::Stderr,
@@ -403,6 +411,7 @@ impl<B: Buffer> Server<B> {
         if let Message::Error { code } = msg {
             return self.on_error(Error::from_code(code));
         }
+        self.cancel_may_cross = false;
         let state = core::mem::replace(&mut self.state, State::Idle);
         let (state, event) = match (state, msg) {
             (State::LoggedOut, Message::Anonymous) => {
@@ -510,9 +519,19 @@ impl<B: Buffer> Server<B> {
                 self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;
                 Ok(Step::Event(Event::Cancelled(err)))
             }
-            State::AwaitDone | State::Receiving(_) => Ok(Step::Event(Event::Cancelled(err))),
-            // Our cancel of a put crossed the client's: nothing more comes.
+            State::AwaitDone => Ok(Step::Event(Event::Cancelled(err))),
+            // The client cancelled its put: acknowledge, so it can go on.
+            State::Receiving(_) => {
+                self.conn.send_msg(&Message::Error {
+                    code: Error::Cancelled.code(),
+                })?;
+                Ok(Step::Event(Event::Cancelled(err)))
+            }
+            // Our cancel of a put crossed the client's: our error is its
+            // acknowledgement, and nothing more comes.
             State::Discarding => Ok(Step::Nothing),
+            // Our cancel of a get crossed the client's.
+            State::Idle if core::mem::take(&mut self.cancel_may_cross) => Ok(Step::Nothing),
             other => {
                 self.state = other;
                 Err(Error::UnexpectedFrame)

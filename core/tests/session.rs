@@ -456,3 +456,101 @@ fn clean_close_when_idle() {
     assert_eq!(p.take(), vec![Rec::Closed(Error::Closed)]);
     assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Closed)));
 }
+
+#[test]
+fn cancels_that_cross_on_a_put_leave_the_session_usable() {
+    let mut p = Pair::new();
+    p.login();
+    p.upload = bytes(400_000, 12);
+    p.client.put("x", 400_000, Overwrite::Fail, false).unwrap();
+    while p.server.remaining() == 0 || p.server.remaining() == 400_000 {
+        assert!(p.step());
+    }
+    // Both give up before hearing the other.
+    p.server.cancel(Error::NoSpace).unwrap();
+    p.client.cancel(Error::Io).unwrap();
+    p.drive();
+    assert!(
+        !p.client_closed && !p.server_closed,
+        "{:?} {:?}",
+        p.events,
+        p.server_events
+    );
+    assert!(p.client.is_idle());
+    p.client.echo("ok", false).unwrap();
+    p.drive();
+    assert_eq!(p.take().last(), Some(&Rec::Echo("ok".into())));
+}
+
+#[test]
+fn cancels_that_cross_on_a_get_leave_the_session_usable() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("f".into(), bytes(600_000, 13));
+    p.client.get("f").unwrap();
+    while !p.events.iter().any(|e| matches!(e, Rec::Data(_))) {
+        assert!(p.step());
+    }
+    p.server.cancel(Error::Io).unwrap();
+    p.client.cancel(Error::NoSpace).unwrap();
+    p.drive();
+    assert!(
+        !p.client_closed && !p.server_closed,
+        "{:?} {:?}",
+        p.events,
+        p.server_events
+    );
+    assert!(p.client.is_idle());
+    p.client.pwd().unwrap();
+    p.drive();
+    assert_eq!(p.take().last(), Some(&Rec::Cwd("/".into())));
+}
+
+#[test]
+fn a_client_cancel_of_a_put_is_acknowledged() {
+    let mut p = Pair::new();
+    p.login();
+    p.upload = bytes(400_000, 14);
+    p.client.put("y", 400_000, Overwrite::Fail, false).unwrap();
+    while p.server.remaining() == 0 || p.server.remaining() == 400_000 {
+        assert!(p.step());
+    }
+    p.client.cancel(Error::Io).unwrap();
+    assert!(
+        !p.client.is_idle(),
+        "waits for the server's acknowledgement"
+    );
+    p.drive();
+    assert!(p.client.is_idle());
+    assert_eq!(p.server_events.last(), Some(&SRec::Cancelled(Error::Io)));
+    assert!(p.store.partial.contains_key("y"), "kept for a resume");
+}
+
+#[test]
+fn a_long_transfer_is_not_cut_by_the_idle_timer() {
+    let cfg = Config {
+        idle_timeout: Some(std::time::Duration::from_secs(1)),
+        ..Config::default()
+    };
+    let sc = ServerConfig {
+        conn: cfg,
+        ..server_config()
+    };
+    let mut p = Pair::with(cfg, sc, 16 * 1024, 16 * 1024, Split::Whole);
+    p.login();
+    let data = bytes(200_000, 15);
+    p.upload = data.clone();
+    p.upload_limit = Some(0);
+    p.client
+        .put("slow", data.len() as u64, Overwrite::Fail, false)
+        .unwrap();
+    p.drive();
+    // 20 KB every 0.7 s: 7 s in all, much longer than the idle timeout.
+    for k in 1..=10 {
+        p.advance(700);
+        p.upload_limit = Some(k * 20_000);
+        p.drive();
+    }
+    assert_eq!(p.take().last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(p.store.files["slow"], data);
+}

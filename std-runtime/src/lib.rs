@@ -1,5 +1,48 @@
-//! Ferry's std runtime: client, server, CLI and interactive shell on
-//! [`ferry_core`]. The sockets and files live here; the protocol lives in the
-//! core. Issue #4 fills this crate.
+//! Ferry's std runtime: the `ferry` server, client library, CLI and
+//! interactive shell, on [`ferry_core`]. The sockets, files and processes
+//! live here; the protocol lives in the core.
+//!
+//! Embedding a server:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry::FerryError> {
+//! use ferry::server::{ListenAddr, ServeOptions, Server};
+//! let opts = ServeOptions {
+//!     root: "/srv/files".into(),
+//!     listen: vec![ListenAddr::parse("127.0.0.1:7070")?],
+//!     anonymous: true,
+//!     ..ServeOptions::default()
+//! };
+//! let server = Server::bind(opts).await?;
+//! println!("listening on {:?}", server.addresses());
+//! server.run().await
+//! # }
+//! ```
+//!
+//! Embedding a client:
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ferry::FerryError> {
+//! use ferry::{Client, FerryUrl};
+//! let url = FerryUrl::parse("ferry://alice@127.0.0.1:7070/docs/report.pdf")?;
+//! let mut client = Client::connect(&url, None)?;
+//! client.login(url.user.as_deref(), Some("secret"))?;
+//! let size = client.get_file(&url.path, "report.pdf".as_ref(), &Default::default())?;
+//! println!("{size} bytes, MD5 verified");
+//! # Ok(()) }
+//! ```
 
-pub use ferry_core as core;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod fsroot;
+pub mod server;
+pub mod session;
+pub mod shell;
+pub mod url;
+pub mod users;
+
+pub use client::{Client, TransferOptions};
+pub use error::FerryError;
+pub use server::{ServeOptions, Server};
+pub use url::FerryUrl;

@@ -1,0 +1,482 @@
+//! The `ferry` command line: one definition per flag (clap derive) feeding
+//! `--help`; each command maps its failure to a documented exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_core::{Kind, Overwrite, Stream, Verifier};
+
+use crate::client::{Client, TransferOptions};
+use crate::error::{exit, FerryError};
+use crate::server::{ListenAddr, ServeOptions, Server};
+use crate::url::FerryUrl;
+use crate::users::{valid_name, Users};
+
+const AFTER_HELP: &str = "\
+Examples:
+  ferry passwd --users users.txt alice            # add a user (prompts, or FERRY_PASSWORD)
+  ferry serve ./files --users users.txt --listen 127.0.0.1:7070 --listen unix:/tmp/ferry.sock
+  ferry serve ./public --anonymous --read-only
+  ferry put report.pdf ferry://alice@127.0.0.1/docs/
+  ferry get ferry://alice@127.0.0.1/docs/report.pdf ./report.pdf --resume
+  ferry get -r ferry://127.0.0.1/photos ./photos
+  ferry ls ferry://[::1]:7070/
+  ferry exec ferry://alice@127.0.0.1/ -- ls -l
+  ferry shell ferry://alice@127.0.0.1/ < script.txt
+
+Exit codes:
+  0  ok
+  1  exec: the remote command exited with a non-zero status
+  2  usage error
+  3  login failed
+  4  remote file not found
+  5  checksum mismatch
+  6  refused (exists, permission, read-only, outside root, no space)
+  7  connection or protocol error
+
+The password comes from FERRY_PASSWORD, or a hidden prompt on a terminal.";
+
+/// Ferry: verified file transfer and remote commands over any byte stream.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Policy {
+    Fail,
+    KeepBoth,
+    Replace,
+}
+
+impl From<Policy> for Overwrite {
+    fn from(p: Policy) -> Self {
+        match p {
+            Policy::Fail => Overwrite::Fail,
+            Policy::KeepBoth => Overwrite::KeepBoth,
+            Policy::Replace => Overwrite::Replace,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct Conn {
+    /// Connect through this Unix socket instead of HOST:PORT.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct Transfer {
+    /// Copy directories recursively.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Continue a partial transfer (verified end to end).
+    #[arg(long)]
+    resume: bool,
+    /// When the target exists.
+    #[arg(long, value_enum, default_value = "fail")]
+    overwrite: Policy,
+    /// No progress bar; only errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl Transfer {
+    fn options(&self) -> TransferOptions {
+        TransferOptions {
+            resume: self.resume,
+            overwrite: self.overwrite.into(),
+            recursive: self.recursive,
+            quiet: self.quiet,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Serve a directory.
+    Serve {
+        /// Directory to serve (default: the current one).
+        root: Option<PathBuf>,
+        /// HOST:PORT, [::1]:PORT or unix:PATH; repeat for several.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<String>,
+        /// Users file written by `ferry passwd`.
+        #[arg(long, value_name = "FILE", conflicts_with = "anonymous")]
+        users: Option<PathBuf>,
+        /// Allow logins without a password.
+        #[arg(long)]
+        anonymous: bool,
+        /// Refuse every write.
+        #[arg(long)]
+        read_only: bool,
+        /// Run `exec` requests (in the session's directory, with a time limit).
+        #[arg(long)]
+        allow_exec: bool,
+        /// Most simultaneous sessions; more get "server busy".
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        max_connections: usize,
+        /// Close sessions idle this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        idle_timeout: u64,
+        /// Kill a command after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        exec_timeout: u64,
+    },
+    /// Add or update a user's verifier in a users file.
+    Passwd {
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The user name.
+        user: String,
+    },
+    /// Download: ferry get URL [LOCAL].
+    Get {
+        /// ferry://[USER@]HOST[:PORT]/PATH
+        url: String,
+        /// Local file or directory (default: the current directory).
+        local: Option<PathBuf>,
+        #[command(flatten)]
+        transfer: Transfer,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Upload: ferry put LOCAL URL.
+    Put {
+        /// Local file or directory.
+        local: PathBuf,
+        /// ferry://[USER@]HOST[:PORT]/PATH (a directory keeps the name).
+        url: String,
+        #[command(flatten)]
+        transfer: Transfer,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a remote directory (names and byte sizes).
+    Ls {
+        /// ferry://…/DIR
+        url: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Describe a remote path.
+    Stat {
+        /// ferry://…/PATH
+        url: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a remote file or empty directory.
+    Rm {
+        /// ferry://…/PATH
+        url: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Create a remote directory.
+    Mkdir {
+        /// ferry://…/DIR
+        url: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Rename a remote path.
+    Mv {
+        /// ferry://…/OLD
+        url: String,
+        /// New path on the same server.
+        newpath: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Run a command on the server: ferry exec URL -- CMD [ARGS...].
+    Exec {
+        /// ferry://…/DIR (the command runs there)
+        url: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Echo text through the server.
+    Echo {
+        /// ferry://…/
+        url: String,
+        /// Text to echo.
+        text: String,
+        /// Upper-case it.
+        #[arg(long)]
+        upper: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Interactive shell (batch mode when stdin is not a terminal).
+    Shell {
+        /// ferry://…/DIR
+        url: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Reads the password: FERRY_PASSWORD, else a hidden prompt on a terminal.
+pub fn password(user: &str) -> Result<String, FerryError> {
+    if let Ok(p) = std::env::var("FERRY_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("password for {user}: "))
+            .map_err(|e| FerryError::Other(format!("cannot read password: {e}")));
+    }
+    Err(FerryError::Usage("no password: set FERRY_PASSWORD or run on a terminal".into()))
+}
+
+/// Connects and logs in as the URL says.
+pub fn open(url: &FerryUrl, conn: Option<&std::path::Path>) -> Result<Client, FerryError> {
+    let mut c = Client::connect(url, conn)?;
+    match &url.user {
+        Some(u) => {
+            let pw = password(u)?;
+            c.login(Some(u), Some(&pw))?;
+        }
+        None => c.login(None, None)?,
+    }
+    Ok(c)
+}
+
+/// Prints an entry the way `ls` shows it.
+pub fn format_entry(e: &ferry_core::Entry) -> String {
+    let suffix = if e.kind == Kind::Dir { "/" } else { "" };
+    format!("{:>12}  {}{}", e.size, e.name, suffix)
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
+    init_logging(cli.verbose);
+    let what = describe(&cli.cmd);
+    match run(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {what}: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn describe(cmd: &Cmd) -> String {
+    match cmd {
+        Cmd::Serve { .. } => "serve".into(),
+        Cmd::Passwd { user, .. } => format!("passwd {user}"),
+        Cmd::Get { url, .. } => format!("get {url}"),
+        Cmd::Put { local, .. } => format!("put {}", local.display()),
+        Cmd::Ls { url, .. } => format!("ls {url}"),
+        Cmd::Stat { url, .. } => format!("stat {url}"),
+        Cmd::Rm { url, .. } => format!("rm {url}"),
+        Cmd::Mkdir { url, .. } => format!("mkdir {url}"),
+        Cmd::Mv { url, .. } => format!("mv {url}"),
+        Cmd::Exec { url, .. } => format!("exec {url}"),
+        Cmd::Echo { .. } => "echo".into(),
+        Cmd::Shell { url, .. } => format!("shell {url}"),
+    }
+}
+
+fn run(cmd: Cmd) -> Result<i32, FerryError> {
+    match cmd {
+        Cmd::Serve {
+            root,
+            listen,
+            users,
+            anonymous,
+            read_only,
+            allow_exec,
+            max_connections,
+            idle_timeout,
+            exec_timeout,
+        } => {
+            let listen = if listen.is_empty() { vec!["127.0.0.1:7070".to_string()] } else { listen };
+            let listen = listen.iter().map(|a| ListenAddr::parse(a)).collect::<Result<Vec<_>, _>>()?;
+            let users = match users {
+                Some(p) => {
+                    let u = Users::load(&p)?;
+                    if u.is_empty() {
+                        return Err(FerryError::Usage(format!("{} has no users (add one with `ferry passwd`)", p.display())));
+                    }
+                    Some(u)
+                }
+                None => None,
+            };
+            let opts = ServeOptions {
+                root: root.unwrap_or_else(|| ".".into()),
+                listen,
+                users,
+                anonymous,
+                read_only,
+                allow_exec,
+                max_connections,
+                idle_timeout: Duration::from_secs(idle_timeout.max(1)),
+                exec_timeout: Duration::from_secs(exec_timeout.max(1)),
+            };
+            let rt = tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;
+            rt.block_on(async {
+                let server = Server::bind(opts).await?;
+                for a in server.addresses() {
+                    println!("ferry: listening on {a}");
+                }
+                let _ = std::io::stdout().flush();
+                tokio::select! {
+                    r = server.run() => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })?;
+            Ok(exit::OK)
+        }
+        Cmd::Passwd { users, user } => {
+            if !valid_name(&user) {
+                return Err(FerryError::Usage(format!("bad user name {user:?}")));
+            }
+            let pw = password(&user)?;
+            if pw.is_empty() {
+                return Err(FerryError::Usage("empty password".into()));
+            }
+            let mut salt = [0u8; 16];
+            getrandom::fill(&mut salt).map_err(|e| FerryError::Other(e.to_string()))?;
+            let v = Verifier::new(&pw, &salt, ferry_core::auth::DEFAULT_ITERATIONS)?;
+            let mut all = Users::load(&users)?;
+            all.set(&user, v);
+            all.save(&users)?;
+            eprintln!("ferry: verifier for {user} written to {}", users.display());
+            Ok(exit::OK)
+        }
+        Cmd::Get { url, local, transfer, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            let mut c = open(&url, conn.socket.as_deref())?;
+            let local = local.unwrap_or_else(|| ".".into());
+            c.get_file(&url.path, &local, &transfer.options())?;
+            Ok(exit::OK)
+        }
+        Cmd::Put { local, url, transfer, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            let mut c = open(&url, conn.socket.as_deref())?;
+            let stored = c.put_file(&local, &url.path, &transfer.options())?;
+            if !transfer.quiet && stored != url.path {
+                eprintln!("ferry: stored as {stored}");
+            }
+            Ok(exit::OK)
+        }
+        Cmd::Ls { url, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            let mut c = open(&url, conn.socket.as_deref())?;
+            let mut out = std::io::stdout().lock();
+            for e in c.list(&url.path)? {
+                let _ = writeln!(out, "{}", format_entry(&e));
+            }
+            Ok(exit::OK)
+        }
+        Cmd::Stat { url, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            let e = open(&url, conn.socket.as_deref())?.stat(&url.path)?;
+            println!("{}", format_stat(&e));
+            Ok(exit::OK)
+        }
+        Cmd::Rm { url, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            open(&url, conn.socket.as_deref())?.remove(&url.path)?;
+            Ok(exit::OK)
+        }
+        Cmd::Mkdir { url, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            open(&url, conn.socket.as_deref())?.mkdir(&url.path)?;
+            Ok(exit::OK)
+        }
+        Cmd::Mv { url, newpath, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            open(&url, conn.socket.as_deref())?.rename(&url.path, &newpath)?;
+            Ok(exit::OK)
+        }
+        Cmd::Exec { url, command, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            let mut c = open(&url, conn.socket.as_deref())?;
+            if url.path != "/" {
+                c.cd(&url.path)?;
+            }
+            exec_and_print(&mut c, &command.join(" "))
+        }
+        Cmd::Echo { url, text, upper, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            println!("{}", open(&url, conn.socket.as_deref())?.echo(&text, upper)?);
+            Ok(exit::OK)
+        }
+        Cmd::Shell { url, conn } => {
+            let url = FerryUrl::parse(&url)?;
+            let mut c = open(&url, conn.socket.as_deref())?;
+            if url.path != "/" {
+                c.cd(&url.path)?;
+            }
+            crate::shell::run(&mut c)
+        }
+    }
+}
+
+/// `stat` output, one field per line.
+pub fn format_stat(e: &ferry_core::Entry) -> String {
+    let kind = match e.kind {
+        Kind::File => "file",
+        Kind::Dir => "directory",
+        Kind::Symlink => "symlink",
+        Kind::Other => "other",
+    };
+    format!(
+        "name: {}\nkind: {kind}\nsize: {}\nmodified: {}\nmode: {:04o}",
+        e.name, e.size, e.modified, e.mode
+    )
+}
+
+/// Runs a command, streaming its output; exit 1 if it failed remotely.
+pub fn exec_and_print(c: &mut Client, command: &str) -> Result<i32, FerryError> {
+    let (status, no_output) = c.exec(command, |s, d| {
+        let _ = match s {
+            Stream::Stdout => std::io::stdout().write_all(d),
+            Stream::Stderr => std::io::stderr().write_all(d),
+        };
+    })?;
+    let _ = std::io::stdout().flush();
+    if no_output {
+        println!("command ran, no output");
+    }
+    if status != 0 {
+        eprintln!("ferry: exec: remote command exited with status {status}");
+        return Ok(1);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,376 @@
+//! The std client: a ferry-core `Client` driven by the core's blocking
+//! `embedded-io` driver over a TCP or Unix socket, plus the file handling a
+//! user expects from scp/sftp: atomic local writes, resume, recursion,
+//! overwrite policies, progress.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Instant as StdInstant;
+
+use embedded_io_adapters::std::FromStd;
+use ferry_core::driver::blocking::BlockingClient;
+use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::FerryError;
+use crate::url::FerryUrl;
+
+/// Buffer per direction: one 256 KiB chunk plus its header.
+const BUF: usize = 256 * 1024 + 64;
+
+/// A TCP or Unix socket.
+pub enum Conn {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Unix socket.
+    Unix(UnixStream),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.flush(),
+            Conn::Unix(s) => s.flush(),
+        }
+    }
+}
+
+type Clock = Box<dyn FnMut() -> Instant + Send>;
+
+/// How a transfer behaves.
+#[derive(Debug, Clone, Default)]
+pub struct TransferOptions {
+    /// Continue a partial transfer.
+    pub resume: bool,
+    /// What to do when the target exists.
+    pub overwrite: Overwrite,
+    /// Directories too.
+    pub recursive: bool,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// A connected Ferry client.
+pub struct Client {
+    inner: BlockingClient<FromStd<Conn>, Vec<u8>, Clock>,
+}
+
+fn proto(e: impl Into<FerryError>) -> FerryError {
+    e.into()
+}
+
+/// Random bytes for nonces.
+fn nonce() -> Result<[u8; 18], FerryError> {
+    let mut n = [0u8; 18];
+    getrandom::fill(&mut n).map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
+    Ok(n)
+}
+
+/// The last component of a remote path.
+fn base_name(remote: &str) -> &str {
+    remote.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+/// Whether a name from a server listing is a plain single component (a
+/// malicious server must not steer `get -r` out of the local directory).
+fn safe_component(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0'))
+}
+
+fn join_remote(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Picks the local name under the overwrite policy.
+fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
+    if !path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    match policy {
+        Overwrite::Fail => Err(FerryError::Protocol(Error::Exists)),
+        Overwrite::Replace => Ok(path.to_path_buf()),
+        Overwrite::KeepBoth => {
+            let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            (0u32..)
+                .map(|n| {
+                    let name = if n == 0 { format!("{base}.new") } else { format!("{base}.new.{n}") };
+                    path.with_file_name(name)
+                })
+                .find(|p| !p.exists())
+                .ok_or(FerryError::Protocol(Error::Exists))
+        }
+    }
+}
+
+/// The hidden partial file for a local download.
+fn local_part(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    target.with_file_name(format!(".{name}.ferry-part"))
+}
+
+fn progress(quiet: bool, total: u64, what: &str) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+impl Client {
+    /// Connects to `url`'s host (or to the Unix socket `socket`) and
+    /// completes the handshake.
+    pub fn connect(url: &FerryUrl, socket: Option<&Path>) -> Result<Client, FerryError> {
+        let conn = match socket {
+            Some(p) => Conn::Unix(UnixStream::connect(p).map_err(FerryError::Connection)?),
+            None => {
+                let s = TcpStream::connect(url.socket_addr()).map_err(FerryError::Connection)?;
+                let _ = s.set_nodelay(true);
+                Conn::Tcp(s)
+            }
+        };
+        let start = StdInstant::now();
+        let clock: Clock = Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
+        let config = Config {
+            chunk_size: 256 * 1024,
+            ..Config::default()
+        };
+        let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])?;
+        let inner = BlockingClient::connect(FromStd::new(conn), core, clock).map_err(proto)?;
+        Ok(Client { inner })
+    }
+
+    /// Logs in: SCRAM as `user` with `password`, or anonymously when
+    /// `user` is `None`.
+    pub fn login(&mut self, user: Option<&str>, password: Option<&str>) -> Result<(), FerryError> {
+        match user {
+            None => self.inner.login_anonymous().map_err(proto),
+            Some(u) => {
+                let pw = password.ok_or_else(|| FerryError::Usage("no password given".into()))?;
+                self.inner.login(u, pw, &nonce()?).map_err(proto)
+            }
+        }
+    }
+
+    /// Downloads a remote file to `local` (a file path, or an existing
+    /// directory to put it in). The file appears under its name only once
+    /// complete and MD5-verified. Returns its size.
+    pub fn get_file(&mut self, remote: &str, local: &Path, opts: &TransferOptions) -> Result<u64, FerryError> {
+        let entry = self.inner.stat(remote).map_err(proto)?;
+        let local = if local.is_dir() { local.join(base_name(remote)) } else { local.to_path_buf() };
+        if entry.kind == Kind::Dir {
+            if !opts.recursive {
+                return Err(FerryError::Protocol(Error::IsADirectory));
+            }
+            return self.get_dir(remote, &local, opts);
+        }
+        let target = local_target(&local, opts.overwrite)?;
+        let part = local_part(&target);
+        let mut held = match (opts.resume, fs::metadata(&part)) {
+            (true, Ok(md)) if md.len() <= entry.size => md.len(),
+            _ => 0,
+        };
+        let mut out = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&part)
+            .map_err(|e| FerryError::local(&part, e))?;
+        out.set_len(held).map_err(|e| FerryError::local(&part, e))?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, {
+            use std::io::Seek;
+            out.seek(io::SeekFrom::Start(held)).map_err(|e| FerryError::local(&part, e))?;
+            out
+        });
+        let mut prefix_file = File::open(&part).map_err(|e| FerryError::local(&part, e))?;
+        let bar = progress(opts.quiet, entry.size, base_name(remote));
+        bar.set_position(held);
+        let r = self.inner.get_resume(
+            remote,
+            held,
+            |buf| prefix_file.read(buf).map_err(|_| Error::Io),
+            |d| {
+                bar.inc(d.len() as u64);
+                out.write_all(d).map_err(|e| crate::fsroot::map_io(&e))
+            },
+        );
+        bar.finish_and_clear();
+        let flushed = out.into_inner().map_err(|e| FerryError::local(&part, e.into_error()));
+        match r {
+            Ok(size) => {
+                let f = flushed?;
+                f.sync_all().map_err(|e| FerryError::local(&part, e))?;
+                fs::rename(&part, &target).map_err(|e| FerryError::local(&target, e))?;
+                Ok(size)
+            }
+            Err(e) => {
+                let e = proto(e);
+                if e.protocol() == Some(Error::ChecksumMismatch) {
+                    // The bytes are bad: nothing to resume from.
+                    let _ = fs::remove_file(&part);
+                    held = 0;
+                }
+                let _ = held;
+                Err(e)
+            }
+        }
+    }
+
+    fn get_dir(&mut self, remote: &str, local: &Path, opts: &TransferOptions) -> Result<u64, FerryError> {
+        match fs::create_dir(local) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+            Err(e) => return Err(FerryError::local(local, e)),
+        }
+        let mut entries = Vec::new();
+        self.inner.list(remote, |e| entries.push(e.clone())).map_err(proto)?;
+        let mut total = 0;
+        for e in entries {
+            if !safe_component(&e.name) {
+                return Err(FerryError::Other(format!(
+                    "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
+                    e.name.as_str(),
+                    local.display()
+                )));
+            }
+            let r = join_remote(remote, &e.name);
+            let l = local.join(e.name.as_str());
+            total += match e.kind {
+                Kind::Dir => self.get_dir(&r, &l, opts)?,
+                Kind::File => self.get_file(&r, &l, opts)?,
+                _ => 0,
+            };
+        }
+        Ok(total)
+    }
+
+    /// Uploads `local` to `remote` (a path, or an existing remote directory
+    /// to put it in). Returns the name it was stored under.
+    pub fn put_file(&mut self, local: &Path, remote: &str, opts: &TransferOptions) -> Result<String, FerryError> {
+        let md = fs::metadata(local).map_err(|e| FerryError::local(local, e))?;
+        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let remote = match self.inner.stat(remote) {
+            Ok(e) if e.kind == Kind::Dir => join_remote(remote, &name),
+            _ if remote.ends_with('/') => join_remote(remote, &name),
+            _ => remote.to_string(),
+        };
+        if md.is_dir() {
+            if !opts.recursive {
+                return Err(FerryError::Local {
+                    path: local.display().to_string(),
+                    source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory (use -r)"),
+                });
+            }
+            self.put_dir(local, &remote, opts)?;
+            return Ok(remote);
+        }
+        let mut file = io::BufReader::with_capacity(1 << 20, File::open(local).map_err(|e| FerryError::local(local, e))?);
+        let bar = progress(opts.quiet, md.len(), &name);
+        let r = self.inner.put(&remote, md.len(), opts.overwrite, opts.resume, |buf| {
+            let n = file.read(buf).map_err(|_| Error::Io)?;
+            bar.inc(n as u64);
+            Ok(n)
+        });
+        bar.finish_and_clear();
+        let stored = r.map_err(proto)?;
+        Ok(stored.map_or(remote, |s| s.to_string()))
+    }
+
+    fn put_dir(&mut self, local: &Path, remote: &str, opts: &TransferOptions) -> Result<(), FerryError> {
+        match self.inner.mkdir(remote) {
+            Ok(()) => {}
+            Err(e) if e.protocol() == Some(Error::Exists) => {}
+            Err(e) => return Err(proto(e)),
+        }
+        let mut items: Vec<_> = fs::read_dir(local)
+            .map_err(|e| FerryError::local(local, e))?
+            .filter_map(Result::ok)
+            .collect();
+        items.sort_by_key(|e| e.file_name());
+        for item in items {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let path = item.path();
+            let target = join_remote(remote, &name);
+            let ft = item.file_type().map_err(|e| FerryError::local(&path, e))?;
+            if ft.is_dir() {
+                self.put_dir(&path, &target, opts)?;
+            } else if ft.is_file() {
+                self.put_file(&path, &target, opts)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists a directory.
+    pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, FerryError> {
+        let mut v = Vec::new();
+        self.inner.list(path, |e| v.push(e.clone())).map_err(proto)?;
+        Ok(v)
+    }
+
+    /// Describes one path.
+    pub fn stat(&mut self, path: &str) -> Result<Entry, FerryError> {
+        self.inner.stat(path).map_err(proto)
+    }
+
+    /// Removes a file or empty directory.
+    pub fn remove(&mut self, path: &str) -> Result<(), FerryError> {
+        self.inner.remove(path).map_err(proto)
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), FerryError> {
+        self.inner.mkdir(path).map_err(proto)
+    }
+
+    /// Renames.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), FerryError> {
+        self.inner.rename(from, to).map_err(proto)
+    }
+
+    /// Changes the session's directory; returns the new one.
+    pub fn cd(&mut self, path: &str) -> Result<String, FerryError> {
+        self.inner.cd(path).map(|p| p.to_string()).map_err(proto)
+    }
+
+    /// The session's directory.
+    pub fn pwd(&mut self) -> Result<String, FerryError> {
+        self.inner.pwd().map(|p| p.to_string()).map_err(proto)
+    }
+
+    /// Echo.
+    pub fn echo(&mut self, text: &str, upper: bool) -> Result<String, FerryError> {
+        self.inner.echo(text, upper).map(|t| t.to_string()).map_err(proto)
+    }
+
+    /// Runs a command; output goes to `out`; returns (status, no_output).
+    pub fn exec(&mut self, command: &str, out: impl FnMut(Stream, &[u8])) -> Result<(i32, bool), FerryError> {
+        self.inner.exec(command, out).map_err(proto)
+    }
+}

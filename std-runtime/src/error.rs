@@ -1,0 +1,136 @@
+//! Errors of the std runtime, and the exit codes scripts rely on.
+
+use std::io;
+
+use ferry_core::Error as Proto;
+
+/// Exit codes, documented in README and `--help`.
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Bad command line.
+    pub const USAGE: i32 = 2;
+    /// Login failed.
+    pub const LOGIN: i32 = 3;
+    /// Remote file or directory not found.
+    pub const NOT_FOUND: i32 = 4;
+    /// The MD5 check failed.
+    pub const CHECKSUM: i32 = 5;
+    /// Refused: exists, permission, read-only, outside root, no space.
+    pub const REFUSED: i32 = 6;
+    /// Connection or protocol error.
+    pub const CONNECTION: i32 = 7;
+}
+
+/// Everything a `ferry` command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum FerryError {
+    /// The command line is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The peer or the protocol reported a typed error.
+    #[error("{}", describe(*.0))]
+    Protocol(Proto),
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Local {
+        /// The local path.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The connection failed.
+    #[error("connection failed: {0}")]
+    Connection(io::Error),
+    /// Something else, with a message.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl FerryError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            FerryError::Usage(_) => exit::USAGE,
+            FerryError::Protocol(e) => code_for(*e),
+            FerryError::Local { source, .. } => match source.kind() {
+                io::ErrorKind::AlreadyExists | io::ErrorKind::PermissionDenied => exit::REFUSED,
+                io::ErrorKind::StorageFull => exit::REFUSED,
+                io::ErrorKind::NotFound => exit::NOT_FOUND,
+                _ => exit::CONNECTION,
+            },
+            FerryError::Connection(_) | FerryError::Other(_) => exit::CONNECTION,
+        }
+    }
+
+    /// The protocol error inside, if any.
+    pub fn protocol(&self) -> Option<Proto> {
+        match self {
+            FerryError::Protocol(e) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// A local I/O error on `path`.
+    pub fn local(path: impl AsRef<std::path::Path>, source: io::Error) -> Self {
+        FerryError::Local {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<Proto> for FerryError {
+    fn from(e: Proto) -> Self {
+        FerryError::Protocol(e)
+    }
+}
+
+impl From<ferry_core::driver::DriverError<io::Error>> for FerryError {
+    fn from(e: ferry_core::driver::DriverError<io::Error>) -> Self {
+        match e {
+            ferry_core::driver::DriverError::Io(e) => FerryError::Connection(e),
+            ferry_core::driver::DriverError::Protocol(e) => FerryError::Protocol(e),
+        }
+    }
+}
+
+/// The exit code for a protocol error.
+pub fn code_for(e: Proto) -> i32 {
+    match e {
+        Proto::AuthFailed
+        | Proto::AnonymousNotAllowed
+        | Proto::TooManyFailures
+        | Proto::ServerAuthFailed
+        | Proto::IterationsTooHigh
+        | Proto::NotLoggedIn => exit::LOGIN,
+        Proto::NotFound => exit::NOT_FOUND,
+        Proto::ChecksumMismatch => exit::CHECKSUM,
+        Proto::Exists
+        | Proto::NoSpace
+        | Proto::TooLarge
+        | Proto::Permission
+        | Proto::OutsideRoot
+        | Proto::ReadOnly
+        | Proto::NotADirectory
+        | Proto::IsADirectory
+        | Proto::NotEmpty
+        | Proto::InvalidPath
+        | Proto::BadOffset
+        | Proto::ExecDisabled
+        | Proto::ExecFailed => exit::REFUSED,
+        _ => exit::CONNECTION,
+    }
+}
+
+/// A message for people, with a hint where one helps.
+pub fn describe(e: Proto) -> String {
+    match e {
+        Proto::Exists => "already exists (use --overwrite replace or keep-both)".into(),
+        Proto::ChecksumMismatch => "checksum mismatch: the file was not accepted".into(),
+        Proto::ExecDisabled => "exec disabled on this server (start it with --allow-exec)".into(),
+        Proto::Busy => "server busy (too many connections), try again later".into(),
+        Proto::AuthFailed => "login failed: wrong user or password".into(),
+        e => e.message().into(),
+    }
+}

@@ -1,0 +1,358 @@
+//! The served root: every path a client names is resolved beneath it.
+//!
+//! Two layers: names are normalised here (`.`/`..`/empty components, NUL,
+//! absolute vs relative to the session's directory), and then every file
+//! operation goes through a `cap_std::fs::Dir` opened on the root, which
+//! refuses to follow `..` or symlinks out of it (openat2 `RESOLVE_BENEATH`
+//! where the kernel has it). String checks alone would miss a symlink.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, File, OpenOptions};
+use ferry_core::{Entry, Error, Kind, Overwrite};
+
+/// The root directory being served.
+pub struct Root {
+    dir: Dir,
+    path: PathBuf,
+}
+
+/// Maps an I/O error to the protocol's typed refusal.
+pub fn map_io(e: &io::Error) -> Error {
+    use io::ErrorKind::*;
+    match e.kind() {
+        NotFound => Error::NotFound,
+        AlreadyExists => Error::Exists,
+        PermissionDenied if e.to_string().contains("outside") => Error::OutsideRoot,
+        PermissionDenied => Error::Permission,
+        StorageFull | QuotaExceeded => Error::NoSpace,
+        FileTooLarge => Error::TooLarge,
+        NotADirectory => Error::NotADirectory,
+        IsADirectory => Error::IsADirectory,
+        DirectoryNotEmpty => Error::NotEmpty,
+        InvalidFilename | InvalidInput => Error::InvalidPath,
+        ReadOnlyFilesystem => Error::ReadOnly,
+        _ if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => Error::OutsideRoot,
+        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => Error::OutsideRoot,
+        _ => Error::Io,
+    }
+}
+
+/// Resolves `path` against the session directory `cwd` (both relative to
+/// the root; a leading `/` means the root). `..` may climb back up but never
+/// above the root; NUL bytes and backslash-escapes of `/` are refused.
+pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
+    if path.contains('\0') {
+        return Err(Error::OutsideRoot);
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let cwd_s = cwd.to_str().ok_or(Error::InvalidPath)?;
+    if !path.starts_with('/') {
+        out.extend(cwd_s.split('/').filter(|c| !c.is_empty() && *c != "."));
+    }
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                out.pop().ok_or(Error::OutsideRoot)?;
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out.iter().collect())
+}
+
+/// The path as cap-std wants it: `.` for the root itself.
+fn rel(p: &Path) -> &Path {
+    if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    }
+}
+
+fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
+    use cap_std::fs::MetadataExt;
+    let kind = if md.is_dir() {
+        Kind::Dir
+    } else if md.is_file() {
+        Kind::File
+    } else if md.file_type().is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::Other
+    };
+    let modified = md
+        .modified()
+        .ok()
+        .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut bounded = ferry_core::message::Name::new();
+    for c in name.chars() {
+        if bounded.push(c).is_err() {
+            break;
+        }
+    }
+    Entry {
+        name: bounded,
+        kind,
+        size: md.len(),
+        modified,
+        mode: md.mode() & 0o7777,
+    }
+}
+
+/// The last component of a resolved path.
+fn file_name(p: &Path) -> &str {
+    p.file_name().and_then(|n| n.to_str()).unwrap_or("/")
+}
+
+/// The hidden sibling that holds a partial upload of `target` (kept for
+/// `--resume`, never under the real name).
+pub fn part_path(target: &Path) -> PathBuf {
+    let name = format!(".{}.ferry-part", file_name(target));
+    match target.parent() {
+        Some(p) => p.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// An upload being received.
+pub struct Upload {
+    /// Final name, relative to the root.
+    pub target: PathBuf,
+    /// Partial file, relative to the root.
+    pub part: PathBuf,
+    file: File,
+    /// Bytes already held (resume offset).
+    pub offset: u64,
+    replace: bool,
+}
+
+impl Root {
+    /// Opens the root directory.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+        Ok(Root {
+            dir,
+            path: path.canonicalize()?,
+        })
+    }
+
+    /// The root's real path (for running commands in it).
+    pub fn real_path(&self, rel_path: &Path) -> PathBuf {
+        self.path.join(rel_path)
+    }
+
+    /// Describes one path (symlinks inside the root are followed).
+    pub fn stat(&self, p: &Path) -> Result<Entry, Error> {
+        let md = self.dir.metadata(rel(p)).map_err(|e| map_io(&e))?;
+        Ok(entry_of(file_name(p), &md))
+    }
+
+    /// Checks that `p` is a directory (for cd).
+    pub fn check_dir(&self, p: &Path) -> Result<(), Error> {
+        let md = self.dir.metadata(rel(p)).map_err(|e| map_io(&e))?;
+        if md.is_dir() {
+            Ok(())
+        } else {
+            Err(Error::NotADirectory)
+        }
+    }
+
+    /// Lists a directory, sorted by name; partial uploads are hidden.
+    pub fn list(&self, p: &Path) -> Result<Vec<Entry>, Error> {
+        let mut out = Vec::new();
+        for item in self.dir.read_dir(rel(p)).map_err(|e| map_io(&e))? {
+            let item = item.map_err(|e| map_io(&e))?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(".ferry-part") && name.starts_with('.') {
+                continue;
+            }
+            if let Ok(md) = item.metadata() {
+                out.push(entry_of(name, &md));
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Opens a file to send; returns it and its size.
+    pub fn open_read(&self, p: &Path) -> Result<(std::fs::File, u64), Error> {
+        let f = self.dir.open(rel(p)).map_err(|e| map_io(&e))?;
+        let md = f.metadata().map_err(|e| map_io(&e))?;
+        if md.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        Ok((f.into_std(), md.len()))
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(&self, p: &Path) -> Result<(), Error> {
+        self.dir.create_dir(rel(p)).map_err(|e| map_io(&e))
+    }
+
+    /// Removes a file or an empty directory.
+    pub fn remove(&self, p: &Path) -> Result<(), Error> {
+        if p.as_os_str().is_empty() {
+            return Err(Error::Permission);
+        }
+        let md = self.dir.symlink_metadata(p).map_err(|e| map_io(&e))?;
+        if md.is_dir() {
+            self.dir.remove_dir(p).map_err(|e| map_io(&e))
+        } else {
+            self.dir.remove_file(p).map_err(|e| map_io(&e))
+        }
+    }
+
+    /// Renames within the root.
+    pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {
+        if from.as_os_str().is_empty() || to.as_os_str().is_empty() {
+            return Err(Error::Permission);
+        }
+        self.dir.rename(from, &self.dir, to).map_err(|e| map_io(&e))
+    }
+
+    fn exists(&self, p: &Path) -> bool {
+        self.dir.symlink_metadata(p).is_ok()
+    }
+
+    /// Free bytes on the root's file system.
+    fn free_space(&self) -> Option<u64> {
+        let s = rustix::fs::fstatvfs(&self.dir).ok()?;
+        Some(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    /// Prepares to receive `size` bytes for `p` under `policy`: picks the
+    /// final name, refuses before any body byte if it cannot be stored, and
+    /// opens (or, with `resume`, reopens) the partial file.
+    pub fn begin_upload(&self, p: &Path, size: u64, policy: Overwrite, resume: bool) -> Result<Upload, Error> {
+        if p.as_os_str().is_empty() {
+            return Err(Error::IsADirectory);
+        }
+        let mut target = p.to_path_buf();
+        if let Ok(md) = self.dir.metadata(p) {
+            if md.is_dir() {
+                return Err(Error::IsADirectory);
+            }
+            match policy {
+                Overwrite::Fail => return Err(Error::Exists),
+                Overwrite::Replace => {}
+                Overwrite::KeepBoth => {
+                    let base = file_name(p).to_string();
+                    let parent = p.parent().unwrap_or(Path::new("")).to_path_buf();
+                    let mut n = 0u32;
+                    loop {
+                        let name = if n == 0 { format!("{base}.new") } else { format!("{base}.new.{n}") };
+                        let cand = parent.join(name);
+                        if !self.exists(&cand) {
+                            target = cand;
+                            break;
+                        }
+                        n = n.checked_add(1).ok_or(Error::Exists)?;
+                    }
+                }
+            }
+        } else if let Some(parent) = p.parent() {
+            // The directory must exist and stay inside the root.
+            self.check_dir(parent)?;
+        }
+        let part = part_path(&target);
+        let held = match (resume, self.dir.metadata(&part)) {
+            (true, Ok(md)) if md.is_file() && md.len() <= size => md.len(),
+            _ => 0,
+        };
+        if let Some(free) = self.free_space() {
+            if size - held > free {
+                return Err(Error::NoSpace);
+            }
+        }
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).read(true);
+        let mut file = self.dir.open_with(&part, &opts).map_err(|e| map_io(&e))?;
+        file.set_len(held).map_err(|e| map_io(&e))?;
+        file.seek(SeekFrom::Start(held)).map_err(|e| map_io(&e))?;
+        Ok(Upload {
+            target,
+            part,
+            file,
+            offset: held,
+            replace: policy == Overwrite::Replace,
+        })
+    }
+}
+
+impl Upload {
+    /// Reads the held prefix back, `f` getting it piece by piece (to hash).
+    pub fn read_prefix(&mut self, mut f: impl FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error> {
+        self.file.seek(SeekFrom::Start(0)).map_err(|e| map_io(&e))?;
+        let mut left = self.offset;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = buf.len().min(left as usize);
+            let n = self.file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
+            if n == 0 {
+                return Err(Error::Io);
+            }
+            f(&buf[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Appends body bytes.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.file.write_all(data).map_err(|e| map_io(&e))
+    }
+
+    /// Makes the verified upload the real file: fsync, then rename over the
+    /// target (refusing if it appeared meanwhile and replacing was not
+    /// asked for).
+    pub fn commit(self, root: &Root) -> Result<PathBuf, Error> {
+        self.file.sync_all().map_err(|e| map_io(&e))?;
+        if !self.replace && root.exists(&self.target) {
+            return Err(Error::Exists);
+        }
+        root.dir
+            .rename(&self.part, &root.dir, &self.target)
+            .map_err(|e| map_io(&e))?;
+        Ok(self.target)
+    }
+
+    /// Keeps what arrived as resumable state (a dropped client).
+    pub fn keep(self) {
+        let _ = self.file.sync_all();
+    }
+
+    /// Deletes the partial file (a checksum mismatch: the bytes are bad).
+    pub fn discard(self, root: &Root) {
+        drop(self.file);
+        let _ = root.dir.remove_file(&self.part);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_stays_beneath_the_root() {
+        let cwd = Path::new("a/b");
+        assert_eq!(resolve(cwd, "c.txt").unwrap(), PathBuf::from("a/b/c.txt"));
+        assert_eq!(resolve(cwd, "/c.txt").unwrap(), PathBuf::from("c.txt"));
+        assert_eq!(resolve(cwd, "../../x").unwrap(), PathBuf::from("x"));
+        assert_eq!(resolve(cwd, "././/d/").unwrap(), PathBuf::from("a/b/d"));
+        assert_eq!(resolve(Path::new(""), "").unwrap(), PathBuf::from(""));
+        for bad in ["../../../x", "/..", "a/../../../..", "x\0y", "/../etc/passwd"] {
+            assert_eq!(resolve(cwd, bad), Err(Error::OutsideRoot), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn part_files_are_hidden_siblings() {
+        assert_eq!(part_path(Path::new("d/f.txt")), PathBuf::from("d/.f.txt.ferry-part"));
+        assert_eq!(part_path(Path::new("f")), PathBuf::from(".f.ferry-part"));
+    }
+}

@@ -1,0 +1,303 @@
+//! The `ferry serve` server: tokio listeners (TCP and Unix), one task per
+//! connection, each driving a ferry-core `Server` with a [`Session`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use ferry_core::driver::Handler;
+use ferry_core::{Config, Error, Instant, ServerConfig};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::error::FerryError;
+use crate::fsroot::Root;
+use crate::session::{Session, Shared};
+use crate::users::Users;
+
+/// Buffer per direction per connection: one 64 KiB chunk plus its header.
+const BUF: usize = 64 * 1024 + 64;
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// TCP, IPv4 or IPv6.
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// Parses `HOST:PORT`, `[V6]:PORT` or `unix:PATH`.
+    pub fn parse(s: &str) -> Result<Self, FerryError> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            if p.is_empty() {
+                return Err(FerryError::Usage("unix: needs a path".into()));
+            }
+            return Ok(ListenAddr::Unix(p.into()));
+        }
+        s.parse::<SocketAddr>()
+            .map(|_| ListenAddr::Tcp(s.to_string()))
+            .map_err(|_| FerryError::Usage(format!("bad listen address {s:?} (HOST:PORT, [::1]:PORT or unix:PATH)")))
+    }
+}
+
+/// Everything `ferry serve` is told.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Directory to serve.
+    pub root: PathBuf,
+    /// Addresses to listen on.
+    pub listen: Vec<ListenAddr>,
+    /// Users file; `None` with `anonymous`.
+    pub users: Option<Users>,
+    /// Allow anonymous logins.
+    pub anonymous: bool,
+    /// Refuse writes.
+    pub read_only: bool,
+    /// Run `exec`.
+    pub allow_exec: bool,
+    /// Most simultaneous sessions; more get "server busy".
+    pub max_connections: usize,
+    /// Close sessions idle this long.
+    pub idle_timeout: Duration,
+    /// Time limit for one command.
+    pub exec_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            root: ".".into(),
+            listen: vec![ListenAddr::Tcp("127.0.0.1:7070".into())],
+            users: None,
+            anonymous: false,
+            read_only: false,
+            allow_exec: false,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+            exec_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    config: ServerConfig,
+    tcp: Vec<TcpListener>,
+    unix: Vec<(UnixListener, PathBuf)>,
+    slots: Arc<Semaphore>,
+    start: StdInstant,
+}
+
+impl Server {
+    /// Opens the root and binds every address (nothing is served yet).
+    pub async fn bind(opts: ServeOptions) -> Result<Server, FerryError> {
+        if opts.users.is_none() && !opts.anonymous {
+            return Err(FerryError::Usage(
+                "refusing to start: give --users FILE (see `ferry passwd`) or --anonymous".into(),
+            ));
+        }
+        let root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
+        let config = ServerConfig {
+            conn: Config {
+                chunk_size: 64 * 1024,
+                idle_timeout: Some(opts.idle_timeout),
+                ..Config::default()
+            },
+            allow_anonymous: opts.anonymous,
+            allow_exec: opts.allow_exec,
+            read_only: opts.read_only,
+            secret,
+            ..ServerConfig::default()
+        };
+        let mut tcp = Vec::new();
+        let mut unix = Vec::new();
+        for addr in &opts.listen {
+            match addr {
+                ListenAddr::Tcp(a) => tcp.push(
+                    TcpListener::bind(a)
+                        .await
+                        .map_err(|e| FerryError::Other(format!("cannot listen on {a}: {e}")))?,
+                ),
+                ListenAddr::Unix(p) => {
+                    // A stale socket from a previous run is replaced.
+                    if std::fs::symlink_metadata(p).is_ok_and(|m| {
+                        use std::os::unix::fs::FileTypeExt;
+                        m.file_type().is_socket()
+                    }) {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    let l = UnixListener::bind(p).map_err(|e| FerryError::Other(format!("cannot listen on unix:{}: {e}", p.display())))?;
+                    unix.push((l, p.clone()));
+                }
+            }
+        }
+        let shared = Arc::new(Shared {
+            root,
+            users: opts.users,
+            read_only: opts.read_only,
+            allow_exec: opts.allow_exec,
+            exec_timeout: opts.exec_timeout,
+        });
+        Ok(Server {
+            shared,
+            config,
+            tcp,
+            unix,
+            slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
+            start: StdInstant::now(),
+        })
+    }
+
+    /// The addresses actually bound (ports resolved), as users write them.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect();
+        out.extend(self.unix.iter().map(|(_, p)| format!("unix:{}", p.display())));
+        out
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn run(self) -> Result<(), FerryError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for l in self.tcp {
+            let ctx = self.ctx();
+            tasks.spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, peer)) => {
+                            let _ = s.set_nodelay(true);
+                            ctx.spawn(s, peer.to_string());
+                        }
+                        Err(e) => warn!(error = %e, "accept failed"),
+                    }
+                }
+            });
+        }
+        for (l, path) in self.unix {
+            let ctx = self.ctx();
+            tasks.spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, _)) => ctx.spawn(s, format!("unix:{}", path.display())),
+                        Err(e) => warn!(error = %e, "accept failed"),
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            shared: self.shared.clone(),
+            config: self.config,
+            slots: self.slots.clone(),
+            start: self.start,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    shared: Arc<Shared>,
+    config: ServerConfig,
+    slots: Arc<Semaphore>,
+    start: StdInstant,
+}
+
+impl Ctx {
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    fn spawn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(&self, stream: S, peer: String) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let permit = ctx.slots.clone().try_acquire_owned();
+            let busy = permit.is_err();
+            let core = if busy {
+                ferry_core::Server::new_busy(ctx.now(), ctx.config, vec![0; BUF], vec![0; BUF])
+            } else {
+                ferry_core::Server::new(ctx.now(), ctx.config, vec![0; BUF], vec![0; BUF])
+            };
+            let Ok(core) = core else { return };
+            let t0 = StdInstant::now();
+            let session = Session::new(ctx.shared.clone(), peer.clone());
+            let why = drive(stream, core, session, &ctx).await;
+            if busy {
+                warn!(%peer, "refused: server busy");
+            } else {
+                info!(%peer, reason = %why, secs = t0.elapsed().as_secs_f32(), "connection closed");
+            }
+        });
+    }
+}
+
+/// Runs one connection to its end; returns why it ended. Never panics on
+/// peer input: every failure is a typed close.
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    mut core: ferry_core::Server<Vec<u8>>,
+    mut session: Session,
+    ctx: &Ctx,
+) -> Error {
+    let mut spins = 0u32;
+    loop {
+        while let Some(ev) = core.poll_event() {
+            session.event(ev);
+            if let Err(e) = session.respond(&mut core) {
+                warn!(peer = %session.peer, error = %e, "session error");
+                return e;
+            }
+        }
+        if let Err(e) = session.respond(&mut core) {
+            warn!(peer = %session.peer, error = %e, "session error");
+            return e;
+        }
+        while !core.transmit_buf().is_empty() {
+            match stream.write(core.transmit_buf()).await {
+                Ok(0) | Err(_) => return session.closed.unwrap_or(Error::Closed),
+                Ok(n) => core.transmit_done(n),
+            }
+        }
+        if let Some(e) = session.closed {
+            let _ = stream.shutdown().await;
+            return e;
+        }
+        if (session.sending() && core.remaining() > 0) || Handler::<Vec<u8>>::has_output(&session) {
+            spins += 1;
+            if spins % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+            continue;
+        }
+        let deadline = core.poll_timeout().map(|d| {
+            let now = ctx.now();
+            tokio::time::Instant::now() + Duration::from_millis(d.as_millis().saturating_sub(now.as_millis()))
+        });
+        let exec = session.exec_running();
+        tokio::select! {
+            r = stream.read(core.input_buf()) => match r {
+                Ok(0) | Err(_) => core.handle_eof(ctx.now()),
+                Ok(n) => core.input_filled(ctx.now(), n),
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                core.handle_timeout(ctx.now());
+            }
+            msg = session.exec_recv(), if exec => session.on_exec(msg),
+        }
+    }
+}

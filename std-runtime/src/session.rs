@@ -1,0 +1,439 @@
+//! One client's session on the server: the file store and command runner
+//! behind ferry-core's `Server`, as a [`Handler`].
+
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use ferry_core::driver::Handler;
+use ferry_core::{Error, Request, Server, ServerEvent, Stream};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::fsroot::{map_io, resolve, Root, Upload};
+use crate::users::Users;
+
+/// What every session of one server shares.
+pub struct Shared {
+    /// The served directory.
+    pub root: Root,
+    /// Users allowed to log in (`None`: anonymous only).
+    pub users: Option<Users>,
+    /// Refuse every write.
+    pub read_only: bool,
+    /// Run `exec` requests.
+    pub allow_exec: bool,
+    /// Time limit for one command.
+    pub exec_timeout: Duration,
+}
+
+enum Pending {
+    Login(String),
+    Request(Box<Request>),
+    SendBody(u64),
+    PutEnd(bool),
+    Abort(Error),
+}
+
+struct Download {
+    file: std::fs::File,
+    path: String,
+    size: u64,
+    started: bool,
+    start: StdInstant,
+}
+
+/// Output of a running command, as it arrives from its pipes.
+pub enum ExecMsg {
+    /// Bytes from stdout or stderr.
+    Out(Stream, Vec<u8>),
+    /// The command ended with this status.
+    Exit(i32),
+}
+
+struct Exec {
+    rx: mpsc::UnboundedReceiver<ExecMsg>,
+    queue: VecDeque<(Stream, Vec<u8>)>,
+    status: Option<i32>,
+    command: String,
+}
+
+/// A session: current directory, login, and the transfer in progress.
+pub struct Session {
+    shared: Arc<Shared>,
+    /// The peer, for logs.
+    pub peer: String,
+    cwd: PathBuf,
+    user: Option<String>,
+    pending: Option<Pending>,
+    upload: Option<(Upload, String, StdInstant)>,
+    download: Option<Download>,
+    exec: Option<Exec>,
+    /// Why the connection closed, once it has.
+    pub closed: Option<Error>,
+}
+
+impl Session {
+    /// A new session at the root.
+    pub fn new(shared: Arc<Shared>, peer: String) -> Self {
+        Session {
+            shared,
+            peer,
+            cwd: PathBuf::new(),
+            user: None,
+            pending: None,
+            upload: None,
+            download: None,
+            exec: None,
+            closed: None,
+        }
+    }
+
+    fn who(&self) -> &str {
+        self.user.as_deref().unwrap_or("anonymous")
+    }
+
+    /// Whether a get body is being streamed (the driver keeps writing
+    /// while the server has bytes left to send).
+    pub fn sending(&self) -> bool {
+        self.download.as_ref().is_some_and(|d| d.started)
+    }
+
+    /// Whether a command is running whose output must be waited for.
+    pub fn exec_running(&self) -> bool {
+        self.exec.as_ref().is_some_and(|e| e.status.is_none())
+    }
+
+    /// Waits for the running command's next output (call only while
+    /// [`Self::exec_running`]).
+    pub async fn exec_recv(&mut self) -> Option<ExecMsg> {
+        match &mut self.exec {
+            Some(e) => e.rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Queues what the command produced.
+    pub fn on_exec(&mut self, msg: Option<ExecMsg>) {
+        if let Some(e) = &mut self.exec {
+            match msg {
+                Some(ExecMsg::Out(s, d)) => e.queue.push_back((s, d)),
+                Some(ExecMsg::Exit(code)) => e.status = Some(code),
+                None => e.status = e.status.or(Some(-1)),
+            }
+        }
+    }
+
+    fn request(&mut self, s: &mut Server<Vec<u8>>, req: Request) -> Result<(), Error> {
+        let root = &self.shared.root;
+        let writes = matches!(
+            req,
+            Request::Put { .. } | Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. }
+        );
+        if writes && self.shared.read_only {
+            return s.refuse(Error::ReadOnly);
+        }
+        let outcome = match &req {
+            Request::Get { path } => {
+                let r = resolve(&self.cwd, path).and_then(|p| root.open_read(&p));
+                match r {
+                    Ok((file, size)) => {
+                        s.offer(size)?;
+                        self.download = Some(Download {
+                            file,
+                            path: path.to_string(),
+                            size,
+                            started: false,
+                            start: StdInstant::now(),
+                        });
+                        return Ok(());
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Put {
+                path,
+                size,
+                overwrite,
+                resume,
+            } => {
+                let r = resolve(&self.cwd, path).and_then(|p| root.begin_upload(&p, *size, *overwrite, *resume));
+                match r {
+                    Ok(mut up) => {
+                        let name = up.target.to_string_lossy().into_owned();
+                        let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy()).then(|| format!("/{name}"));
+                        s.accept_put(up.offset, renamed.as_deref())?;
+                        up.read_prefix(|d| s.feed_prefix(d))?;
+                        self.upload = Some((up, path.to_string(), StdInstant::now()));
+                        return Ok(());
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Request::List { path } => match resolve(&self.cwd, path).and_then(|p| root.list(&p)) {
+                Ok(entries) => {
+                    for e in &entries {
+                        // The driver transmits between events; a full
+                        // buffer here means a very long listing.
+                        loop {
+                            match s.list_entry(e) {
+                                Err(Error::BufferFull) => return Err(Error::TooLarge),
+                                r => break r?,
+                            }
+                        }
+                    }
+                    return s.list_end();
+                }
+                Err(e) => Err(e),
+            },
+            Request::Stat { path } => match resolve(&self.cwd, path).and_then(|p| root.stat(&p)) {
+                Ok(e) => return s.reply_entry(&e),
+                Err(e) => Err(e),
+            },
+            Request::Cd { path } => {
+                let r = resolve(&self.cwd, path).and_then(|p| root.check_dir(&p).map(|_| p));
+                match r {
+                    Ok(p) => {
+                        self.cwd = p;
+                        return s.reply_cwd(&format!("/{}", self.cwd.display()));
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Pwd => return s.reply_cwd(&format!("/{}", self.cwd.display())),
+            Request::Mkdir { path } => resolve(&self.cwd, path).and_then(|p| root.mkdir(&p)),
+            Request::Remove { path } => resolve(&self.cwd, path).and_then(|p| root.remove(&p)),
+            Request::Rename { from, to } => {
+                let from = resolve(&self.cwd, from)?;
+                let to = resolve(&self.cwd, to)?;
+                root.rename(&from, &to)
+            }
+            Request::Exec { command } => {
+                if !self.shared.allow_exec {
+                    Err(Error::ExecDisabled)
+                } else {
+                    return self.start_exec(s, command.to_string());
+                }
+            }
+        };
+        info!(peer = %self.peer, user = self.who(), request = ?req, result = ?outcome, "request");
+        match outcome {
+            Ok(()) => s.reply_ok(),
+            Err(e) => s.refuse(e),
+        }
+    }
+
+    fn start_exec(&mut self, s: &mut Server<Vec<u8>>, command: String) -> Result<(), Error> {
+        let dir = self.shared.root.real_path(&self.cwd);
+        let mut child = match tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(peer = %self.peer, %command, error = %e, "exec failed to start");
+                return s.refuse(Error::ExecFailed);
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let limit = self.shared.exec_timeout;
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, stream: Stream, tx: mpsc::UnboundedSender<ExecMsg>) {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = r.read(&mut buf).await {
+                    if n == 0 || tx.send(ExecMsg::Out(stream, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+            let a = tokio::spawn(pump(out.expect("piped"), Stream::Stdout, tx.clone()));
+            let b = tokio::spawn(pump(err.expect("piped"), Stream::Stderr, tx.clone()));
+            let status = match tokio::time::timeout(limit, child.wait()).await {
+                Ok(Ok(st)) => st.code().unwrap_or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    -st.signal().unwrap_or(1)
+                }),
+                _ => {
+                    let _ = child.kill().await;
+                    let _ = tx.send(ExecMsg::Out(Stream::Stderr, b"ferry: command timed out\n".to_vec()));
+                    -9
+                }
+            };
+            let _ = a.await;
+            let _ = b.await;
+            let _ = tx.send(ExecMsg::Exit(status));
+        });
+        info!(peer = %self.peer, user = self.who(), %command, "exec");
+        self.exec = Some(Exec {
+            rx,
+            queue: VecDeque::new(),
+            status: None,
+            command,
+        });
+        Ok(())
+    }
+
+    fn pump_download(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
+        let Some(d) = &mut self.download else { return Ok(()) };
+        if !d.started {
+            return Ok(());
+        }
+        loop {
+            let buf = s.send_buffer();
+            if buf.is_empty() {
+                break;
+            }
+            let n = d.file.read(buf).map_err(|e| map_io(&e))?;
+            if n == 0 {
+                // The file shrank under us: give up rather than send a lie.
+                s.cancel(Error::Io)?;
+                warn!(peer = %self.peer, path = %d.path, "file shrank during get");
+                self.download = None;
+                return Ok(());
+            }
+            s.commit_send(n)?;
+            if s.remaining() == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn pump_exec(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
+        let Some(e) = &mut self.exec else { return Ok(()) };
+        while let Some((stream, data)) = e.queue.front_mut() {
+            match s.exec_output(*stream, data) {
+                Ok(n) if n == data.len() => {
+                    e.queue.pop_front();
+                }
+                Ok(n) => {
+                    data.drain(..n);
+                }
+                Err(Error::BufferFull) => return Ok(()),
+                Err(err) => return Err(err),
+            }
+        }
+        if let Some(status) = e.status {
+            s.exec_end(status)?;
+            info!(peer = %self.peer, command = %e.command, status, "exec ended");
+            self.exec = None;
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Vec<u8>> for Session {
+    fn event(&mut self, event: ServerEvent<'_>) {
+        match event {
+            ServerEvent::Connected(_) => {}
+            ServerEvent::LoginRequest { user } => self.pending = Some(Pending::Login(user.to_string())),
+            ServerEvent::LoggedIn { user } => {
+                self.user = user.map(|u| u.to_string());
+                info!(peer = %self.peer, user = self.who(), "logged in");
+            }
+            ServerEvent::LoginFailed { user, error, failures } => {
+                warn!(peer = %self.peer, user = user.as_deref().unwrap_or("anonymous"), %error, failures, "login failed");
+            }
+            ServerEvent::Request(r) => self.pending = Some(Pending::Request(Box::new(r))),
+            ServerEvent::SendBody { offset } => self.pending = Some(Pending::SendBody(offset)),
+            ServerEvent::Data(d) => {
+                if let Some((up, _, _)) = &mut self.upload {
+                    if let Err(e) = up.write(d) {
+                        self.pending = Some(Pending::Abort(e));
+                    }
+                }
+            }
+            ServerEvent::PutEnd { verified } => self.pending = Some(Pending::PutEnd(verified)),
+            ServerEvent::GetEnd { verified } => {
+                if let Some(d) = self.download.take() {
+                    info!(peer = %self.peer, user = self.who(), path = %d.path, bytes = d.size,
+                          ms = d.start.elapsed().as_millis() as u64, verified, "get");
+                }
+            }
+            ServerEvent::Cancelled(e) => {
+                if let Some((up, path, _)) = self.upload.take() {
+                    info!(peer = %self.peer, %path, error = %e, "put cancelled; partial kept for resume");
+                    up.keep();
+                }
+                self.download = None;
+            }
+            ServerEvent::Closed(e) => {
+                if let Some((up, path, _)) = self.upload.take() {
+                    info!(peer = %self.peer, %path, "client gone mid-put; partial kept for resume");
+                    up.keep();
+                }
+                self.closed = Some(e);
+            }
+        }
+    }
+
+    fn respond(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
+        match self.pending.take() {
+            Some(Pending::Login(user)) => {
+                let v = self.shared.users.as_ref().and_then(|u| u.get(&user)).cloned();
+                let mut nonce = [0u8; 18];
+                getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
+                s.login_verifier(v.as_ref(), &nonce)?;
+            }
+            Some(Pending::Request(r)) => self.request(s, *r)?,
+            Some(Pending::SendBody(offset)) => {
+                if let Some(d) = &mut self.download {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut left = offset;
+                    d.file.seek(SeekFrom::Start(0)).map_err(|e| map_io(&e))?;
+                    while left > 0 {
+                        let want = buf.len().min(left as usize);
+                        let n = d.file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
+                        if n == 0 {
+                            return s.cancel(Error::Io);
+                        }
+                        s.feed_prefix(&buf[..n])?;
+                        left -= n as u64;
+                    }
+                    d.started = true;
+                }
+            }
+            Some(Pending::PutEnd(verified)) => {
+                if let Some((up, path, start)) = self.upload.take() {
+                    if verified {
+                        match up.commit(&self.shared.root) {
+                            Ok(stored) => {
+                                s.finish_put()?;
+                                info!(peer = %self.peer, user = self.who(), %path, stored = %stored.display(),
+                                      ms = start.elapsed().as_millis() as u64, verified, "put");
+                            }
+                            Err(e) => s.refuse(e)?,
+                        }
+                    } else {
+                        warn!(peer = %self.peer, user = self.who(), %path, "put failed its MD5 check; discarded");
+                        up.discard(&self.shared.root);
+                    }
+                }
+            }
+            Some(Pending::Abort(e)) => {
+                warn!(peer = %self.peer, error = %e, "put aborted");
+                if let Some((up, _, _)) = self.upload.take() {
+                    up.keep();
+                }
+                s.cancel(e)?;
+            }
+            None => {}
+        }
+        self.pump_download(s)?;
+        self.pump_exec(s)
+    }
+
+    fn has_output(&self) -> bool {
+        self.exec.as_ref().is_some_and(|e| !e.queue.is_empty())
+    }
+}

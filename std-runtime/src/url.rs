@@ -1,0 +1,104 @@
+//! `ferry://[USER@]HOST[:PORT]/PATH` addresses.
+
+use crate::error::FerryError;
+
+/// The default port.
+pub const DEFAULT_PORT: u16 = 7070;
+
+/// A parsed remote address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FerryUrl {
+    /// User to log in as; anonymous when `None`.
+    pub user: Option<String>,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Remote path, percent-decoded; `/` when empty.
+    pub path: String,
+}
+
+impl FerryUrl {
+    /// Parses a URL.
+    pub fn parse(s: &str) -> Result<Self, FerryError> {
+        let bad = |why: &str| FerryError::Usage(format!("bad URL {s:?}: {why} (expected ferry://[USER@]HOST[:PORT]/PATH)"));
+        let rest = s.strip_prefix("ferry://").ok_or_else(|| bad("must start with ferry://"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) if !u.is_empty() => (Some(decode(u).map_err(|_| bad("bad user"))?), h),
+            Some(_) => return Err(bad("empty user")),
+            None => (None, authority),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            let port = match after {
+                "" => DEFAULT_PORT,
+                p => p.strip_prefix(':').and_then(|p| p.parse().ok()).ok_or_else(|| bad("bad port"))?,
+            };
+            (h.to_string(), port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
+                None => (hostport.to_string(), DEFAULT_PORT),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        let path = decode(path).map_err(|_| bad("bad percent-encoding"))?;
+        Ok(FerryUrl { user, host, port, path })
+    }
+
+    /// `host:port` for connecting (IPv6 in brackets).
+    pub fn socket_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Percent-decoding; raw UTF-8 passes through.
+fn decode(s: &str) -> Result<String, ()> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or(())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_users_write() {
+        let u = FerryUrl::parse("ferry://alice@127.0.0.1:7071/docs/测试文件.txt").unwrap();
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.socket_addr(), "127.0.0.1:7071");
+        assert_eq!(u.path, "/docs/测试文件.txt");
+        let u = FerryUrl::parse("ferry://[::1]:9000/").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.user), ("::1", 9000, None));
+        assert_eq!(u.socket_addr(), "[::1]:9000");
+        let u = FerryUrl::parse("ferry://localhost").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (DEFAULT_PORT, "/"));
+        let u = FerryUrl::parse("ferry://h/a%20b%E6%B5%8B").unwrap();
+        assert_eq!(u.path, "/a b测");
+        for bad in ["http://h/", "ferry://", "ferry://h:x/", "ferry://[::1/", "ferry://@h/", "ferry://h/%zz"] {
+            assert!(FerryUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -238,7 +238,9 @@ pub fn password(user: &str) -> Result<String, FerryError> {
         return rpassword::prompt_password(format!("password for {user}: "))
             .map_err(|e| FerryError::Other(format!("cannot read password: {e}")));
     }
-    Err(FerryError::Usage("no password: set FERRY_PASSWORD or run on a terminal".into()))
+    Err(FerryError::Usage(
+        "no password: set FERRY_PASSWORD or run on a terminal".into(),
+    ))
 }
 
 /// Connects and logs in as the URL says.
@@ -280,7 +282,11 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
         }
     };
     init_logging(cli.verbose);
@@ -324,13 +330,23 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             idle_timeout,
             exec_timeout,
         } => {
-            let listen = if listen.is_empty() { vec!["127.0.0.1:7070".to_string()] } else { listen };
-            let listen = listen.iter().map(|a| ListenAddr::parse(a)).collect::<Result<Vec<_>, _>>()?;
+            let listen = if listen.is_empty() {
+                vec!["127.0.0.1:7070".to_string()]
+            } else {
+                listen
+            };
+            let listen = listen
+                .iter()
+                .map(|a| ListenAddr::parse(a))
+                .collect::<Result<Vec<_>, _>>()?;
             let users = match users {
                 Some(p) => {
                     let u = Users::load(&p)?;
                     if u.is_empty() {
-                        return Err(FerryError::Usage(format!("{} has no users (add one with `ferry passwd`)", p.display())));
+                        return Err(FerryError::Usage(format!(
+                            "{} has no users (add one with `ferry passwd`)",
+                            p.display()
+                        )));
                     }
                     Some(u)
                 }
@@ -347,7 +363,8 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
             };
-            let rt = tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;
+            let rt =
+                tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;
             rt.block_on(async {
                 let server = Server::bind(opts).await?;
                 for a in server.addresses() {
@@ -378,18 +395,28 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             eprintln!("ferry: verifier for {user} written to {}", users.display());
             Ok(exit::OK)
         }
-        Cmd::Get { url, local, transfer, conn } => {
+        Cmd::Get {
+            url,
+            local,
+            transfer,
+            conn,
+        } => {
             let url = FerryUrl::parse(&url)?;
             let mut c = open(&url, conn.socket.as_deref())?;
             let local = local.unwrap_or_else(|| ".".into());
             c.get_file(&url.path, &local, &transfer.options())?;
             Ok(exit::OK)
         }
-        Cmd::Put { local, url, transfer, conn } => {
+        Cmd::Put {
+            local,
+            url,
+            transfer,
+            conn,
+        } => {
             let url = FerryUrl::parse(&url)?;
             let mut c = open(&url, conn.socket.as_deref())?;
             let stored = c.put_file(&local, &url.path, &transfer.options())?;
-            if !transfer.quiet && stored != url.path {
+            if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
                 eprintln!("ferry: stored as {stored}");
             }
             Ok(exit::OK)
@@ -432,9 +459,17 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             }
             exec_and_print(&mut c, &command.join(" "))
         }
-        Cmd::Echo { url, text, upper, conn } => {
+        Cmd::Echo {
+            url,
+            text,
+            upper,
+            conn,
+        } => {
             let url = FerryUrl::parse(&url)?;
-            println!("{}", open(&url, conn.socket.as_deref())?.echo(&text, upper)?);
+            println!(
+                "{}",
+                open(&url, conn.socket.as_deref())?.echo(&text, upper)?
+            );
             Ok(exit::OK)
         }
         Cmd::Shell { url, conn } => {

@@ -86,7 +86,11 @@ fn nonce() -> Result<[u8; 18], FerryError> {
 
 /// The last component of a remote path.
 fn base_name(remote: &str) -> &str {
-    remote.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+    remote
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
 }
 
 /// Whether a name from a server listing is a plain single component (a
@@ -112,10 +116,17 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
         Overwrite::Fail => Err(FerryError::Protocol(Error::Exists)),
         Overwrite::Replace => Ok(path.to_path_buf()),
         Overwrite::KeepBoth => {
-            let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let base = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (0u32..)
                 .map(|n| {
-                    let name = if n == 0 { format!("{base}.new") } else { format!("{base}.new.{n}") };
+                    let name = if n == 0 {
+                        format!("{base}.new")
+                    } else {
+                        format!("{base}.new.{n}")
+                    };
                     path.with_file_name(name)
                 })
                 .find(|p| !p.exists())
@@ -126,7 +137,10 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
 
 /// The hidden partial file for a local download.
 fn local_part(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     target.with_file_name(format!(".{name}.ferry-part"))
 }
 
@@ -136,8 +150,10 @@ fn progress(quiet: bool, total: u64, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(what.to_string());
     bar
@@ -156,7 +172,8 @@ impl Client {
             }
         };
         let start = StdInstant::now();
-        let clock: Clock = Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
+        let clock: Clock =
+            Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
         let config = Config {
             chunk_size: 256 * 1024,
             ..Config::default()
@@ -181,9 +198,18 @@ impl Client {
     /// Downloads a remote file to `local` (a file path, or an existing
     /// directory to put it in). The file appears under its name only once
     /// complete and MD5-verified. Returns its size.
-    pub fn get_file(&mut self, remote: &str, local: &Path, opts: &TransferOptions) -> Result<u64, FerryError> {
+    pub fn get_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        opts: &TransferOptions,
+    ) -> Result<u64, FerryError> {
         let entry = self.inner.stat(remote).map_err(proto)?;
-        let local = if local.is_dir() { local.join(base_name(remote)) } else { local.to_path_buf() };
+        let local = if local.is_dir() {
+            local.join(base_name(remote))
+        } else {
+            local.to_path_buf()
+        };
         if entry.kind == Kind::Dir {
             if !opts.recursive {
                 return Err(FerryError::Protocol(Error::IsADirectory));
@@ -205,7 +231,8 @@ impl Client {
         out.set_len(held).map_err(|e| FerryError::local(&part, e))?;
         let mut out = io::BufWriter::with_capacity(1 << 20, {
             use std::io::Seek;
-            out.seek(io::SeekFrom::Start(held)).map_err(|e| FerryError::local(&part, e))?;
+            out.seek(io::SeekFrom::Start(held))
+                .map_err(|e| FerryError::local(&part, e))?;
             out
         });
         let mut prefix_file = File::open(&part).map_err(|e| FerryError::local(&part, e))?;
@@ -221,7 +248,9 @@ impl Client {
             },
         );
         bar.finish_and_clear();
-        let flushed = out.into_inner().map_err(|e| FerryError::local(&part, e.into_error()));
+        let flushed = out
+            .into_inner()
+            .map_err(|e| FerryError::local(&part, e.into_error()));
         match r {
             Ok(size) => {
                 let f = flushed?;
@@ -242,14 +271,21 @@ impl Client {
         }
     }
 
-    fn get_dir(&mut self, remote: &str, local: &Path, opts: &TransferOptions) -> Result<u64, FerryError> {
+    fn get_dir(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        opts: &TransferOptions,
+    ) -> Result<u64, FerryError> {
         match fs::create_dir(local) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
             Err(e) => return Err(FerryError::local(local, e)),
         }
         let mut entries = Vec::new();
-        self.inner.list(remote, |e| entries.push(e.clone())).map_err(proto)?;
+        self.inner
+            .list(remote, |e| entries.push(e.clone()))
+            .map_err(proto)?;
         let mut total = 0;
         for e in entries {
             if !safe_component(&e.name) {
@@ -272,9 +308,17 @@ impl Client {
 
     /// Uploads `local` to `remote` (a path, or an existing remote directory
     /// to put it in). Returns the name it was stored under.
-    pub fn put_file(&mut self, local: &Path, remote: &str, opts: &TransferOptions) -> Result<String, FerryError> {
+    pub fn put_file(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: &TransferOptions,
+    ) -> Result<String, FerryError> {
         let md = fs::metadata(local).map_err(|e| FerryError::local(local, e))?;
-        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let remote = match self.inner.stat(remote) {
             Ok(e) if e.kind == Kind::Dir => join_remote(remote, &name),
             _ if remote.ends_with('/') => join_remote(remote, &name),
@@ -290,19 +334,29 @@ impl Client {
             self.put_dir(local, &remote, opts)?;
             return Ok(remote);
         }
-        let mut file = io::BufReader::with_capacity(1 << 20, File::open(local).map_err(|e| FerryError::local(local, e))?);
+        let mut file = io::BufReader::with_capacity(
+            1 << 20,
+            File::open(local).map_err(|e| FerryError::local(local, e))?,
+        );
         let bar = progress(opts.quiet, md.len(), &name);
-        let r = self.inner.put(&remote, md.len(), opts.overwrite, opts.resume, |buf| {
-            let n = file.read(buf).map_err(|_| Error::Io)?;
-            bar.inc(n as u64);
-            Ok(n)
-        });
+        let r = self
+            .inner
+            .put(&remote, md.len(), opts.overwrite, opts.resume, |buf| {
+                let n = file.read(buf).map_err(|_| Error::Io)?;
+                bar.inc(n as u64);
+                Ok(n)
+            });
         bar.finish_and_clear();
         let stored = r.map_err(proto)?;
         Ok(stored.map_or(remote, |s| s.to_string()))
     }
 
-    fn put_dir(&mut self, local: &Path, remote: &str, opts: &TransferOptions) -> Result<(), FerryError> {
+    fn put_dir(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: &TransferOptions,
+    ) -> Result<(), FerryError> {
         match self.inner.mkdir(remote) {
             Ok(()) => {}
             Err(e) if e.protocol() == Some(Error::Exists) => {}
@@ -330,7 +384,9 @@ impl Client {
     /// Lists a directory.
     pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, FerryError> {
         let mut v = Vec::new();
-        self.inner.list(path, |e| v.push(e.clone())).map_err(proto)?;
+        self.inner
+            .list(path, |e| v.push(e.clone()))
+            .map_err(proto)?;
         Ok(v)
     }
 
@@ -366,11 +422,18 @@ impl Client {
 
     /// Echo.
     pub fn echo(&mut self, text: &str, upper: bool) -> Result<String, FerryError> {
-        self.inner.echo(text, upper).map(|t| t.to_string()).map_err(proto)
+        self.inner
+            .echo(text, upper)
+            .map(|t| t.to_string())
+            .map_err(proto)
     }
 
     /// Runs a command; output goes to `out`; returns (status, no_output).
-    pub fn exec(&mut self, command: &str, out: impl FnMut(Stream, &[u8])) -> Result<(i32, bool), FerryError> {
+    pub fn exec(
+        &mut self,
+        command: &str,
+        out: impl FnMut(Stream, &[u8]),
+    ) -> Result<(i32, bool), FerryError> {
         self.inner.exec(command, out).map_err(proto)
     }
 }

@@ -228,7 +228,13 @@ impl Root {
     /// Prepares to receive `size` bytes for `p` under `policy`: picks the
     /// final name, refuses before any body byte if it cannot be stored, and
     /// opens (or, with `resume`, reopens) the partial file.
-    pub fn begin_upload(&self, p: &Path, size: u64, policy: Overwrite, resume: bool) -> Result<Upload, Error> {
+    pub fn begin_upload(
+        &self,
+        p: &Path,
+        size: u64,
+        policy: Overwrite,
+        resume: bool,
+    ) -> Result<Upload, Error> {
         if p.as_os_str().is_empty() {
             return Err(Error::IsADirectory);
         }
@@ -245,7 +251,11 @@ impl Root {
                     let parent = p.parent().unwrap_or(Path::new("")).to_path_buf();
                     let mut n = 0u32;
                     loop {
-                        let name = if n == 0 { format!("{base}.new") } else { format!("{base}.new.{n}") };
+                        let name = if n == 0 {
+                            format!("{base}.new")
+                        } else {
+                            format!("{base}.new.{n}")
+                        };
                         let cand = parent.join(name);
                         if !self.exists(&cand) {
                             target = cand;
@@ -286,7 +296,10 @@ impl Root {
 
 impl Upload {
     /// Reads the held prefix back, `f` getting it piece by piece (to hash).
-    pub fn read_prefix(&mut self, mut f: impl FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error> {
+    pub fn read_prefix(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         self.file.seek(SeekFrom::Start(0)).map_err(|e| map_io(&e))?;
         let mut left = self.offset;
         let mut buf = vec![0u8; 64 * 1024];
@@ -345,14 +358,23 @@ mod tests {
         assert_eq!(resolve(cwd, "../../x").unwrap(), PathBuf::from("x"));
         assert_eq!(resolve(cwd, "././/d/").unwrap(), PathBuf::from("a/b/d"));
         assert_eq!(resolve(Path::new(""), "").unwrap(), PathBuf::from(""));
-        for bad in ["../../../x", "/..", "a/../../../..", "x\0y", "/../etc/passwd"] {
+        for bad in [
+            "../../../x",
+            "/..",
+            "a/../../../..",
+            "x\0y",
+            "/../etc/passwd",
+        ] {
             assert_eq!(resolve(cwd, bad), Err(Error::OutsideRoot), "{bad:?}");
         }
     }
 
     #[test]
     fn part_files_are_hidden_siblings() {
-        assert_eq!(part_path(Path::new("d/f.txt")), PathBuf::from("d/.f.txt.ferry-part"));
+        assert_eq!(
+            part_path(Path::new("d/f.txt")),
+            PathBuf::from("d/.f.txt.ferry-part")
+        );
         assert_eq!(part_path(Path::new("f")), PathBuf::from(".f.ferry-part"));
     }
 }

@@ -41,7 +41,11 @@ impl ListenAddr {
         }
         s.parse::<SocketAddr>()
             .map(|_| ListenAddr::Tcp(s.to_string()))
-            .map_err(|_| FerryError::Usage(format!("bad listen address {s:?} (HOST:PORT, [::1]:PORT or unix:PATH)")))
+            .map_err(|_| {
+                FerryError::Usage(format!(
+                    "bad listen address {s:?} (HOST:PORT, [::1]:PORT or unix:PATH)"
+                ))
+            })
     }
 }
 
@@ -104,7 +108,8 @@ impl Server {
         }
         let root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut secret)
+            .map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
         let config = ServerConfig {
             conn: Config {
                 chunk_size: 64 * 1024,
@@ -134,7 +139,9 @@ impl Server {
                     }) {
                         let _ = std::fs::remove_file(p);
                     }
-                    let l = UnixListener::bind(p).map_err(|e| FerryError::Other(format!("cannot listen on unix:{}: {e}", p.display())))?;
+                    let l = UnixListener::bind(p).map_err(|e| {
+                        FerryError::Other(format!("cannot listen on unix:{}: {e}", p.display()))
+                    })?;
                     unix.push((l, p.clone()));
                 }
             }
@@ -164,15 +171,20 @@ impl Server {
             .filter_map(|l| l.local_addr().ok())
             .map(|a| a.to_string())
             .collect();
-        out.extend(self.unix.iter().map(|(_, p)| format!("unix:{}", p.display())));
+        out.extend(
+            self.unix
+                .iter()
+                .map(|(_, p)| format!("unix:{}", p.display())),
+        );
         out
     }
 
     /// Serves until the task is dropped.
     pub async fn run(self) -> Result<(), FerryError> {
         let mut tasks = tokio::task::JoinSet::new();
+        let base = self.ctx();
         for l in self.tcp {
-            let ctx = self.ctx();
+            let ctx = base.clone();
             tasks.spawn(async move {
                 loop {
                     match l.accept().await {
@@ -186,7 +198,7 @@ impl Server {
             });
         }
         for (l, path) in self.unix {
-            let ctx = self.ctx();
+            let ctx = base.clone();
             tasks.spawn(async move {
                 loop {
                     match l.accept().await {
@@ -286,7 +298,8 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let deadline = core.poll_timeout().map(|d| {
             let now = ctx.now();
-            tokio::time::Instant::now() + Duration::from_millis(d.as_millis().saturating_sub(now.as_millis()))
+            tokio::time::Instant::now()
+                + Duration::from_millis(d.as_millis().saturating_sub(now.as_millis()))
         });
         let exec = session.exec_running();
         tokio::select! {

@@ -71,6 +71,7 @@ pub struct Session {
     upload: Option<(Upload, String, StdInstant)>,
     download: Option<Download>,
     exec: Option<Exec>,
+    listing: Option<VecDeque<ferry_core::Entry>>,
     /// Why the connection closed, once it has.
     pub closed: Option<Error>,
 }
@@ -87,6 +88,7 @@ impl Session {
             upload: None,
             download: None,
             exec: None,
+            listing: None,
             closed: None,
         }
     }
@@ -130,7 +132,10 @@ impl Session {
         let root = &self.shared.root;
         let writes = matches!(
             req,
-            Request::Put { .. } | Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. }
+            Request::Put { .. }
+                | Request::Mkdir { .. }
+                | Request::Remove { .. }
+                | Request::Rename { .. }
         );
         if writes && self.shared.read_only {
             return s.refuse(Error::ReadOnly);
@@ -159,11 +164,13 @@ impl Session {
                 overwrite,
                 resume,
             } => {
-                let r = resolve(&self.cwd, path).and_then(|p| root.begin_upload(&p, *size, *overwrite, *resume));
+                let r = resolve(&self.cwd, path)
+                    .and_then(|p| root.begin_upload(&p, *size, *overwrite, *resume));
                 match r {
                     Ok(mut up) => {
                         let name = up.target.to_string_lossy().into_owned();
-                        let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy()).then(|| format!("/{name}"));
+                        let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy())
+                            .then(|| format!("/{name}"));
                         s.accept_put(up.offset, renamed.as_deref())?;
                         up.read_prefix(|d| s.feed_prefix(d))?;
                         self.upload = Some((up, path.to_string(), StdInstant::now()));
@@ -174,17 +181,9 @@ impl Session {
             }
             Request::List { path } => match resolve(&self.cwd, path).and_then(|p| root.list(&p)) {
                 Ok(entries) => {
-                    for e in &entries {
-                        // The driver transmits between events; a full
-                        // buffer here means a very long listing.
-                        loop {
-                            match s.list_entry(e) {
-                                Err(Error::BufferFull) => return Err(Error::TooLarge),
-                                r => break r?,
-                            }
-                        }
-                    }
-                    return s.list_end();
+                    // Sent as output room allows (see `pump_list`).
+                    self.listing = Some(entries.into());
+                    return Ok(());
                 }
                 Err(e) => Err(e),
             },
@@ -248,7 +247,11 @@ impl Session {
         let (out, err) = (child.stdout.take(), child.stderr.take());
         tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
-            async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, stream: Stream, tx: mpsc::UnboundedSender<ExecMsg>) {
+            async fn pump(
+                mut r: impl tokio::io::AsyncRead + Unpin,
+                stream: Stream,
+                tx: mpsc::UnboundedSender<ExecMsg>,
+            ) {
                 let mut buf = vec![0u8; 16 * 1024];
                 while let Ok(n) = r.read(&mut buf).await {
                     if n == 0 || tx.send(ExecMsg::Out(stream, buf[..n].to_vec())).is_err() {
@@ -265,7 +268,10 @@ impl Session {
                 }),
                 _ => {
                     let _ = child.kill().await;
-                    let _ = tx.send(ExecMsg::Out(Stream::Stderr, b"ferry: command timed out\n".to_vec()));
+                    let _ = tx.send(ExecMsg::Out(
+                        Stream::Stderr,
+                        b"ferry: command timed out\n".to_vec(),
+                    ));
                     -9
                 }
             };
@@ -284,7 +290,9 @@ impl Session {
     }
 
     fn pump_download(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
-        let Some(d) = &mut self.download else { return Ok(()) };
+        let Some(d) = &mut self.download else {
+            return Ok(());
+        };
         if !d.started {
             return Ok(());
         }
@@ -309,8 +317,27 @@ impl Session {
         Ok(())
     }
 
+    fn pump_list(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
+        let Some(list) = &mut self.listing else {
+            return Ok(());
+        };
+        while let Some(e) = list.front() {
+            match s.list_entry(e) {
+                Ok(()) => {
+                    list.pop_front();
+                }
+                Err(Error::BufferFull) => return Ok(()),
+                Err(err) => return Err(err),
+            }
+        }
+        self.listing = None;
+        s.list_end()
+    }
+
     fn pump_exec(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
-        let Some(e) = &mut self.exec else { return Ok(()) };
+        let Some(e) = &mut self.exec else {
+            return Ok(());
+        };
         while let Some((stream, data)) = e.queue.front_mut() {
             match s.exec_output(*stream, data) {
                 Ok(n) if n == data.len() => {
@@ -336,12 +363,18 @@ impl Handler<Vec<u8>> for Session {
     fn event(&mut self, event: ServerEvent<'_>) {
         match event {
             ServerEvent::Connected(_) => {}
-            ServerEvent::LoginRequest { user } => self.pending = Some(Pending::Login(user.to_string())),
+            ServerEvent::LoginRequest { user } => {
+                self.pending = Some(Pending::Login(user.to_string()))
+            }
             ServerEvent::LoggedIn { user } => {
                 self.user = user.map(|u| u.to_string());
                 info!(peer = %self.peer, user = self.who(), "logged in");
             }
-            ServerEvent::LoginFailed { user, error, failures } => {
+            ServerEvent::LoginFailed {
+                user,
+                error,
+                failures,
+            } => {
                 warn!(peer = %self.peer, user = user.as_deref().unwrap_or("anonymous"), %error, failures, "login failed");
             }
             ServerEvent::Request(r) => self.pending = Some(Pending::Request(Box::new(r))),
@@ -380,7 +413,12 @@ impl Handler<Vec<u8>> for Session {
     fn respond(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
         match self.pending.take() {
             Some(Pending::Login(user)) => {
-                let v = self.shared.users.as_ref().and_then(|u| u.get(&user)).cloned();
+                let v = self
+                    .shared
+                    .users
+                    .as_ref()
+                    .and_then(|u| u.get(&user))
+                    .cloned();
                 let mut nonce = [0u8; 18];
                 getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
                 s.login_verifier(v.as_ref(), &nonce)?;
@@ -430,10 +468,11 @@ impl Handler<Vec<u8>> for Session {
             None => {}
         }
         self.pump_download(s)?;
+        self.pump_list(s)?;
         self.pump_exec(s)
     }
 
     fn has_output(&self) -> bool {
-        self.exec.as_ref().is_some_and(|e| !e.queue.is_empty())
+        self.listing.is_some() || self.exec.as_ref().is_some_and(|e| !e.queue.is_empty())
     }
 }

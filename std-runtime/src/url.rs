@@ -21,8 +21,14 @@ pub struct FerryUrl {
 impl FerryUrl {
     /// Parses a URL.
     pub fn parse(s: &str) -> Result<Self, FerryError> {
-        let bad = |why: &str| FerryError::Usage(format!("bad URL {s:?}: {why} (expected ferry://[USER@]HOST[:PORT]/PATH)"));
-        let rest = s.strip_prefix("ferry://").ok_or_else(|| bad("must start with ferry://"))?;
+        let bad = |why: &str| {
+            FerryError::Usage(format!(
+                "bad URL {s:?}: {why} (expected ferry://[USER@]HOST[:PORT]/PATH)"
+            ))
+        };
+        let rest = s
+            .strip_prefix("ferry://")
+            .ok_or_else(|| bad("must start with ferry://"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -36,7 +42,10 @@ impl FerryUrl {
             let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
             let port = match after {
                 "" => DEFAULT_PORT,
-                p => p.strip_prefix(':').and_then(|p| p.parse().ok()).ok_or_else(|| bad("bad port"))?,
+                p => p
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| bad("bad port"))?,
             };
             (h.to_string(), port)
         } else {
@@ -49,7 +58,12 @@ impl FerryUrl {
             return Err(bad("empty host"));
         }
         let path = decode(path).map_err(|_| bad("bad percent-encoding"))?;
-        Ok(FerryUrl { user, host, port, path })
+        Ok(FerryUrl {
+            user,
+            host,
+            port,
+            path,
+        })
     }
 
     /// `host:port` for connecting (IPv6 in brackets).
@@ -91,13 +105,23 @@ mod tests {
         assert_eq!(u.socket_addr(), "127.0.0.1:7071");
         assert_eq!(u.path, "/docs/测试文件.txt");
         let u = FerryUrl::parse("ferry://[::1]:9000/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.user), ("::1", 9000, None));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.user.as_deref()),
+            ("::1", 9000, None)
+        );
         assert_eq!(u.socket_addr(), "[::1]:9000");
         let u = FerryUrl::parse("ferry://localhost").unwrap();
         assert_eq!((u.port, u.path.as_str()), (DEFAULT_PORT, "/"));
         let u = FerryUrl::parse("ferry://h/a%20b%E6%B5%8B").unwrap();
         assert_eq!(u.path, "/a b测");
-        for bad in ["http://h/", "ferry://", "ferry://h:x/", "ferry://[::1/", "ferry://@h/", "ferry://h/%zz"] {
+        for bad in [
+            "http://h/",
+            "ferry://",
+            "ferry://h:x/",
+            "ferry://[::1/",
+            "ferry://@h/",
+            "ferry://h/%zz",
+        ] {
             assert!(FerryUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -28,7 +28,13 @@ impl Users {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = || FerryError::Other(format!("{}:{}: expected NAME:SCRAM-SHA-256$...", path.display(), i + 1));
+            let bad = || {
+                FerryError::Other(format!(
+                    "{}:{}: expected NAME:SCRAM-SHA-256$...",
+                    path.display(),
+                    i + 1
+                ))
+            };
             let (name, v) = line.split_once(':').ok_or_else(bad)?;
             let v = Verifier::parse(v).map_err(|_| bad())?;
             map.insert(name.to_string(), v);
@@ -72,7 +78,9 @@ impl Users {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| FerryError::local(&tmp, e))?;
-        f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| FerryError::local(&tmp, e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| FerryError::local(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| FerryError::local(path, e))
     }
 }

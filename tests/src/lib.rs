@@ -1,2 +1,261 @@
-//! End-to-end tests of the real binaries live in this crate's `tests/`
-//! directory once the std runtime (issue #4) exists.
+//! Helpers for the end-to-end tests in `tests/tests/`: they run the real
+//! `ferry` binary — a server on loopback, [::1] or a Unix socket, and client
+//! commands against it — and look at the files on both sides.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// The `ferry` binary, built once per test run.
+pub fn ferry_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "ferry", "--bin", "ferry"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building ferry failed");
+        // target/debug/deps/<test> → target/debug/ferry
+        let exe = std::env::current_exe().expect("test exe");
+        let dir = exe.parent().and_then(Path::parent).expect("target dir");
+        dir.join("ferry")
+    })
+}
+
+/// A `ferry` command with a clean environment for passwords.
+pub fn ferry() -> Command {
+    let mut c = Command::new(ferry_bin());
+    c.env_remove("FERRY_PASSWORD")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs a command with a time limit, returning its output.
+pub fn run(mut cmd: Command) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ferry");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(_status) = child.try_wait().expect("wait") {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferry command hung: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The exit code of an output.
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// A running `ferry serve`; killed on drop.
+pub struct Server {
+    child: Child,
+    /// The served directory.
+    pub root: PathBuf,
+    /// `127.0.0.1:PORT` (or the first TCP address).
+    pub addr: String,
+    /// Every address it printed.
+    pub addrs: Vec<String>,
+    _dir: Option<TempDir>,
+}
+
+impl Server {
+    /// Starts `ferry serve ROOT ARGS...` and waits for its addresses.
+    pub fn start(root: &Path, args: &[&str]) -> Server {
+        let mut cmd = ferry();
+        cmd.arg("serve")
+            .arg(root)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn ferry serve");
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let listen_count = args.iter().filter(|a| **a == "--listen").count().max(1);
+        let mut addrs = Vec::new();
+        while addrs.len() < listen_count {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(a) = l.strip_prefix("ferry: listening on ") {
+                        addrs.push(a.to_string());
+                    }
+                }
+                _ => panic!("ferry serve exited early: {:?}", child.wait()),
+            }
+        }
+        let addr = addrs
+            .iter()
+            .find(|a| !a.starts_with("unix:"))
+            .cloned()
+            .unwrap_or_default();
+        Server {
+            child,
+            root: root.to_path_buf(),
+            addr,
+            addrs,
+            _dir: None,
+        }
+    }
+
+    /// Anonymous server with exec on a fresh temporary root.
+    pub fn anonymous(extra: &[&str]) -> Server {
+        let dir = TempDir::new().expect("tempdir");
+        let mut args = vec!["--anonymous", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut s = Server::start(dir.path(), &args);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// `ferry://HOST:PORT/path` for this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("ferry://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// MD5 of a file, hex.
+pub fn md5_file(p: &Path) -> String {
+    let data = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    ferry_core::digest::md5(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `target`, for one connection at a
+/// time: it can flip one byte of the server→client (or client→server)
+/// stream, throttle, and count bytes. Stops when dropped.
+pub struct Proxy {
+    /// Address to connect to.
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    /// Client→server bytes forwarded so far.
+    pub up: Arc<AtomicU64>,
+}
+
+/// What the proxy does to the stream.
+#[derive(Clone, Copy, Default)]
+pub struct Fault {
+    /// Flip this byte (0-based offset) of the server→client stream.
+    pub flip_down: Option<u64>,
+    /// Flip this byte of the client→server stream.
+    pub flip_up: Option<u64>,
+    /// Forward at most this many bytes per 10 ms upstream (0: no limit).
+    pub throttle_up: usize,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target` (`HOST:PORT`).
+    pub fn start(target: &str, fault: Fault) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        l.set_nonblocking(true).expect("nonblocking");
+        let addr = l.local_addr().expect("addr").to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let up = Arc::new(AtomicU64::new(0));
+        let (stop2, up2, target) = (stop.clone(), up.clone(), target.to_string());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((c, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                c.set_nonblocking(false).ok();
+                let Ok(s) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream,
+                            mut to: TcpStream,
+                            flip: Option<u64>,
+                            throttle: usize,
+                            count: Option<Arc<AtomicU64>>,
+                            stop: Arc<AtomicBool>| {
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; if throttle > 0 { throttle } else { 64 * 1024 }];
+                        let mut off = 0u64;
+                        loop {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if let Some(at) = flip {
+                                if at >= off && at < off + n as u64 {
+                                    buf[(at - off) as usize] ^= 0xFF;
+                                }
+                            }
+                            off += n as u64;
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            if let Some(c) = &count {
+                                c.fetch_add(n as u64, Ordering::SeqCst);
+                            }
+                            if throttle > 0 {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                let (c2, s2) = (c.try_clone().expect("clone"), s.try_clone().expect("clone"));
+                pipe(
+                    c,
+                    s,
+                    fault.flip_up,
+                    fault.throttle_up,
+                    Some(up2.clone()),
+                    stop2.clone(),
+                );
+                pipe(s2, c2, fault.flip_down, 0, None, stop2.clone());
+            }
+        });
+        Proxy { addr, stop, up }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

@@ -239,7 +239,18 @@ impl Root {
             return Err(Error::IsADirectory);
         }
         let mut target = p.to_path_buf();
-        if let Ok(md) = self.dir.metadata(p) {
+        let existing = match self.dir.metadata(p) {
+            Ok(md) => Some(md),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A dangling or escaping symlink is not "free to create".
+                if self.dir.symlink_metadata(p).is_ok() {
+                    return Err(Error::OutsideRoot);
+                }
+                None
+            }
+            Err(e) => return Err(map_io(&e)),
+        };
+        if let Some(md) = existing {
             if md.is_dir() {
                 return Err(Error::IsADirectory);
             }

@@ -286,7 +286,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         if let Some(e) = session.closed {
-            let _ = stream.shutdown().await;
+            linger(&mut stream).await;
             return e;
         }
         if (session.sending() && core.remaining() > 0) || Handler::<Vec<u8>>::has_output(&session) {
@@ -313,4 +313,21 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             msg = session.exec_recv(), if exec => session.on_exec(msg),
         }
     }
+}
+
+/// Closes gracefully: stop sending, then read and drop what the peer still
+/// sends (for up to a second). Closing with unread input would make the
+/// kernel answer with a reset, and the peer could lose our last error
+/// frame ("server busy", "timed out") before reading it.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }

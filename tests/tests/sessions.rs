@@ -393,3 +393,59 @@ fn usage_errors_exit_2_and_help_lists_exit_codes() {
         "{help}"
     );
 }
+
+#[test]
+fn idle_sessions_are_closed_after_the_idle_timeout() {
+    let s = Server::anonymous(&["--idle-timeout", "1"]);
+    let mut t = TcpStream::connect(&s.addr).unwrap();
+    let hello = ferry_core::frame::Hello {
+        version: ferry_core::frame::VERSION,
+        flags: 0,
+        max_frame: 65_536,
+        chunk: 65_536,
+    }
+    .encode();
+    let mut login = vec![0u8; 64];
+    let n = ferry_core::frame::encode_message(&ferry_core::message::Message::Anonymous, &mut login)
+        .unwrap();
+    t.write_all(&hello).unwrap();
+    t.write_all(&login[..n]).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match t.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("server did not close the idle session: {e}"),
+        }
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    // Its last words: Error(Timeout) = code 6.
+    let tail = &got[got.len() - 7..];
+    assert_eq!(tail, &[1, 0, 0, 0, 2, 18, 6], "{got:?}");
+}
+
+#[test]
+fn piped_transfers_print_nothing_but_errors() {
+    let s = Server::anonymous(&[]);
+    let local = TempDir::new().unwrap();
+    let src = local.path().join("p.bin");
+    fs::write(&src, random_bytes(1 << 20, 4)).unwrap();
+    let mut c = ferry();
+    c.arg("put").arg(&src).arg(s.url("p.bin"));
+    let o = run(c);
+    assert_eq!(code(&o), 0);
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{o:?}");
+    let mut c = ferry();
+    c.arg("get")
+        .arg(s.url("p.bin"))
+        .arg(local.path().join("q.bin"));
+    let o = run(c);
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{o:?}");
+}

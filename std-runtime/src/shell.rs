@@ -222,7 +222,7 @@ pub fn run(client: &mut Client) -> Result<i32, FerryError> {
                     match shell.line(&line) {
                         Ok(None) => return Ok(exit::OK),
                         Ok(Some(_)) => {}
-                        Err(e) => eprintln!("ferry: {e}"),
+                        Err(e) => eprintln!("ferry: {}: {e}", line.trim()),
                     }
                 }
                 Err(rustyline::error::ReadlineError::Interrupted) => continue,

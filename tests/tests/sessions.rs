@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ferry_tests::*;
@@ -448,4 +448,47 @@ fn piped_transfers_print_nothing_but_errors() {
         .arg(local.path().join("q.bin"));
     let o = run(c);
     assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{o:?}");
+}
+
+/// The interactive shell on a real terminal (tmux): line editing and
+/// history. Skipped, with a notice, where tmux is missing.
+#[test]
+fn interactive_shell_on_a_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux not installed");
+        return;
+    }
+    let s = Server::anonymous(&[]);
+    fs::create_dir(s.root.join("目录")).unwrap();
+    let name = format!("ferry-test-{}", std::process::id());
+    let cmd = format!("{} shell {}", ferry_bin().display(), s.url("/"));
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &name])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    tmux(&["new-session", "-d", "-x", "120", "-y", "30", &cmd]);
+    let screen = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+    let wait_for = |needle: &str, count: usize| {
+        for _ in 0..200 {
+            if screen().matches(needle).count() >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{needle:?} never appeared {count} times:\n{}", screen());
+    };
+    wait_for("ferry>", 1);
+    tmux(&["send-keys", "cd 目录", "Enter"]);
+    wait_for("/目录", 1);
+    // Up arrow recalls the line from history.
+    tmux(&["send-keys", "Up", "Enter"]);
+    wait_for("not found", 1);
+    tmux(&["send-keys", "pwd", "Enter"]);
+    wait_for("/目录", 2);
+    tmux(&["send-keys", "exit", "Enter"]);
+    std::thread::sleep(Duration::from_millis(200));
+    tmux(&["kill-server"]);
 }

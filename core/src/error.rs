@@ -97,6 +97,8 @@ error_codes! {
     InvalidPath = 30, "invalid path";
     /// The resume offset is past the end of the file.
     BadOffset = 31, "bad resume offset";
+    /// The resource is in use by another session; try again later.
+    InUse = 32, "in use, try again later";
     /// Remote commands are disabled on this server.
     ExecDisabled = 40, "exec disabled";
     /// The command could not be started or is unknown.

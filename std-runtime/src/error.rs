@@ -117,6 +117,7 @@ pub fn code_for(e: Proto) -> i32 {
         | Proto::NotEmpty
         | Proto::InvalidPath
         | Proto::BadOffset
+        | Proto::InUse
         | Proto::ExecDisabled
         | Proto::ExecFailed => exit::REFUSED,
         _ => exit::CONNECTION,

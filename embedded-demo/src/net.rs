@@ -1,0 +1,220 @@
+//! The device on smoltcp: `N` session sockets plus one that only answers
+//! "server busy", all listening on [`PORT`], each paired with a ferry-core
+//! `Server`. The caller owns the interface, the socket set and the socket
+//! buffers; [`FerryDevice::poll`] moves bytes between sockets and sessions.
+
+use ferry_core::driver::Handler;
+use ferry_core::{Instant, ServerConfig};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+
+use crate::app::{App, Auth, Conn, SessionState};
+use crate::store::RamStore;
+
+/// The TCP port Ferry listens on.
+pub const PORT: u16 = 7070;
+
+struct Slot {
+    handle: SocketHandle,
+    conn: Option<Conn>,
+    st: SessionState,
+}
+
+/// A Ferry server on smoltcp with a RAM store of `FILES` files and `BYTES`
+/// bytes, serving `N` sessions at once.
+pub struct FerryDevice<const FILES: usize, const BYTES: usize, const N: usize> {
+    /// The files.
+    pub store: RamStore<FILES, BYTES>,
+    slots: [Slot; N],
+    busy: Slot,
+    config: ServerConfig,
+    auth: Auth,
+    random: fn(&mut [u8]),
+}
+
+impl<const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<FILES, BYTES, N> {
+    /// A device on `sessions` (one TCP socket each) plus `busy`, the socket
+    /// that tells one client too many that the server is full. `random`
+    /// fills buffers with random bytes (nonces, the server secret).
+    pub fn new(
+        sessions: [SocketHandle; N],
+        busy: SocketHandle,
+        auth: Auth,
+        random: fn(&mut [u8]),
+    ) -> Self {
+        let mut secret = [0u8; 32];
+        random(&mut secret);
+        let config = ServerConfig {
+            conn: ferry_core::Config {
+                chunk_size: 1024,
+                ..ferry_core::Config::default()
+            },
+            allow_anonymous: matches!(auth, Auth::Anonymous),
+            allow_exec: true,
+            secret,
+            ..ServerConfig::default()
+        };
+        let slot = |handle| Slot {
+            handle,
+            conn: None,
+            st: SessionState::default(),
+        };
+        FerryDevice {
+            store: RamStore::new(),
+            slots: sessions.map(slot),
+            busy: slot(busy),
+            config,
+            auth,
+            random,
+        }
+    }
+
+    /// Serves every socket once; call after each `Interface::poll`.
+    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) {
+        for slot in self.slots.iter_mut() {
+            pump(
+                slot,
+                false,
+                &mut self.store,
+                &self.config,
+                &self.auth,
+                self.random,
+                now,
+                sockets,
+            );
+        }
+        pump(
+            &mut self.busy,
+            true,
+            &mut self.store,
+            &self.config,
+            &self.auth,
+            self.random,
+            now,
+            sockets,
+        );
+    }
+
+    /// The earliest session deadline.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_ref()?.poll_timeout())
+            .min()
+    }
+
+    /// Sessions currently connected.
+    pub fn active_sessions(&self) -> usize {
+        self.slots.iter().filter(|s| s.conn.is_some()).count()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pump<const FILES: usize, const BYTES: usize>(
+    slot: &mut Slot,
+    busy: bool,
+    store: &mut RamStore<FILES, BYTES>,
+    config: &ServerConfig,
+    auth: &Auth,
+    random: fn(&mut [u8]),
+    now: Instant,
+    sockets: &mut SocketSet<'_>,
+) {
+    let sock = sockets.get_mut::<tcp::Socket>(slot.handle);
+    if !sock.is_open() {
+        // Closed (or reset): drop the session, listen again.
+        if slot.conn.take().is_some() && slot.st.uploading() {
+            store.abort_upload();
+        }
+        slot.st = SessionState::default();
+        let _ = sock.listen(PORT);
+        return;
+    }
+    if slot.conn.is_none() {
+        if sock.state() != tcp::State::Established {
+            return;
+        }
+        let c = if busy {
+            Conn::new_busy(
+                now,
+                *config,
+                [0; crate::app::FRAME_BUF],
+                [0; crate::app::FRAME_BUF],
+            )
+        } else {
+            Conn::new(
+                now,
+                *config,
+                [0; crate::app::FRAME_BUF],
+                [0; crate::app::FRAME_BUF],
+            )
+        };
+        match c {
+            Ok(c) => slot.conn = Some(c),
+            Err(_) => {
+                sock.abort();
+                return;
+            }
+        }
+    }
+    let Some(conn) = slot.conn.as_mut() else {
+        return;
+    };
+    // Peer bytes straight into the session's input buffer.
+    while sock.can_recv() {
+        let buf = conn.input_buf();
+        if buf.is_empty() {
+            break;
+        }
+        match sock.recv_slice(buf) {
+            Ok(n) if n > 0 => conn.input_filled(now, n),
+            _ => break,
+        }
+    }
+    if !sock.may_recv() {
+        conn.handle_eof(now);
+    }
+    conn.handle_timeout(now);
+    let mut app = App {
+        st: &mut slot.st,
+        store,
+        auth,
+        random,
+        now,
+    };
+    for _ in 0..64 {
+        let mut any = false;
+        while let Some(ev) = conn.poll_event() {
+            any = true;
+            app.event(ev);
+            if app.respond(conn).is_err() {
+                sock.abort();
+                return;
+            }
+        }
+        if app.respond(conn).is_err() {
+            sock.abort();
+            return;
+        }
+        let mut sent = false;
+        while sock.can_send() {
+            let pending = conn.transmit_buf();
+            if pending.is_empty() {
+                break;
+            }
+            match sock.send_slice(pending) {
+                Ok(n) if n > 0 => {
+                    conn.transmit_done(n);
+                    sent = true;
+                }
+                _ => break,
+            }
+        }
+        if !(any || (sent && app.has_output())) {
+            break;
+        }
+    }
+    if conn.is_closed() {
+        sock.close();
+    }
+}

@@ -490,5 +490,4 @@ fn interactive_shell_on_a_terminal() {
     wait_for("/目录", 2);
     tmux(&["send-keys", "exit", "Enter"]);
     std::thread::sleep(Duration::from_millis(200));
-    tmux(&["kill-server"]);
 }

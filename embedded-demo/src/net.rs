@@ -22,9 +22,10 @@ struct Slot {
 
 /// A Ferry server on smoltcp with a RAM store of `FILES` files and `BYTES`
 /// bytes, serving `N` sessions at once.
-pub struct FerryDevice<const FILES: usize, const BYTES: usize, const N: usize> {
-    /// The files.
-    pub store: RamStore<FILES, BYTES>,
+pub struct FerryDevice<'s, const FILES: usize, const BYTES: usize, const N: usize> {
+    /// The files. Borrowed, so a firmware can place the store in a static
+    /// of its own (no 256 KiB copy through the stack).
+    pub store: &'s mut RamStore<FILES, BYTES>,
     slots: [Slot; N],
     busy: Slot,
     config: ServerConfig,
@@ -32,11 +33,12 @@ pub struct FerryDevice<const FILES: usize, const BYTES: usize, const N: usize> {
     random: fn(&mut [u8]),
 }
 
-impl<const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<FILES, BYTES, N> {
+impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s, FILES, BYTES, N> {
     /// A device on `sessions` (one TCP socket each) plus `busy`, the socket
     /// that tells one client too many that the server is full. `random`
     /// fills buffers with random bytes (nonces, the server secret).
     pub fn new(
+        store: &'s mut RamStore<FILES, BYTES>,
         sessions: [SocketHandle; N],
         busy: SocketHandle,
         auth: Auth,
@@ -60,7 +62,7 @@ impl<const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<FILES, 
             st: SessionState::default(),
         };
         FerryDevice {
-            store: RamStore::new(),
+            store,
             slots: sessions.map(slot),
             busy: slot(busy),
             config,

@@ -16,7 +16,8 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
 const DEV_IP: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
 const CLI_IP: Ipv4Address = Ipv4Address::new(192, 168, 69, 2);
 
-type Dev = FerryDevice<16, { 256 * 1024 }, 2>;
+type Dev = FerryDevice<'static, 16, { 256 * 1024 }, 2>;
+type Store = ferry_device::RamStore<16, { 256 * 1024 }>;
 
 fn random(buf: &mut [u8]) {
     // Tests only: deterministic. A device uses its hardware RNG.
@@ -93,7 +94,8 @@ impl<'l> World<'l> {
             SocketSet::new((0..4).map(|_| SocketStorage::EMPTY).collect::<Vec<_>>());
         let s: [SocketHandle; 2] = [dev_sockets.add(tcp_socket()), dev_sockets.add(tcp_socket())];
         let busy = dev_sockets.add(tcp_socket());
-        let device = Box::new(Dev::new(s, busy, auth, random));
+        let store: &'static mut Store = Box::leak(Box::default());
+        let device = Box::new(Dev::new(store, s, busy, auth, random));
         World {
             ms: 0,
             dev_port,

@@ -14,7 +14,8 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, IpCidr};
 
-type Device = FerryDevice<16, { 256 * 1024 }, 2>;
+type Device = FerryDevice<'static, 16, { 256 * 1024 }, 2>;
+type Store = ferry_device::RamStore<16, { 256 * 1024 }>;
 
 const USAGE: &str =
     "usage: ferry-device --tap NAME --ip ADDR/PREFIX [--anonymous | --user NAME:PASSWORD]";
@@ -91,7 +92,8 @@ fn main() {
     };
     let sessions = [socket(), socket()];
     let busy = socket();
-    let mut device = Box::new(Device::new(sessions, busy, auth, random));
+    let store: &'static mut Store = Box::leak(Box::default());
+    let mut device = Box::new(Device::new(store, sessions, busy, auth, random));
     println!(
         "ferry-device: serving {}:{PORT} on {tap_name}",
         cidr.address()

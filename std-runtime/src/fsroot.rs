@@ -127,6 +127,8 @@ pub struct Upload {
     file: File,
     /// Bytes already held (resume offset).
     pub offset: u64,
+    /// Size of the whole file.
+    pub size: u64,
     replace: bool,
 }
 
@@ -300,6 +302,7 @@ impl Root {
             part,
             file,
             offset: held,
+            size,
             replace: policy == Overwrite::Replace,
         })
     }

@@ -444,11 +444,12 @@ impl Handler<Vec<u8>> for Session {
             Some(Pending::PutEnd(verified)) => {
                 if let Some((up, path, start)) = self.upload.take() {
                     if verified {
+                        let (bytes, resumed_from) = (up.size, up.offset);
                         match up.commit(&self.shared.root) {
                             Ok(stored) => {
                                 s.finish_put()?;
                                 info!(peer = %self.peer, user = self.who(), %path, stored = %stored.display(),
-                                      ms = start.elapsed().as_millis() as u64, verified, "put");
+                                      bytes, resumed_from, ms = start.elapsed().as_millis() as u64, verified, "put");
                             }
                             Err(e) => s.refuse(e)?,
                         }

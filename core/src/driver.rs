@@ -434,7 +434,12 @@ macro_rules! drivers {
                         if buf.is_empty() {
                             return Err(Error::Internal.into());
                         }
-                        let n = self.io.read(buf) $($await)* .map_err(DriverError::Io)?;
+                        let n = match self.io.read(buf) $($await)* {
+                            Ok(n) => n,
+                            // A reset is a peer that vanished: end of input.
+                            Err(e) if peer_gone(&e) => 0,
+                            Err(e) => return Err(DriverError::Io(e)),
+                        };
                         if n == 0 {
                             self.client.handle_eof(now);
                         } else {
@@ -505,7 +510,13 @@ macro_rules! drivers {
                     if buf.is_empty() {
                         return Err(Error::Internal.into());
                     }
-                    let n = io.read(buf) $($await)* .map_err(DriverError::Io)?;
+                    let n = match io.read(buf) $($await)* {
+                        Ok(n) => n,
+                        // A reset is a client that vanished: end of input,
+                        // and the session ends with a typed `Truncated`.
+                        Err(e) if peer_gone(&e) => 0,
+                        Err(e) => return Err(DriverError::Io(e)),
+                    };
                     if n == 0 {
                         server.handle_eof(now);
                     } else {
@@ -515,6 +526,14 @@ macro_rules! drivers {
             }
         }
     };
+}
+
+/// Whether a transport error means the peer went away (reset, aborted).
+fn peer_gone<E: embedded_io::Error>(e: &E) -> bool {
+    matches!(
+        e.kind(),
+        embedded_io::ErrorKind::ConnectionReset | embedded_io::ErrorKind::ConnectionAborted
+    )
 }
 
 fn unexpected<R>(_ev: ClientEvent<'_>) -> Result<Flow<R>, Error> {

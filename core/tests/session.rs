@@ -457,19 +457,20 @@ fn clean_close_when_idle() {
     assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Closed)));
 }
 
-#[test]
-fn cancels_that_cross_on_a_put_leave_the_session_usable() {
+/// A logged-in pair with a 400 000-byte put of `name` part-way through.
+fn put_midway(name: &str, seed: u64) -> Pair {
     let mut p = Pair::new();
     p.login();
-    p.upload = bytes(400_000, 12);
-    p.client.put("x", 400_000, Overwrite::Fail, false).unwrap();
+    p.upload = bytes(400_000, seed);
+    p.client.put(name, 400_000, Overwrite::Fail, false).unwrap();
     while p.server.remaining() == 0 || p.server.remaining() == 400_000 {
         assert!(p.step());
     }
-    // Both give up before hearing the other.
-    p.server.cancel(Error::NoSpace).unwrap();
-    p.client.cancel(Error::Io).unwrap();
-    p.drive();
+    p
+}
+
+/// Both sides still open and the client ready for the next request.
+fn assert_usable(p: &Pair) {
     assert!(
         !p.client_closed && !p.server_closed,
         "{:?} {:?}",
@@ -477,6 +478,16 @@ fn cancels_that_cross_on_a_put_leave_the_session_usable() {
         p.server_events
     );
     assert!(p.client.is_idle());
+}
+
+#[test]
+fn cancels_that_cross_on_a_put_leave_the_session_usable() {
+    let mut p = put_midway("x", 12);
+    // Both give up before hearing the other.
+    p.server.cancel(Error::NoSpace).unwrap();
+    p.client.cancel(Error::Io).unwrap();
+    p.drive();
+    assert_usable(&p);
     p.client.echo("ok", false).unwrap();
     p.drive();
     assert_eq!(p.take().last(), Some(&Rec::Echo("ok".into())));
@@ -494,13 +505,7 @@ fn cancels_that_cross_on_a_get_leave_the_session_usable() {
     p.server.cancel(Error::Io).unwrap();
     p.client.cancel(Error::NoSpace).unwrap();
     p.drive();
-    assert!(
-        !p.client_closed && !p.server_closed,
-        "{:?} {:?}",
-        p.events,
-        p.server_events
-    );
-    assert!(p.client.is_idle());
+    assert_usable(&p);
     p.client.pwd().unwrap();
     p.drive();
     assert_eq!(p.take().last(), Some(&Rec::Cwd("/".into())));
@@ -508,13 +513,7 @@ fn cancels_that_cross_on_a_get_leave_the_session_usable() {
 
 #[test]
 fn a_client_cancel_of_a_put_is_acknowledged() {
-    let mut p = Pair::new();
-    p.login();
-    p.upload = bytes(400_000, 14);
-    p.client.put("y", 400_000, Overwrite::Fail, false).unwrap();
-    while p.server.remaining() == 0 || p.server.remaining() == 400_000 {
-        assert!(p.step());
-    }
+    let mut p = put_midway("y", 14);
     p.client.cancel(Error::Io).unwrap();
     assert!(
         !p.client.is_idle(),

@@ -12,6 +12,21 @@ use ferry_device::Auth;
 use smoltcp::socket::tcp;
 use world::{data, Conn, Ev, World};
 
+/// Everything the command printed, in order.
+fn output(c: &Conn) -> Vec<u8> {
+    c.events
+        .iter()
+        .filter_map(|e| {
+            if let Ev::Out(_, d) = e {
+                Some(d.clone())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect()
+}
+
 fn has(c: &Conn, e: &Ev) -> bool {
     c.events.contains(e)
 }
@@ -63,18 +78,7 @@ fn session(w: &mut World, c: &mut Conn, user: Option<(&str, &str)>) {
 
     c.client.exec("md5 测试.bin").unwrap();
     w.run(c, |c| c.events.iter().any(|e| matches!(e, Ev::ExecEnd(_))));
-    let out: Vec<u8> = c
-        .events
-        .iter()
-        .filter_map(|e| {
-            if let Ev::Out(_, d) = e {
-                Some(d.clone())
-            } else {
-                None
-            }
-        })
-        .flatten()
-        .collect();
+    let out = output(c);
     let hex: String = ferry_core::digest::md5(&body)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -101,18 +105,7 @@ fn a_whole_session_over_a_perfect_link() {
     w.run(&mut c, |c| {
         c.events.iter().any(|e| matches!(e, Ev::ExecEnd(_)))
     });
-    let out: Vec<u8> = c
-        .events
-        .iter()
-        .filter_map(|e| {
-            if let Ev::Out(_, d) = e {
-                Some(d.clone())
-            } else {
-                None
-            }
-        })
-        .flatten()
-        .collect();
+    let out = output(&c);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         format!("{} bytes free of 262144, 1 of 16 files\n", 262_144 - 40_000)

@@ -218,7 +218,7 @@ impl Client {
         }
         let target = local_target(&local, opts.overwrite)?;
         let part = local_part(&target);
-        let mut held = match (opts.resume, fs::metadata(&part)) {
+        let held = match (opts.resume, fs::metadata(&part)) {
             (true, Ok(md)) if md.len() <= entry.size => md.len(),
             _ => 0,
         };
@@ -229,12 +229,13 @@ impl Client {
             .open(&part)
             .map_err(|e| FerryError::local(&part, e))?;
         out.set_len(held).map_err(|e| FerryError::local(&part, e))?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, {
+        {
             use std::io::Seek;
             out.seek(io::SeekFrom::Start(held))
                 .map_err(|e| FerryError::local(&part, e))?;
-            out
-        });
+        }
+        // Chunks go straight to the file (no buffering copy): each is
+        // already a large write.
         let mut prefix_file = File::open(&part).map_err(|e| FerryError::local(&part, e))?;
         let bar = progress(opts.quiet, entry.size, base_name(remote));
         bar.set_position(held);
@@ -248,13 +249,9 @@ impl Client {
             },
         );
         bar.finish_and_clear();
-        let flushed = out
-            .into_inner()
-            .map_err(|e| FerryError::local(&part, e.into_error()));
         match r {
             Ok(size) => {
-                let f = flushed?;
-                f.sync_all().map_err(|e| FerryError::local(&part, e))?;
+                out.sync_all().map_err(|e| FerryError::local(&part, e))?;
                 fs::rename(&part, &target).map_err(|e| FerryError::local(&target, e))?;
                 Ok(size)
             }
@@ -263,9 +260,7 @@ impl Client {
                 if e.protocol() == Some(Error::ChecksumMismatch) {
                     // The bytes are bad: nothing to resume from.
                     let _ = fs::remove_file(&part);
-                    held = 0;
                 }
-                let _ = held;
                 Err(e)
             }
         }
@@ -334,10 +329,8 @@ impl Client {
             self.put_dir(local, &remote, opts)?;
             return Ok(remote);
         }
-        let mut file = io::BufReader::with_capacity(
-            1 << 20,
-            File::open(local).map_err(|e| FerryError::local(local, e))?,
-        );
+        // Read straight into the core's send buffer: no copy in between.
+        let mut file = File::open(local).map_err(|e| FerryError::local(local, e))?;
         let bar = progress(opts.quiet, md.len(), &name);
         let r = self
             .inner

@@ -54,15 +54,17 @@ fn spawn_server<S: Read + Write + Send + 'static>(stream: S) -> std::thread::Joi
     })
 }
 
+type Driven<S> = blocking::BlockingClient<FromStd<S>, Vec<u8>, Box<dyn FnMut() -> Instant>>;
+
+/// A blocking client over `stream` with `buf`-byte buffers, handshake done.
+fn connect<S: Read + Write>(stream: S, buf: usize) -> Driven<S> {
+    let client = Client::new(Instant::ZERO, Config::default(), vec![0; buf], vec![0; buf]).unwrap();
+    let clock: Box<dyn FnMut() -> Instant> = Box::new(clock());
+    blocking::BlockingClient::connect(FromStd::new(stream), client, clock).unwrap()
+}
+
 fn exercise<S: Read + Write>(stream: S) {
-    let client = Client::new(
-        Instant::ZERO,
-        Config::default(),
-        vec![0; 65_536],
-        vec![0; 65_536],
-    )
-    .unwrap();
-    let mut c = blocking::BlockingClient::connect(FromStd::new(stream), client, clock()).unwrap();
+    let mut c = connect(stream, 65_536);
     assert_eq!(
         c.login("bob", "wrong", &[1; 16]).unwrap_err().protocol(),
         Some(Error::AuthFailed)
@@ -182,16 +184,7 @@ fn server_survives_a_client_that_vanishes_mid_put() {
     let mut raw = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let server = spawn_server(l.accept().unwrap().0);
     // Log in through the driver on a clone of the socket, then speak raw.
-    let client = Client::new(
-        Instant::ZERO,
-        Config::default(),
-        vec![0; 8192],
-        vec![0; 8192],
-    )
-    .unwrap();
-    let mut c =
-        blocking::BlockingClient::connect(FromStd::new(raw.try_clone().unwrap()), client, clock())
-            .unwrap();
+    let mut c = connect(raw.try_clone().unwrap(), 8192);
     c.login("bob", "hunter2", &[3; 16]).unwrap();
     drop(c);
     // Announce a put by hand and send part of the body, then vanish.

@@ -27,6 +27,15 @@ fn output(c: &Conn) -> Vec<u8> {
         .collect()
 }
 
+/// A new connection, logged in anonymously.
+fn logged_in(w: &mut World) -> Conn {
+    let mut c = w.connect();
+    w.run(&mut c, |c| has(c, &Ev::Connected));
+    c.client.login_anonymous().unwrap();
+    w.run(&mut c, |c| has(c, &Ev::LoggedIn));
+    c
+}
+
 fn has(c: &Conn, e: &Ev) -> bool {
     c.events.contains(e)
 }
@@ -158,10 +167,7 @@ fn a_whole_session_over_a_lossy_corrupting_reordering_link() {
 fn a_client_that_vanishes_mid_put_leaves_the_store_unchanged() {
     let link = Link::new();
     let mut w = World::new(&link, Auth::Anonymous, 0, 0);
-    let mut c = w.connect();
-    w.run(&mut c, |c| has(c, &Ev::Connected));
-    c.client.login_anonymous().unwrap();
-    w.run(&mut c, |c| has(c, &Ev::LoggedIn));
+    let mut c = logged_in(&mut w);
     let free = w.device.store.free();
     c.upload = data(100_000, 3);
     c.send_limit = 30_000;
@@ -189,10 +195,7 @@ fn a_client_that_vanishes_mid_put_leaves_the_store_unchanged() {
 fn a_put_larger_than_free_space_is_refused_before_the_body() {
     let link = Link::new();
     let mut w = World::new(&link, Auth::Anonymous, 0, 0);
-    let mut c = w.connect();
-    w.run(&mut c, |c| has(c, &Ev::Connected));
-    c.client.login_anonymous().unwrap();
-    w.run(&mut c, |c| has(c, &Ev::LoggedIn));
+    let mut c = logged_in(&mut w);
     c.upload = data(300_000, 5);
     c.client
         .put("big.bin", 300_000, Overwrite::Fail, false)

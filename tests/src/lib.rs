@@ -259,3 +259,23 @@ impl Drop for Proxy {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
+
+/// A client's hello, as raw bytes (for tests that speak the protocol by
+/// hand).
+pub fn raw_hello() -> [u8; ferry_core::frame::HELLO_LEN] {
+    ferry_core::frame::Hello {
+        version: ferry_core::frame::VERSION,
+        flags: 0,
+        max_frame: 65_536,
+        chunk: 65_536,
+    }
+    .encode()
+}
+
+/// One message as a raw frame.
+pub fn raw_frame(m: &ferry_core::message::Message) -> Vec<u8> {
+    let mut b = vec![0u8; 2048];
+    let n = ferry_core::frame::encode_message(m, &mut b).expect("encode");
+    b.truncate(n);
+    b
+}

@@ -289,19 +289,8 @@ fn shell_batch_runs_lines_and_stops_at_the_first_failure() {
 fn the_server_keeps_serving_when_clients_vanish_at_every_phase() {
     let mut s = Server::anonymous(&[]);
     fs::write(s.root.join("big.bin"), random_bytes(4 << 20, 3)).unwrap();
-    let hello = ferry_core::frame::Hello {
-        version: ferry_core::frame::VERSION,
-        flags: 0,
-        max_frame: 65_536,
-        chunk: 65_536,
-    }
-    .encode();
-    let frame = |m: &ferry_core::message::Message| {
-        let mut b = vec![0u8; 2048];
-        let n = ferry_core::frame::encode_message(m, &mut b).unwrap();
-        b.truncate(n);
-        b
-    };
+    let hello = raw_hello();
+    let frame = raw_frame;
     use ferry_core::message::Message;
     let login = frame(&Message::Anonymous);
     let get = frame(&Message::Request(ferry_core::Request::Get {
@@ -398,18 +387,10 @@ fn usage_errors_exit_2_and_help_lists_exit_codes() {
 fn idle_sessions_are_closed_after_the_idle_timeout() {
     let s = Server::anonymous(&["--idle-timeout", "1"]);
     let mut t = TcpStream::connect(&s.addr).unwrap();
-    let hello = ferry_core::frame::Hello {
-        version: ferry_core::frame::VERSION,
-        flags: 0,
-        max_frame: 65_536,
-        chunk: 65_536,
-    }
-    .encode();
-    let mut login = vec![0u8; 64];
-    let n = ferry_core::frame::encode_message(&ferry_core::message::Message::Anonymous, &mut login)
-        .unwrap();
+    let hello = raw_hello();
+    let login = raw_frame(&ferry_core::message::Message::Anonymous);
     t.write_all(&hello).unwrap();
-    t.write_all(&login[..n]).unwrap();
+    t.write_all(&login).unwrap();
     t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let start = std::time::Instant::now();
     let mut got = Vec::new();

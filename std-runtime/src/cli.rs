@@ -121,6 +121,13 @@ enum Cmd {
         /// Run `exec` requests (in the session's directory, with a time limit).
         #[arg(long)]
         allow_exec: bool,
+        /// Only these programs, run directly without a shell (implies
+        /// --allow-exec): metacharacters are plain arguments.
+        #[arg(long, value_name = "CMD,...", value_delimiter = ',')]
+        exec_allow: Vec<String>,
+        /// Most simultaneous sessions from one IP address (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_per_ip: usize,
         /// Most simultaneous sessions; more get "server busy".
         #[arg(long, value_name = "N", default_value_t = 256)]
         max_connections: usize,
@@ -326,6 +333,8 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             anonymous,
             read_only,
             allow_exec,
+            exec_allow,
+            max_per_ip,
             max_connections,
             idle_timeout,
             exec_timeout,
@@ -358,7 +367,9 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 users,
                 anonymous,
                 read_only,
-                allow_exec,
+                allow_exec: allow_exec || !exec_allow.is_empty(),
+                exec_allow,
+                max_per_ip,
                 max_connections,
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),

@@ -18,6 +18,9 @@ use crate::fsroot::Root;
 use crate::session::{Session, Shared};
 use crate::users::Users;
 
+/// What each failed login costs the peer before it hears the answer.
+pub const LOGIN_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
 /// Buffer per direction per connection: one 64 KiB chunk plus its header.
 const BUF: usize = 64 * 1024 + 64;
 
@@ -64,6 +67,10 @@ pub struct ServeOptions {
     pub read_only: bool,
     /// Run `exec`.
     pub allow_exec: bool,
+    /// If not empty, only these programs, without a shell.
+    pub exec_allow: Vec<String>,
+    /// Most sessions from one IP address (0: no limit).
+    pub max_per_ip: usize,
     /// Most simultaneous sessions; more get "server busy".
     pub max_connections: usize,
     /// Close sessions idle this long.
@@ -81,6 +88,8 @@ impl Default for ServeOptions {
             anonymous: false,
             read_only: false,
             allow_exec: false,
+            exec_allow: Vec::new(),
+            max_per_ip: 0,
             max_connections: 256,
             idle_timeout: Duration::from_secs(300),
             exec_timeout: Duration::from_secs(60),
@@ -95,7 +104,55 @@ pub struct Server {
     tcp: Vec<TcpListener>,
     unix: Vec<(UnixListener, PathBuf)>,
     slots: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
     start: StdInstant,
+}
+
+/// Sessions per IP address, for `--max-per-ip`.
+struct PerIp {
+    limit: usize,
+    counts: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One counted session; uncounted when dropped.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: std::net::IpAddr,
+}
+
+impl PerIp {
+    fn new(limit: usize) -> Self {
+        PerIp {
+            limit,
+            counts: Default::default(),
+        }
+    }
+
+    /// Counts a session from `ip`, or `None` if that IP is at its limit.
+    fn take(table: &Arc<PerIp>, ip: std::net::IpAddr) -> Option<IpSlot> {
+        let mut counts = table.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if table.limit > 0 && *n >= table.limit {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Server {
@@ -151,6 +208,7 @@ impl Server {
             users: opts.users,
             read_only: opts.read_only,
             allow_exec: opts.allow_exec,
+            exec_allow: opts.exec_allow,
             exec_timeout: opts.exec_timeout,
         });
         Ok(Server {
@@ -159,6 +217,7 @@ impl Server {
             tcp,
             unix,
             slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
+            per_ip: Arc::new(PerIp::new(opts.max_per_ip)),
             start: StdInstant::now(),
         })
     }
@@ -190,7 +249,8 @@ impl Server {
                     match l.accept().await {
                         Ok((s, peer)) => {
                             let _ = s.set_nodelay(true);
-                            ctx.spawn(s, peer.to_string());
+                            let ip_slot = PerIp::take(&ctx.per_ip, peer.ip());
+                            ctx.spawn(s, peer.to_string(), ip_slot.is_none(), ip_slot);
                         }
                         Err(e) => warn!(error = %e, "accept failed"),
                     }
@@ -202,7 +262,7 @@ impl Server {
             tasks.spawn(async move {
                 loop {
                     match l.accept().await {
-                        Ok((s, _)) => ctx.spawn(s, format!("unix:{}", path.display())),
+                        Ok((s, _)) => ctx.spawn(s, format!("unix:{}", path.display()), false, None),
                         Err(e) => warn!(error = %e, "accept failed"),
                     }
                 }
@@ -217,6 +277,7 @@ impl Server {
             shared: self.shared.clone(),
             config: self.config,
             slots: self.slots.clone(),
+            per_ip: self.per_ip.clone(),
             start: self.start,
         }
     }
@@ -227,6 +288,7 @@ struct Ctx {
     shared: Arc<Shared>,
     config: ServerConfig,
     slots: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
     start: StdInstant,
 }
 
@@ -235,11 +297,20 @@ impl Ctx {
         Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
 
-    fn spawn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(&self, stream: S, peer: String) {
+    /// Serves one accepted stream; `over_ip_limit` sessions (and any over
+    /// `--max-connections`) only hear "server busy".
+    fn spawn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        &self,
+        stream: S,
+        peer: String,
+        over_ip_limit: bool,
+        ip_slot: Option<IpSlot>,
+    ) {
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _ip_slot = ip_slot;
             let permit = ctx.slots.clone().try_acquire_owned();
-            let busy = permit.is_err();
+            let busy = permit.is_err() || over_ip_limit;
             let core = if busy {
                 ferry_core::Server::new_busy(ctx.now(), ctx.config, vec![0; BUF], vec![0; BUF])
             } else {
@@ -278,6 +349,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         if let Err(e) = session.respond(&mut core) {
             warn!(peer = %session.peer, error = %e, "session error");
             return e;
+        }
+        if session.take_login_failure() {
+            tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
         }
         while !core.transmit_buf().is_empty() {
             match stream.write(core.transmit_buf()).await {

@@ -25,6 +25,8 @@ pub struct Shared {
     pub read_only: bool,
     /// Run `exec` requests.
     pub allow_exec: bool,
+    /// If not empty: only these programs, started directly (no shell).
+    pub exec_allow: Vec<String>,
     /// Time limit for one command.
     pub exec_timeout: Duration,
 }
@@ -74,6 +76,8 @@ pub struct Session {
     listing: Option<VecDeque<ferry_core::Entry>>,
     /// Why the connection closed, once it has.
     pub closed: Option<Error>,
+    /// A login just failed: the driver delays the answer.
+    login_failed: bool,
 }
 
 impl Session {
@@ -90,11 +94,18 @@ impl Session {
             exec: None,
             listing: None,
             closed: None,
+            login_failed: false,
         }
     }
 
     fn who(&self) -> &str {
         self.user.as_deref().unwrap_or("anonymous")
+    }
+
+    /// Whether a login failed since the last call (each failure costs the
+    /// peer a delay: password guessing gets slow).
+    pub fn take_login_failure(&mut self) -> bool {
+        std::mem::take(&mut self.login_failed)
     }
 
     /// Whether a get body is being streamed (the driver keeps writing
@@ -226,9 +237,24 @@ impl Session {
 
     fn start_exec(&mut self, s: &mut Server<Vec<u8>>, command: String) -> Result<(), Error> {
         let dir = self.shared.root.real_path(&self.cwd);
-        let mut child = match tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&command)
+        let mut cmd = if self.shared.exec_allow.is_empty() {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c").arg(&command);
+            c
+        } else {
+            // An allow-list: the first word must be on it, and the words go
+            // to the program as they are — no shell sees `;`, `|` or `$`.
+            let mut words = command.split_whitespace();
+            let program = words.next().unwrap_or("");
+            if !self.shared.exec_allow.iter().any(|a| a == program) {
+                warn!(peer = %self.peer, %command, "exec refused: not on --exec-allow");
+                return s.refuse(Error::Permission);
+            }
+            let mut c = tokio::process::Command::new(program);
+            c.args(words);
+            c
+        };
+        let mut child = match cmd
             .current_dir(&dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -375,6 +401,7 @@ impl Handler<Vec<u8>> for Session {
                 error,
                 failures,
             } => {
+                self.login_failed = true;
                 warn!(peer = %self.peer, user = user.as_deref().unwrap_or("anonymous"), %error, failures, "login failed");
             }
             ServerEvent::Request(r) => self.pending = Some(Pending::Request(Box::new(r))),

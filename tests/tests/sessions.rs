@@ -472,3 +472,81 @@ fn interactive_shell_on_a_terminal() {
     tmux(&["send-keys", "exit", "Enter"]);
     std::thread::sleep(Duration::from_millis(200));
 }
+
+#[test]
+fn each_failed_login_costs_at_least_a_second() {
+    let dir = TempDir::new().unwrap();
+    let users = users_file(dir.path());
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let s = Server::start(
+        &root,
+        &[
+            "--users",
+            users.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let start = std::time::Instant::now();
+    let mut c = ferry();
+    c.arg("ls")
+        .arg(format!("ferry://alice@{}/", s.addr))
+        .env("FERRY_PASSWORD", "guess");
+    assert_eq!(code(&run(c)), 3);
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // The right password is not slowed down.
+    let start = std::time::Instant::now();
+    let mut c = ferry();
+    c.arg("ls")
+        .arg(format!("ferry://alice@{}/", s.addr))
+        .env("FERRY_PASSWORD", "s3cret 密码");
+    assert_eq!(code(&run(c)), 0);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn an_exec_allow_list_runs_programs_without_a_shell() {
+    let s = Server::anonymous(&["--exec-allow", "echo,true"]);
+    let mut c = ferry();
+    c.arg("exec")
+        .arg(s.url("/"))
+        .args(["--", "echo", "a;b", "$HOME", "`id`", "|", "cat"]);
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "a;b $HOME `id` | cat",
+        "nothing interpreted"
+    );
+    let mut c = ferry();
+    c.arg("exec").arg(s.url("/")).args(["--", "ls", "/"]);
+    let o = run(c);
+    assert_eq!(code(&o), 6, "not on the list");
+    assert!(String::from_utf8_lossy(&o.stdout).is_empty());
+}
+
+#[test]
+fn max_per_ip_limits_sessions_from_one_address() {
+    let s = Server::anonymous(&["--max-per-ip", "1"]);
+    let held = TcpStream::connect(&s.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = ferry();
+    c.arg("ls").arg(s.url("/"));
+    let o = run(c);
+    assert_eq!(code(&o), 7);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("busy"));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = ferry();
+    c.arg("ls").arg(s.url("/"));
+    assert_eq!(code(&run(c)), 0);
+}

@@ -73,10 +73,11 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
 
     /// Serves every socket once; call after each `Interface::poll`.
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) {
-        for slot in self.slots.iter_mut() {
+        let busy = core::iter::once((&mut self.busy, true));
+        for (slot, is_busy) in self.slots.iter_mut().map(|s| (s, false)).chain(busy) {
             pump(
                 slot,
-                false,
+                is_busy,
                 self.store,
                 &self.config,
                 &self.auth,
@@ -85,16 +86,6 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
                 sockets,
             );
         }
-        pump(
-            &mut self.busy,
-            true,
-            self.store,
-            &self.config,
-            &self.auth,
-            self.random,
-            now,
-            sockets,
-        );
     }
 
     /// The earliest session deadline.

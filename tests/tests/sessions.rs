@@ -21,6 +21,23 @@ fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
     users
 }
 
+/// A server over `dir/root` (holding `f.txt`) that logs users in from
+/// `users`.
+fn users_server(dir: &std::path::Path, users: &std::path::Path) -> Server {
+    let root = dir.join("root");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("f.txt"), b"hi").unwrap();
+    Server::start(
+        &root,
+        &[
+            "--users",
+            users.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
 #[test]
 fn serve_refuses_to_start_without_users_or_anonymous() {
     let dir = TempDir::new().unwrap();
@@ -43,18 +60,7 @@ fn login_success_failure_and_anonymous() {
         !text.contains("s3cret"),
         "the file never holds the password"
     );
-    let root = dir.path().join("root");
-    fs::create_dir(&root).unwrap();
-    fs::write(root.join("f.txt"), b"hi").unwrap();
-    let s = Server::start(
-        &root,
-        &[
-            "--users",
-            users.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let s = users_server(dir.path(), &users);
     let url = format!("ferry://alice@{}/", s.addr);
 
     let mut c = ferry();
@@ -477,17 +483,7 @@ fn interactive_shell_on_a_terminal() {
 fn each_failed_login_costs_at_least_a_second() {
     let dir = TempDir::new().unwrap();
     let users = users_file(dir.path());
-    let root = dir.path().join("root");
-    fs::create_dir(&root).unwrap();
-    let s = Server::start(
-        &root,
-        &[
-            "--users",
-            users.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let s = users_server(dir.path(), &users);
     let start = std::time::Instant::now();
     let mut c = ferry();
     c.arg("ls")

@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ferry_core::digest::{self, Digests};
 use ferry_core::frame::{decode_message, encode_message, HEADER_LEN};
 use ferry_core::message::Message;
 use ferry_core::{
@@ -34,12 +35,19 @@ fn frames(c: &mut Criterion) {
 
 fn digests(c: &mut Criterion) {
     let data = vec![0xA5u8; 1 << 20];
-    let mut g = c.benchmark_group("md5");
+    let mut g = c.benchmark_group("digest");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("RustCrypto md-5 (in use)", |b| {
-        b.iter(|| ferry_core::digest::md5(black_box(&data)))
+    // Run with `--features md5-asm,sha256,blake3,std` to compare all.
+    for a in Digests::available().iter() {
+        g.bench_function(format!("{a} (ferry_core::digest)"), |b| {
+            b.iter(|| digest::digest(a, black_box(&data)))
+        });
+    }
+    g.bench_function("md5, RustCrypto md-5 0.11 portable", |b| {
+        use md5_soft::Digest;
+        b.iter(|| md5_soft::Md5::digest(black_box(&data)))
     });
-    g.bench_function("md5 crate", |b| {
+    g.bench_function("md5, md5 crate 0.8", |b| {
         b.iter(|| md5_crate::compute(black_box(&data)))
     });
     g.finish();

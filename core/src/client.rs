@@ -4,6 +4,7 @@
 use crate::auth::{nonce_from_random, ScramClient};
 use crate::config::Config;
 use crate::conn::{endpoint_common, Buffer, Conn, Incoming, Negotiated, Phase};
+use crate::digest::Sum;
 use crate::error::Error;
 use crate::frame::{decode_message, FrameKind};
 use crate::message::{bounded, Entry, Message, Overwrite, Path, Request, Stream, Text};
@@ -29,6 +30,8 @@ pub enum Event<'a> {
     Cwd(Path),
     /// An entry: the answer to stat, or one item of a listing.
     Entry(Entry),
+    /// digest: the remote file's digest.
+    Sum(Sum),
     /// The listing is complete.
     ListEnd,
     /// get: the server will send a file of `size` bytes. Answer with
@@ -49,11 +52,13 @@ pub enum Event<'a> {
     /// get: body bytes, borrowed from the input buffer; valid until the next
     /// call on the client.
     Data(&'a [u8]),
-    /// get or put finished: `verified` tells whether the MD5 trailer matched.
-    /// For put, `true` also means the server stored the file.
+    /// get or put finished: `verified` tells whether the trailer's digest
+    /// matched. For put, `true` also means the server stored the file.
     TransferEnd {
-        /// MD5 matched.
+        /// The digests matched.
         verified: bool,
+        /// This side's digest of the whole file (algorithm and bytes).
+        sum: Sum,
     },
     /// exec: a piece of the command's output.
     Output {
@@ -80,6 +85,7 @@ enum Pending {
     Simple,
     Cwd,
     Stat,
+    Sum,
     List,
     Get,
     Put { size: u64 },
@@ -98,7 +104,8 @@ enum State {
     },
     Receiving(Transfer),
     Sending(Transfer),
-    AwaitDone,
+    /// The trailer is out; waiting for `Done`. Holds this side's digest.
+    AwaitDone(Sum),
     /// Our side cancelled a get: drop body frames until the trailer.
     Discarding,
     /// Our side cancelled a put: wait for the server's error that
@@ -131,7 +138,7 @@ impl<B: Buffer> Client<B> {
     /// [`MIN_OUTPUT_BUFFER`](crate::MIN_OUTPUT_BUFFER) bytes.
     pub fn new(now: Instant, config: Config, inbuf: B, outbuf: B) -> Result<Self, Error> {
         Ok(Client {
-            conn: Conn::new(now, config, 0, inbuf, outbuf)?,
+            conn: Conn::new(now, config, true, 0, inbuf, outbuf)?,
             state: State::Handshake,
         })
     }
@@ -285,6 +292,13 @@ impl<B: Buffer> Client<B> {
         self.request(Message::Request(Request::Stat { path }), Pending::Stat)
     }
 
+    /// The digest of a remote file with the negotiated algorithm: one
+    /// [`Event::Sum`].
+    pub fn digest(&mut self, path: &str) -> Result<(), Error> {
+        let path = to_path(path)?;
+        self.request(Message::Request(Request::Digest { path }), Pending::Sum)
+    }
+
     /// Changes the session's directory: [`Event::Cwd`] with the new one.
     pub fn cd(&mut self, path: &str) -> Result<(), Error> {
         let path = to_path_or_empty(path)?;
@@ -361,7 +375,7 @@ impl<B: Buffer> Client<B> {
         }
         self.conn
             .send_msg(&Message::Accept { offset, name: None })?;
-        self.state = State::Receiving(Transfer::new(size, offset));
+        self.state = State::Receiving(Transfer::new(size, offset, self.conn.digest())?);
         Ok(())
     }
 
@@ -446,6 +460,7 @@ impl<B: Buffer> Client<B> {
             (State::Await(Pending::Stat), Message::Entry(e)) => {
                 (State::Idle, Some(Event::Entry(e)))
             }
+            (State::Await(Pending::Sum), Message::Sum(sum)) => (State::Idle, Some(Event::Sum(sum))),
             (State::Await(Pending::List), Message::Entry(e)) => {
                 (State::Await(Pending::List), Some(Event::Entry(e)))
             }
@@ -464,20 +479,21 @@ impl<B: Buffer> Client<B> {
                     self.state = State::CancelWait;
                     return Ok(Step::Event(Event::Failed(Error::BadOffset)));
                 }
-                self.state = State::Sending(Transfer::new(size, offset));
+                self.state = State::Sending(Transfer::new(size, offset, self.conn.digest())?);
                 // An empty file (or a complete resume) needs no body.
                 if offset == 0 {
                     self.after_send(false)?;
                 }
                 return Ok(Step::Event(Event::Accepted { offset, name }));
             }
-            (State::AwaitDone, Message::Done { verified }) => {
-                (State::Idle, Some(Event::TransferEnd { verified }))
+            (State::AwaitDone(sum), Message::Done { verified }) => {
+                (State::Idle, Some(Event::TransferEnd { verified, sum }))
             }
-            (State::Receiving(t), Message::Trailer { md5 }) => {
-                let verified = t.check_trailer(&md5)?;
+            (State::Receiving(t), Message::Trailer { sum }) => {
+                let verified = t.check_trailer(&sum)?;
+                let sum = t.digest();
                 self.conn.send_msg(&Message::Done { verified })?;
-                (State::Idle, Some(Event::TransferEnd { verified }))
+                (State::Idle, Some(Event::TransferEnd { verified, sum }))
             }
             (State::Discarding, Message::Trailer { .. }) => (State::Idle, None),
             (State::Await(Pending::Exec { output }), Message::ExecEnd { status, no_output }) => {
@@ -502,12 +518,12 @@ impl<B: Buffer> Client<B> {
                 self.state = State::LoggedOut;
                 Ok(Step::Event(Event::LoginFailed(err)))
             }
-            State::Await(_) | State::AwaitDone | State::Receiving(_) => {
+            State::Await(_) | State::AwaitDone(_) | State::Receiving(_) => {
                 Ok(Step::Event(Event::Failed(err)))
             }
             State::Sending(_) => {
                 // The server gave up mid-body; end the body so it can resync.
-                self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;
+                self.conn.send_resync_trailer()?;
                 Ok(Step::Event(Event::Failed(err)))
             }
             // Our cancel was acknowledged, or crossed the server's own

@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use crate::digest::Digests;
+
 /// Settings shared by both roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -16,6 +18,10 @@ pub struct Config {
     /// Close a logged-in session that has neither received nor sent anything
     /// for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
+    /// Body digests this side supports, in preference order. MD5 is always
+    /// acceptable to a server; a client whose list leaves MD5 out refuses to
+    /// fall back to it ([`Error::DigestRefused`](crate::Error::DigestRefused)).
+    pub digests: Digests,
 }
 
 impl Default for Config {
@@ -25,6 +31,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(30),
             login_timeout: Duration::from_secs(30),
             idle_timeout: Some(Duration::from_secs(300)),
+            digests: Digests::available(),
         }
     }
 }

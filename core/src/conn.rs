@@ -5,6 +5,7 @@
 use core::ops::Range;
 
 use crate::config::Config;
+use crate::digest::{self, Algorithm, Digests, Sum};
 use crate::error::Error;
 use crate::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN, VERSION};
 use crate::message::{Message, MIN_FRAME};
@@ -43,6 +44,10 @@ pub struct Negotiated {
     pub max_frame: u32,
     /// Body chunk size both sides use.
     pub chunk: u32,
+    /// The digest every transfer on this connection uses.
+    pub digest: Algorithm,
+    /// What the peer offered, in its order (MD5 implied).
+    pub peer_digests: Digests,
 }
 
 pub(crate) struct Conn<B> {
@@ -71,12 +76,15 @@ pub(crate) struct Conn<B> {
     /// at this time, so a side that only sends (a long put or get) is not
     /// idle.
     now: Instant,
+    is_client: bool,
 }
 
 impl<B: Buffer> Conn<B> {
+    /// `is_client` decides whose digest preference wins.
     pub fn new(
         now: Instant,
         config: Config,
+        is_client: bool,
         flags: u16,
         inbuf: B,
         outbuf: B,
@@ -93,6 +101,7 @@ impl<B: Buffer> Conn<B> {
             flags,
             max_frame,
             chunk: config.chunk_size.min(max_frame).min(out_room),
+            digests: config.digests,
         };
         let mut conn = Conn {
             inbuf,
@@ -113,6 +122,7 @@ impl<B: Buffer> Conn<B> {
             eof: false,
             staged: false,
             now,
+            is_client,
         };
         conn.outbuf.as_mut()[..HELLO_LEN].copy_from_slice(&local.encode());
         conn.out_end = HELLO_LEN;
@@ -200,10 +210,23 @@ impl<B: Buffer> Conn<B> {
             let out_room = self.outbuf.as_ref().len() - HEADER_LEN;
             let max_frame = max_frame.min(u32::try_from(out_room).unwrap_or(u32::MAX));
             let chunk = hello.chunk.min(self.local.chunk).min(max_frame);
+            let digest = if self.is_client {
+                let d = digest::choose(self.local.digests, hello.digests);
+                // A client whose list leaves MD5 out pinned something better:
+                // falling back would silently weaken the check.
+                if self.local.digests.pins() && !self.local.digests.lists(d) {
+                    return Err(Error::DigestRefused);
+                }
+                d
+            } else {
+                digest::choose(hello.digests, self.local.digests)
+            };
             self.negotiated = Some(Negotiated {
                 peer_flags: hello.flags,
                 max_frame,
                 chunk,
+                digest,
+                peer_digests: hello.digests,
             });
             if self.phase == Phase::Handshake {
                 self.phase = Phase::Login;
@@ -226,6 +249,19 @@ impl<B: Buffer> Conn<B> {
 
     pub fn payload(&self, range: Range<usize>) -> &[u8] {
         self.inbuf.as_ref().get(range).unwrap_or(&[])
+    }
+
+    /// The negotiated digest (MD5 before the hello).
+    pub fn digest(&self) -> Algorithm {
+        self.negotiated.map_or(Algorithm::Md5, |n| n.digest)
+    }
+
+    /// Ends a body this side gave up on, so the peer can resync: a trailer
+    /// that never verifies.
+    pub fn send_resync_trailer(&mut self) -> Result<(), Error> {
+        self.send_msg(&Message::Trailer {
+            sum: Sum::zero(self.digest()),
+        })
     }
 
     pub fn chunk(&self) -> usize {
@@ -584,7 +620,10 @@ macro_rules! endpoint_common {
                 .finish_if_complete()?;
             }
             if done {
-                self.state = State::AwaitDone;
+                let State::Sending(t) = &self.state else {
+                    return Err(Error::Internal);
+                };
+                self.state = State::AwaitDone(t.digest());
             }
             Ok(())
         }
@@ -600,6 +639,7 @@ mod tests {
         let mut c = Conn::new(
             Instant::ZERO,
             Config::default(),
+            true,
             0,
             [0u8; 2048],
             [0u8; 2048],
@@ -609,6 +649,8 @@ mod tests {
             peer_flags: 0,
             max_frame: 1024,
             chunk: 512,
+            digest: Algorithm::Md5,
+            peer_digests: Digests::MD5_ONLY,
         });
         c
     }

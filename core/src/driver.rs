@@ -12,6 +12,7 @@
 //! dropped promptly.
 
 use crate::client::Event as ClientEvent;
+use crate::digest::Sum;
 use crate::error::Error;
 use crate::message::{Entry, Overwrite, Stream, Text};
 use crate::server::{Event as ServerEvent, Server};
@@ -52,6 +53,25 @@ impl<E: core::fmt::Debug> core::fmt::Display for DriverError<E> {
             DriverError::Protocol(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// A verified download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Got {
+    /// Size of the whole file.
+    pub size: u64,
+    /// Its digest, with the negotiated algorithm; both sides agreed on it.
+    pub sum: Sum,
+}
+
+/// A verified, stored upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The name the server stored it under, when that differs from the one
+    /// asked for (keep-both).
+    pub name: Option<Path>,
+    /// Its digest, with the negotiated algorithm; both sides agreed on it.
+    pub sum: Sum,
 }
 
 /// The server application behind a driven connection: the file store and
@@ -186,16 +206,16 @@ macro_rules! drivers {
                 }
 
                 /// Downloads `path`, handing body bytes to `sink` in order.
-                /// Returns the size once the MD5 is verified;
+                /// Returns the size and digest once the digest is verified;
                 /// `ChecksumMismatch` otherwise.
                 pub $($async)? fn get(&mut self, path: &str, sink: impl FnMut(&[u8]) -> Result<(), Error>)
-                    -> Result<u64, DriverError<T::Error>> {
+                    -> Result<Got, DriverError<T::Error>> {
                     self.get_resume(path, 0, |_| Ok(0), sink) $($await)*
                 }
 
                 /// Downloads `path` when the first `held` bytes are already
                 /// here: `prefix` reads them back from the start (they are
-                /// hashed, so the MD5 covers the whole file), `sink` gets
+                /// hashed, so the digest covers the whole file), `sink` gets
                 /// the rest in order. A `held` larger than the remote file
                 /// is refused with `BadOffset` and nothing is sent.
                 pub $($async)? fn get_resume(
@@ -204,7 +224,7 @@ macro_rules! drivers {
                     held: u64,
                     mut prefix: impl FnMut(&mut [u8]) -> Result<usize, Error>,
                     mut sink: impl FnMut(&[u8]) -> Result<(), Error>,
-                ) -> Result<u64, DriverError<T::Error>> {
+                ) -> Result<Got, DriverError<T::Error>> {
                     self.client.get(path)?;
                     let mut size = 0;
                     self.run(None, Some(&mut prefix), |ev| match ev {
@@ -217,8 +237,8 @@ macro_rules! drivers {
                             Ok(Flow::Accept(held))
                         }
                         ClientEvent::Data(d) => sink(d).map(|_| Flow::Continue),
-                        ClientEvent::TransferEnd { verified: true } => Ok(Flow::Done(size)),
-                        ClientEvent::TransferEnd { verified: false } => Err(Error::ChecksumMismatch),
+                        ClientEvent::TransferEnd { verified: true, sum } => Ok(Flow::Done(Got { size, sum })),
+                        ClientEvent::TransferEnd { verified: false, .. } => Err(Error::ChecksumMismatch),
                         other => unexpected(other),
                     }) $($await)*
                 }
@@ -227,8 +247,8 @@ macro_rules! drivers {
                 /// file from its start (fills the buffer it is given, returns
                 /// how much). With `resume`, the server may already hold a
                 /// prefix: those bytes are read and hashed but not sent.
-                /// Returns the name stored under once the server verified
-                /// and stored the file.
+                /// Returns the name stored under and the digest once the
+                /// server verified and stored the file.
                 pub $($async)? fn put(
                     &mut self,
                     path: &str,
@@ -236,19 +256,19 @@ macro_rules! drivers {
                     overwrite: Overwrite,
                     resume: bool,
                     mut source: impl FnMut(&mut [u8]) -> Result<usize, Error>,
-                ) -> Result<Option<Path>, DriverError<T::Error>> {
+                ) -> Result<Stored, DriverError<T::Error>> {
                     self.client.put(path, size, overwrite, resume)?;
                     let mut stored = None;
-                    self.run(Some(&mut source), None, |ev| match ev {
+                    let sum = self.run(Some(&mut source), None, |ev| match ev {
                         ClientEvent::Accepted { name, offset } => {
                             stored = name;
                             Ok(Flow::Send(offset))
                         }
-                        ClientEvent::TransferEnd { verified: true } => Ok(Flow::Done(())),
-                        ClientEvent::TransferEnd { verified: false } => Err(Error::ChecksumMismatch),
+                        ClientEvent::TransferEnd { verified: true, sum } => Ok(Flow::Done(sum)),
+                        ClientEvent::TransferEnd { verified: false, .. } => Err(Error::ChecksumMismatch),
                         other => unexpected(other),
                     }) $($await)* ?;
-                    Ok(stored)
+                    Ok(Stored { name: stored, sum })
                 }
 
                 /// Lists a directory, handing each entry to `each`; returns
@@ -273,6 +293,16 @@ macro_rules! drivers {
                     self.client.stat(path)?;
                     self.run(None, None, |ev| match ev {
                         ClientEvent::Entry(e) => Ok(Flow::Done(e)),
+                        other => unexpected(other),
+                    }) $($await)*
+                }
+
+                /// The digest of a remote file, with the negotiated
+                /// algorithm.
+                pub $($async)? fn digest(&mut self, path: &str) -> Result<Sum, DriverError<T::Error>> {
+                    self.client.digest(path)?;
+                    self.run(None, None, |ev| match ev {
+                        ClientEvent::Sum(s) => Ok(Flow::Done(s)),
                         other => unexpected(other),
                     }) $($await)*
                 }

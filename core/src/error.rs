@@ -61,6 +61,8 @@ error_codes! {
     Truncated = 7, "connection closed mid-transfer";
     /// The peer announced sizes this side cannot work with.
     Unsupported = 8, "unsupported parameters";
+    /// The server does not support the digest the client insists on.
+    DigestRefused = 9, "digest not supported by the server";
     /// Wrong user name or password.
     AuthFailed = 10, "login failed";
     /// The server does not allow anonymous sessions.
@@ -103,7 +105,7 @@ error_codes! {
     ExecDisabled = 40, "exec disabled";
     /// The command could not be started or is unknown.
     ExecFailed = 41, "command failed to start";
-    /// The body's MD5 did not match the trailer.
+    /// The body's digest did not match the trailer.
     ChecksumMismatch = 50, "checksum mismatch";
     /// The server has no free session.
     Busy = 60, "server busy";
@@ -137,6 +139,7 @@ impl Error {
                 | Error::Timeout
                 | Error::Truncated
                 | Error::Unsupported
+                | Error::DigestRefused
                 | Error::IterationsTooHigh
                 | Error::ServerAuthFailed
                 | Error::TooManyFailures

@@ -7,15 +7,16 @@
 
 use serde::Serialize;
 
+use crate::digest::Digests;
 use crate::error::Error;
 use crate::message::{Message, MIN_FRAME};
 
 /// Magic bytes opening every Ferry stream.
 pub const MAGIC: [u8; 4] = *b"FRRY";
-/// The protocol version this crate speaks.
-pub const VERSION: u16 = 1;
+/// The protocol version this crate speaks (2 added the digest list).
+pub const VERSION: u16 = 2;
 /// Size of the hello on the wire.
-pub const HELLO_LEN: usize = 16;
+pub const HELLO_LEN: usize = 20;
 /// Size of a frame header on the wire.
 pub const HEADER_LEN: usize = 5;
 
@@ -37,10 +38,12 @@ pub struct Hello {
     pub max_frame: u32,
     /// Body chunk size this side prefers.
     pub chunk: u32,
+    /// Digests this side supports, in preference order (MD5 implied).
+    pub digests: Digests,
 }
 
 impl Hello {
-    /// Serializes to the 16 wire bytes.
+    /// Serializes to the [`HELLO_LEN`] wire bytes.
     pub fn encode(&self) -> [u8; HELLO_LEN] {
         let mut b = [0u8; HELLO_LEN];
         b[0..4].copy_from_slice(&MAGIC);
@@ -48,10 +51,12 @@ impl Hello {
         b[6..8].copy_from_slice(&self.flags.to_be_bytes());
         b[8..12].copy_from_slice(&self.max_frame.to_be_bytes());
         b[12..16].copy_from_slice(&self.chunk.to_be_bytes());
+        b[16..20].copy_from_slice(&self.digests.to_bytes());
         b
     }
 
-    /// Parses the 16 wire bytes, checking magic, version and sizes.
+    /// Parses the [`HELLO_LEN`] wire bytes, checking magic, version and
+    /// sizes. Digest ids this version does not know are kept, never chosen.
     pub fn decode(b: &[u8; HELLO_LEN]) -> Result<Hello, Error> {
         if b[0..4] != MAGIC {
             return Err(Error::BadMagic);
@@ -61,6 +66,7 @@ impl Hello {
             flags: u16::from_be_bytes([b[6], b[7]]),
             max_frame: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
             chunk: u32::from_be_bytes([b[12], b[13], b[14], b[15]]),
+            digests: Digests::from_bytes([b[16], b[17], b[18], b[19]]),
         };
         if hello.version != VERSION {
             return Err(Error::VersionMismatch);

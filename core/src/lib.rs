@@ -70,7 +70,7 @@
 //!             match event {
 //!                 ServerEvent::Request(Request::Put { .. }) => server.accept_put(0, None)?,
 //!                 ServerEvent::Data(bytes) => stored.extend_from_slice(bytes),
-//!                 ServerEvent::PutEnd { verified: true } => server.finish_put()?,
+//!                 ServerEvent::PutEnd { verified: true, .. } => server.finish_put()?,
 //!                 ServerEvent::Request(Request::Get { .. }) => server.offer(stored.len() as u64)?,
 //!                 ServerEvent::SendBody { offset } => served = Some(offset as usize),
 //!                 _ => {}
@@ -94,7 +94,7 @@
 //!                 ClientEvent::LoggedIn | ClientEvent::Accepted { .. } => {}
 //!                 ClientEvent::Offer { .. } => client.accept(0)?,
 //!                 ClientEvent::Data(bytes) => fetched.extend_from_slice(bytes),
-//!                 ClientEvent::TransferEnd { verified: true } => verified += 1,
+//!                 ClientEvent::TransferEnd { verified: true, .. } => verified += 1,
 //!                 other => panic!("unexpected {other:?}"),
 //!             }
 //!         }

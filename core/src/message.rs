@@ -10,6 +10,7 @@
 use heapless::String;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Sum;
 use crate::error::Error;
 
 /// The smallest frame payload any peer must accept.
@@ -151,6 +152,12 @@ pub enum Request {
         /// The command line.
         command: Text,
     },
+    /// The digest of a file, with the negotiated algorithm (`ferry stat
+    /// --digest`), so a user can compare it with `md5sum` or `b3sum`.
+    Digest {
+        /// File to hash.
+        path: Path,
+    },
 }
 
 /// Every control message. The variant order is the wire tag: append only.
@@ -203,14 +210,15 @@ pub enum Message {
         /// the request with `Overwrite::KeepBoth`).
         name: Option<Path>,
     },
-    /// Sender→receiver: MD5 of the whole file, after the last body byte.
+    /// Sender→receiver: the whole file's digest, after the last body byte,
+    /// with the negotiated algorithm named.
     Trailer {
         /// The digest.
-        md5: [u8; 16],
+        sum: Sum,
     },
     /// Receiver→sender: the transfer is complete (and stored, for put).
     Done {
-        /// Whether the MD5 matched.
+        /// Whether the digest matched.
         verified: bool,
     },
     /// S→C: the command ended.
@@ -225,6 +233,8 @@ pub enum Message {
         /// [`Error::code`].
         code: u16,
     },
+    /// S→C: a file's digest (answer to a digest request).
+    Sum(Sum),
 }
 
 impl Message {
@@ -250,6 +260,7 @@ impl Message {
             Message::Done { .. } => "done",
             Message::ExecEnd { .. } => "exec-end",
             Message::Error { .. } => "error",
+            Message::Sum(_) => "sum",
         }
     }
 }

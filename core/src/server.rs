@@ -5,6 +5,7 @@
 use crate::auth::{self, parse_client_first, ClientFirst, ScramServer, Verifier};
 use crate::config::ServerConfig;
 use crate::conn::{endpoint_common, Buffer, Conn, Incoming, Negotiated, Phase};
+use crate::digest::Sum;
 use crate::error::Error;
 use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
 use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
@@ -52,13 +53,17 @@ pub enum Event<'a> {
     /// [`Server::finish_put`] (or [`Server::refuse`]); if not, the client has
     /// been told of the mismatch: discard what was received.
     PutEnd {
-        /// MD5 matched.
+        /// The digests matched.
         verified: bool,
+        /// This side's digest of the whole file (algorithm and bytes).
+        sum: Sum,
     },
-    /// get: the client received everything and checked the MD5.
+    /// get: the client received everything and checked the digest.
     GetEnd {
-        /// MD5 matched on the client.
+        /// The digests matched on the client.
         verified: bool,
+        /// This side's digest of the whole file.
+        sum: Sum,
     },
     /// The client cancelled the transfer in progress; discard partial state
     /// (or keep it for a resume).
@@ -73,6 +78,7 @@ enum Kind {
     Put { size: u64 },
     List,
     Stat,
+    Sum,
     Cwd,
     Simple,
     Exec,
@@ -88,7 +94,8 @@ enum State {
     Listing(u32),
     Offered(u64),
     Sending(Transfer),
-    AwaitDone,
+    /// The trailer is out; waiting for `Done`. Holds this side's digest.
+    AwaitDone(Sum),
     Receiving(Transfer),
     Storing,
     Discarding,
@@ -129,7 +136,7 @@ impl<B: Buffer> Server<B> {
             flags |= FLAG_READ_ONLY;
         }
         Ok(Server {
-            conn: Conn::new(now, config.conn, flags, inbuf, outbuf)?,
+            conn: Conn::new(now, config.conn, false, flags, inbuf, outbuf)?,
             state: State::Handshake,
             config,
             failures: 0,
@@ -250,6 +257,15 @@ impl<B: Buffer> Server<B> {
         self.reply(Kind::Cwd, &Message::Cwd(path))
     }
 
+    /// digest: the file's digest, made with the negotiated algorithm
+    /// ([`Server::negotiated`]); another algorithm is [`Error::BadUsage`].
+    pub fn reply_sum(&mut self, sum: &Sum) -> Result<(), Error> {
+        if sum.algorithm() != self.conn.digest() {
+            return Err(Error::BadUsage);
+        }
+        self.reply(Kind::Sum, &Message::Sum(*sum))
+    }
+
     /// stat: the entry.
     pub fn reply_entry(&mut self, entry: &Entry) -> Result<(), Error> {
         self.reply(Kind::Stat, &Message::Entry(entry.clone()))
@@ -316,7 +332,7 @@ impl<B: Buffer> Server<B> {
             None => None,
         };
         self.conn.send_msg(&Message::Accept { offset, name })?;
-        self.state = State::Receiving(Transfer::new(size, offset));
+        self.state = State::Receiving(Transfer::new(size, offset, self.conn.digest())?);
         Ok(())
     }
 
@@ -459,6 +475,7 @@ impl<B: Buffer> Server<B> {
                     Request::Put { size, .. } => Kind::Put { size: *size },
                     Request::List { .. } => Kind::List,
                     Request::Stat { .. } => Kind::Stat,
+                    Request::Digest { .. } => Kind::Sum,
                     Request::Cd { .. } | Request::Pwd => Kind::Cwd,
                     Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. } => {
                         Kind::Simple
@@ -474,25 +491,26 @@ impl<B: Buffer> Server<B> {
                     })?;
                     return Ok(Step::Nothing);
                 }
-                self.state = State::Sending(Transfer::new(size, offset));
+                self.state = State::Sending(Transfer::new(size, offset, self.conn.digest())?);
                 // An empty file (or a complete resume) needs no body.
                 if offset == 0 {
                     self.after_send(false)?;
                 }
                 return Ok(Step::Event(Event::SendBody { offset }));
             }
-            (State::AwaitDone, Message::Done { verified }) => {
-                (State::Idle, Event::GetEnd { verified })
+            (State::AwaitDone(sum), Message::Done { verified }) => {
+                (State::Idle, Event::GetEnd { verified, sum })
             }
-            (State::Receiving(t), Message::Trailer { md5 }) => {
-                let verified = t.check_trailer(&md5)?;
+            (State::Receiving(t), Message::Trailer { sum }) => {
+                let verified = t.check_trailer(&sum)?;
+                let sum = t.digest();
                 if verified {
-                    (State::Storing, Event::PutEnd { verified })
+                    (State::Storing, Event::PutEnd { verified, sum })
                 } else {
                     self.conn.send_msg(&Message::Error {
                         code: Error::ChecksumMismatch.code(),
                     })?;
-                    (State::Idle, Event::PutEnd { verified })
+                    (State::Idle, Event::PutEnd { verified, sum })
                 }
             }
             (State::Discarding, Message::Trailer { .. }) => {
@@ -516,10 +534,10 @@ impl<B: Buffer> Server<B> {
             State::Offered(_) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled a get: end the body so it can resync.
             State::Sending(_) => {
-                self.conn.send_msg(&Message::Trailer { md5: [0; 16] })?;
+                self.conn.send_resync_trailer()?;
                 Ok(Step::Event(Event::Cancelled(err)))
             }
-            State::AwaitDone => Ok(Step::Event(Event::Cancelled(err))),
+            State::AwaitDone(_) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled its put: acknowledge, so it can go on.
             State::Receiving(_) => {
                 self.conn.send_msg(&Message::Error {

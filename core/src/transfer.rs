@@ -1,9 +1,9 @@
 //! One file body in flight, from either end: byte accounting and the running
-//! MD5. Client (put, get) and server (get, put) share it, so the rules of
+//! digest. Client (put, get) and server (get, put) share it, so the rules of
 //! `docs/PROTOCOL.md#transfers` live in one place.
 
 use crate::conn::{Buffer, Conn};
-use crate::digest::{Md5, Md5Digest};
+use crate::digest::{Algorithm, Hasher, Sum};
 use crate::error::Error;
 use crate::frame::FrameKind;
 use crate::message::Message;
@@ -18,18 +18,20 @@ pub(crate) struct Transfer {
     prefix: u64,
     /// Body bytes moved so far.
     moved: u64,
-    md5: Md5,
+    hasher: Hasher,
 }
 
 impl Transfer {
-    pub fn new(size: u64, offset: u64) -> Self {
-        Transfer {
+    /// Fails only if `digest` is not compiled in, which negotiation rules
+    /// out.
+    pub fn new(size: u64, offset: u64, digest: Algorithm) -> Result<Self, Error> {
+        Ok(Transfer {
             size,
             offset,
             prefix: 0,
             moved: 0,
-            md5: Md5::new(),
-        }
+            hasher: Hasher::new(digest).ok_or(Error::Internal)?,
+        })
     }
 
     /// Body bytes still to move.
@@ -47,7 +49,7 @@ impl Transfer {
         if self.moved > 0 || data.len() as u64 > self.offset - self.prefix {
             return Err(Error::BadUsage);
         }
-        self.md5.update(data);
+        self.hasher.update(data);
         self.prefix += data.len() as u64;
         Ok(())
     }
@@ -57,7 +59,7 @@ impl Transfer {
         if data.len() as u64 > self.remaining() {
             return Err(Error::Malformed);
         }
-        self.md5.update(data);
+        self.hasher.update(data);
         self.moved += data.len() as u64;
         Ok(())
     }
@@ -67,25 +69,29 @@ impl Transfer {
         self.remaining() == 0 && self.prefix_done()
     }
 
-    /// The whole file's MD5; valid once [`Self::complete`].
-    pub fn digest(&self) -> Md5Digest {
-        self.md5.clone().finish()
+    /// The whole file's digest; valid once [`Self::complete`].
+    pub fn digest(&self) -> Sum {
+        self.hasher.finish()
     }
 
     /// Receiver: checks the trailer. A short body is a protocol error, a
     /// different digest is a mismatch (`Ok(false)`).
-    pub fn check_trailer(&self, md5: &Md5Digest) -> Result<bool, Error> {
+    pub fn check_trailer(&self, sum: &Sum) -> Result<bool, Error> {
         if self.remaining() != 0 {
             return Err(Error::Truncated);
         }
+        if sum.algorithm() != self.hasher.algorithm() {
+            return Err(Error::Malformed);
+        }
         // A prefix the driver did not feed makes the digest wrong: report it
         // as a mismatch rather than accept an unchecked file.
-        Ok(self.prefix_done() && self.digest() == *md5)
+        Ok(self.prefix_done() && self.digest() == *sum)
     }
 }
 
-/// Room kept behind the last chunk so the trailer always fits.
-const TRAILER_RESERVE: usize = 32;
+/// Room kept behind the last chunk so the trailer always fits: a frame
+/// header, the message tag, the algorithm id, a length and 32 digest bytes.
+const TRAILER_RESERVE: usize = 48;
 
 /// The sending half shared by `Client` (put) and `Server` (get).
 pub(crate) struct Sender<'c, B> {
@@ -147,7 +153,7 @@ impl<'c, B: Buffer> Sender<'c, B> {
             return Ok(false);
         }
         self.conn.send_msg(&Message::Trailer {
-            md5: self.transfer.digest(),
+            sum: self.transfer.digest(),
         })?;
         Ok(true)
     }

@@ -95,14 +95,19 @@ fn exercise<S: Read + Write>(stream: S) {
         .unwrap();
     assert_eq!(names, vec![("数据.bin".to_string(), 3_000_000)]);
     let mut back = Vec::new();
-    let size = c
+    let got = c
         .get("数据.bin", |d| {
             back.extend_from_slice(d);
             Ok(())
         })
         .unwrap();
-    assert_eq!(size, 3_000_000);
+    assert_eq!(got.size, 3_000_000);
     assert_eq!(md5(&back), md5(&data));
+    // The negotiated digest names itself; the server's digest request
+    // agrees with the transfer's.
+    let alg = c.client().negotiated().unwrap().digest;
+    assert_eq!(got.sum, ferry_core::digest::digest(alg, &data).unwrap());
+    assert_eq!(c.digest("数据.bin").unwrap(), got.sum);
     assert_eq!(
         c.get("missing", |_| Ok(())).unwrap_err().protocol(),
         Some(Error::NotFound)

@@ -107,7 +107,7 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
                     stored[stored_len..stored_len + d.len()].copy_from_slice(d);
                     stored_len += d.len();
                 }
-                ServerEvent::PutEnd { verified: true } => server.finish_put().unwrap(),
+                ServerEvent::PutEnd { verified: true, .. } => server.finish_put().unwrap(),
                 ServerEvent::Request(ferry_core::Request::Get { .. }) => {
                     server.offer(stored_len as u64).unwrap()
                 }
@@ -143,8 +143,8 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
                 ClientEvent::LoggedIn => t.logged_in = true,
                 ClientEvent::Data(d) => t.got += d.len(),
                 ClientEvent::Offer { .. } => client.accept(0).unwrap(),
-                ClientEvent::TransferEnd { verified } if step == 1 => t.put_ok = verified,
-                ClientEvent::TransferEnd { verified } => t.get_ok = verified,
+                ClientEvent::TransferEnd { verified, .. } if step == 1 => t.put_ok = verified,
+                ClientEvent::TransferEnd { verified, .. } => t.get_ok = verified,
                 ClientEvent::Entry(_) => t.listed += 1,
                 ClientEvent::ExecEnd { .. } => t.exec_end = true,
                 _ => {}

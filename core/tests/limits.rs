@@ -38,6 +38,7 @@ fn logged_in_server() -> Server<Vec<u8>> {
         flags: 0,
         max_frame: 4091,
         chunk: 1024,
+        digests: ferry_core::digest::Digests::MD5_ONLY,
     }
     .encode()
     .to_vec();
@@ -75,6 +76,7 @@ fn client_side_bounds_on_what_it_sends() {
         flags: 1,
         max_frame: 4096,
         chunk: 1024,
+        digests: ferry_core::digest::Digests::MD5_ONLY,
     };
     c.handle_input(now, &hello.encode()).unwrap();
     assert!(matches!(c.poll_event(), Some(ClientEvent::Connected(_))));
@@ -127,6 +129,7 @@ fn iteration_count_at_and_past_the_clients_limit() {
             flags: 0,
             max_frame: 4096,
             chunk: 1024,
+            digests: ferry_core::digest::Digests::MD5_ONLY,
         };
         c.handle_input(now, &hello.encode()).unwrap();
         let _ = c.poll_event();

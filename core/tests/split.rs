@@ -75,7 +75,7 @@ proptest! {
         let now = Instant::ZERO;
         let mut s = Server::new(now, server_config(), vec![0; 4096], vec![0; 4096]).unwrap();
         let mut input = ferry_core::frame::Hello {
-            version: ferry_core::frame::VERSION, flags: 0, max_frame: 4096, chunk: 4096,
+            version: ferry_core::frame::VERSION, flags: 0, max_frame: 4096, chunk: 4096, digests: ferry_core::digest::Digests::MD5_ONLY,
         }.encode().to_vec();
         input.extend(&junk);
         let mut fed = 0;
@@ -104,7 +104,7 @@ proptest! {
         let now = Instant::ZERO;
         let mut c = ferry_core::Client::new(now, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
         let mut input = ferry_core::frame::Hello {
-            version: ferry_core::frame::VERSION, flags: 1, max_frame: 4096, chunk: 4096,
+            version: ferry_core::frame::VERSION, flags: 1, max_frame: 4096, chunk: 4096, digests: ferry_core::digest::Digests::MD5_ONLY,
         }.encode().to_vec();
         input.extend(&junk);
         let _ = c.handle_input(now, &input);

@@ -3,6 +3,7 @@
 
 mod pair;
 
+use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN, MAGIC, VERSION};
 use ferry_core::message::{Entry, Message, Path, Request, MAX_PATH, MAX_TEXT};
 use ferry_core::{
@@ -52,7 +53,7 @@ fn all_messages() -> Vec<Message> {
         Message::Request(Request::Remove { path: s("x") }),
         Message::Request(Request::Rename {
             from: long_path.clone(),
-            to: long_path,
+            to: long_path.clone(),
         }),
         Message::Request(Request::Exec {
             command: s("ls -l"),
@@ -66,13 +67,20 @@ fn all_messages() -> Vec<Message> {
             offset: 5,
             name: Some(s("a.new.1")),
         },
-        Message::Trailer { md5: [0xAB; 16] },
+        Message::Trailer {
+            sum: Sum::new(Algorithm::Md5, &[0xAB; 16]).unwrap(),
+        },
+        Message::Trailer {
+            sum: Sum::new(Algorithm::Blake3, &[0xCD; 32]).unwrap(),
+        },
         Message::Done { verified: true },
         Message::ExecEnd {
             status: -9,
             no_output: true,
         },
         Message::Error { code: 50 },
+        Message::Request(Request::Digest { path: long_path }),
+        Message::Sum(Sum::new(Algorithm::Sha256, &[0xEF; 32]).unwrap()),
     ]
 }
 
@@ -99,6 +107,20 @@ fn every_message_round_trips_and_fits_the_smallest_frame() {
     }
 }
 
+/// The trailer example in docs/PROTOCOL.md#digests.
+#[test]
+fn a_trailer_names_its_algorithm_on_the_wire() {
+    let sum = Sum::new(Algorithm::Blake3, &[0x64; 32]).unwrap();
+    let mut buf = [0u8; 64];
+    let n = frame::encode_message(&Message::Trailer { sum }, &mut buf).unwrap();
+    assert_eq!(&buf[..8], &[1, 0, 0, 0, 0x23, 0x0f, 3, 0x20]);
+    assert_eq!(n, 5 + 0x23);
+    let md5 = Sum::new(Algorithm::Md5, &[0; 16]).unwrap();
+    let n = frame::encode_message(&Message::Trailer { sum: md5 }, &mut buf).unwrap();
+    assert_eq!(&buf[..8], &[1, 0, 0, 0, 0x13, 0x0f, 1, 0x10]);
+    assert_eq!(n, 5 + 0x13);
+}
+
 #[test]
 fn strings_over_their_byte_bound_are_refused() {
     let mut p = Pair::new();
@@ -120,17 +142,20 @@ fn hello_layout_and_checks() {
         flags: 3,
         max_frame: 4096,
         chunk: 1024,
+        digests: Digests::from_bytes([3, 2, 1, 0]),
     };
     let b = h.encode();
     assert_eq!(&b[..4], &MAGIC);
     assert_eq!(
         b,
-        [b'F', b'R', b'R', b'Y', 0, 1, 0, 3, 0, 0, 16, 0, 0, 0, 4, 0]
+        [b'F', b'R', b'R', b'Y', 0, 2, 0, 3, 0, 0, 16, 0, 0, 0, 4, 0, 3, 2, 1, 0]
     );
     assert_eq!(Hello::decode(&b), Ok(h));
-    let mut v2 = b;
-    v2[5] = 2;
-    assert_eq!(Hello::decode(&v2), Err(Error::VersionMismatch));
+    for other in [1u8, 3] {
+        let mut v = b;
+        v[5] = other;
+        assert_eq!(Hello::decode(&v), Err(Error::VersionMismatch));
+    }
     let mut small = b;
     small[8..12].copy_from_slice(&100u32.to_be_bytes());
     assert_eq!(Hello::decode(&small), Err(Error::Unsupported));
@@ -142,6 +167,7 @@ fn hello_bytes(version: u16) -> [u8; HELLO_LEN] {
         flags: 0,
         max_frame: 4096,
         chunk: 4096,
+        digests: Digests::MD5_ONLY,
     }
     .encode();
     b[4..6].copy_from_slice(&version.to_be_bytes());
@@ -152,7 +178,7 @@ fn hello_bytes(version: u16) -> [u8; HELLO_LEN] {
 fn version_mismatch_is_reported_by_both_sides() {
     let now = Instant::ZERO;
     let mut c = Client::new(now, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
-    c.handle_input(now, &hello_bytes(2)).unwrap();
+    c.handle_input(now, &hello_bytes(1)).unwrap();
     assert_eq!(
         c.poll_event(),
         Some(ClientEvent::Closed(Error::VersionMismatch))

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let split = usize::from(split).max(1);
     let now = Instant::ZERO;
     let Ok(mut c) = Client::new(now, Config::default(), vec![0u8; 4096], vec![0u8; 4096]) else { return };
-    let mut input = Hello { version: VERSION, flags: 1, max_frame: 4096, chunk: 1024 }.encode().to_vec();
+    let mut input = Hello { version: VERSION, flags: 1, max_frame: 4096, chunk: 1024, digests: ferry_core::digest::Digests::MD5_ONLY }.encode().to_vec();
     input.extend_from_slice(rest);
     let mut out = [0u8; 8192];
     let mut pos = 0;

@@ -19,7 +19,7 @@ fn text(s: &str) -> ScramText {
 }
 
 fn frames(msgs: &[Message]) -> Vec<u8> {
-    let mut out = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024 }.encode().to_vec();
+    let mut out = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: ferry_core::digest::Digests::MD5_ONLY }.encode().to_vec();
     for m in msgs {
         let mut buf = [0u8; 1024];
         if let Ok(n) = encode_message(m, &mut buf) {

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = ServerConfig { allow_anonymous: true, allow_exec: true, ..ServerConfig::default() };
     let Ok(mut s) = Server::new(now, cfg, vec![0u8; 4096], vec![0u8; 4096]) else { return };
     let verifier = Verifier::new("pw", b"salt", 1).ok();
-    let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024 }.encode().to_vec();
+    let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: ferry_core::digest::Digests::MD5_ONLY }.encode().to_vec();
     input.extend_from_slice(rest);
     let mut out = [0u8; 8192];
     let mut pos = 0;

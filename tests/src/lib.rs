@@ -268,6 +268,7 @@ pub fn raw_hello() -> [u8; ferry_core::frame::HELLO_LEN] {
         flags: 0,
         max_frame: 65_536,
         chunk: 65_536,
+        digests: ferry_core::digest::Digests::MD5_ONLY,
     }
     .encode()
 }

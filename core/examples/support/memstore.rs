@@ -73,6 +73,13 @@ impl MemStore {
                 Some(d) => s.reply_entry(&Self::entry(&path, d.len() as u64))?,
                 None => s.refuse(Error::NotFound)?,
             },
+            Request::Digest { path } => match self.files.get(path.as_str()) {
+                Some(d) => {
+                    let alg = s.negotiated().ok_or(Error::Internal)?.digest;
+                    s.reply_sum(&ferry_core::digest::digest(alg, d).ok_or(Error::Internal)?)?
+                }
+                None => s.refuse(Error::NotFound)?,
+            },
             Request::Cd { .. } | Request::Pwd => s.reply_cwd("/")?,
             Request::Remove { path } => match self.files.remove(path.as_str()) {
                 Some(_) => s.reply_ok()?,
@@ -102,7 +109,7 @@ impl<B: ferry_core::Buffer> Handler<B> for MemStore {
                     body.extend_from_slice(d);
                 }
             }
-            ServerEvent::PutEnd { verified } => self.pending = Some(Pending::PutEnd(verified)),
+            ServerEvent::PutEnd { verified, .. } => self.pending = Some(Pending::PutEnd(verified)),
             ServerEvent::Cancelled(_) | ServerEvent::Closed(_) => {
                 self.upload = None;
                 self.sending = None;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use ferry_core::digest::{self, Sum};
 use ferry_core::{
     Client, ClientEvent, Config, Entry, Error, Instant, Kind, Overwrite, Request, Server,
     ServerConfig, ServerEvent, Stream, Verifier,
@@ -30,6 +31,7 @@ pub enum Rec {
     Accepted(u64, Option<String>),
     Data(Vec<u8>),
     TransferEnd(bool),
+    Sum(Sum),
     Output(Stream, Vec<u8>),
     ExecEnd(i32, bool),
     Failed(Error),
@@ -154,6 +156,10 @@ pub struct Pair {
     srv_put: Option<Upload>,
     pub client_closed: bool,
     pub server_closed: bool,
+    /// Each finished transfer's digest as the client computed it.
+    pub client_sums: Vec<Sum>,
+    /// Each finished transfer's digest as the server computed it.
+    pub server_sums: Vec<Sum>,
 }
 
 pub fn server_config() -> ServerConfig {
@@ -206,6 +212,8 @@ impl Pair {
             srv_put: None,
             client_closed: false,
             server_closed: false,
+            client_sums: Vec::new(),
+            server_sums: Vec::new(),
         }
     }
 
@@ -350,7 +358,11 @@ impl Pair {
                     self.local.extend_from_slice(&d);
                     Rec::Data(d)
                 }
-                ClientEvent::TransferEnd { verified } => Rec::TransferEnd(verified),
+                ClientEvent::TransferEnd { verified, sum } => {
+                    self.client_sums.push(sum);
+                    Rec::TransferEnd(verified)
+                }
+                ClientEvent::Sum(sum) => Rec::Sum(sum),
                 ClientEvent::Output { stream, data } => Rec::Output(stream, data.to_vec()),
                 ClientEvent::ExecEnd { status, no_output } => Rec::ExecEnd(status, no_output),
                 ClientEvent::Failed(e) => Rec::Failed(e),
@@ -416,7 +428,8 @@ impl Pair {
                     let d = d.to_vec();
                     self.srv_put.as_mut().unwrap().body.extend_from_slice(&d);
                 }
-                ServerEvent::PutEnd { verified } => {
+                ServerEvent::PutEnd { verified, sum } => {
+                    self.server_sums.push(sum);
                     let up = self.srv_put.take().unwrap();
                     if verified {
                         self.store.partial.remove(&up.target);
@@ -425,7 +438,10 @@ impl Pair {
                     }
                     self.server_events.push(SRec::PutEnd(verified));
                 }
-                ServerEvent::GetEnd { verified } => self.server_events.push(SRec::GetEnd(verified)),
+                ServerEvent::GetEnd { verified, sum } => {
+                    self.server_sums.push(sum);
+                    self.server_events.push(SRec::GetEnd(verified));
+                }
                 ServerEvent::Cancelled(e) => {
                     self.keep_partial();
                     self.srv_get = None;
@@ -514,6 +530,13 @@ impl Pair {
             }
             Request::Stat { path } => match store.files.get(&store.resolve(&path)) {
                 Some(d) => s.reply_entry(&entry(&path, d.len() as u64)).unwrap(),
+                None => s.refuse(Error::NotFound).unwrap(),
+            },
+            Request::Digest { path } => match store.files.get(&store.resolve(&path)) {
+                Some(d) => {
+                    let alg = s.negotiated().unwrap().digest;
+                    s.reply_sum(&digest::digest(alg, d).unwrap()).unwrap()
+                }
                 None => s.refuse(Error::NotFound).unwrap(),
             },
             Request::Cd { path } => {

@@ -3,11 +3,23 @@
 
 use core::fmt::Write as _;
 
+use ferry_core::digest::{self, Algorithm, Digests};
 use ferry_core::driver::Handler;
 use ferry_core::{Error, Instant, Overwrite, Request, Server, ServerEvent, Stream, Verifier};
 use heapless::String;
 
 use crate::store::{file_name, RamStore, MAX_FILE_NAME};
+
+/// The body digests this device offers. MD5 only by default: it is the
+/// protocol's mandatory digest and the smallest. The `blake3` feature adds
+/// BLAKE3 (preferred when the client asks for it). Set here, not taken from
+/// whatever the core was built with, so the device's offer does not change
+/// when a workspace build unifies features.
+pub const DIGESTS: Digests = if cfg!(feature = "blake3") {
+    Digests::from_bytes([Algorithm::Blake3.id(), Algorithm::Md5.id(), 0, 0])
+} else {
+    Digests::MD5_ONLY
+};
 
 /// Core buffers per session (each direction): 1 KiB frames and more.
 pub const FRAME_BUF: usize = 2048;
@@ -129,6 +141,12 @@ impl<const FILES: usize, const BYTES: usize> App<'_, FILES, BYTES> {
                     Some(e) => s.reply_entry(&e),
                     None => Err(Error::NotFound),
                 }
+            }
+            Request::Digest { path } => {
+                let n = file_name(&path)?;
+                let data = self.store.read(n).ok_or(Error::NotFound)?;
+                let alg = s.negotiated().ok_or(Error::Internal)?.digest;
+                s.reply_sum(&digest::digest(alg, data).ok_or(Error::Internal)?)
             }
             Request::Cd { path } => match path.as_str() {
                 "" | "/" | "." => s.reply_cwd("/"),
@@ -268,7 +286,7 @@ impl<const FILES: usize, const BYTES: usize> Handler<[u8; FRAME_BUF]> for App<'_
                     self.st.pending = Pending::Abort(e);
                 }
             }
-            ServerEvent::PutEnd { verified } => self.st.pending = Pending::PutEnd(verified),
+            ServerEvent::PutEnd { verified, .. } => self.st.pending = Pending::PutEnd(verified),
             ServerEvent::Cancelled(_) => {
                 if self.st.upload.take().is_some() {
                     self.store.abort_upload();

@@ -49,6 +49,7 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
         let config = ServerConfig {
             conn: ferry_core::Config {
                 chunk_size: 1024,
+                digests: crate::app::DIGESTS,
                 ..ferry_core::Config::default()
             },
             allow_anonymous: matches!(auth, Auth::Anonymous),

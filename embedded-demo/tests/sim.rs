@@ -227,3 +227,38 @@ fn one_session_too_many_is_told_the_server_is_busy() {
     );
     assert_eq!(w.device.active_sessions(), 2);
 }
+
+/// The device offers MD5 only unless built with `blake3`; a full client
+/// (every digest the workspace build carries) agrees on what the device
+/// offers, and the device's digest answer is that algorithm's digest.
+#[test]
+fn the_device_negotiates_its_digest_and_answers_digest_requests() {
+    use ferry_core::digest::{self, Algorithm};
+    let want = if cfg!(feature = "blake3") {
+        Algorithm::Blake3
+    } else {
+        Algorithm::Md5
+    };
+    let link = Link::new();
+    let mut w = World::new(&link, Auth::Anonymous, 0, 0);
+    let mut c = logged_in(&mut w);
+    assert_eq!(c.client.negotiated().unwrap().digest, want);
+    let body = data(30_000, 9);
+    c.upload = body.clone();
+    c.client
+        .put("d.bin", body.len() as u64, Overwrite::Fail, false)
+        .unwrap();
+    w.run(&mut c, |c| {
+        c.events
+            .iter()
+            .any(|e| matches!(e, Ev::End(_) | Ev::Failed(_)))
+    });
+    assert!(has(&c, &Ev::End(true)), "{:?}", c.events);
+    c.events.clear();
+    c.client.digest("d.bin").unwrap();
+    w.run(&mut c, |c| !c.events.is_empty());
+    assert_eq!(
+        c.events,
+        vec![Ev::Sum(digest::digest(want, &body).unwrap())]
+    );
+}

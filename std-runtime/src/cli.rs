@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_core::digest::{Algorithm, Digests};
 use ferry_core::{Kind, Overwrite, Stream, Verifier};
 
 use crate::client::{Client, TransferOptions};
@@ -66,11 +67,39 @@ impl From<Policy> for Overwrite {
     }
 }
 
+/// A body digest, by the name `md5sum`, `sha256sum` and `b3sum` users know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DigestName {
+    Md5,
+    Sha256,
+    Blake3,
+}
+
+impl From<DigestName> for Algorithm {
+    fn from(d: DigestName) -> Self {
+        match d {
+            DigestName::Md5 => Algorithm::Md5,
+            DigestName::Sha256 => Algorithm::Sha256,
+            DigestName::Blake3 => Algorithm::Blake3,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct Conn {
     /// Connect through this Unix socket instead of HOST:PORT.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Check bodies with this digest only; fail if the server lacks it
+    /// (default: the best both sides support — BLAKE3, SHA-256, then MD5).
+    #[arg(long, value_enum, value_name = "ALG")]
+    digest: Option<DigestName>,
+}
+
+impl Conn {
+    fn open(&self, url: &FerryUrl) -> Result<Client, FerryError> {
+        open(url, self.socket.as_deref(), self.digest.map(Into::into))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +157,16 @@ enum Cmd {
         /// Most simultaneous sessions from one IP address (0: no limit).
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_per_ip: usize,
+        /// Body digests to accept, in preference order; md5 must be listed
+        /// (it is the protocol's mandatory digest).
+        #[arg(
+            long,
+            value_enum,
+            value_name = "ALG,...",
+            value_delimiter = ',',
+            default_value = "blake3,sha256,md5"
+        )]
+        digests: Vec<DigestName>,
         /// Most simultaneous sessions; more get "server busy".
         #[arg(long, value_name = "N", default_value_t = 256)]
         max_connections: usize,
@@ -175,12 +214,17 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Describe a remote path.
+    /// Describe a remote path; with --digest, print the file's digest
+    /// instead (as `md5sum`/`sha256sum`/`b3sum` would: HEX  PATH).
     Stat {
         /// ferry://…/PATH
         url: String,
-        #[command(flatten)]
-        conn: Conn,
+        /// Print the digest: the negotiated one, or --digest=ALG.
+        #[arg(long, value_enum, value_name = "ALG", num_args = 0..=1, require_equals = true)]
+        digest: Option<Option<DigestName>>,
+        /// Connect through this Unix socket instead of HOST:PORT.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
     /// Remove a remote file or empty directory.
     Rm {
@@ -250,9 +294,13 @@ pub fn password(user: &str) -> Result<String, FerryError> {
     ))
 }
 
-/// Connects and logs in as the URL says.
-pub fn open(url: &FerryUrl, conn: Option<&std::path::Path>) -> Result<Client, FerryError> {
-    let mut c = Client::connect(url, conn)?;
+/// Connects (optionally pinning a digest) and logs in as the URL says.
+pub fn open(
+    url: &FerryUrl,
+    socket: Option<&std::path::Path>,
+    pin: Option<Algorithm>,
+) -> Result<Client, FerryError> {
+    let mut c = Client::connect_with(url, socket, pin)?;
     match &url.user {
         Some(u) => {
             let pw = password(u)?;
@@ -338,7 +386,16 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             max_connections,
             idle_timeout,
             exec_timeout,
+            digests,
         } => {
+            let digests: Vec<Algorithm> = digests.into_iter().map(Into::into).collect();
+            if !digests.contains(&Algorithm::Md5) {
+                return Err(FerryError::Usage(
+                    "--digests must include md5 (the protocol's mandatory digest)".into(),
+                ));
+            }
+            let digests = Digests::new(&digests)
+                .map_err(|_| FerryError::Usage("--digests: each digest at most once".into()))?;
             let listen = if listen.is_empty() {
                 vec!["127.0.0.1:7070".to_string()]
             } else {
@@ -373,6 +430,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 max_connections,
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
+                digests,
             };
             let rt =
                 tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;
@@ -413,7 +471,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             conn,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = open(&url, conn.socket.as_deref())?;
+            let mut c = conn.open(&url)?;
             let local = local.unwrap_or_else(|| ".".into());
             c.get_file(&url.path, &local, &transfer.options())?;
             Ok(exit::OK)
@@ -425,7 +483,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             conn,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = open(&url, conn.socket.as_deref())?;
+            let mut c = conn.open(&url)?;
             let stored = c.put_file(&local, &url.path, &transfer.options())?;
             if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
                 eprintln!("ferry: stored as {stored}");
@@ -434,37 +492,52 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Ls { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = open(&url, conn.socket.as_deref())?;
+            let mut c = conn.open(&url)?;
             let mut out = std::io::stdout().lock();
             for e in c.list(&url.path)? {
                 let _ = writeln!(out, "{}", format_entry(&e));
             }
             Ok(exit::OK)
         }
-        Cmd::Stat { url, conn } => {
+        Cmd::Stat {
+            url,
+            digest: None,
+            socket,
+        } => {
             let url = FerryUrl::parse(&url)?;
-            let e = open(&url, conn.socket.as_deref())?.stat(&url.path)?;
+            let e = open(&url, socket.as_deref(), None)?.stat(&url.path)?;
             println!("{}", format_stat(&e));
+            Ok(exit::OK)
+        }
+        Cmd::Stat {
+            url,
+            digest: Some(pin),
+            socket,
+        } => {
+            let url = FerryUrl::parse(&url)?;
+            let mut c = open(&url, socket.as_deref(), pin.map(Into::into))?;
+            let sum = c.digest(&url.path)?;
+            println!("{sum}  {}", url.path);
             Ok(exit::OK)
         }
         Cmd::Rm { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            open(&url, conn.socket.as_deref())?.remove(&url.path)?;
+            conn.open(&url)?.remove(&url.path)?;
             Ok(exit::OK)
         }
         Cmd::Mkdir { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            open(&url, conn.socket.as_deref())?.mkdir(&url.path)?;
+            conn.open(&url)?.mkdir(&url.path)?;
             Ok(exit::OK)
         }
         Cmd::Mv { url, newpath, conn } => {
             let url = FerryUrl::parse(&url)?;
-            open(&url, conn.socket.as_deref())?.rename(&url.path, &newpath)?;
+            conn.open(&url)?.rename(&url.path, &newpath)?;
             Ok(exit::OK)
         }
         Cmd::Exec { url, command, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = open(&url, conn.socket.as_deref())?;
+            let mut c = conn.open(&url)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }
@@ -477,15 +550,12 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             conn,
         } => {
             let url = FerryUrl::parse(&url)?;
-            println!(
-                "{}",
-                open(&url, conn.socket.as_deref())?.echo(&text, upper)?
-            );
+            println!("{}", conn.open(&url)?.echo(&text, upper)?);
             Ok(exit::OK)
         }
         Cmd::Shell { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = open(&url, conn.socket.as_deref())?;
+            let mut c = conn.open(&url)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant as StdInstant;
 
 use embedded_io_adapters::std::FromStd;
+use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::driver::blocking::BlockingClient;
 use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
+use tracing::info;
 
 use crate::error::FerryError;
 use crate::url::FerryUrl;
@@ -161,8 +163,23 @@ fn progress(quiet: bool, total: u64, what: &str) -> ProgressBar {
 
 impl Client {
     /// Connects to `url`'s host (or to the Unix socket `socket`) and
-    /// completes the handshake.
+    /// completes the handshake, negotiating the best digest both sides
+    /// support (BLAKE3, then SHA-256, then MD5).
     pub fn connect(url: &FerryUrl, socket: Option<&Path>) -> Result<Client, FerryError> {
+        Self::connect_with(url, socket, None)
+    }
+
+    /// As [`Client::connect`], but with `pin` only that digest is used; a
+    /// server without it is refused (`DigestRefused`).
+    pub fn connect_with(
+        url: &FerryUrl,
+        socket: Option<&Path>,
+        pin: Option<Algorithm>,
+    ) -> Result<Client, FerryError> {
+        let digests = match pin {
+            Some(a) => Digests::new(&[a])?,
+            None => Digests::available(),
+        };
         let conn = match socket {
             Some(p) => Conn::Unix(UnixStream::connect(p).map_err(FerryError::Connection)?),
             None => {
@@ -176,6 +193,7 @@ impl Client {
             Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
         let config = Config {
             chunk_size: 256 * 1024,
+            digests,
             ..Config::default()
         };
         let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])?;
@@ -250,10 +268,12 @@ impl Client {
         );
         bar.finish_and_clear();
         match r {
-            Ok(size) => {
+            Ok(got) => {
                 out.sync_all().map_err(|e| FerryError::local(&part, e))?;
                 fs::rename(&part, &target).map_err(|e| FerryError::local(&target, e))?;
-                Ok(size)
+                info!(remote, local = %target.display(), bytes = got.size, resumed_from = held,
+                      digest = %got.sum.algorithm(), sum = %got.sum, "get verified");
+                Ok(got.size)
             }
             Err(e) => {
                 let e = proto(e);
@@ -341,7 +361,10 @@ impl Client {
             });
         bar.finish_and_clear();
         let stored = r.map_err(proto)?;
-        Ok(stored.map_or(remote, |s| s.to_string()))
+        let remote = stored.name.map_or(remote, |s| s.to_string());
+        info!(local = %local.display(), %remote, bytes = md.len(),
+              digest = %stored.sum.algorithm(), sum = %stored.sum, "put verified");
+        Ok(remote)
     }
 
     fn put_dir(
@@ -386,6 +409,19 @@ impl Client {
     /// Describes one path.
     pub fn stat(&mut self, path: &str) -> Result<Entry, FerryError> {
         self.inner.stat(path).map_err(proto)
+    }
+
+    /// A remote file's digest, with the negotiated algorithm.
+    pub fn digest(&mut self, path: &str) -> Result<Sum, FerryError> {
+        self.inner.digest(path).map_err(proto)
+    }
+
+    /// The digest every transfer on this connection uses.
+    pub fn negotiated_digest(&self) -> Algorithm {
+        self.inner
+            .client()
+            .negotiated()
+            .map_or(Algorithm::Md5, |n| n.digest)
     }
 
     /// Removes a file or empty directory.

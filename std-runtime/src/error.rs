@@ -14,7 +14,7 @@ pub mod exit {
     pub const LOGIN: i32 = 3;
     /// Remote file or directory not found.
     pub const NOT_FOUND: i32 = 4;
-    /// The MD5 check failed.
+    /// The digest check failed.
     pub const CHECKSUM: i32 = 5;
     /// Refused: exists, permission, read-only, outside root, no space.
     pub const REFUSED: i32 = 6;
@@ -119,7 +119,8 @@ pub fn code_for(e: Proto) -> i32 {
         | Proto::BadOffset
         | Proto::InUse
         | Proto::ExecDisabled
-        | Proto::ExecFailed => exit::REFUSED,
+        | Proto::ExecFailed
+        | Proto::DigestRefused => exit::REFUSED,
         _ => exit::CONNECTION,
     }
 }
@@ -132,6 +133,10 @@ pub fn describe(e: Proto) -> String {
         Proto::ExecDisabled => "exec disabled on this server (start it with --allow-exec)".into(),
         Proto::Busy => "server busy (too many connections), try again later".into(),
         Proto::AuthFailed => "login failed: wrong user or password".into(),
+        Proto::DigestRefused => {
+            "the server does not support the digest given with --digest (leave it out to negotiate)"
+                .into()
+        }
         e => e.message().into(),
     }
 }

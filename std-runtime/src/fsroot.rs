@@ -10,6 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, File, OpenOptions};
+use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
 /// The root directory being served.
@@ -189,6 +190,21 @@ impl Root {
             return Err(Error::IsADirectory);
         }
         Ok((f.into_std(), md.len()))
+    }
+
+    /// The digest of a whole file (`ferry stat --digest`).
+    pub fn digest(&self, p: &Path, alg: Algorithm) -> Result<Sum, Error> {
+        let (mut f, _) = self.open_read(p)?;
+        let mut h = Hasher::new(alg).ok_or(Error::Internal)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => return Ok(h.finish()),
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(map_io(&e)),
+            }
+        }
     }
 
     /// Creates a directory.

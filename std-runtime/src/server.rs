@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
+use ferry_core::digest::Digests;
 use ferry_core::driver::Handler;
 use ferry_core::{Config, Error, Instant, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -77,6 +78,9 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Time limit for one command.
     pub exec_timeout: Duration,
+    /// Body digests accepted, in preference order (MD5 is always
+    /// accepted: it is the protocol's mandatory digest).
+    pub digests: Digests,
 }
 
 impl Default for ServeOptions {
@@ -93,6 +97,7 @@ impl Default for ServeOptions {
             max_connections: 256,
             idle_timeout: Duration::from_secs(300),
             exec_timeout: Duration::from_secs(60),
+            digests: Digests::available(),
         }
     }
 }
@@ -171,6 +176,7 @@ impl Server {
             conn: Config {
                 chunk_size: 64 * 1024,
                 idle_timeout: Some(opts.idle_timeout),
+                digests: opts.digests,
                 ..Config::default()
             },
             allow_anonymous: opts.anonymous,

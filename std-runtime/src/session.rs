@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
+use ferry_core::digest::Sum;
 use ferry_core::driver::Handler;
 use ferry_core::{Error, Request, Server, ServerEvent, Stream};
 use tokio::sync::mpsc;
@@ -35,7 +36,7 @@ enum Pending {
     Login(String),
     Request(Box<Request>),
     SendBody(u64),
-    PutEnd(bool),
+    PutEnd(bool, Sum),
     Abort(Error),
 }
 
@@ -202,6 +203,13 @@ impl Session {
                 Ok(e) => return s.reply_entry(&e),
                 Err(e) => Err(e),
             },
+            Request::Digest { path } => {
+                let alg = s.negotiated().ok_or(Error::Internal)?.digest;
+                match resolve(&self.cwd, path).and_then(|p| root.digest(&p, alg)) {
+                    Ok(sum) => return s.reply_sum(&sum),
+                    Err(e) => Err(e),
+                }
+            }
             Request::Cd { path } => {
                 let r = resolve(&self.cwd, path).and_then(|p| root.check_dir(&p).map(|_| p));
                 match r {
@@ -413,11 +421,14 @@ impl Handler<Vec<u8>> for Session {
                     }
                 }
             }
-            ServerEvent::PutEnd { verified } => self.pending = Some(Pending::PutEnd(verified)),
-            ServerEvent::GetEnd { verified } => {
+            ServerEvent::PutEnd { verified, sum } => {
+                self.pending = Some(Pending::PutEnd(verified, sum))
+            }
+            ServerEvent::GetEnd { verified, sum } => {
                 if let Some(d) = self.download.take() {
                     info!(peer = %self.peer, user = self.who(), path = %d.path, bytes = d.size,
-                          ms = d.start.elapsed().as_millis() as u64, verified, "get");
+                          ms = d.start.elapsed().as_millis() as u64, verified,
+                          digest = %sum.algorithm(), sum = %sum, "get");
                 }
             }
             ServerEvent::Cancelled(e) => {
@@ -468,7 +479,7 @@ impl Handler<Vec<u8>> for Session {
                     d.started = true;
                 }
             }
-            Some(Pending::PutEnd(verified)) => {
+            Some(Pending::PutEnd(verified, sum)) => {
                 if let Some((up, path, start)) = self.upload.take() {
                     if verified {
                         let (bytes, resumed_from) = (up.size, up.offset);
@@ -476,7 +487,8 @@ impl Handler<Vec<u8>> for Session {
                             Ok(stored) => {
                                 s.finish_put()?;
                                 info!(peer = %self.peer, user = self.who(), %path, stored = %stored.display(),
-                                      bytes, resumed_from, ms = start.elapsed().as_millis() as u64, verified, "put");
+                                      bytes, resumed_from, ms = start.elapsed().as_millis() as u64, verified,
+                                      digest = %sum.algorithm(), sum = %sum, "put");
                             }
                             Err(e) => s.refuse(e)?,
                         }

@@ -74,6 +74,7 @@ pub enum Ev {
     Out(Stream, Vec<u8>),
     ExecEnd(i32),
     End(bool),
+    Sum(ferry_core::digest::Sum),
     Failed(ferry_core::Error),
     Closed(ferry_core::Error),
     Other,
@@ -194,7 +195,7 @@ pub fn pump_client(c: &mut Conn, sockets: &mut SocketSet<'static>, now: Instant)
             ClientEvent::ListEnd => Ev::ListEnd,
             ClientEvent::Output { stream, data } => Ev::Out(stream, data.to_vec()),
             ClientEvent::ExecEnd { status, .. } => Ev::ExecEnd(status),
-            ClientEvent::TransferEnd { verified } => Ev::End(verified),
+            ClientEvent::TransferEnd { verified, .. } => Ev::End(verified),
             ClientEvent::Failed(e) | ClientEvent::LoginFailed(e) => Ev::Failed(e),
             ClientEvent::Closed(e) => Ev::Closed(e),
             ClientEvent::Offer { .. } => {
@@ -202,6 +203,7 @@ pub fn pump_client(c: &mut Conn, sockets: &mut SocketSet<'static>, now: Instant)
                 Ev::Other
             }
             ClientEvent::Accepted { .. } => Ev::Other,
+            ClientEvent::Sum(s) => Ev::Sum(s),
             ClientEvent::Echo(_) | ClientEvent::Done | ClientEvent::Cwd(_) => Ev::Other,
         };
         c.events.push(e);

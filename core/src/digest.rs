@@ -78,7 +78,7 @@ impl Algorithm {
     }
 
     /// Digest length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn digest_len(self) -> usize {
         match self {
             Algorithm::Md5 => 16,
             Algorithm::Sha256 | Algorithm::Blake3 => 32,
@@ -232,7 +232,7 @@ pub struct Sum {
 impl Sum {
     /// A sum from its bytes; `None` if the length is not the algorithm's.
     pub fn new(algorithm: Algorithm, bytes: &[u8]) -> Option<Sum> {
-        if bytes.len() != algorithm.len() {
+        if bytes.len() != algorithm.digest_len() {
             return None;
         }
         let mut b = [0; MAX_LEN];
@@ -256,9 +256,9 @@ impl Sum {
         self.algorithm
     }
 
-    /// The digest bytes ([`Algorithm::len`] of them).
+    /// The digest bytes ([`Algorithm::digest_len`] of them).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.algorithm.len()]
+        &self.bytes[..self.algorithm.digest_len()]
     }
 }
 
@@ -493,7 +493,7 @@ mod tests {
             let s = digest(a, b"ferry").unwrap();
             let mut buf = [0u8; 64];
             let used = postcard::to_slice(&s, &mut buf).unwrap();
-            assert_eq!(used.len(), 2 + a.len());
+            assert_eq!(used.len(), 2 + a.digest_len());
             assert_eq!(postcard::from_bytes::<Sum>(used).unwrap(), s);
         }
         // MD5 id with 32 bytes, and an unknown id.

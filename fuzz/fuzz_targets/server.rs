@@ -31,8 +31,9 @@ fuzz_target!(|data: &[u8]| {
                 ServerEvent::Request(Request::Put { size, .. }) => 3 + (size % 2) as u8,
                 ServerEvent::Request(Request::List { .. }) => 5,
                 ServerEvent::Request(Request::Exec { .. }) => 6,
+                ServerEvent::Request(Request::Digest { .. }) => 9,
                 ServerEvent::Request(_) => 7,
-                ServerEvent::PutEnd { verified: true } => 8,
+                ServerEvent::PutEnd { verified: true, .. } => 8,
                 ServerEvent::Closed(_) => return,
                 _ => 0,
             };
@@ -49,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 6 => s.exec_output(Stream::Stderr, b"e").and_then(|_| s.exec_end(1)),
                 7 => s.refuse(ferry_core::Error::Permission),
                 8 => s.finish_put(),
+                9 => s.reply_sum(&ferry_core::digest::Hasher::new(ferry_core::digest::Algorithm::Md5).unwrap().finish()),
                 _ => Ok(()),
             };
         }

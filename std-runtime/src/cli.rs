@@ -328,6 +328,9 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for people: logs piped to a file or a script stay
+        // plain `key=value` text.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -1,0 +1,133 @@
+//! Digest negotiation end to end through the real binary: every digest
+//! moves and verifies, `stat --digest` agrees with the algorithm's own
+//! digest of the file (so `md5sum`/`b3sum` users can compare), a pinned
+//! digest the server refuses is a clear error, and `serve --digests` keeps
+//! MD5 mandatory.
+
+use std::fs;
+
+use ferry_core::digest::{self, Algorithm};
+use ferry_tests::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_digest_moves_verifies_and_is_named_in_the_log() {
+    let s = Server::anonymous(&[]);
+    let local = TempDir::new().unwrap();
+    let data = random_bytes(3 << 20, 77);
+    let src = local.path().join("src.bin");
+    fs::write(&src, &data).unwrap();
+    for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Blake3] {
+        let name = format!("f-{alg}.bin");
+        let mut c = ferry();
+        c.args(["put", "-v", "--quiet", "--digest", alg.name()])
+            .arg(&src)
+            .arg(s.url(&name));
+        let o = run(c);
+        assert_eq!(code(&o), 0, "put {alg}: {}", stderr(&o));
+        let want = digest::digest(alg, &data).unwrap().to_string();
+        let log = stderr(&o);
+        assert!(
+            log.contains(&format!("digest={alg}")) && log.contains(&want),
+            "put {alg}: {log}"
+        );
+        assert_eq!(fs::read(s.root.join(&name)).unwrap(), data);
+
+        let back = local.path().join(format!("back-{alg}"));
+        let mut c = ferry();
+        c.args(["get", "-v", "--quiet", "--digest", alg.name()])
+            .arg(s.url(&name))
+            .arg(&back);
+        let o = run(c);
+        assert_eq!(code(&o), 0, "get {alg}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("digest={alg}")),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(fs::read(&back).unwrap(), data);
+
+        // stat --digest=ALG prints what md5sum / sha256sum / b3sum would.
+        let mut c = ferry();
+        c.arg("stat")
+            .arg(format!("--digest={}", alg.name()))
+            .arg(s.url(&name));
+        let o = run(c);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("{want}  /{name}\n")
+        );
+    }
+    // Without a pin the best common digest is used: BLAKE3.
+    let mut c = ferry();
+    c.args(["stat", "--digest"]).arg(s.url("f-md5.bin"));
+    let o = run(c);
+    let b3 = digest::digest(Algorithm::Blake3, &data)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{b3}  /f-md5.bin\n")
+    );
+    // And MD5 matches the classic tool's view of the same bytes.
+    let mut c = ferry();
+    c.args(["stat", "--digest=md5"]).arg(s.url("f-md5.bin"));
+    let o = run(c);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&md5_file(&src)));
+}
+
+#[test]
+fn a_server_limited_to_some_digests_negotiates_within_them() {
+    let s = Server::anonymous(&["--digests", "sha256,md5"]);
+    let local = TempDir::new().unwrap();
+    let src = local.path().join("a.txt");
+    fs::write(&src, b"hello digests\n").unwrap();
+    let mut c = ferry();
+    c.args(["put", "-v", "--quiet"])
+        .arg(&src)
+        .arg(s.url("a.txt"));
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("digest=sha256"), "{}", stderr(&o));
+
+    // A client pinned to what the server refuses fails clearly, sends no
+    // body, and the server goes on.
+    let mut c = ferry();
+    c.args(["put", "--quiet", "--digest", "blake3"])
+        .arg(&src)
+        .arg(s.url("b.txt"));
+    let o = run(c);
+    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not support the digest"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!s.root.join("b.txt").exists());
+    let mut c = ferry();
+    c.args(["put", "--quiet", "--digest", "md5"])
+        .arg(&src)
+        .arg(s.url("b.txt"));
+    assert_eq!(code(&run(c)), 0);
+    assert_eq!(fs::read(s.root.join("b.txt")).unwrap(), b"hello digests\n");
+}
+
+#[test]
+fn serve_keeps_md5_mandatory() {
+    let dir = TempDir::new().unwrap();
+    let mut c = ferry();
+    c.arg("serve").arg(dir.path()).args([
+        "--anonymous",
+        "--listen",
+        "127.0.0.1:0",
+        "--digests",
+        "blake3",
+    ]);
+    let o = run(c);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("must include md5"), "{}", stderr(&o));
+}

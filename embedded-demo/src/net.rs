@@ -154,20 +154,6 @@ fn pump<const FILES: usize, const BYTES: usize>(
     let Some(conn) = slot.conn.as_mut() else {
         return;
     };
-    // Peer bytes straight into the session's input buffer.
-    while sock.can_recv() {
-        let buf = conn.input_buf();
-        if buf.is_empty() {
-            break;
-        }
-        match sock.recv_slice(buf) {
-            Ok(n) if n > 0 => conn.input_filled(now, n),
-            _ => break,
-        }
-    }
-    if !sock.may_recv() {
-        conn.handle_eof(now);
-    }
     conn.handle_timeout(now);
     let mut app = App {
         st: &mut slot.st,
@@ -176,7 +162,31 @@ fn pump<const FILES: usize, const BYTES: usize>(
         random,
         now,
     };
+    let mut eof = false;
+    // Bounded, so one busy session cannot starve the others.
     for _ in 0..64 {
+        // Peer bytes straight into the session's input buffer, as much as
+        // it takes. Draining the socket here, not one frame per poll, keeps
+        // the TCP window open: otherwise a Linux sender waits for a window
+        // update that only comes at the next wake-up (100 ms on TAP).
+        let mut got = false;
+        while sock.can_recv() {
+            let buf = conn.input_buf();
+            if buf.is_empty() {
+                break;
+            }
+            match sock.recv_slice(buf) {
+                Ok(n) if n > 0 => {
+                    conn.input_filled(now, n);
+                    got = true;
+                }
+                _ => break,
+            }
+        }
+        if !eof && !sock.may_recv() {
+            conn.handle_eof(now);
+            eof = true;
+        }
         let mut any = false;
         while let Some(ev) = conn.poll_event() {
             any = true;
@@ -204,7 +214,7 @@ fn pump<const FILES: usize, const BYTES: usize>(
                 _ => break,
             }
         }
-        if !(any || (sent && app.has_output())) {
+        if !(got || any || (sent && app.has_output())) {
             break;
         }
     }

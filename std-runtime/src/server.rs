@@ -24,6 +24,14 @@ pub const LOGIN_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 /// Buffer per direction per connection: one 64 KiB chunk plus its header.
 const BUF: usize = 64 * 1024 + 64;
+/// The first [`BIG_BUFFERS`] concurrent sessions get 256 KiB chunks
+/// instead: four times fewer socket reads, file writes and wake-ups per
+/// byte, measured at +50 % on a 1 GiB put over loopback
+/// (docs/BENCHMARKS.md). Beyond that, memory matters more than speed
+/// (1 000 busy sessions with big buffers would need 500 MiB).
+const BIG_BUF: usize = 256 * 1024 + 64;
+/// Sessions that may hold [`BIG_BUF`] buffers at once.
+const BIG_BUFFERS: usize = 32;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +117,7 @@ pub struct Server {
     tcp: Vec<TcpListener>,
     unix: Vec<(UnixListener, PathBuf)>,
     slots: Arc<Semaphore>,
+    big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     start: StdInstant,
 }
@@ -174,7 +183,8 @@ impl Server {
             .map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
         let config = ServerConfig {
             conn: Config {
-                chunk_size: 64 * 1024,
+                // Capped by each session's buffers: 256 KiB or 64 KiB.
+                chunk_size: 256 * 1024,
                 idle_timeout: Some(opts.idle_timeout),
                 digests: opts.digests,
                 ..Config::default()
@@ -223,6 +233,7 @@ impl Server {
             tcp,
             unix,
             slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
+            big_buffers: Arc::new(Semaphore::new(BIG_BUFFERS)),
             per_ip: Arc::new(PerIp::new(opts.max_per_ip)),
             start: StdInstant::now(),
         })
@@ -283,6 +294,7 @@ impl Server {
             shared: self.shared.clone(),
             config: self.config,
             slots: self.slots.clone(),
+            big_buffers: self.big_buffers.clone(),
             per_ip: self.per_ip.clone(),
             start: self.start,
         }
@@ -294,6 +306,7 @@ struct Ctx {
     shared: Arc<Shared>,
     config: ServerConfig,
     slots: Arc<Semaphore>,
+    big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     start: StdInstant,
 }
@@ -317,10 +330,14 @@ impl Ctx {
             let _ip_slot = ip_slot;
             let permit = ctx.slots.clone().try_acquire_owned();
             let busy = permit.is_err() || over_ip_limit;
+            let big = (!busy)
+                .then(|| ctx.big_buffers.clone().try_acquire_owned().ok())
+                .flatten();
+            let len = if big.is_some() { BIG_BUF } else { BUF };
             let core = if busy {
                 ferry_core::Server::new_busy(ctx.now(), ctx.config, vec![0; BUF], vec![0; BUF])
             } else {
-                ferry_core::Server::new(ctx.now(), ctx.config, vec![0; BUF], vec![0; BUF])
+                ferry_core::Server::new(ctx.now(), ctx.config, vec![0; len], vec![0; len])
             };
             let Ok(core) = core else { return };
             let t0 = StdInstant::now();

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ferry_core::digest::{self, Digests};
+use ferry_core::digest::{self, Algorithm, Digests};
 use ferry_core::frame::{decode_message, encode_message, HEADER_LEN};
 use ferry_core::message::Message;
 use ferry_core::{
@@ -54,10 +54,11 @@ fn digests(c: &mut Criterion) {
 }
 
 /// Moves `size` bytes through a put, client to server, in memory.
-fn put_through(size: usize, chunk: u32) {
+fn put_through(size: usize, chunk: u32, digest: Algorithm) {
     let now = Instant::ZERO;
     let cfg = Config {
         chunk_size: chunk,
+        digests: Digests::new(&[digest]).unwrap(),
         ..Config::default()
     };
     let scfg = ServerConfig {
@@ -115,13 +116,15 @@ fn put_through(size: usize, chunk: u32) {
 
 fn pair(c: &mut Criterion) {
     let size = 16 << 20;
-    let mut g = c.benchmark_group("pair put (state machines + MD5 both sides)");
+    let mut g = c.benchmark_group("pair put (state machines + digest on both sides)");
     g.throughput(Throughput::Bytes(size as u64));
     g.sample_size(10);
-    for chunk in [1024u32, 16 * 1024, 64 * 1024, 256 * 1024] {
-        g.bench_function(format!("chunk {chunk}"), |b| {
-            b.iter(|| put_through(size, chunk))
-        });
+    for a in Digests::available().iter() {
+        for chunk in [1024u32, 16 * 1024, 64 * 1024, 256 * 1024] {
+            g.bench_function(format!("{a}, chunk {chunk}"), |b| {
+                b.iter(|| put_through(size, chunk, a))
+            });
+        }
     }
     g.finish();
 }

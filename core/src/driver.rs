@@ -9,7 +9,8 @@
 //!
 //! A blocking transport cannot wake for timers: deadlines are checked after
 //! every read, so give the transport a read timeout if idle peers must be
-//! dropped promptly.
+//! dropped promptly. A read that fails with `TimedOut` or `Interrupted` is
+//! not an error: the driver checks the deadlines and reads again.
 
 use crate::client::Event as ClientEvent;
 use crate::digest::Sum;
@@ -468,6 +469,9 @@ macro_rules! drivers {
                             Ok(n) => n,
                             // A reset is a peer that vanished: end of input.
                             Err(e) if peer_gone(&e) => 0,
+                            // The transport's read timeout: a chance to
+                            // check deadlines, then wait again.
+                            Err(e) if no_data_yet(&e) => continue,
                             Err(e) => return Err(DriverError::Io(e)),
                         };
                         if n == 0 {
@@ -545,6 +549,7 @@ macro_rules! drivers {
                         // A reset is a client that vanished: end of input,
                         // and the session ends with a typed `Truncated`.
                         Err(e) if peer_gone(&e) => 0,
+                        Err(e) if no_data_yet(&e) => continue,
                         Err(e) => return Err(DriverError::Io(e)),
                     };
                     if n == 0 {
@@ -563,6 +568,16 @@ fn peer_gone<E: embedded_io::Error>(e: &E) -> bool {
     matches!(
         e.kind(),
         embedded_io::ErrorKind::ConnectionReset | embedded_io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// A read that timed out (the transport's own read timeout) or was
+/// interrupted: not a failure, just no bytes yet. This is how a blocking
+/// transport lets the driver enforce the core's deadlines.
+fn no_data_yet<E: embedded_io::Error>(e: &E) -> bool {
+    matches!(
+        e.kind(),
+        embedded_io::ErrorKind::TimedOut | embedded_io::ErrorKind::Interrupted
     )
 }
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_core::digest::{Algorithm, Digests};
 use ferry_core::{Kind, Overwrite, Stream, Verifier};
+use tracing::warn;
 
-use crate::client::{Client, TransferOptions};
+use crate::client::{Client, ConnectOptions, TransferOptions};
 use crate::error::{exit, FerryError};
 use crate::server::{ListenAddr, ServeOptions, Server};
 use crate::url::FerryUrl;
@@ -94,11 +95,21 @@ struct Conn {
     /// (default: the best both sides support — BLAKE3, SHA-256, then MD5).
     #[arg(long, value_enum, value_name = "ALG")]
     digest: Option<DigestName>,
+    /// Give up when the server has been silent this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    timeout: u64,
 }
 
 impl Conn {
     fn open(&self, url: &FerryUrl) -> Result<Client, FerryError> {
-        open(url, self.socket.as_deref(), self.digest.map(Into::into))
+        open(
+            url,
+            &ConnectOptions {
+                socket: self.socket.as_deref(),
+                digest: self.digest.map(Into::into),
+                timeout: Duration::from_secs(self.timeout.max(1)),
+            },
+        )
     }
 }
 
@@ -173,6 +184,10 @@ enum Cmd {
         /// Close sessions idle this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         idle_timeout: u64,
+        /// Close connections that have not logged in after SECS (the hello
+        /// included): slow or silent clients cannot hold a session.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        login_timeout: u64,
         /// Kill a command after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         exec_timeout: u64,
@@ -280,6 +295,20 @@ enum Cmd {
     },
 }
 
+/// A server holds a descriptor per connection: lift the soft limit on open
+/// files to the hard one, as most servers do, so `--max-connections` is
+/// not capped by a shell's default of 1 024.
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, l) {
+            warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+}
+
 /// Reads the password: FERRY_PASSWORD, else a hidden prompt on a terminal.
 pub fn password(user: &str) -> Result<String, FerryError> {
     if let Ok(p) = std::env::var("FERRY_PASSWORD") {
@@ -294,13 +323,9 @@ pub fn password(user: &str) -> Result<String, FerryError> {
     ))
 }
 
-/// Connects (optionally pinning a digest) and logs in as the URL says.
-pub fn open(
-    url: &FerryUrl,
-    socket: Option<&std::path::Path>,
-    pin: Option<Algorithm>,
-) -> Result<Client, FerryError> {
-    let mut c = Client::connect_with(url, socket, pin)?;
+/// Connects and logs in as the URL says.
+pub fn open(url: &FerryUrl, opts: &ConnectOptions) -> Result<Client, FerryError> {
+    let mut c = Client::connect_with(url, opts)?;
     match &url.user {
         Some(u) => {
             let pw = password(u)?;
@@ -388,9 +413,11 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             max_per_ip,
             max_connections,
             idle_timeout,
+            login_timeout,
             exec_timeout,
             digests,
         } => {
+            raise_nofile();
             let digests: Vec<Algorithm> = digests.into_iter().map(Into::into).collect();
             if !digests.contains(&Algorithm::Md5) {
                 return Err(FerryError::Usage(
@@ -432,6 +459,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 max_per_ip,
                 max_connections,
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
+                login_timeout: Duration::from_secs(login_timeout.max(1)),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
                 digests,
             };
@@ -508,7 +536,11 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             socket,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let e = open(&url, socket.as_deref(), None)?.stat(&url.path)?;
+            let opts = ConnectOptions {
+                socket: socket.as_deref(),
+                ..ConnectOptions::default()
+            };
+            let e = open(&url, &opts)?.stat(&url.path)?;
             println!("{}", format_stat(&e));
             Ok(exit::OK)
         }
@@ -518,7 +550,12 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             socket,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = open(&url, socket.as_deref(), pin.map(Into::into))?;
+            let opts = ConnectOptions {
+                socket: socket.as_deref(),
+                digest: pin.map(Into::into),
+                ..ConnectOptions::default()
+            };
+            let mut c = open(&url, &opts)?;
             let sum = c.digest(&url.path)?;
             println!("{sum}  {}", url.path);
             Ok(exit::OK)

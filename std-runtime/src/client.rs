@@ -8,7 +8,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Instant as StdInstant;
+use std::time::{Duration, Instant as StdInstant};
 
 use embedded_io_adapters::std::FromStd;
 use ferry_core::digest::{Algorithm, Digests, Sum};
@@ -33,12 +33,23 @@ pub enum Conn {
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
+        let r = match self {
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
+        };
+        match r {
+            // The socket's read timeout (EAGAIN): tell the driver, which
+            // checks the core's deadlines and reads again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(io::Error::from(io::ErrorKind::TimedOut))
+            }
+            r => r,
         }
     }
 }
+
+/// How often a waiting client wakes to check its deadlines.
+const TICK: Duration = Duration::from_millis(500);
 
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -56,6 +67,29 @@ impl Write for Conn {
 }
 
 type Clock = Box<dyn FnMut() -> Instant + Send>;
+
+/// How [`Client::connect_with`] connects.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions<'a> {
+    /// A Unix socket to use instead of the URL's host and port.
+    pub socket: Option<&'a Path>,
+    /// Use only this digest; a server without it is refused
+    /// (`DigestRefused`). `None` negotiates the best (BLAKE3, SHA-256, MD5).
+    pub digest: Option<Algorithm>,
+    /// Give up when the server has been silent this long (handshake and
+    /// login get at most 30 s).
+    pub timeout: Duration,
+}
+
+impl Default for ConnectOptions<'_> {
+    fn default() -> Self {
+        ConnectOptions {
+            socket: None,
+            digest: None,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
 
 /// How a transfer behaves.
 #[derive(Debug, Clone, Default)]
@@ -166,25 +200,33 @@ impl Client {
     /// completes the handshake, negotiating the best digest both sides
     /// support (BLAKE3, then SHA-256, then MD5).
     pub fn connect(url: &FerryUrl, socket: Option<&Path>) -> Result<Client, FerryError> {
-        Self::connect_with(url, socket, None)
+        Self::connect_with(
+            url,
+            &ConnectOptions {
+                socket,
+                ..ConnectOptions::default()
+            },
+        )
     }
 
-    /// As [`Client::connect`], but with `pin` only that digest is used; a
-    /// server without it is refused (`DigestRefused`).
-    pub fn connect_with(
-        url: &FerryUrl,
-        socket: Option<&Path>,
-        pin: Option<Algorithm>,
-    ) -> Result<Client, FerryError> {
-        let digests = match pin {
+    /// As [`Client::connect`], with a pinned digest or another timeout.
+    pub fn connect_with(url: &FerryUrl, opts: &ConnectOptions) -> Result<Client, FerryError> {
+        let digests = match opts.digest {
             Some(a) => Digests::new(&[a])?,
             None => Digests::available(),
         };
-        let conn = match socket {
-            Some(p) => Conn::Unix(UnixStream::connect(p).map_err(FerryError::Connection)?),
+        let conn = match opts.socket {
+            Some(p) => {
+                let s = UnixStream::connect(p).map_err(FerryError::Connection)?;
+                s.set_read_timeout(Some(TICK))
+                    .map_err(FerryError::Connection)?;
+                Conn::Unix(s)
+            }
             None => {
                 let s = TcpStream::connect(url.socket_addr()).map_err(FerryError::Connection)?;
                 let _ = s.set_nodelay(true);
+                s.set_read_timeout(Some(TICK))
+                    .map_err(FerryError::Connection)?;
                 Conn::Tcp(s)
             }
         };
@@ -194,7 +236,9 @@ impl Client {
         let config = Config {
             chunk_size: 256 * 1024,
             digests,
-            ..Config::default()
+            handshake_timeout: opts.timeout.min(Config::default().handshake_timeout),
+            login_timeout: opts.timeout.min(Config::default().login_timeout),
+            idle_timeout: Some(opts.timeout),
         };
         let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])?;
         let inner = BlockingClient::connect(FromStd::new(conn), core, clock).map_err(proto)?;

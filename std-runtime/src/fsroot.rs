@@ -182,12 +182,24 @@ impl Root {
         Ok(out)
     }
 
-    /// Opens a file to send; returns it and its size.
+    /// Opens a regular file to send; returns it and its size.
+    ///
+    /// Opened non-blocking and checked after the open (not before, which
+    /// would race): a FIFO or a device in the root must not hang the
+    /// session in `open` or feed it endless bytes. On a regular file the
+    /// flag changes nothing.
     pub fn open_read(&self, p: &Path) -> Result<(std::fs::File, u64), Error> {
-        let f = self.dir.open(rel(p)).map_err(|e| map_io(&e))?;
+        use cap_std::fs::OpenOptionsExt as _;
+        let mut opts = OpenOptions::new();
+        opts.read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let f = self.dir.open_with(rel(p), &opts).map_err(|e| map_io(&e))?;
         let md = f.metadata().map_err(|e| map_io(&e))?;
         if md.is_dir() {
             return Err(Error::IsADirectory);
+        }
+        if !md.is_file() {
+            return Err(Error::Permission);
         }
         Ok((f.into_std(), md.len()))
     }

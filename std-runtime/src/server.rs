@@ -84,6 +84,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Close sessions idle this long.
     pub idle_timeout: Duration,
+    /// Time allowed from connect until login completes (hello included).
+    pub login_timeout: Duration,
     /// Time limit for one command.
     pub exec_timeout: Duration,
     /// Body digests accepted, in preference order (MD5 is always
@@ -104,6 +106,7 @@ impl Default for ServeOptions {
             max_per_ip: 0,
             max_connections: 256,
             idle_timeout: Duration::from_secs(300),
+            login_timeout: Duration::from_secs(30),
             exec_timeout: Duration::from_secs(60),
             digests: Digests::available(),
         }
@@ -186,8 +189,9 @@ impl Server {
                 // Capped by each session's buffers: 256 KiB or 64 KiB.
                 chunk_size: 256 * 1024,
                 idle_timeout: Some(opts.idle_timeout),
+                handshake_timeout: opts.login_timeout,
+                login_timeout: opts.login_timeout,
                 digests: opts.digests,
-                ..Config::default()
             },
             allow_anonymous: opts.anonymous,
             allow_exec: opts.allow_exec,

@@ -223,11 +223,10 @@ impl Session {
             Request::Pwd => return s.reply_cwd(&format!("/{}", self.cwd.display())),
             Request::Mkdir { path } => resolve(&self.cwd, path).and_then(|p| root.mkdir(&p)),
             Request::Remove { path } => resolve(&self.cwd, path).and_then(|p| root.remove(&p)),
-            Request::Rename { from, to } => {
-                let from = resolve(&self.cwd, from)?;
-                let to = resolve(&self.cwd, to)?;
-                root.rename(&from, &to)
-            }
+            // A bad path refuses this request; it must not end the session.
+            Request::Rename { from, to } => resolve(&self.cwd, from)
+                .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
+                .and_then(|(from, to)| root.rename(&from, &to)),
             Request::Exec { command } => {
                 if !self.shared.allow_exec {
                     Err(Error::ExecDisabled)

@@ -181,6 +181,23 @@ pub struct Fault {
     pub flip_up: Option<u64>,
     /// Forward at most this many bytes per 10 ms upstream (0: no limit).
     pub throttle_up: usize,
+    /// A bad link, both ways, driven by this seed: reads are cut into
+    /// random small pieces with random delays, and the stream may stall
+    /// for good or be dropped at a random offset.
+    pub chaos: Option<Chaos>,
+}
+
+/// What a chaotic link does (see [`Fault::chaos`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Chaos {
+    /// Seed for the cuts and delays.
+    pub seed: u64,
+    /// Longest delay between pieces, in microseconds.
+    pub max_delay_us: u64,
+    /// Stop forwarding (but keep the connection open) after this many bytes.
+    pub stall_after: Option<u64>,
+    /// Close both directions after this many bytes.
+    pub drop_after: Option<u64>,
 }
 
 impl Proxy {
@@ -207,10 +224,18 @@ impl Proxy {
                             flip: Option<u64>,
                             throttle: usize,
                             count: Option<Arc<AtomicU64>>,
-                            stop: Arc<AtomicBool>| {
+                            stop: Arc<AtomicBool>,
+                            chaos: Option<Chaos>| {
                     std::thread::spawn(move || {
                         let mut buf = vec![0u8; if throttle > 0 { throttle } else { 64 * 1024 }];
                         let mut off = 0u64;
+                        let mut rng = chaos.map_or(1, |c| c.seed | 1);
+                        let mut next = move || {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            rng
+                        };
                         loop {
                             if stop.load(Ordering::SeqCst) {
                                 break;
@@ -223,6 +248,42 @@ impl Proxy {
                                 if at >= off && at < off + n as u64 {
                                     buf[(at - off) as usize] ^= 0xFF;
                                 }
+                            }
+                            if let Some(c) = chaos {
+                                if c.drop_after.is_some_and(|d| off + n as u64 > d) {
+                                    let _ = to.shutdown(std::net::Shutdown::Both);
+                                    let _ = from.shutdown(std::net::Shutdown::Both);
+                                    break;
+                                }
+                                if c.stall_after.is_some_and(|d| off + n as u64 > d) {
+                                    // Hold the connection open, forward nothing.
+                                    while !stop.load(Ordering::SeqCst) {
+                                        std::thread::sleep(Duration::from_millis(20));
+                                    }
+                                    break;
+                                }
+                                // Random pieces with random pauses between.
+                                let mut i = 0;
+                                let mut failed = false;
+                                while i < n {
+                                    let piece = (1 + next() % 4096) as usize;
+                                    let end = (i + piece).min(n);
+                                    if to.write_all(&buf[i..end]).is_err() {
+                                        failed = true;
+                                        break;
+                                    }
+                                    i = end;
+                                    if c.max_delay_us > 0 && next() % 4 == 0 {
+                                        std::thread::sleep(Duration::from_micros(
+                                            next() % c.max_delay_us,
+                                        ));
+                                    }
+                                }
+                                off += n as u64;
+                                if failed {
+                                    break;
+                                }
+                                continue;
                             }
                             off += n as u64;
                             if to.write_all(&buf[..n]).is_err() {
@@ -239,6 +300,10 @@ impl Proxy {
                     });
                 };
                 let (c2, s2) = (c.try_clone().expect("clone"), s.try_clone().expect("clone"));
+                let down_chaos = fault.chaos.map(|c| Chaos {
+                    seed: c.seed.rotate_left(17) ^ 0x5555,
+                    ..c
+                });
                 pipe(
                     c,
                     s,
@@ -246,8 +311,9 @@ impl Proxy {
                     fault.throttle_up,
                     Some(up2.clone()),
                     stop2.clone(),
+                    fault.chaos,
                 );
-                pipe(s2, c2, fault.flip_down, 0, None, stop2.clone());
+                pipe(s2, c2, fault.flip_down, 0, None, stop2.clone(), down_chaos);
             }
         });
         Proxy { addr, stop, up }

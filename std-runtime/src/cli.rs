@@ -98,6 +98,10 @@ struct Conn {
     /// Give up when the server has been silent this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     timeout: u64,
+    /// For ferrys:// URLs, also trust the CA certificates in FILE (PEM),
+    /// e.g. a self-signed one.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 impl Conn {
@@ -108,6 +112,7 @@ impl Conn {
                 socket: self.socket.as_deref(),
                 digest: self.digest.map(Into::into),
                 timeout: Duration::from_secs(self.timeout.max(1)),
+                ca: self.ca.as_deref(),
             },
         )
     }
@@ -184,6 +189,13 @@ enum Cmd {
         /// Close sessions idle this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         idle_timeout: u64,
+        /// Serve TCP over TLS with this certificate chain (PEM); clients
+        /// use ferrys:// URLs.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Close connections that have not logged in after SECS (the hello
         /// included): slow or silent clients cannot hold a session.
         #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -240,6 +252,9 @@ enum Cmd {
         /// Connect through this Unix socket instead of HOST:PORT.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// For ferrys:// URLs, also trust the CA certificates in FILE.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Remove a remote file or empty directory.
     Rm {
@@ -416,6 +431,8 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             login_timeout,
             exec_timeout,
             digests,
+            tls_cert,
+            tls_key,
         } => {
             raise_nofile();
             let digests: Vec<Algorithm> = digests.into_iter().map(Into::into).collect();
@@ -460,6 +477,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 max_connections,
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
                 login_timeout: Duration::from_secs(login_timeout.max(1)),
+                tls: tls_cert.zip(tls_key),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
                 digests,
             };
@@ -534,10 +552,12 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             digest: None,
             socket,
+            ca,
         } => {
             let url = FerryUrl::parse(&url)?;
             let opts = ConnectOptions {
                 socket: socket.as_deref(),
+                ca: ca.as_deref(),
                 ..ConnectOptions::default()
             };
             let e = open(&url, &opts)?.stat(&url.path)?;
@@ -548,11 +568,13 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             digest: Some(pin),
             socket,
+            ca,
         } => {
             let url = FerryUrl::parse(&url)?;
             let opts = ConnectOptions {
                 socket: socket.as_deref(),
                 digest: pin.map(Into::into),
+                ca: ca.as_deref(),
                 ..ConnectOptions::default()
             };
             let mut c = open(&url, &opts)?;

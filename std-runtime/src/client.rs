@@ -23,12 +23,14 @@ use crate::url::FerryUrl;
 /// Buffer per direction: one 256 KiB chunk plus its header.
 const BUF: usize = 256 * 1024 + 64;
 
-/// A TCP or Unix socket.
+/// A TCP or Unix socket, or TLS over TCP.
 pub enum Conn {
     /// TCP.
     Tcp(TcpStream),
     /// Unix socket.
     Unix(UnixStream),
+    /// TLS over TCP (`ferrys://`).
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Read for Conn {
@@ -36,6 +38,7 @@ impl Read for Conn {
         let r = match self {
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
         };
         match r {
             // The socket's read timeout (EAGAIN): tell the driver, which
@@ -48,6 +51,31 @@ impl Read for Conn {
     }
 }
 
+/// A TLS client for `host`: the server's certificate must chain to the
+/// public web roots or to a CA in `ca`, and name `host`.
+fn tls_client(host: &str, ca: Option<&Path>) -> Result<rustls::ClientConnection, FerryError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = ca {
+        let bad = |e: &dyn std::fmt::Display| FerryError::Usage(format!("{}: {e}", ca.display()));
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FerryError::Other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| FerryError::Usage(format!("{host:?} is not a valid TLS server name")))?;
+    rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| FerryError::Other(format!("TLS: {e}")))
+}
+
 /// How often a waiting client wakes to check its deadlines.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -56,12 +84,14 @@ impl Write for Conn {
         match self {
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Tcp(s) => s.flush(),
             Conn::Unix(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
         }
     }
 }
@@ -79,6 +109,9 @@ pub struct ConnectOptions<'a> {
     /// Give up when the server has been silent this long (handshake and
     /// login get at most 30 s).
     pub timeout: Duration,
+    /// For `ferrys://`: CA certificates (PEM) to trust besides the public
+    /// web roots, e.g. a self-signed one.
+    pub ca: Option<&'a Path>,
 }
 
 impl Default for ConnectOptions<'_> {
@@ -87,6 +120,7 @@ impl Default for ConnectOptions<'_> {
             socket: None,
             digest: None,
             timeout: Duration::from_secs(300),
+            ca: None,
         }
     }
 }
@@ -227,7 +261,14 @@ impl Client {
                 let _ = s.set_nodelay(true);
                 s.set_read_timeout(Some(TICK))
                     .map_err(FerryError::Connection)?;
-                Conn::Tcp(s)
+                if url.tls {
+                    Conn::Tls(Box::new(rustls::StreamOwned::new(
+                        tls_client(&url.host, opts.ca)?,
+                        s,
+                    )))
+                } else {
+                    Conn::Tcp(s)
+                }
             }
         };
         let start = StdInstant::now();

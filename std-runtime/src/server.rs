@@ -2,7 +2,7 @@
 //! connection, each driving a ferry-core `Server` with a [`Session`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -12,6 +12,7 @@ use ferry_core::{Config, Error, Instant, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::error::FerryError;
@@ -91,6 +92,9 @@ pub struct ServeOptions {
     /// Body digests accepted, in preference order (MD5 is always
     /// accepted: it is the protocol's mandatory digest).
     pub digests: Digests,
+    /// Serve TCP over TLS with this certificate chain and private key
+    /// (PEM files). Unix sockets stay plain.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServeOptions {
@@ -109,6 +113,7 @@ impl Default for ServeOptions {
             login_timeout: Duration::from_secs(30),
             exec_timeout: Duration::from_secs(60),
             digests: Digests::available(),
+            tls: None,
         }
     }
 }
@@ -123,6 +128,7 @@ pub struct Server {
     big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     start: StdInstant,
+    tls: Option<TlsAcceptor>,
 }
 
 /// Sessions per IP address, for `--max-per-ip`.
@@ -240,6 +246,10 @@ impl Server {
             big_buffers: Arc::new(Semaphore::new(BIG_BUFFERS)),
             per_ip: Arc::new(PerIp::new(opts.max_per_ip)),
             start: StdInstant::now(),
+            tls: match &opts.tls {
+                Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+                None => None,
+            },
         })
     }
 
@@ -271,7 +281,7 @@ impl Server {
                         Ok((s, peer)) => {
                             let _ = s.set_nodelay(true);
                             let ip_slot = PerIp::take(&ctx.per_ip, peer.ip());
-                            ctx.spawn(s, peer.to_string(), ip_slot.is_none(), ip_slot);
+                            ctx.spawn_tcp(s, peer.to_string(), ip_slot.is_none(), ip_slot);
                         }
                         Err(e) => warn!(error = %e, "accept failed"),
                     }
@@ -301,6 +311,7 @@ impl Server {
             big_buffers: self.big_buffers.clone(),
             per_ip: self.per_ip.clone(),
             start: self.start,
+            tls: self.tls.clone(),
         }
     }
 }
@@ -313,11 +324,36 @@ struct Ctx {
     big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     start: StdInstant,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Ctx {
     fn now(&self) -> Instant {
         Instant::from_millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    /// A TCP connection: plain, or TLS first when the server has a
+    /// certificate. The TLS handshake runs in the connection's own task
+    /// under the login deadline, so a slow one holds up no one else.
+    fn spawn_tcp(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: String,
+        over_ip_limit: bool,
+        ip_slot: Option<IpSlot>,
+    ) {
+        let Some(acceptor) = self.tls.clone() else {
+            return self.spawn(stream, peer, over_ip_limit, ip_slot);
+        };
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let deadline = ctx.config.conn.login_timeout;
+            match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => ctx.spawn(tls, peer, over_ip_limit, ip_slot),
+                Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => warn!(%peer, "TLS handshake timed out"),
+            }
+        });
     }
 
     /// Serves one accepted stream; `over_ip_limit` sessions (and any over
@@ -354,6 +390,33 @@ impl Ctx {
             }
         });
     }
+}
+
+/// The TLS side of `--tls-cert`/`--tls-key`: rustls with the ring
+/// provider, TLS 1.2 and 1.3, no client certificates (clients log in with
+/// SCRAM inside the tunnel).
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        FerryError::Usage(format!("{}: {e}", what.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(cert, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FerryError::Other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| FerryError::Usage(format!("TLS certificate and key: {e}")))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Runs one connection to its end; returns why it ended. Never panics on

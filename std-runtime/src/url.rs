@@ -1,4 +1,4 @@
-//! `ferry://[USER@]HOST[:PORT]/PATH` addresses.
+//! `ferry://[USER@]HOST[:PORT]/PATH` addresses; `ferrys://` for TLS.
 
 use crate::error::FerryError;
 
@@ -16,6 +16,9 @@ pub struct FerryUrl {
     pub port: u16,
     /// Remote path, percent-decoded; `/` when empty.
     pub path: String,
+    /// `ferrys://`: the connection runs over TLS, the server's certificate
+    /// checked against HOST.
+    pub tls: bool,
 }
 
 impl FerryUrl {
@@ -23,12 +26,14 @@ impl FerryUrl {
     pub fn parse(s: &str) -> Result<Self, FerryError> {
         let bad = |why: &str| {
             FerryError::Usage(format!(
-                "bad URL {s:?}: {why} (expected ferry://[USER@]HOST[:PORT]/PATH)"
+                "bad URL {s:?}: {why} (expected ferry://[USER@]HOST[:PORT]/PATH, or ferrys:// for TLS)"
             ))
         };
-        let rest = s
-            .strip_prefix("ferry://")
-            .ok_or_else(|| bad("must start with ferry://"))?;
+        let (tls, rest) = match (s.strip_prefix("ferry://"), s.strip_prefix("ferrys://")) {
+            (Some(r), _) => (false, r),
+            (_, Some(r)) => (true, r),
+            _ => return Err(bad("must start with ferry:// or ferrys://")),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -63,6 +68,7 @@ impl FerryUrl {
             host,
             port,
             path,
+            tls,
         })
     }
 
@@ -111,7 +117,12 @@ mod tests {
         );
         assert_eq!(u.socket_addr(), "[::1]:9000");
         let u = FerryUrl::parse("ferry://localhost").unwrap();
-        assert_eq!((u.port, u.path.as_str()), (DEFAULT_PORT, "/"));
+        assert_eq!((u.port, u.path.as_str(), u.tls), (DEFAULT_PORT, "/", false));
+        let u = FerryUrl::parse("ferrys://files.example:7443/a").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("files.example", 7443, true)
+        );
         let u = FerryUrl::parse("ferry://h/a%20b%E6%B5%8B").unwrap();
         assert_eq!(u.path, "/a b测");
         for bad in [

@@ -378,19 +378,21 @@ pub(crate) struct ScramServer {
 
 impl ScramServer {
     /// Builds the server-first-message. With no verifier (unknown user) a
-    /// stand-in with `fake_salt` is used so the answer looks the same.
+    /// stand-in with `fake_salt` and `fake_iterations` is used so the answer
+    /// looks the same as a real user's: give the count most real verifiers
+    /// use, or the iteration count alone tells unknown users apart.
     pub fn start(
         first: &ClientFirst,
         client_first: &str,
         verifier: Option<&Verifier>,
-        fake_salt: &[u8],
+        (fake_salt, fake_iterations): (&[u8], u32),
         server_nonce: &str,
     ) -> Result<(Self, ScramText), Error> {
         check_nonce(server_nonce).map_err(|_| Error::BadUsage)?;
         let (iterations, salt, stored_key, server_key, known) = match verifier {
             Some(v) => (v.iterations, &v.salt[..], v.stored_key, v.server_key, true),
             None => (
-                DEFAULT_ITERATIONS,
+                fake_iterations.max(1),
                 fake_salt,
                 [0; KEY_LEN],
                 [0; KEY_LEN],
@@ -514,7 +516,7 @@ mod tests {
         let first = parse_client_first(CLIENT_FIRST).unwrap();
         assert_eq!(first.user.as_str(), "user");
         let (s, server_first) =
-            ScramServer::start(&first, CLIENT_FIRST, Some(&v), &[], SNONCE).unwrap();
+            ScramServer::start(&first, CLIENT_FIRST, Some(&v), (&[], 1), SNONCE).unwrap();
         assert_eq!(server_first.as_str(), SERVER_FIRST);
         assert_eq!(s.client_final(CLIENT_FINAL).unwrap().as_str(), SERVER_FINAL);
     }
@@ -524,15 +526,21 @@ mod tests {
         let v = rfc_verifier();
         let first = parse_client_first(CLIENT_FIRST).unwrap();
         let (mut c, _) = ScramClient::start(USER, "pencil2", CNONCE).unwrap();
-        let (s, sf) = ScramServer::start(&first, CLIENT_FIRST, Some(&v), &[], SNONCE).unwrap();
+        let (s, sf) = ScramServer::start(&first, CLIENT_FIRST, Some(&v), (&[], 1), SNONCE).unwrap();
         let last = c.server_first(&sf).unwrap();
         assert_eq!(s.client_final(&last), Err(Error::AuthFailed));
 
         let salt = [7u8; 16];
-        let (s, sf) = ScramServer::start(&first, CLIENT_FIRST, None, &salt, SNONCE).unwrap();
+        let (s, sf) =
+            ScramServer::start(&first, CLIENT_FIRST, None, (&salt, 4096), SNONCE).unwrap();
         let (mut c, _) = ScramClient::start(USER, PASSWORD, CNONCE).unwrap();
         let last = c.server_first(&sf).unwrap();
         assert_eq!(s.client_final(&last), Err(Error::AuthFailed));
+        // The stand-in uses the iteration count it is given, so it can
+        // match the real users'.
+        let (_, sf) =
+            ScramServer::start(&first, CLIENT_FIRST, None, (&salt, 600_000), SNONCE).unwrap();
+        assert!(sf.ends_with(",i=600000"), "{sf}");
     }
 
     #[test]

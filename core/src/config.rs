@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// unknown user is stable per name and unguessable: the exchange looks
     /// the same whether or not the user exists.
     pub secret: [u8; 32],
+    /// The PBKDF2 iteration count shown for an unknown user: set it to the
+    /// count the real verifiers use, so that number gives nothing away.
+    pub unknown_user_iterations: u32,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             read_only: false,
             max_login_failures: 3,
             secret: [0; 32],
+            unknown_user_iterations: crate::auth::DEFAULT_ITERATIONS,
         }
     }
 }

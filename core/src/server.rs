@@ -227,7 +227,8 @@ impl<B: Buffer> Server<B> {
         };
         let nonce = auth::nonce_from_random(random)?;
         let fake = auth::fake_salt(&self.config.secret, &first.user);
-        let (scram, server_first) = ScramServer::start(first, raw, verifier, &fake, &nonce)?;
+        let stand_in = (&fake[..], self.config.unknown_user_iterations);
+        let (scram, server_first) = ScramServer::start(first, raw, verifier, stand_in, &nonce)?;
         let user = first.user.clone();
         self.conn.send_msg(&Message::ServerFirst(server_first))?;
         self.state = State::Scram(scram, user);

@@ -203,6 +203,10 @@ impl Server {
             allow_exec: opts.allow_exec,
             read_only: opts.read_only,
             secret,
+            unknown_user_iterations: opts.users.as_ref().map_or(
+                ferry_core::auth::DEFAULT_ITERATIONS,
+                Users::typical_iterations,
+            ),
             ..ServerConfig::default()
         };
         let mut tcp = Vec::new();

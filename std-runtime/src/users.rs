@@ -52,6 +52,20 @@ impl Users {
         self.map.insert(name.to_string(), v);
     }
 
+    /// The iteration count most verifiers use (the larger on a tie; the
+    /// default when there are none): what an unknown user is shown, so the
+    /// count does not tell who exists.
+    pub fn typical_iterations(&self) -> u32 {
+        let mut counts = BTreeMap::new();
+        for v in self.map.values() {
+            *counts.entry(v.iterations()).or_insert(0u32) += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|&(iters, n)| (n, iters))
+            .map_or(ferry_core::auth::DEFAULT_ITERATIONS, |(iters, _)| iters)
+    }
+
     /// How many users.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -89,4 +103,19 @@ impl Users {
 /// `:` (the file's separator) or control characters.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && !name.chars().any(|c| c == ':' || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_users_are_shown_the_iteration_count_most_users_have() {
+        let mut u = Users::default();
+        assert_eq!(u.typical_iterations(), ferry_core::auth::DEFAULT_ITERATIONS);
+        u.set("a", Verifier::new("pw", b"salt-a", 10_000).unwrap());
+        u.set("b", Verifier::new("pw", b"salt-b", 20_000).unwrap());
+        u.set("c", Verifier::new("pw", b"salt-c", 20_000).unwrap());
+        assert_eq!(u.typical_iterations(), 20_000);
+    }
 }

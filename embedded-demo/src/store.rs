@@ -244,4 +244,22 @@ mod tests {
         assert_eq!(file_name("/../x"), Err(Error::InvalidPath));
         assert_eq!(file_name("/ok.txt"), Ok("ok.txt"));
     }
+
+    /// The announced size at the free space fits; one byte more is refused
+    /// before any body byte.
+    #[test]
+    fn announced_size_at_bound_and_bound_plus_one() {
+        let mut s: RamStore<4, 100> = RamStore::new();
+        assert_eq!(s.begin_upload(101), Err(Error::NoSpace));
+        assert_eq!(s.begin_upload(u64::MAX), Err(Error::NoSpace));
+        s.begin_upload(100).unwrap();
+        s.write_upload(&[7; 100]).unwrap();
+        assert_eq!(s.write_upload(&[7]), Err(Error::NoSpace));
+        s.commit_upload("full", false, 1).unwrap();
+        assert_eq!(s.free(), 0);
+        assert_eq!(s.begin_upload(1), Err(Error::NoSpace));
+        s.begin_upload(0).unwrap();
+        s.commit_upload("empty", false, 1).unwrap();
+        assert_eq!(s.read("empty"), Some(&b""[..]));
+    }
 }

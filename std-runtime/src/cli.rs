@@ -203,6 +203,10 @@ enum Cmd {
         /// Kill a command after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         exec_timeout: u64,
+        /// Stop a command that prints more than BYTES (stdout and stderr
+        /// together).
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+        exec_max_output: u64,
     },
     /// Add or update a user's verifier in a users file.
     Passwd {
@@ -430,6 +434,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             idle_timeout,
             login_timeout,
             exec_timeout,
+            exec_max_output,
             digests,
             tls_cert,
             tls_key,
@@ -479,6 +484,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 login_timeout: Duration::from_secs(login_timeout.max(1)),
                 tls: tls_cert.zip(tls_key),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
+                exec_max_output,
                 digests,
             };
             let rt =

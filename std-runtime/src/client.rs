@@ -76,6 +76,9 @@ fn tls_client(host: &str, ca: Option<&Path>) -> Result<rustls::ClientConnection,
         .map_err(|e| FerryError::Other(format!("TLS: {e}")))
 }
 
+/// Most entries one listing may hold on the client.
+pub const MAX_LISTING: usize = 1_000_000;
+
 /// How often a waiting client wakes to check its deadlines.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -382,10 +385,7 @@ impl Client {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
             Err(e) => return Err(FerryError::local(local, e)),
         }
-        let mut entries = Vec::new();
-        self.inner
-            .list(remote, |e| entries.push(e.clone()))
-            .map_err(proto)?;
+        let entries = self.list(remote)?;
         let mut total = 0;
         for e in entries {
             if !safe_component(&e.name) {
@@ -485,9 +485,23 @@ impl Client {
     /// Lists a directory.
     pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, FerryError> {
         let mut v = Vec::new();
+        let mut n = 0usize;
+        // A listing is streamed, so its length is the server's to choose:
+        // keep at most MAX_LISTING entries, so a hostile server cannot
+        // exhaust the client's memory.
         self.inner
-            .list(path, |e| v.push(e.clone()))
+            .list(path, |e| {
+                n += 1;
+                if v.len() < MAX_LISTING {
+                    v.push(e.clone());
+                }
+            })
             .map_err(proto)?;
+        if n > MAX_LISTING {
+            return Err(FerryError::Other(format!(
+                "{path}: the server listed {n} entries, more than the {MAX_LISTING} a client keeps"
+            )));
+        }
         Ok(v)
     }
 

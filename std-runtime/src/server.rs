@@ -89,6 +89,8 @@ pub struct ServeOptions {
     pub login_timeout: Duration,
     /// Time limit for one command.
     pub exec_timeout: Duration,
+    /// Most output one command may send (stdout and stderr together).
+    pub exec_max_output: u64,
     /// Body digests accepted, in preference order (MD5 is always
     /// accepted: it is the protocol's mandatory digest).
     pub digests: Digests,
@@ -112,6 +114,7 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(30),
             exec_timeout: Duration::from_secs(60),
+            exec_max_output: 64 << 20,
             digests: Digests::available(),
             tls: None,
         }
@@ -240,6 +243,7 @@ impl Server {
             allow_exec: opts.allow_exec,
             exec_allow: opts.exec_allow,
             exec_timeout: opts.exec_timeout,
+            exec_max_output: opts.exec_max_output,
         });
         Ok(Server {
             shared,
@@ -469,7 +473,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             tokio::time::Instant::now()
                 + Duration::from_millis(d.as_millis().saturating_sub(now.as_millis()))
         });
-        let exec = session.exec_running();
+        let exec = session.exec_wants_output();
         tokio::select! {
             r = stream.read(core.input_buf()) => match r {
                 Ok(0) | Err(_) => core.handle_eof(ctx.now()),

@@ -30,7 +30,12 @@ pub struct Shared {
     pub exec_allow: Vec<String>,
     /// Time limit for one command.
     pub exec_timeout: Duration,
+    /// Most output (stdout and stderr together) one command may send.
+    pub exec_max_output: u64,
 }
+
+/// Output pieces queued between a command and its session, at most.
+const EXEC_QUEUE: usize = 16;
 
 enum Pending {
     Login(String),
@@ -57,7 +62,7 @@ pub enum ExecMsg {
 }
 
 struct Exec {
-    rx: mpsc::UnboundedReceiver<ExecMsg>,
+    rx: mpsc::Receiver<ExecMsg>,
     queue: VecDeque<(Stream, Vec<u8>)>,
     status: Option<i32>,
     command: String,
@@ -118,6 +123,15 @@ impl Session {
     /// Whether a command is running whose output must be waited for.
     pub fn exec_running(&self) -> bool {
         self.exec.as_ref().is_some_and(|e| e.status.is_none())
+    }
+
+    /// Whether to take more of the command's output now: only while little
+    /// is queued, so a command that prints faster than the client reads is
+    /// held back by the pipe instead of filling the server's memory.
+    pub fn exec_wants_output(&self) -> bool {
+        self.exec
+            .as_ref()
+            .is_some_and(|e| e.status.is_none() && e.queue.len() < EXEC_QUEUE)
     }
 
     /// Waits for the running command's next output (call only while
@@ -275,42 +289,83 @@ impl Session {
                 return s.refuse(Error::ExecFailed);
             }
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(EXEC_QUEUE);
         let limit = self.shared.exec_timeout;
+        let max_output = self.shared.exec_max_output;
         let (out, err) = (child.stdout.take(), child.stderr.take());
         tokio::spawn(async move {
+            use std::sync::atomic::{AtomicU64, Ordering};
             use tokio::io::AsyncReadExt;
+            use tokio::sync::Notify;
+            /// Forwards one pipe, counting against the shared output
+            /// budget; past it, stops and says so.
             async fn pump(
                 mut r: impl tokio::io::AsyncRead + Unpin,
                 stream: Stream,
-                tx: mpsc::UnboundedSender<ExecMsg>,
+                tx: mpsc::Sender<ExecMsg>,
+                budget: Arc<(AtomicU64, Notify)>,
+                max: u64,
             ) {
                 let mut buf = vec![0u8; 16 * 1024];
                 while let Ok(n) = r.read(&mut buf).await {
-                    if n == 0 || tx.send(ExecMsg::Out(stream, buf[..n].to_vec())).is_err() {
+                    if n == 0 {
+                        break;
+                    }
+                    let before = budget.0.fetch_add(n as u64, Ordering::SeqCst);
+                    let allowed = max.saturating_sub(before).min(n as u64) as usize;
+                    if allowed > 0
+                        && tx
+                            .send(ExecMsg::Out(stream, buf[..allowed].to_vec()))
+                            .await
+                            .is_err()
+                    {
+                        break;
+                    }
+                    if allowed < n {
+                        budget.1.notify_one();
                         break;
                     }
                 }
             }
-            let a = tokio::spawn(pump(out.expect("piped"), Stream::Stdout, tx.clone()));
-            let b = tokio::spawn(pump(err.expect("piped"), Stream::Stderr, tx.clone()));
-            let status = match tokio::time::timeout(limit, child.wait()).await {
-                Ok(Ok(st)) => st.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    -st.signal().unwrap_or(1)
-                }),
-                _ => {
+            let budget = Arc::new((AtomicU64::new(0), Notify::new()));
+            let a = tokio::spawn(pump(
+                out.expect("piped"),
+                Stream::Stdout,
+                tx.clone(),
+                budget.clone(),
+                max_output,
+            ));
+            let b = tokio::spawn(pump(
+                err.expect("piped"),
+                Stream::Stderr,
+                tx.clone(),
+                budget.clone(),
+                max_output,
+            ));
+            let stopped =
+                |why: &str| ExecMsg::Out(Stream::Stderr, format!("ferry: {why}\n").into_bytes());
+            let status = tokio::select! {
+                r = tokio::time::timeout(limit, child.wait()) => match r {
+                    Ok(Ok(st)) => st.code().unwrap_or_else(|| {
+                        use std::os::unix::process::ExitStatusExt;
+                        -st.signal().unwrap_or(1)
+                    }),
+                    _ => {
+                        let _ = child.kill().await;
+                        let _ = tx.send(stopped("command timed out")).await;
+                        -9
+                    }
+                },
+                _ = budget.1.notified() => {
                     let _ = child.kill().await;
-                    let _ = tx.send(ExecMsg::Out(
-                        Stream::Stderr,
-                        b"ferry: command timed out\n".to_vec(),
-                    ));
+                    let why = format!("command stopped: output over the limit of {max_output} bytes");
+                    let _ = tx.send(stopped(&why)).await;
                     -9
                 }
             };
             let _ = a.await;
             let _ = b.await;
-            let _ = tx.send(ExecMsg::Exit(status));
+            let _ = tx.send(ExecMsg::Exit(status)).await;
         });
         info!(peer = %self.peer, user = self.who(), %command, "exec");
         self.exec = Some(Exec {

@@ -38,20 +38,36 @@ pub fn ferry() -> Command {
     c
 }
 
-/// Runs a command with a time limit, returning its output.
+/// Runs a command with a time limit, returning its output. Both pipes are
+/// read while it runs, so a command printing more than a pipe holds does
+/// not block.
 pub fn run(mut cmd: Command) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn ferry");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(_status) = child.try_wait().expect("wait") {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("ferry command hung: {cmd:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
     }
 }
 

@@ -531,6 +531,36 @@ fn an_exec_allow_list_runs_programs_without_a_shell() {
 }
 
 #[test]
+fn exec_output_is_limited_at_the_bound_and_bound_plus_one() {
+    let s = Server::anonymous(&["--allow-exec", "--exec-max-output", "100000"]);
+    let exec = |n: u32| {
+        let mut c = ferry();
+        c.arg("exec")
+            .arg(s.url("/"))
+            .args(["--", &format!("head -c {n} /dev/zero")]);
+        run(c)
+    };
+    let o = exec(100_000);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout.len(), 100_000);
+    let o = exec(100_001);
+    assert_eq!(o.stdout.len(), 100_000, "cut at the limit");
+    assert_ne!(code(&o), 0);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("output over the limit of 100000 bytes"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // An endless command is stopped by the limit, long before its timeout.
+    let t = std::time::Instant::now();
+    let mut c = ferry();
+    c.arg("exec").arg(s.url("/")).args(["--", "yes"]);
+    let o = run(c);
+    assert_eq!(o.stdout.len(), 100_000);
+    assert!(t.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
 fn max_per_ip_limits_sessions_from_one_address() {
     let s = Server::anonymous(&["--max-per-ip", "1"]);
     let held = TcpStream::connect(&s.addr).unwrap();

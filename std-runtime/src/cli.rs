@@ -556,36 +556,23 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Stat {
             url,
-            digest: None,
+            digest,
             socket,
             ca,
         } => {
             let url = FerryUrl::parse(&url)?;
             let opts = ConnectOptions {
                 socket: socket.as_deref(),
-                ca: ca.as_deref(),
-                ..ConnectOptions::default()
-            };
-            let e = open(&url, &opts)?.stat(&url.path)?;
-            println!("{}", format_stat(&e));
-            Ok(exit::OK)
-        }
-        Cmd::Stat {
-            url,
-            digest: Some(pin),
-            socket,
-            ca,
-        } => {
-            let url = FerryUrl::parse(&url)?;
-            let opts = ConnectOptions {
-                socket: socket.as_deref(),
-                digest: pin.map(Into::into),
+                digest: digest.flatten().map(Into::into),
                 ca: ca.as_deref(),
                 ..ConnectOptions::default()
             };
             let mut c = open(&url, &opts)?;
-            let sum = c.digest(&url.path)?;
-            println!("{sum}  {}", url.path);
+            if digest.is_some() {
+                println!("{}  {}", c.digest(&url.path)?, url.path);
+            } else {
+                println!("{}", format_stat(&c.stat(&url.path)?));
+            }
             Ok(exit::OK)
         }
         Cmd::Rm { url, conn } => {

@@ -55,6 +55,32 @@ fn delays(max: Duration, seed: u64) -> impl Iterator<Item = Duration> {
     })
 }
 
+/// After one killed run: old or new, never a mix, and no pile of parts.
+fn check_run(root: &Path, old: &[u8], new: &[u8], outcomes: &mut [u32; 2]) {
+    check_and_reset(&root.join("target.bin"), old, new, outcomes);
+    assert!(
+        parts(root).len() <= 1,
+        "partials pile up: {:?}",
+        parts(root)
+    );
+}
+
+/// After all runs: both outcomes counted; what is left is resumed by a
+/// put with `--resume` through `url`, which consumes the part file.
+fn check_end(who: &str, outcomes: [u32; 2], src: &Path, url: &str, root: &Path, new: &[u8]) {
+    eprintln!(
+        "{who} kills: {} old intact, {} new complete",
+        outcomes[0], outcomes[1]
+    );
+    assert_eq!(outcomes[0] + outcomes[1], RUNS as u32);
+    assert!(outcomes[0] > 0, "no kill landed mid-transfer");
+    let mut c = spawn_put(src, url, true);
+    wait_bounded(&mut c);
+    assert!(c.wait().unwrap().success());
+    assert_eq!(fs::read(root.join("target.bin")).unwrap(), new);
+    assert_eq!(parts(root), Vec::<String>::new());
+}
+
 /// Old or new, never a mix; resets to old after a completed replace.
 fn check_and_reset(target: &Path, old: &[u8], new: &[u8], outcomes: &mut [u32; 2]) {
     let now = fs::read(target).expect("the target always exists");
@@ -109,25 +135,9 @@ fn killing_the_client_never_leaves_a_mixed_file() {
         // The server may still be finishing a put that completed just
         // before the kill: give it a moment, then look.
         std::thread::sleep(Duration::from_millis(20));
-        check_and_reset(&root.join("target.bin"), &old, &new, &mut outcomes);
-        assert!(
-            parts(&root).len() <= 1,
-            "partials pile up: {:?}",
-            parts(&root)
-        );
+        check_run(&root, &old, &new, &mut outcomes);
     }
-    eprintln!(
-        "client kills: {} old intact, {} new complete",
-        outcomes[0], outcomes[1]
-    );
-    assert_eq!(outcomes[0] + outcomes[1], RUNS as u32);
-    assert!(outcomes[0] > 0, "no kill landed mid-transfer");
-    // What is left is resumed and consumed.
-    let mut c = spawn_put(&src, &url, true);
-    wait_bounded(&mut c);
-    assert!(c.wait().unwrap().success());
-    assert_eq!(fs::read(root.join("target.bin")).unwrap(), new);
-    assert_eq!(parts(&root), Vec::<String>::new());
+    check_end("client", outcomes, &src, &url, &root, &new);
 }
 
 #[test]
@@ -147,24 +157,9 @@ fn killing_the_server_never_leaves_a_mixed_file() {
         std::thread::sleep(d);
         drop(s); // SIGKILL, then reaped
         wait_bounded(&mut c);
-        check_and_reset(&root.join("target.bin"), &old, &new, &mut outcomes);
-        assert!(
-            parts(&root).len() <= 1,
-            "partials pile up: {:?}",
-            parts(&root)
-        );
+        check_run(&root, &old, &new, &mut outcomes);
     }
-    eprintln!(
-        "server kills: {} old intact, {} new complete",
-        outcomes[0], outcomes[1]
-    );
-    assert_eq!(outcomes[0] + outcomes[1], RUNS as u32);
-    assert!(outcomes[0] > 0, "no kill landed mid-transfer");
     // After a restart the partial is resumed and consumed.
     let s = Server::start(&root, &["--anonymous", "--listen", "127.0.0.1:0"]);
-    let mut c = spawn_put(&src, &s.url("target.bin"), true);
-    wait_bounded(&mut c);
-    assert!(c.wait().unwrap().success());
-    assert_eq!(fs::read(root.join("target.bin")).unwrap(), new);
-    assert_eq!(parts(&root), Vec::<String>::new());
+    check_end("server", outcomes, &src, &s.url("target.bin"), &root, &new);
 }

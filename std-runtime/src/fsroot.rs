@@ -129,6 +129,11 @@ pub struct Upload {
     /// For large bodies, a thread that owns `file`'s writes, so the session
     /// hashes the next chunk while the last one is written.
     writer: Option<Writer>,
+    /// Whether large bodies use the writer thread: worth it when hashing
+    /// is the bottleneck (MD5, SHA-256), not with BLAKE3, where the extra
+    /// copy into the thread's buffers costs more than the overlap gains
+    /// (measured A/B, docs/BENCHMARKS.md).
+    pub background: bool,
     /// Bytes already held (resume offset).
     pub offset: u64,
     /// Size of the whole file.
@@ -333,6 +338,7 @@ impl Root {
             part,
             file,
             writer: None,
+            background: false,
             offset: held,
             size,
             replace: policy == Overwrite::Replace,
@@ -361,10 +367,11 @@ impl Upload {
         Ok(())
     }
 
-    /// Appends body bytes. Bodies of [`Writer::MIN_BODY`] or more are
-    /// written by a thread of their own (call after `read_prefix`).
+    /// Appends body bytes. With `background`, bodies of
+    /// [`Writer::MIN_BODY`] or more are written by a thread of their own
+    /// (call after `read_prefix`).
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        if self.writer.is_none() && self.size - self.offset >= Writer::MIN_BODY {
+        if self.background && self.writer.is_none() && self.size - self.offset >= Writer::MIN_BODY {
             let file = self.file.try_clone().map_err(|e| map_io(&e))?;
             self.writer = Some(Writer::start(file.into_std())?);
         }

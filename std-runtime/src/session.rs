@@ -194,6 +194,8 @@ impl Session {
                     .and_then(|p| root.begin_upload(&p, *size, *overwrite, *resume));
                 match r {
                     Ok(mut up) => {
+                        let digest = s.negotiated().map(|n| n.digest);
+                        up.background = digest != Some(ferry_core::digest::Algorithm::Blake3);
                         let name = up.target.to_string_lossy().into_owned();
                         let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy())
                             .then(|| format!("/{name}"));

@@ -13,6 +13,8 @@ use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
+use crate::writer::Writer;
+
 /// The root directory being served.
 pub struct Root {
     dir: Dir,
@@ -129,10 +131,7 @@ pub struct Upload {
     /// For large bodies, a thread that owns `file`'s writes, so the session
     /// hashes the next chunk while the last one is written.
     writer: Option<Writer>,
-    /// Whether large bodies use the writer thread: worth it when hashing
-    /// is the bottleneck (MD5, SHA-256), not with BLAKE3, where the extra
-    /// copy into the thread's buffers costs more than the overlap gains
-    /// (measured A/B, docs/BENCHMARKS.md).
+    /// Write through a writer thread (see [`crate::writer::worth_it`]).
     pub background: bool,
     /// Bytes already held (resume offset).
     pub offset: u64,
@@ -367,11 +366,10 @@ impl Upload {
         Ok(())
     }
 
-    /// Appends body bytes. With `background`, bodies of
-    /// [`Writer::MIN_BODY`] or more are written by a thread of their own
+    /// Appends body bytes; with `background`, through a writer thread
     /// (call after `read_prefix`).
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        if self.background && self.writer.is_none() && self.size - self.offset >= Writer::MIN_BODY {
+        if self.background && self.writer.is_none() {
             let file = self.file.try_clone().map_err(|e| map_io(&e))?;
             self.writer = Some(Writer::start(file.into_std())?);
         }
@@ -420,104 +418,9 @@ impl Upload {
     }
 }
 
-/// Writes an upload's chunks on a thread of its own, in order, through a
-/// small pool of buffers (no allocation per chunk). Measured on a 1 GiB
-/// MD5 put over loopback: the server is the slower side (hashing plus
-/// socket and tmpfs work on one thread), and moving the file writes off it
-/// lets them overlap with hashing (docs/BENCHMARKS.md).
-struct Writer {
-    full: std::sync::mpsc::SyncSender<Vec<u8>>,
-    empty: std::sync::mpsc::Receiver<Vec<u8>>,
-    thread: std::thread::JoinHandle<io::Result<()>>,
-}
-
-impl Writer {
-    /// Smaller bodies are written in place: a thread is not worth it.
-    const MIN_BODY: u64 = 8 << 20;
-    /// Chunks in flight between the session and the writer.
-    const DEPTH: usize = 4;
-
-    fn start(mut file: std::fs::File) -> Result<Writer, Error> {
-        let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::DEPTH);
-        let (back, empty) = std::sync::mpsc::sync_channel(Self::DEPTH + 1);
-        for _ in 0..Self::DEPTH {
-            let _ = back.send(Vec::new());
-        }
-        let thread = std::thread::Builder::new()
-            .name("ferry-upload".into())
-            .spawn(move || -> io::Result<()> {
-                for buf in rx {
-                    let r = file.write_all(&buf);
-                    let _ = back.send(buf);
-                    // On a failure stop: the session's next write notices.
-                    r?;
-                }
-                Ok(())
-            })
-            .map_err(|e| map_io(&e))?;
-        Ok(Writer {
-            full,
-            empty,
-            thread,
-        })
-    }
-
-    fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        // A buffer comes back once written; none means the thread stopped.
-        let Ok(mut buf) = self.empty.recv() else {
-            return Err(Error::Io);
-        };
-        buf.clear();
-        buf.extend_from_slice(data);
-        self.full.send(buf).map_err(|_| Error::Io)
-    }
-
-    fn finish(self) -> Result<(), Error> {
-        drop(self.full);
-        match self.thread.join() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(map_io(&e)),
-            Err(_) => Err(Error::Internal),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_writer_thread_writes_in_order_and_reports_a_full_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let mut w = Writer::start(std::fs::File::create(&path).unwrap()).unwrap();
-        let mut want = Vec::new();
-        for i in 0..50u8 {
-            let chunk = vec![i; 1000 + usize::from(i)];
-            w.write(&chunk).unwrap();
-            want.extend_from_slice(&chunk);
-        }
-        w.finish().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), want);
-
-        // /dev/full: every write fails with ENOSPC; the session hears
-        // "no space" at a later write or at the end, never success.
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
-        if let Ok(full) = full {
-            let mut w = Writer::start(full).unwrap();
-            // A write fails once the thread has stopped; the thread's own
-            // error (what `Upload::write` reports) says why.
-            let mut stopped = false;
-            for _ in 0..(Writer::DEPTH * 4) {
-                if w.write(&[1; 4096]).is_err() {
-                    stopped = true;
-                    break;
-                }
-            }
-            assert!(stopped, "writes into /dev/full never failed");
-            assert_eq!(w.finish(), Err(Error::NoSpace));
-        }
-    }
 
     #[test]
     fn resolve_stays_beneath_the_root() {

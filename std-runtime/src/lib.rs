@@ -41,6 +41,7 @@ pub mod session;
 pub mod shell;
 pub mod url;
 pub mod users;
+mod writer;
 
 pub use client::{Client, TransferOptions};
 pub use error::FerryError;

@@ -194,8 +194,10 @@ impl Session {
                     .and_then(|p| root.begin_upload(&p, *size, *overwrite, *resume));
                 match r {
                     Ok(mut up) => {
-                        let digest = s.negotiated().map(|n| n.digest);
-                        up.background = digest != Some(ferry_core::digest::Algorithm::Blake3);
+                        up.background = crate::writer::worth_it(
+                            up.size - up.offset,
+                            s.negotiated().map(|n| n.digest),
+                        );
                         let name = up.target.to_string_lossy().into_owned();
                         let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy())
                             .then(|| format!("/{name}"));

@@ -1,0 +1,116 @@
+//! A body written to its file by a thread of its own.
+
+use std::io::{self, Write};
+
+use ferry_core::Error;
+
+use crate::fsroot::map_io;
+
+/// Writes a body's chunks on a thread of its own, in order, through a
+/// small pool of buffers (no allocation per chunk), so the receiving side
+/// hashes the next chunk while the last one is written. Used where hashing
+/// is the bottleneck (MD5, SHA-256) and the body is large; measured A/B in
+/// docs/BENCHMARKS.md.
+pub(crate) struct Writer {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<io::Result<()>>,
+}
+
+impl Writer {
+    /// Smaller bodies are written in place: a thread is not worth it.
+    pub(crate) const MIN_BODY: u64 = 8 << 20;
+    /// Chunks in flight between the session and the writer.
+    const DEPTH: usize = 4;
+
+    pub(crate) fn start(mut file: std::fs::File) -> Result<Writer, Error> {
+        let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::DEPTH);
+        let (back, empty) = std::sync::mpsc::sync_channel(Self::DEPTH + 1);
+        for _ in 0..Self::DEPTH {
+            let _ = back.send(Vec::new());
+        }
+        let thread = std::thread::Builder::new()
+            .name("ferry-upload".into())
+            .spawn(move || -> io::Result<()> {
+                for buf in rx {
+                    let r = file.write_all(&buf);
+                    let _ = back.send(buf);
+                    // On a failure stop: the session's next write notices.
+                    r?;
+                }
+                Ok(())
+            })
+            .map_err(|e| map_io(&e))?;
+        Ok(Writer {
+            full,
+            empty,
+            thread,
+        })
+    }
+
+    /// Queues `data`; fails once the thread has stopped (then `finish`
+    /// says why).
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        // A buffer comes back once written; none means the thread stopped.
+        let Ok(mut buf) = self.empty.recv() else {
+            return Err(Error::Io);
+        };
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.full.send(buf).map_err(|_| Error::Io)
+    }
+
+    /// Waits until every byte is written; the first write error, if any.
+    pub(crate) fn finish(self) -> Result<(), Error> {
+        drop(self.full);
+        match self.thread.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(map_io(&e)),
+            Err(_) => Err(Error::Internal),
+        }
+    }
+}
+
+/// Whether a body is worth a writer thread: large, and hashed with a
+/// digest slow enough that hashing is the bottleneck.
+pub(crate) fn worth_it(body: u64, digest: Option<ferry_core::digest::Algorithm>) -> bool {
+    body >= Writer::MIN_BODY && digest != Some(ferry_core::digest::Algorithm::Blake3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_thread_writes_in_order_and_reports_a_full_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut w = Writer::start(std::fs::File::create(&path).unwrap()).unwrap();
+        let mut want = Vec::new();
+        for i in 0..50u8 {
+            let chunk = vec![i; 1000 + usize::from(i)];
+            w.write(&chunk).unwrap();
+            want.extend_from_slice(&chunk);
+        }
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+
+        // /dev/full: every write fails with ENOSPC; the session hears
+        // "no space" at a later write or at the end, never success.
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+        if let Ok(full) = full {
+            let mut w = Writer::start(full).unwrap();
+            // A write fails once the thread has stopped; the thread's own
+            // error (what `Upload::write` reports) says why.
+            let mut stopped = false;
+            for _ in 0..(Writer::DEPTH * 4) {
+                if w.write(&[1; 4096]).is_err() {
+                    stopped = true;
+                    break;
+                }
+            }
+            assert!(stopped, "writes into /dev/full never failed");
+            assert_eq!(w.finish(), Err(Error::NoSpace));
+        }
+    }
+}

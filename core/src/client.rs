@@ -373,9 +373,10 @@ impl<B: Buffer> Client<B> {
         if offset > size {
             return Err(Error::BadOffset);
         }
+        let t = Transfer::new(size, offset, self.conn.digest())?;
         self.conn
             .send_msg(&Message::Accept { offset, name: None })?;
-        self.state = State::Receiving(Transfer::new(size, offset, self.conn.digest())?);
+        self.state = State::Receiving(t);
         Ok(())
     }
 
@@ -460,7 +461,13 @@ impl<B: Buffer> Client<B> {
             (State::Await(Pending::Stat), Message::Entry(e)) => {
                 (State::Idle, Some(Event::Entry(e)))
             }
-            (State::Await(Pending::Sum), Message::Sum(sum)) => (State::Idle, Some(Event::Sum(sum))),
+            // Only the negotiated algorithm: a digest labelled MD5 must be one.
+            (State::Await(Pending::Sum), Message::Sum(sum)) => {
+                if sum.algorithm() != self.conn.digest() {
+                    return Err(Error::Malformed);
+                }
+                (State::Idle, Some(Event::Sum(sum)))
+            }
             (State::Await(Pending::List), Message::Entry(e)) => {
                 (State::Await(Pending::List), Some(Event::Entry(e)))
             }

@@ -94,6 +94,11 @@ impl<B: Buffer> Conn<B> {
         if in_len < MIN_INPUT_BUFFER || out_len < MIN_OUTPUT_BUFFER || config.chunk_size == 0 {
             return Err(Error::BadUsage);
         }
+        // Offering a digest this build cannot compute would make the two
+        // sides choose differently.
+        if config.digests.iter().any(|a| !a.is_available()) {
+            return Err(Error::BadUsage);
+        }
         let max_frame = u32::try_from(in_len - HEADER_LEN).unwrap_or(u32::MAX);
         let out_room = u32::try_from(out_len - HEADER_LEN).unwrap_or(u32::MAX);
         let local = Hello {
@@ -196,10 +201,17 @@ impl<B: Buffer> Conn<B> {
         let avail = &self.inbuf.as_ref()[self.in_start..self.in_end];
         if self.negotiated.is_none() {
             let Some(bytes) = avail.get(..HELLO_LEN) else {
-                // Check the magic early so a stray client fails fast.
+                // Check the magic early so a stray client fails fast, and
+                // the version as soon as it is here: an older peer's hello
+                // is shorter, and waiting for the rest would only time out.
                 let n = avail.len().min(4);
                 if avail[..n] != frame::MAGIC[..n] {
                     return Err(Error::BadMagic);
+                }
+                if let [_, _, _, _, hi, lo, ..] = *avail {
+                    if u16::from_be_bytes([hi, lo]) != VERSION {
+                        return Err(Error::VersionMismatch);
+                    }
                 }
                 return Ok(None);
             };

@@ -332,8 +332,9 @@ impl<B: Buffer> Server<B> {
             Some(n) => Some(bounded(n, Error::InvalidPath)?),
             None => None,
         };
+        let t = Transfer::new(size, offset, self.conn.digest())?;
         self.conn.send_msg(&Message::Accept { offset, name })?;
-        self.state = State::Receiving(Transfer::new(size, offset, self.conn.digest())?);
+        self.state = State::Receiving(t);
         Ok(())
     }
 

@@ -210,3 +210,16 @@ fn a_trailer_with_another_algorithm_is_malformed() {
     }
     assert_eq!(last.as_deref(), Some("Closed(Malformed)"));
 }
+
+/// Offering a digest this build lacks would make the sides disagree: the
+/// core refuses such a configuration up front.
+#[cfg(not(feature = "blake3"))]
+#[test]
+fn a_config_offering_a_missing_digest_is_refused() {
+    let cc = Config {
+        digests: Digests::from_bytes([Algorithm::Blake3.id(), 0, 0, 0]),
+        ..Config::default()
+    };
+    let r = ferry_core::Client::new(Instant::ZERO, cc, vec![0; 4096], vec![0; 4096]);
+    assert!(matches!(r, Err(Error::BadUsage)));
+}

@@ -199,6 +199,14 @@ fn version_mismatch_is_reported_by_both_sides() {
         s.poll_event(),
         Some(ServerEvent::Closed(Error::VersionMismatch))
     );
+    // A version-1 peer sends a 16-byte hello and waits: the mismatch is
+    // seen from its first six bytes, not after a handshake timeout.
+    let mut s = Server::new(now, server_config(), vec![0; 4096], vec![0; 4096]).unwrap();
+    s.handle_input(now, &hello_bytes(1)[..16]).unwrap();
+    assert_eq!(
+        s.poll_event(),
+        Some(ServerEvent::Closed(Error::VersionMismatch))
+    );
 }
 
 #[test]

@@ -91,10 +91,6 @@ struct Conn {
     /// Connect through this Unix socket instead of HOST:PORT.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Check bodies with this digest only; fail if the server lacks it
-    /// (default: the best both sides support — BLAKE3, SHA-256, then MD5).
-    #[arg(long, value_enum, value_name = "ALG")]
-    digest: Option<DigestName>,
     /// Give up when the server has been silent this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     timeout: u64,
@@ -104,13 +100,22 @@ struct Conn {
     ca: Option<PathBuf>,
 }
 
+/// `--digest` for the commands where it only pins (stat has its own).
+#[derive(Debug, Args)]
+struct Pin {
+    /// Check bodies with this digest only; fail if the server lacks it
+    /// (default: the best both sides support — BLAKE3, SHA-256, then MD5).
+    #[arg(long, value_enum, value_name = "ALG")]
+    digest: Option<DigestName>,
+}
+
 impl Conn {
-    fn open(&self, url: &FerryUrl) -> Result<Client, FerryError> {
+    fn open(&self, url: &FerryUrl, digest: Option<DigestName>) -> Result<Client, FerryError> {
         open(
             url,
             &ConnectOptions {
                 socket: self.socket.as_deref(),
-                digest: self.digest.map(Into::into),
+                digest: digest.map(Into::into),
                 timeout: Duration::from_secs(self.timeout.max(1)),
                 ca: self.ca.as_deref(),
             },
@@ -173,8 +178,9 @@ enum Cmd {
         /// Most simultaneous sessions from one IP address (0: no limit).
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_per_ip: usize,
-        /// Body digests to accept, in preference order; md5 must be listed
-        /// (it is the protocol's mandatory digest).
+        /// Body digests to accept (the client's first choice among them
+        /// wins); md5 must be listed: it is the protocol's mandatory
+        /// digest and always accepted.
         #[arg(
             long,
             value_enum,
@@ -226,6 +232,8 @@ enum Cmd {
         transfer: Transfer,
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        pin: Pin,
     },
     /// Upload: ferry put LOCAL URL.
     Put {
@@ -237,6 +245,8 @@ enum Cmd {
         transfer: Transfer,
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        pin: Pin,
     },
     /// List a remote directory (names and byte sizes).
     Ls {
@@ -253,12 +263,8 @@ enum Cmd {
         /// Print the digest: the negotiated one, or --digest=ALG.
         #[arg(long, value_enum, value_name = "ALG", num_args = 0..=1, require_equals = true)]
         digest: Option<Option<DigestName>>,
-        /// Connect through this Unix socket instead of HOST:PORT.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// For ferrys:// URLs, also trust the CA certificates in FILE.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Remove a remote file or empty directory.
     Rm {
@@ -311,6 +317,8 @@ enum Cmd {
         url: String,
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        pin: Pin,
     },
 }
 
@@ -524,9 +532,10 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             local,
             transfer,
             conn,
+            pin,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url)?;
+            let mut c = conn.open(&url, pin.digest)?;
             let local = local.unwrap_or_else(|| ".".into());
             c.get_file(&url.path, &local, &transfer.options())?;
             Ok(exit::OK)
@@ -536,9 +545,10 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             transfer,
             conn,
+            pin,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url)?;
+            let mut c = conn.open(&url, pin.digest)?;
             let stored = c.put_file(&local, &url.path, &transfer.options())?;
             if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
                 eprintln!("ferry: stored as {stored}");
@@ -547,27 +557,16 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Ls { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url)?;
+            let mut c = conn.open(&url, None)?;
             let mut out = std::io::stdout().lock();
             for e in c.list(&url.path)? {
                 let _ = writeln!(out, "{}", format_entry(&e));
             }
             Ok(exit::OK)
         }
-        Cmd::Stat {
-            url,
-            digest,
-            socket,
-            ca,
-        } => {
+        Cmd::Stat { url, digest, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let opts = ConnectOptions {
-                socket: socket.as_deref(),
-                digest: digest.flatten().map(Into::into),
-                ca: ca.as_deref(),
-                ..ConnectOptions::default()
-            };
-            let mut c = open(&url, &opts)?;
+            let mut c = conn.open(&url, digest.flatten())?;
             if digest.is_some() {
                 println!("{}  {}", c.digest(&url.path)?, url.path);
             } else {
@@ -577,22 +576,22 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Rm { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url)?.remove(&url.path)?;
+            conn.open(&url, None)?.remove(&url.path)?;
             Ok(exit::OK)
         }
         Cmd::Mkdir { url, conn } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url)?.mkdir(&url.path)?;
+            conn.open(&url, None)?.mkdir(&url.path)?;
             Ok(exit::OK)
         }
         Cmd::Mv { url, newpath, conn } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url)?.rename(&url.path, &newpath)?;
+            conn.open(&url, None)?.rename(&url.path, &newpath)?;
             Ok(exit::OK)
         }
         Cmd::Exec { url, command, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url)?;
+            let mut c = conn.open(&url, None)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }
@@ -605,12 +604,12 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             conn,
         } => {
             let url = FerryUrl::parse(&url)?;
-            println!("{}", conn.open(&url)?.echo(&text, upper)?);
+            println!("{}", conn.open(&url, None)?.echo(&text, upper)?);
             Ok(exit::OK)
         }
-        Cmd::Shell { url, conn } => {
+        Cmd::Shell { url, conn, pin } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url)?;
+            let mut c = conn.open(&url, pin.digest)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }

@@ -76,6 +76,43 @@ fn tls_client(host: &str, ca: Option<&Path>) -> Result<rustls::ClientConnection,
         .map_err(|e| FerryError::Other(format!("TLS: {e}")))
 }
 
+/// Connects to `addr` (every address it resolves to, in turn), giving
+/// each at most `timeout`.
+fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, FerryError> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for a in addr.to_socket_addrs().map_err(FerryError::Connection)? {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(FerryError::Connection(last))
+}
+
+/// Completes the TLS handshake before the protocol starts, so the socket's
+/// short read timeout (a tick, for the core's deadlines) cannot fail it
+/// half-way; a server that does not answer within `limit` is a timeout.
+fn tls_handshake(
+    mut tls: rustls::ClientConnection,
+    mut sock: TcpStream,
+    limit: Duration,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, FerryError> {
+    let deadline = StdInstant::now() + limit;
+    while tls.is_handshaking() {
+        match tls.complete_io(&mut sock) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) && StdInstant::now() < deadline => {}
+            Err(e) => return Err(FerryError::Connection(e)),
+        }
+    }
+    Ok(rustls::StreamOwned::new(tls, sock))
+}
+
 /// Most entries one listing may hold on the client.
 pub const MAX_LISTING: usize = 1_000_000;
 
@@ -84,10 +121,18 @@ const TICK: Duration = Duration::from_millis(500);
 
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
+        let r = match self {
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+        };
+        match r {
+            // The write timeout: the peer stopped reading for that long.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the server stopped reading",
+            )),
+            r => r,
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -252,23 +297,28 @@ impl Client {
             Some(a) => Digests::new(&[a])?,
             None => Digests::available(),
         };
+        // Reads wake every TICK so the core's deadlines are checked; a
+        // write that cannot go out for the whole timeout fails.
         let conn = match opts.socket {
             Some(p) => {
                 let s = UnixStream::connect(p).map_err(FerryError::Connection)?;
                 s.set_read_timeout(Some(TICK))
+                    .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
                     .map_err(FerryError::Connection)?;
                 Conn::Unix(s)
             }
             None => {
-                let s = TcpStream::connect(url.socket_addr()).map_err(FerryError::Connection)?;
+                let s = connect_tcp(&url.socket_addr(), opts.timeout)?;
                 let _ = s.set_nodelay(true);
                 s.set_read_timeout(Some(TICK))
+                    .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
                     .map_err(FerryError::Connection)?;
                 if url.tls {
-                    Conn::Tls(Box::new(rustls::StreamOwned::new(
+                    Conn::Tls(Box::new(tls_handshake(
                         tls_client(&url.host, opts.ca)?,
                         s,
-                    )))
+                        opts.timeout.min(Config::default().handshake_timeout),
+                    )?))
                 } else {
                     Conn::Tcp(s)
                 }

@@ -133,6 +133,9 @@ pub struct Upload {
     writer: Option<Writer>,
     /// Write through a writer thread (see [`crate::writer::worth_it`]).
     pub background: bool,
+    /// A write failed: every later one fails the same way (no write may
+    /// land after a lost one).
+    failed: Option<Error>,
     /// Bytes already held (resume offset).
     pub offset: u64,
     /// Size of the whole file.
@@ -338,6 +341,7 @@ impl Root {
             file,
             writer: None,
             background: false,
+            failed: None,
             offset: held,
             size,
             replace: policy == Overwrite::Replace,
@@ -369,6 +373,17 @@ impl Upload {
     /// Appends body bytes; with `background`, through a writer thread
     /// (call after `read_prefix`).
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let r = self.write_once(data);
+        if let Err(e) = r {
+            self.failed = Some(e);
+        }
+        r
+    }
+
+    fn write_once(&mut self, data: &[u8]) -> Result<(), Error> {
         if self.background && self.writer.is_none() {
             let file = self.file.try_clone().map_err(|e| map_io(&e))?;
             self.writer = Some(Writer::start(file.into_std())?);

@@ -353,11 +353,14 @@ impl Ctx {
         let Some(acceptor) = self.tls.clone() else {
             return self.spawn(stream, peer, over_ip_limit, ip_slot);
         };
+        // The session slot is taken now, so half-done handshakes count
+        // against --max-connections like any session.
+        let permit = self.slots.clone().try_acquire_owned().ok();
         let ctx = self.clone();
         tokio::spawn(async move {
             let deadline = ctx.config.conn.login_timeout;
             match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => ctx.spawn(tls, peer, over_ip_limit, ip_slot),
+                Ok(Ok(tls)) => ctx.spawn_with(tls, peer, over_ip_limit, ip_slot, permit),
                 Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => warn!(%peer, "TLS handshake timed out"),
             }
@@ -373,11 +376,23 @@ impl Ctx {
         over_ip_limit: bool,
         ip_slot: Option<IpSlot>,
     ) {
+        let permit = self.slots.clone().try_acquire_owned().ok();
+        self.spawn_with(stream, peer, over_ip_limit, ip_slot, permit);
+    }
+
+    /// As `spawn`, with the session slot already taken (or not: busy).
+    fn spawn_with<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        &self,
+        stream: S,
+        peer: String,
+        over_ip_limit: bool,
+        ip_slot: Option<IpSlot>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
         let ctx = self.clone();
         tokio::spawn(async move {
             let _ip_slot = ip_slot;
-            let permit = ctx.slots.clone().try_acquire_owned();
-            let busy = permit.is_err() || over_ip_limit;
+            let busy = permit.is_none() || over_ip_limit;
             let big = (!busy)
                 .then(|| ctx.big_buffers.clone().try_acquire_owned().ok())
                 .flatten();
@@ -451,11 +466,17 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         if session.take_login_failure() {
             tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
         }
+        let wrote = !core.transmit_buf().is_empty();
         while !core.transmit_buf().is_empty() {
             match stream.write(core.transmit_buf()).await {
                 Ok(0) | Err(_) => return session.closed.unwrap_or(Error::Closed),
                 Ok(n) => core.transmit_done(n),
             }
+        }
+        // TLS may hold accepted bytes back in its own buffer; push them
+        // out before waiting for input (a no-op for plain sockets).
+        if wrote && stream.flush().await.is_err() {
+            return session.closed.unwrap_or(Error::Closed);
         }
         if let Some(e) = session.closed {
             linger(&mut stream).await;

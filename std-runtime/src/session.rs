@@ -223,7 +223,12 @@ impl Session {
             },
             Request::Digest { path } => {
                 let alg = s.negotiated().ok_or(Error::Internal)?.digest;
-                match resolve(&self.cwd, path).and_then(|p| root.digest(&p, alg)) {
+                // Hashing a large file takes a while: let the runtime move
+                // other sessions off this worker meanwhile.
+                let r = tokio::task::block_in_place(|| {
+                    resolve(&self.cwd, path).and_then(|p| root.digest(&p, alg))
+                });
+                match r {
                     Ok(sum) => return s.reply_sum(&sum),
                     Err(e) => Err(e),
                 }
@@ -349,6 +354,15 @@ impl Session {
             let stopped =
                 |why: &str| ExecMsg::Out(Stream::Stderr, format!("ferry: {why}\n").into_bytes());
             let status = tokio::select! {
+                // Over the limit wins over a command that ended meanwhile:
+                // cut output is never reported as a clean run.
+                biased;
+                _ = budget.1.notified() => {
+                    let _ = child.kill().await;
+                    let why = format!("command stopped: output over the limit of {max_output} bytes");
+                    let _ = tx.send(stopped(&why)).await;
+                    -9
+                }
                 r = tokio::time::timeout(limit, child.wait()) => match r {
                     Ok(Ok(st)) => st.code().unwrap_or_else(|| {
                         use std::os::unix::process::ExitStatusExt;
@@ -360,15 +374,18 @@ impl Session {
                         -9
                     }
                 },
-                _ = budget.1.notified() => {
-                    let _ = child.kill().await;
-                    let why = format!("command stopped: output over the limit of {max_output} bytes");
-                    let _ = tx.send(stopped(&why)).await;
-                    -9
-                }
             };
             let _ = a.await;
             let _ = b.await;
+            // The command may have ended just as its output passed the
+            // limit: the pumps have counted everything by now.
+            let status = if status != -9 && budget.0.load(Ordering::SeqCst) > max_output {
+                let why = format!("command stopped: output over the limit of {max_output} bytes");
+                let _ = tx.send(stopped(&why)).await;
+                -9
+            } else {
+                status
+            };
             let _ = tx.send(ExecMsg::Exit(status)).await;
         });
         info!(peer = %self.peer, user = self.who(), %command, "exec");

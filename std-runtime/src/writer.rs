@@ -11,10 +11,13 @@ use crate::fsroot::map_io;
 /// hashes the next chunk while the last one is written. Used where hashing
 /// is the bottleneck (MD5, SHA-256) and the body is large; measured A/B in
 /// docs/BENCHMARKS.md.
+///
+/// Dropping a writer (a session that ends without `keep`, `commit` or
+/// `discard`) also waits for it, so no write lands after its owner is gone.
 pub(crate) struct Writer {
-    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     empty: std::sync::mpsc::Receiver<Vec<u8>>,
-    thread: std::thread::JoinHandle<io::Result<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 impl Writer {
@@ -42,9 +45,9 @@ impl Writer {
             })
             .map_err(|e| map_io(&e))?;
         Ok(Writer {
-            full,
+            full: Some(full),
             empty,
-            thread,
+            thread: Some(thread),
         })
     }
 
@@ -57,17 +60,28 @@ impl Writer {
         };
         buf.clear();
         buf.extend_from_slice(data);
-        self.full.send(buf).map_err(|_| Error::Io)
+        let full = self.full.as_ref().ok_or(Error::Io)?;
+        full.send(buf).map_err(|_| Error::Io)
     }
 
     /// Waits until every byte is written; the first write error, if any.
-    pub(crate) fn finish(self) -> Result<(), Error> {
-        drop(self.full);
-        match self.thread.join() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(map_io(&e)),
-            Err(_) => Err(Error::Internal),
+    pub(crate) fn finish(mut self) -> Result<(), Error> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), Error> {
+        drop(self.full.take());
+        match self.thread.take().map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(map_io(&e)),
+            Some(Err(_)) => Err(Error::Internal),
         }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.join();
     }
 }
 

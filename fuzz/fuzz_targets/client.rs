@@ -7,11 +7,13 @@ use ferry_core::{Client, ClientEvent, Config, Instant, Overwrite};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
-    let split = usize::from(split).max(1);
+    let Some((&first, rest)) = data.split_first() else { return };
+    // The first byte picks the read size and the peer's digest list.
+    let peer = ferry_core::digest::Digests::from_bytes([first & 3, (first >> 2) & 3, (first >> 4) & 3, first >> 6]);
+    let split = usize::from(first).max(1);
     let now = Instant::ZERO;
     let Ok(mut c) = Client::new(now, Config::default(), vec![0u8; 4096], vec![0u8; 4096]) else { return };
-    let mut input = Hello { version: VERSION, flags: 1, max_frame: 4096, chunk: 1024, digests: ferry_core::digest::Digests::MD5_ONLY }.encode().to_vec();
+    let mut input = Hello { version: VERSION, flags: 1, max_frame: 4096, chunk: 1024, digests: peer }.encode().to_vec();
     input.extend_from_slice(rest);
     let mut out = [0u8; 8192];
     let mut pos = 0;

@@ -47,12 +47,14 @@ fn random(buf: &mut [u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
-    let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: DIGESTS }
+    let Some((&first, rest)) = data.split_first() else { return };
+    // The first byte picks the read size and the peer's digest list.
+    let peer = ferry_core::digest::Digests::from_bytes([first & 3, (first >> 2) & 3, (first >> 4) & 3, first >> 6]);
+    let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: peer }
         .encode()
         .to_vec();
     input.extend_from_slice(rest);
-    let mut wire = Wire { input: &input, split: usize::from(split).max(1) };
+    let mut wire = Wire { input: &input, split: usize::from(first).max(1) };
     let config = ServerConfig {
         conn: Config { chunk_size: 1024, digests: DIGESTS, ..Config::default() },
         allow_anonymous: true,

@@ -8,13 +8,15 @@ use ferry_core::{Entry, Instant, Kind, Request, Server, ServerConfig, ServerEven
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
-    let split = usize::from(split).max(1);
+    let Some((&first, rest)) = data.split_first() else { return };
+    // The first byte picks the read size and the peer's digest list.
+    let peer = ferry_core::digest::Digests::from_bytes([first & 3, (first >> 2) & 3, (first >> 4) & 3, first >> 6]);
+    let split = usize::from(first).max(1);
     let now = Instant::ZERO;
     let cfg = ServerConfig { allow_anonymous: true, allow_exec: true, ..ServerConfig::default() };
     let Ok(mut s) = Server::new(now, cfg, vec![0u8; 4096], vec![0u8; 4096]) else { return };
     let verifier = Verifier::new("pw", b"salt", 1).ok();
-    let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: ferry_core::digest::Digests::MD5_ONLY }.encode().to_vec();
+    let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: peer }.encode().to_vec();
     input.extend_from_slice(rest);
     let mut out = [0u8; 8192];
     let mut pos = 0;

@@ -534,22 +534,26 @@ impl Client {
 
     /// Lists a directory.
     pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, FerryError> {
+        self.list_at_most(path, MAX_LISTING)
+    }
+
+    /// Lists a directory, keeping at most `max` entries: a listing is
+    /// streamed, so its length is the server's to choose, and a hostile
+    /// server must not exhaust the client's memory. More is an error.
+    pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
         let mut v = Vec::new();
         let mut n = 0usize;
-        // A listing is streamed, so its length is the server's to choose:
-        // keep at most MAX_LISTING entries, so a hostile server cannot
-        // exhaust the client's memory.
         self.inner
             .list(path, |e| {
                 n += 1;
-                if v.len() < MAX_LISTING {
+                if v.len() < max {
                     v.push(e.clone());
                 }
             })
             .map_err(proto)?;
-        if n > MAX_LISTING {
+        if n > max {
             return Err(FerryError::Other(format!(
-                "{path}: the server listed {n} entries, more than the {MAX_LISTING} a client keeps"
+                "{path}: the server listed {n} entries, more than the {max} a client keeps"
             )));
         }
         Ok(v)

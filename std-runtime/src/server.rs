@@ -356,11 +356,12 @@ impl Ctx {
         // The session slot is taken now, so half-done handshakes count
         // against --max-connections like any session.
         let permit = self.slots.clone().try_acquire_owned().ok();
+        let accepted = self.now();
         let ctx = self.clone();
         tokio::spawn(async move {
             let deadline = ctx.config.conn.login_timeout;
             match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => ctx.spawn_with(tls, peer, over_ip_limit, ip_slot, permit),
+                Ok(Ok(tls)) => ctx.spawn_with(tls, peer, over_ip_limit, ip_slot, permit, accepted),
                 Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => warn!(%peer, "TLS handshake timed out"),
             }
@@ -377,10 +378,12 @@ impl Ctx {
         ip_slot: Option<IpSlot>,
     ) {
         let permit = self.slots.clone().try_acquire_owned().ok();
-        self.spawn_with(stream, peer, over_ip_limit, ip_slot, permit);
+        self.spawn_with(stream, peer, over_ip_limit, ip_slot, permit, self.now());
     }
 
-    /// As `spawn`, with the session slot already taken (or not: busy).
+    /// As `spawn`, with the session slot already taken (or not: busy) and
+    /// the connection accepted at `accepted`: the login deadline counts
+    /// from there, a TLS handshake included.
     fn spawn_with<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         &self,
         stream: S,
@@ -388,6 +391,7 @@ impl Ctx {
         over_ip_limit: bool,
         ip_slot: Option<IpSlot>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        accepted: Instant,
     ) {
         let ctx = self.clone();
         tokio::spawn(async move {
@@ -398,9 +402,9 @@ impl Ctx {
                 .flatten();
             let len = if big.is_some() { BIG_BUF } else { BUF };
             let core = if busy {
-                ferry_core::Server::new_busy(ctx.now(), ctx.config, vec![0; BUF], vec![0; BUF])
+                ferry_core::Server::new_busy(accepted, ctx.config, vec![0; BUF], vec![0; BUF])
             } else {
-                ferry_core::Server::new(ctx.now(), ctx.config, vec![0; len], vec![0; len])
+                ferry_core::Server::new(accepted, ctx.config, vec![0; len], vec![0; len])
             };
             let Ok(core) = core else { return };
             let t0 = StdInstant::now();

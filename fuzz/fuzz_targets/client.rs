@@ -6,11 +6,11 @@ use ferry_core::frame::{Hello, VERSION};
 use ferry_core::{Client, ClientEvent, Config, Instant, Overwrite};
 use libfuzzer_sys::fuzz_target;
 
+mod common;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else { return };
-    // The first byte picks the read size and the peer's digest list.
-    let peer = ferry_core::digest::Digests::from_bytes([first & 3, (first >> 2) & 3, (first >> 4) & 3, first >> 6]);
-    let split = usize::from(first).max(1);
+    let (split, peer) = common::split_and_peer(first);
     let now = Instant::ZERO;
     let Ok(mut c) = Client::new(now, Config::default(), vec![0u8; 4096], vec![0u8; 4096]) else { return };
     let mut input = Hello { version: VERSION, flags: 1, max_frame: 4096, chunk: 1024, digests: peer }.encode().to_vec();

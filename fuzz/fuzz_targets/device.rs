@@ -14,6 +14,8 @@ use ferry_device::app::{App, SessionState, DIGESTS, FRAME_BUF};
 use ferry_device::{Auth, RamStore};
 use libfuzzer_sys::fuzz_target;
 
+mod common;
+
 /// Reads the fuzz input a piece at a time; writes go nowhere.
 struct Wire<'a> {
     input: &'a [u8],
@@ -48,13 +50,12 @@ fn random(buf: &mut [u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else { return };
-    // The first byte picks the read size and the peer's digest list.
-    let peer = ferry_core::digest::Digests::from_bytes([first & 3, (first >> 2) & 3, (first >> 4) & 3, first >> 6]);
+    let (split, peer) = common::split_and_peer(first);
     let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: peer }
         .encode()
         .to_vec();
     input.extend_from_slice(rest);
-    let mut wire = Wire { input: &input, split: usize::from(first).max(1) };
+    let mut wire = Wire { input: &input, split };
     let config = ServerConfig {
         conn: Config { chunk_size: 1024, digests: DIGESTS, ..Config::default() },
         allow_anonymous: true,

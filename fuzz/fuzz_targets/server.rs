@@ -7,11 +7,11 @@ use ferry_core::frame::{Hello, VERSION};
 use ferry_core::{Entry, Instant, Kind, Request, Server, ServerConfig, ServerEvent, Stream, Verifier};
 use libfuzzer_sys::fuzz_target;
 
+mod common;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else { return };
-    // The first byte picks the read size and the peer's digest list.
-    let peer = ferry_core::digest::Digests::from_bytes([first & 3, (first >> 2) & 3, (first >> 4) & 3, first >> 6]);
-    let split = usize::from(first).max(1);
+    let (split, peer) = common::split_and_peer(first);
     let now = Instant::ZERO;
     let cfg = ServerConfig { allow_anonymous: true, allow_exec: true, ..ServerConfig::default() };
     let Ok(mut s) = Server::new(now, cfg, vec![0u8; 4096], vec![0u8; 4096]) else { return };

@@ -37,12 +37,17 @@ fn digests(c: &mut Criterion) {
     let data = vec![0xA5u8; 1 << 20];
     let mut g = c.benchmark_group("digest");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    // Run with `--features md5-asm,sha256,blake3,std` to compare all.
+    // Run with `--features sha256,blake3,std` to compare all.
     for a in Digests::available().iter() {
         g.bench_function(format!("{a} (ferry_core::digest)"), |b| {
             b.iter(|| digest::digest(a, black_box(&data)))
         });
     }
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    g.bench_function("md5, RustCrypto md-5 0.10 x86 assembly", |b| {
+        use md5_asm::Digest;
+        b.iter(|| md5_asm::Md5::digest(black_box(&data)))
+    });
     g.bench_function("md5, RustCrypto md-5 0.11 portable", |b| {
         use md5_soft::Digest;
         b.iter(|| md5_soft::Md5::digest(black_box(&data)))

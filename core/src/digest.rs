@@ -11,10 +11,11 @@
 //! deliberate attacker.
 //!
 //! Implementations, chosen by measurement (`cargo bench -p ferry-core --bench
-//! core`, docs/BENCHMARKS.md): RustCrypto's `md-5` (its `asm` feature, enabled
-//! by our `md5-asm`, uses hand-written x86 assembly and hashes ~20 % faster
-//! than the portable code), RustCrypto's `sha2` (uses SHA-NI when the CPU has
-//! it) and the `blake3` crate (SIMD; runtime CPU detection needs our `std`).
+//! core`, docs/BENCHMARKS.md): our own MD5 (`src/digest/md5.rs`, safe Rust
+//! arranged for the step-to-step dependency chain; ~4 % faster than
+//! RustCrypto's x86 assembly and ~25 % faster than its portable `md-5`),
+//! RustCrypto's `sha2` (uses SHA-NI when the CPU has it) and the `blake3`
+//! crate (SIMD; runtime CPU detection needs our `std`).
 //! All are `no_std` and allocation-free.
 
 use core::fmt;
@@ -24,6 +25,8 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+
+mod md5;
 
 /// Longest digest any algorithm produces, in bytes.
 pub const MAX_LEN: usize = 32;
@@ -338,7 +341,7 @@ impl Hasher {
     /// A fresh hasher; `None` if this build does not carry `algorithm`.
     pub fn new(algorithm: Algorithm) -> Option<Hasher> {
         Some(Hasher(match algorithm {
-            Algorithm::Md5 => Inner::Md5(md5::Digest::new()),
+            Algorithm::Md5 => Inner::Md5(md5::Md5::new()),
             #[cfg(feature = "sha256")]
             Algorithm::Sha256 => Inner::Sha256(sha2::Digest::new()),
             #[cfg(feature = "blake3")]
@@ -362,7 +365,7 @@ impl Hasher {
     /// Adds bytes.
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.0 {
-            Inner::Md5(h) => md5::Digest::update(h, data),
+            Inner::Md5(h) => h.update(data),
             #[cfg(feature = "sha256")]
             Inner::Sha256(h) => sha2::Digest::update(h, data),
             #[cfg(feature = "blake3")]
@@ -377,7 +380,7 @@ impl Hasher {
         let algorithm = self.algorithm();
         let mut bytes = [0; MAX_LEN];
         match &self.0 {
-            Inner::Md5(h) => bytes[..16].copy_from_slice(&md5::Digest::finalize(h.clone())),
+            Inner::Md5(h) => bytes[..16].copy_from_slice(&h.clone().finalize()),
             #[cfg(feature = "sha256")]
             Inner::Sha256(h) => bytes.copy_from_slice(&sha2::Digest::finalize(h.clone())),
             #[cfg(feature = "blake3")]
@@ -403,9 +406,9 @@ pub fn digest(algorithm: Algorithm, data: &[u8]) -> Option<Sum> {
 
 /// MD5 of one buffer.
 pub fn md5(data: &[u8]) -> [u8; 16] {
-    let mut h = <md5::Md5 as md5::Digest>::new();
-    md5::Digest::update(&mut h, data);
-    md5::Digest::finalize(h).into()
+    let mut h = md5::Md5::new();
+    h.update(data);
+    h.finalize()
 }
 
 #[cfg(test)]

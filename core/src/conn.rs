@@ -555,6 +555,17 @@ macro_rules! endpoint_common {
             }
         }
 
+        /// Bytes of the held prefix (`0..offset`) still to pass to
+        /// [`Self::feed_prefix`]; 0 outside a transfer, and for a get whose
+        /// digest the server vouched for.
+        #[must_use]
+        pub fn prefix_needed(&self) -> u64 {
+            match &self.state {
+                State::Receiving(t) | State::Sending(t) => t.prefix_needed(),
+                _ => 0,
+            }
+        }
+
         /// Space for the next body chunk, straight in the output buffer
         /// (empty when it is full: transmit first). Write into it, then
         /// [`Self::commit_send`].

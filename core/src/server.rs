@@ -92,7 +92,8 @@ enum State {
     Idle,
     Request(Kind),
     Listing(u32),
-    Offered(u64),
+    /// The size offered, and the file's digest if the handler vouched for it.
+    Offered(u64, Option<Sum>),
     Sending(Transfer),
     /// The trailer is out; waiting for `Done`. Holds this side's digest.
     AwaitDone(Sum),
@@ -311,11 +312,23 @@ impl<B: Buffer> Server<B> {
     /// get: announce the file's exact size; the client answers with a
     /// resume offset ([`Event::SendBody`]) or a refusal.
     pub fn offer(&mut self, size: u64) -> Result<(), Error> {
+        self.offer_vouched(size, None)
+    }
+
+    /// get: as [`Self::offer`], vouching for the whole file's digest, which
+    /// the handler kept from when it last verified the file (stored by a
+    /// put, or hashed by a get or a digest request, and unchanged since).
+    /// The body then goes out without being hashed again and the trailer
+    /// carries `sum`; the client still hashes every byte it receives, so a
+    /// file that changed since — even a bit flipped on the server's storage
+    /// — fails its check instead of passing. A `sum` in another algorithm
+    /// than the negotiated one is ignored (the body is hashed as usual).
+    pub fn offer_vouched(&mut self, size: u64, sum: Option<Sum>) -> Result<(), Error> {
         if !matches!(self.state, State::Request(Kind::Get)) {
             return Err(Error::BadUsage);
         }
         self.conn.send_msg(&Message::Offer { size })?;
-        self.state = State::Offered(size);
+        self.state = State::Offered(size, sum);
         Ok(())
     }
 
@@ -486,14 +499,18 @@ impl<B: Buffer> Server<B> {
                 };
                 (State::Request(kind), Event::Request(req))
             }
-            (State::Offered(size), Message::Accept { offset, .. }) => {
+            (State::Offered(size, vouched), Message::Accept { offset, .. }) => {
                 if offset > size {
                     self.conn.send_msg(&Message::Error {
                         code: Error::BadOffset.code(),
                     })?;
                     return Ok(Step::Nothing);
                 }
-                self.state = State::Sending(Transfer::new(size, offset, self.conn.digest())?);
+                let mut t = Transfer::new(size, offset, self.conn.digest())?;
+                if let Some(sum) = vouched {
+                    t.vouch(sum);
+                }
+                self.state = State::Sending(t);
                 // An empty file (or a complete resume) needs no body.
                 if offset == 0 {
                     self.after_send(false)?;
@@ -533,7 +550,7 @@ impl<B: Buffer> Server<B> {
         let state = core::mem::replace(&mut self.state, State::Idle);
         match state {
             // The client refused the offer.
-            State::Offered(_) => Ok(Step::Event(Event::Cancelled(err))),
+            State::Offered(..) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled a get: end the body so it can resync.
             State::Sending(_) => {
                 self.conn.send_resync_trailer()?;

@@ -19,6 +19,9 @@ pub(crate) struct Transfer {
     /// Body bytes moved so far.
     moved: u64,
     hasher: Hasher,
+    /// The sender's vouched-for digest of the whole file (see
+    /// [`Self::vouch`]); then nothing is hashed here.
+    vouched: Option<Sum>,
 }
 
 impl Transfer {
@@ -31,7 +34,26 @@ impl Transfer {
             prefix: 0,
             moved: 0,
             hasher: Hasher::new(digest).ok_or(Error::Internal)?,
+            vouched: None,
         })
+    }
+
+    /// Sender: the whole file's digest is already known (the server kept
+    /// the one it verified when the file was stored), so the body is sent
+    /// without hashing and the trailer carries `sum`. The receiver still
+    /// hashes what it gets, so a stale `sum` is caught there as a mismatch,
+    /// never accepted. Ignored unless `sum` uses the negotiated algorithm
+    /// and nothing has been hashed yet.
+    pub fn vouch(&mut self, sum: Sum) {
+        if sum.algorithm() == self.hasher.algorithm() && self.prefix == 0 && self.moved == 0 {
+            self.prefix = self.offset;
+            self.vouched = Some(sum);
+        }
+    }
+
+    /// Prefix bytes (`0..offset`) still to feed.
+    pub fn prefix_needed(&self) -> u64 {
+        self.offset - self.prefix
     }
 
     /// Body bytes still to move.
@@ -59,7 +81,9 @@ impl Transfer {
         if data.len() as u64 > self.remaining() {
             return Err(Error::Malformed);
         }
-        self.hasher.update(data);
+        if self.vouched.is_none() {
+            self.hasher.update(data);
+        }
         self.moved += data.len() as u64;
         Ok(())
     }
@@ -71,7 +95,7 @@ impl Transfer {
 
     /// The whole file's digest; valid once [`Self::complete`].
     pub fn digest(&self) -> Sum {
-        self.hasher.finish()
+        self.vouched.unwrap_or_else(|| self.hasher.finish())
     }
 
     /// Receiver: checks the trailer. A short body is a protocol error, a

@@ -223,3 +223,57 @@ fn a_config_offering_a_missing_digest_is_refused() {
     let r = ferry_core::Client::new(Instant::ZERO, cc, vec![0; 4096], vec![0; 4096]);
     assert!(matches!(r, Err(Error::BadUsage)));
 }
+
+#[test]
+fn a_vouched_digest_skips_the_servers_hashing_and_a_stale_one_is_caught() {
+    for a in Digests::available().iter() {
+        let mut p = pair(Digests::new(&[a]).unwrap(), Digests::available());
+        p.login();
+        let data = bytes(150_000, 9);
+        p.store.files.insert("g".into(), data.clone());
+        p.vouch.insert("g".into(), sum(a, &data));
+
+        // Resumed from 40 000 bytes: the server reads no prefix.
+        p.local = data[..40_000].to_vec();
+        p.client.get("g").unwrap();
+        p.drive();
+        assert_eq!(p.take().last(), Some(&Rec::TransferEnd(true)), "{a}");
+        assert_eq!(p.local, data);
+        assert_eq!(p.server_prefix_fed.last(), Some(&0), "{a}");
+        assert_eq!(p.server_sums.last(), Some(&sum(a, &data)));
+        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(true)));
+
+        // The file changed behind a stale kept digest (or a bit flipped on
+        // the server's disk): the client's own hash catches it.
+        let mut changed = data.clone();
+        changed[77_777] ^= 0x10;
+        p.store.files.insert("g".into(), changed);
+        p.local.clear();
+        p.client.get("g").unwrap();
+        p.drive();
+        assert_eq!(p.take().last(), Some(&Rec::TransferEnd(false)), "{a}");
+        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(false)));
+    }
+}
+
+/// Needs a second digest compiled in (the workspace test has all three).
+#[cfg(any(feature = "sha256", feature = "blake3"))]
+#[test]
+fn a_vouched_digest_in_another_algorithm_is_ignored_and_the_body_hashed() {
+    let other = Digests::available()
+        .iter()
+        .find(|a| *a != Algorithm::Md5)
+        .unwrap();
+    let mut p = pair(Digests::MD5_ONLY, Digests::available());
+    p.login();
+    let data = bytes(90_000, 10);
+    p.store.files.insert("g".into(), data.clone());
+    // Right bytes, wrong algorithm for this MD5 session: not used.
+    p.vouch.insert("g".into(), sum(other, &data));
+    p.local = data[..1_000].to_vec();
+    p.client.get("g").unwrap();
+    p.drive();
+    assert_eq!(p.take().last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(p.server_prefix_fed.last(), Some(&1_000));
+    assert_eq!(p.server_sums.last(), Some(&sum(Algorithm::Md5, &data)));
+}

@@ -13,6 +13,7 @@ use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
+use crate::sums::Version;
 use crate::writer::Writer;
 
 /// The root directory being served.
@@ -214,14 +215,19 @@ impl Root {
         Ok((f.into_std(), md.len()))
     }
 
-    /// The digest of a whole file (`ferry stat --digest`).
-    pub fn digest(&self, p: &Path, alg: Algorithm) -> Result<Sum, Error> {
+    /// The digest of a whole file (`ferry stat --digest`), always hashed
+    /// afresh; with the file's version if it did not change meanwhile.
+    pub fn digest(&self, p: &Path, alg: Algorithm) -> Result<(Sum, Option<Version>), Error> {
         let (mut f, _) = self.open_read(p)?;
+        let before = f.metadata().ok().map(|md| Version::of(&md));
         let mut h = Hasher::new(alg).ok_or(Error::Internal)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             match f.read(&mut buf) {
-                Ok(0) => return Ok(h.finish()),
+                Ok(0) => {
+                    let after = f.metadata().ok().map(|md| Version::of(&md));
+                    return Ok((h.finish(), before.filter(|_| before == after)));
+                }
                 Ok(n) => h.update(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(map_io(&e)),
@@ -407,7 +413,9 @@ impl Upload {
     /// Makes the verified upload the real file: fsync, then rename over the
     /// target (refusing if it appeared meanwhile and replacing was not
     /// asked for).
-    pub fn commit(mut self, root: &Root) -> Result<PathBuf, Error> {
+    /// Returns where it is and its version (after the rename, which moves
+    /// the change time).
+    pub fn commit(mut self, root: &Root) -> Result<(PathBuf, Version), Error> {
         self.flush()?;
         self.file.sync_all().map_err(|e| map_io(&e))?;
         if !self.replace && root.exists(&self.target) {
@@ -416,7 +424,11 @@ impl Upload {
         root.dir
             .rename(&self.part, &root.dir, &self.target)
             .map_err(|e| map_io(&e))?;
-        Ok(self.target)
+        let md = (self.file.try_clone().map(File::into_std))
+            .and_then(|f| f.metadata())
+            .map_err(|e| map_io(&e))?;
+        let version = Version::of(&md);
+        Ok((self.target.clone(), version))
     }
 
     /// Keeps what arrived as resumable state (a dropped client).

@@ -39,6 +39,7 @@ pub mod fsroot;
 pub mod server;
 pub mod session;
 pub mod shell;
+pub mod sums;
 pub mod url;
 pub mod users;
 mod writer;

@@ -244,6 +244,7 @@ impl Server {
             exec_allow: opts.exec_allow,
             exec_timeout: opts.exec_timeout,
             exec_max_output: opts.exec_max_output,
+            sums: Default::default(),
         });
         Ok(Server {
             shared,

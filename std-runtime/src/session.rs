@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::fsroot::{map_io, resolve, Root, Upload};
+use crate::sums::{Sums, Version};
 use crate::users::Users;
 
 /// What every session of one server shares.
@@ -32,6 +33,9 @@ pub struct Shared {
     pub exec_timeout: Duration,
     /// Most output (stdout and stderr together) one command may send.
     pub exec_max_output: u64,
+    /// Digests verified earlier, so unchanged files are not hashed again
+    /// for a get.
+    pub sums: Sums,
 }
 
 /// Output pieces queued between a command and its session, at most.
@@ -51,6 +55,10 @@ struct Download {
     size: u64,
     started: bool,
     start: StdInstant,
+    /// The file's version when opened.
+    version: Option<Version>,
+    /// Sent with a kept digest instead of hashing it.
+    vouched: bool,
 }
 
 /// Output of a running command, as it arrives from its pipes.
@@ -171,13 +179,19 @@ impl Session {
                 let r = resolve(&self.cwd, path).and_then(|p| root.open_read(&p));
                 match r {
                     Ok((file, size)) => {
-                        s.offer(size)?;
+                        let version = file.metadata().ok().map(|md| Version::of(&md));
+                        let kept = version
+                            .zip(s.negotiated().map(|n| n.digest))
+                            .and_then(|(v, alg)| self.shared.sums.get(&v, alg));
+                        s.offer_vouched(size, kept)?;
                         self.download = Some(Download {
                             file,
                             path: path.to_string(),
                             size,
                             started: false,
                             start: StdInstant::now(),
+                            version,
+                            vouched: kept.is_some(),
                         });
                         return Ok(());
                     }
@@ -229,7 +243,12 @@ impl Session {
                     resolve(&self.cwd, path).and_then(|p| root.digest(&p, alg))
                 });
                 match r {
-                    Ok(sum) => return s.reply_sum(&sum),
+                    Ok((sum, unchanged)) => {
+                        if let Some(v) = unchanged {
+                            self.shared.sums.put(v, sum);
+                        }
+                        return s.reply_sum(&sum);
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -501,8 +520,21 @@ impl Handler<Vec<u8>> for Session {
             }
             ServerEvent::GetEnd { verified, sum } => {
                 if let Some(d) = self.download.take() {
+                    let unchanged = d
+                        .version
+                        .filter(|v| d.file.metadata().is_ok_and(|md| Version::of(&md) == *v));
+                    match (d.vouched, verified, unchanged, d.version) {
+                        // The client hashed what this side read: keep it.
+                        (false, true, Some(v), _) => self.shared.sums.put(v, sum),
+                        // A kept digest failed: never offer it again.
+                        (true, false, _, Some(v)) => {
+                            warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
+                            self.shared.sums.forget(&v);
+                        }
+                        _ => {}
+                    }
                     info!(peer = %self.peer, user = self.who(), path = %d.path, bytes = d.size,
-                          ms = d.start.elapsed().as_millis() as u64, verified,
+                          ms = d.start.elapsed().as_millis() as u64, verified, kept_digest = d.vouched,
                           digest = %sum.algorithm(), sum = %sum, "get");
                 }
             }
@@ -540,8 +572,11 @@ impl Handler<Vec<u8>> for Session {
             Some(Pending::SendBody(offset)) => {
                 if let Some(d) = &mut self.download {
                     let mut buf = vec![0u8; 64 * 1024];
-                    let mut left = offset;
-                    d.file.seek(SeekFrom::Start(0)).map_err(|e| map_io(&e))?;
+                    // The held prefix is hashed unless the digest is kept.
+                    let mut left = s.prefix_needed();
+                    d.file
+                        .seek(SeekFrom::Start(offset - left))
+                        .map_err(|e| map_io(&e))?;
                     while left > 0 {
                         let want = buf.len().min(left as usize);
                         let n = d.file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
@@ -559,7 +594,9 @@ impl Handler<Vec<u8>> for Session {
                     if verified {
                         let (bytes, resumed_from) = (up.size, up.offset);
                         match up.commit(&self.shared.root) {
-                            Ok(stored) => {
+                            Ok((stored, version)) => {
+                                // The bytes just checked are the file's.
+                                self.shared.sums.put(version, sum);
                                 s.finish_put()?;
                                 info!(peer = %self.peer, user = self.who(), %path, stored = %stored.display(),
                                       bytes, resumed_from, ms = start.elapsed().as_millis() as u64, verified,

@@ -15,6 +15,8 @@ use crate::fsroot::map_io;
 /// Dropping a writer (a session that ends without `keep`, `commit` or
 /// `discard`) also waits for it, so no write lands after its owner is gone.
 pub(crate) struct Writer {
+    /// The buffer being filled, handed over once it holds [`Self::BATCH`].
+    filling: Option<Vec<u8>>,
     full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     empty: std::sync::mpsc::Receiver<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
@@ -23,8 +25,11 @@ pub(crate) struct Writer {
 impl Writer {
     /// Smaller bodies are written in place: a thread is not worth it.
     pub(crate) const MIN_BODY: u64 = 8 << 20;
-    /// Chunks in flight between the session and the writer.
-    const DEPTH: usize = 4;
+    /// Buffers in flight between the session and the writer.
+    const DEPTH: usize = 3;
+    /// Bytes handed over at a time: each handover wakes the other thread,
+    /// so several chunks go together.
+    const BATCH: usize = 1 << 20;
 
     pub(crate) fn start(mut file: std::fs::File) -> Result<Writer, Error> {
         let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::DEPTH);
@@ -45,6 +50,7 @@ impl Writer {
             })
             .map_err(|e| map_io(&e))?;
         Ok(Writer {
+            filling: None,
             full: Some(full),
             empty,
             thread: Some(thread),
@@ -54,12 +60,29 @@ impl Writer {
     /// Queues `data`; fails once the thread has stopped (then `finish`
     /// says why).
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        // A buffer comes back once written; none means the thread stopped.
-        let Ok(mut buf) = self.empty.recv() else {
-            return Err(Error::Io);
+        let buf = match self.filling.as_mut() {
+            Some(buf) => buf,
+            None => {
+                // A buffer comes back once written; none means the thread
+                // stopped.
+                let Ok(mut buf) = self.empty.recv() else {
+                    return Err(Error::Io);
+                };
+                buf.clear();
+                self.filling.insert(buf)
+            }
         };
-        buf.clear();
         buf.extend_from_slice(data);
+        if buf.len() >= Self::BATCH {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    fn hand_over(&mut self) -> Result<(), Error> {
+        let Some(buf) = self.filling.take() else {
+            return Ok(());
+        };
         let full = self.full.as_ref().ok_or(Error::Io)?;
         full.send(buf).map_err(|_| Error::Io)
     }
@@ -70,9 +93,10 @@ impl Writer {
     }
 
     fn join(&mut self) -> Result<(), Error> {
+        let handed = self.hand_over();
         drop(self.full.take());
         match self.thread.take().map(|t| t.join()) {
-            None | Some(Ok(Ok(()))) => Ok(()),
+            None | Some(Ok(Ok(()))) => handed,
             Some(Ok(Err(e))) => Err(map_io(&e)),
             Some(Err(_)) => Err(Error::Internal),
         }
@@ -117,8 +141,9 @@ mod tests {
             // A write fails once the thread has stopped; the thread's own
             // error (what `Upload::write` reports) says why.
             let mut stopped = false;
+            let batch = vec![1; Writer::BATCH];
             for _ in 0..(Writer::DEPTH * 4) {
-                if w.write(&[1; 4096]).is_err() {
+                if w.write(&batch).is_err() {
                     stopped = true;
                     break;
                 }

@@ -131,3 +131,63 @@ fn serve_keeps_md5_mandatory() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("must include md5"), "{}", stderr(&o));
 }
+
+/// The server keeps the digest it verified at upload and sends it with the
+/// next get instead of hashing the file again (`std-runtime/src/sums.rs`).
+/// What a user relies on: a file changed in place since — same inode, same
+/// size — still arrives as it is now and verifies; a resumed get verifies.
+#[test]
+fn a_file_changed_in_place_after_upload_arrives_as_it_is_now() {
+    let s = Server::anonymous(&[]);
+    let local = TempDir::new().unwrap();
+    for (i, alg) in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Blake3]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random_bytes((9 << 20) + 17, 100 + i as u64);
+        let src = local.path().join(format!("src-{alg}"));
+        fs::write(&src, &data).unwrap();
+        let name = format!("kept-{alg}.bin");
+        let back = local.path().join(format!("kept-back-{alg}"));
+        let transfer = |args: &[&str], extra: &[&str]| {
+            let mut c = ferry();
+            c.args(args)
+                .args(["--quiet", "--overwrite", "replace", "--digest", alg.name()])
+                .args(extra);
+            run(c)
+        };
+        let put = |from: &std::path::Path| {
+            let o = transfer(&["put", &from.to_string_lossy(), &s.url(&name)], &[]);
+            assert_eq!(code(&o), 0, "put {alg}: {}", stderr(&o));
+        };
+        let get = |extra: &[&str]| {
+            let o = transfer(&["get", &s.url(&name), &back.to_string_lossy()], extra);
+            assert_eq!(code(&o), 0, "get {alg}: {}", stderr(&o));
+            fs::read(&back).unwrap()
+        };
+        put(&src);
+        assert_eq!(get(&[]), data, "{alg}: the get right after the put");
+
+        // Rewritten in place on the server: one bit, same size, same inode.
+        let stored = s.root.join(&name);
+        let mut changed = data.clone();
+        changed[4_321_000] ^= 0x04;
+        {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().write(true).open(&stored).unwrap();
+            f.write_all(&changed).unwrap();
+        }
+        assert_eq!(get(&[]), changed, "{alg}: the changed file");
+        assert_eq!(
+            get(&[]),
+            changed,
+            "{alg}: again, digest kept from the last get"
+        );
+
+        // A resumed get from a held prefix, with the kept digest.
+        let part = local.path().join(format!(".kept-back-{alg}.ferry-part"));
+        fs::remove_file(&back).unwrap();
+        fs::write(&part, &changed[..3 << 20]).unwrap();
+        assert_eq!(get(&["--resume"]), changed, "{alg}: resumed");
+    }
+}

@@ -373,7 +373,19 @@ impl Client {
             }
             return self.get_dir(remote, &local, opts);
         }
-        let target = local_target(&local, opts.overwrite)?;
+        self.get_entry(remote, &local, &entry, opts)
+    }
+
+    /// Downloads the file `remote`, already looked up as `entry`, to the
+    /// file path `local`.
+    fn get_entry(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        entry: &Entry,
+        opts: &TransferOptions,
+    ) -> Result<u64, FerryError> {
+        let target = local_target(local, opts.overwrite)?;
         let part = local_part(&target);
         let held = match (opts.resume, fs::metadata(&part)) {
             (true, Ok(md)) if md.len() <= entry.size => md.len(),
@@ -467,9 +479,11 @@ impl Client {
             }
             let r = join_remote(remote, &e.name);
             let l = local.join(e.name.as_str());
+            // The listing already says what each entry is: no lookup (a
+            // round trip) per file.
             total += match e.kind {
                 Kind::Dir => self.get_dir(&r, &l, opts)?,
-                Kind::File => self.get_file(&r, &l, opts)?,
+                Kind::File => self.get_entry(&r, &l, &e, opts)?,
                 _ => 0,
             };
         }
@@ -504,12 +518,24 @@ impl Client {
             self.put_dir(local, &remote, opts)?;
             return Ok(remote);
         }
+        self.put_one(local, remote, md.len(), &name, opts)
+    }
+
+    /// Uploads the file `local` (`size` bytes) to exactly `remote`.
+    fn put_one(
+        &mut self,
+        local: &Path,
+        remote: String,
+        size: u64,
+        name: &str,
+        opts: &TransferOptions,
+    ) -> Result<String, FerryError> {
         // Read straight into the core's send buffer: no copy in between.
         let mut file = File::open(local).map_err(|e| FerryError::local(local, e))?;
-        let bar = progress(opts.quiet, md.len(), &name);
+        let bar = progress(opts.quiet, size, name);
         let r = self
             .inner
-            .put(&remote, md.len(), opts.overwrite, opts.resume, |buf| {
+            .put(&remote, size, opts.overwrite, opts.resume, |buf| {
                 let n = file.read(buf).map_err(|_| Error::Io)?;
                 bar.inc(n as u64);
                 Ok(n)
@@ -517,7 +543,7 @@ impl Client {
         bar.finish_and_clear();
         let stored = r.map_err(proto)?;
         let remote = stored.name.map_or(remote, |s| s.to_string());
-        info!(local = %local.display(), %remote, bytes = md.len(),
+        info!(local = %local.display(), %remote, bytes = size,
               digest = %stored.sum.algorithm(), sum = %stored.sum, "put verified");
         Ok(remote)
     }
@@ -543,10 +569,15 @@ impl Client {
             let path = item.path();
             let target = join_remote(remote, &name);
             let ft = item.file_type().map_err(|e| FerryError::local(&path, e))?;
+            // The target path is known: no lookup (a round trip) per file.
             if ft.is_dir() {
                 self.put_dir(&path, &target, opts)?;
             } else if ft.is_file() {
-                self.put_file(&path, &target, opts)?;
+                let size = item
+                    .metadata()
+                    .map_err(|e| FerryError::local(&path, e))?
+                    .len();
+                self.put_one(&path, target, size, &name, opts)?;
             }
         }
         Ok(())

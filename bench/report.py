@@ -39,6 +39,34 @@ def table(w, title, cols):
     p("")
 
 table("w1", "Workload 1: one large file (get and put)", ["size", "tool", "seconds", "MB/s"])
+pairs = [r for r in rows if r[0] == "w1pair"]
+if pairs:
+    p("## Workload 1 with MD5, against `md5sum` round by round\n")
+    p("1 GiB. Each round times `md5sum` of the file, then back to back an MD5 put, "
+      "a get (the server sends the digest it kept from the put) and a cold get "
+      "(the file `touch`ed first, so it is a new version and both sides hash). "
+      "Ratio = `md5sum` time / transfer time; the target is ≥ 0.85. The machine's "
+      "speed drifts between minutes, so ratios are taken within a round.\n")
+    p("| round | `md5sum` s | put s | put ratio | get s | get ratio | cold get s | cold get ratio |")
+    p("|---|---|---|---|---|---|---|---|")
+    got = {"put": [], "get": [], "cold": []}
+    for r in pairs:
+        try:
+            m, pu, g, c = [int(x) / 1e9 for x in r[3].split()]
+        except ValueError:
+            p("| %s | failed: %s | | | | | | |" % (r[1], r[3]))
+            continue
+        got["put"].append(m / pu); got["get"].append(m / g); got["cold"].append(m / c)
+        p("| %s | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f |" % (r[1], m, pu, m / pu, g, m / g, c, m / c))
+    def med(v):
+        v = sorted(v)
+        return v[len(v) // 2] if v else float("nan")
+    if got["put"]:
+        p("| **median** | | | **%.2f** | | **%.2f** | | **%.2f** |" % (med(got["put"]), med(got["get"]), med(got["cold"])))
+        p("| range | | | %.2f–%.2f | | %.2f–%.2f | | %.2f–%.2f |" % (
+            min(got["put"]), max(got["put"]), min(got["get"]), max(got["get"]), min(got["cold"]), max(got["cold"])))
+    p("")
+
 table("w2", "Workload 2: many small files", ["files", "tool", "seconds", "MB/s"])
 table("w3", "Workload 3: concurrent clients against one `ferry serve`", ["load", "tool", "result"])
 table("w4", "Workload 4: the embedded path", ["transfer", "tool", "result"])

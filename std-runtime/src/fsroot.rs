@@ -199,12 +199,13 @@ impl Root {
     /// would race): a FIFO or a device in the root must not hang the
     /// session in `open` or feed it endless bytes. On a regular file the
     /// flag changes nothing.
-    pub fn open_read(&self, p: &Path) -> Result<(std::fs::File, u64), Error> {
+    pub fn open_read(&self, p: &Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
         use cap_std::fs::OpenOptionsExt as _;
         let mut opts = OpenOptions::new();
         opts.read(true)
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
         let f = self.dir.open_with(rel(p), &opts).map_err(|e| map_io(&e))?;
+        let f = f.into_std();
         let md = f.metadata().map_err(|e| map_io(&e))?;
         if md.is_dir() {
             return Err(Error::IsADirectory);
@@ -212,21 +213,21 @@ impl Root {
         if !md.is_file() {
             return Err(Error::Permission);
         }
-        Ok((f.into_std(), md.len()))
+        Ok((f, md))
     }
 
     /// The digest of a whole file (`ferry stat --digest`), always hashed
     /// afresh; with the file's version if it did not change meanwhile.
     pub fn digest(&self, p: &Path, alg: Algorithm) -> Result<(Sum, Option<Version>), Error> {
-        let (mut f, _) = self.open_read(p)?;
-        let before = f.metadata().ok().map(|md| Version::of(&md));
+        let (mut f, md) = self.open_read(p)?;
+        let before = Version::of(&md);
         let mut h = Hasher::new(alg).ok_or(Error::Internal)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             match f.read(&mut buf) {
                 Ok(0) => {
                     let after = f.metadata().ok().map(|md| Version::of(&md));
-                    return Ok((h.finish(), before.filter(|_| before == after)));
+                    return Ok((h.finish(), (after == Some(before)).then_some(before)));
                 }
                 Ok(n) => h.update(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -56,7 +56,7 @@ struct Download {
     started: bool,
     start: StdInstant,
     /// The file's version when opened.
-    version: Option<Version>,
+    version: Version,
     /// Sent with a kept digest instead of hashing it.
     vouched: bool,
 }
@@ -178,11 +178,12 @@ impl Session {
             Request::Get { path } => {
                 let r = resolve(&self.cwd, path).and_then(|p| root.open_read(&p));
                 match r {
-                    Ok((file, size)) => {
-                        let version = file.metadata().ok().map(|md| Version::of(&md));
-                        let kept = version
-                            .zip(s.negotiated().map(|n| n.digest))
-                            .and_then(|(v, alg)| self.shared.sums.get(&v, alg));
+                    Ok((file, md)) => {
+                        let size = md.len();
+                        let version = Version::of(&md);
+                        let kept = s
+                            .negotiated()
+                            .and_then(|n| self.shared.sums.get(&version, n.digest));
                         s.offer_vouched(size, kept)?;
                         self.download = Some(Download {
                             file,
@@ -520,16 +521,18 @@ impl Handler<Vec<u8>> for Session {
             }
             ServerEvent::GetEnd { verified, sum } => {
                 if let Some(d) = self.download.take() {
-                    let unchanged = d
-                        .version
-                        .filter(|v| d.file.metadata().is_ok_and(|md| Version::of(&md) == *v));
-                    match (d.vouched, verified, unchanged, d.version) {
+                    let unchanged = || {
+                        d.file
+                            .metadata()
+                            .is_ok_and(|md| Version::of(&md) == d.version)
+                    };
+                    match (d.vouched, verified) {
                         // The client hashed what this side read: keep it.
-                        (false, true, Some(v), _) => self.shared.sums.put(v, sum),
+                        (false, true) if unchanged() => self.shared.sums.put(d.version, sum),
                         // A kept digest failed: never offer it again.
-                        (true, false, _, Some(v)) => {
+                        (true, false) => {
                             warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
-                            self.shared.sums.forget(&v);
+                            self.shared.sums.forget(&d.version);
                         }
                         _ => {}
                     }

@@ -431,9 +431,10 @@ impl Client {
             },
         );
         // Every byte is on disk (or the first write error is known) before
-        // the file is renamed into place.
+        // the file is renamed into place. A write error is the cause of
+        // whatever else failed (the driver only saw "I/O error").
         let r = match (r, background.map(Writer::finish)) {
-            (Ok(_), Some(Err(e))) => Err(e.into()),
+            (_, Some(Err(e))) => Err(e.into()),
             (r, _) => r,
         };
         bar.finish_and_clear();

@@ -65,3 +65,37 @@ fn a_put_that_does_not_fit_fails_with_no_space_and_the_server_goes_on() {
     assert_eq!(code(&run(c)), 0);
     assert_eq!(md5_file(&root.join("fits.bin")), md5_file(&small));
 }
+
+/// A large MD5 get is written by the client's writer thread: a local disk
+/// that fills up mid-body still reports "no space", and no file appears
+/// under the target name.
+#[test]
+fn a_get_into_a_full_local_disk_fails_with_no_space() {
+    let top = TempDir::new().unwrap();
+    let dest = top.path().join("small");
+    fs::create_dir(&dest).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&dest)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    let _m = Mount(dest.clone());
+    let s = Server::anonymous(&[]);
+    fs::write(s.root.join("big.bin"), random_bytes(12 << 20, 4)).unwrap();
+    for digest in ["md5", "blake3"] {
+        let mut c = ferry();
+        c.arg("get")
+            .arg(s.url("big.bin"))
+            .arg(dest.join("big.bin"))
+            .args(["--digest", digest, "--quiet"]);
+        let o = run(c);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(code(&o), 0, "{digest}: {err}");
+        assert!(err.contains("no space"), "{digest}: {err}");
+        assert!(!dest.join("big.bin").exists(), "{digest}");
+    }
+}

@@ -428,8 +428,7 @@ impl Upload {
         let md = (self.file.try_clone().map(File::into_std))
             .and_then(|f| f.metadata())
             .map_err(|e| map_io(&e))?;
-        let version = Version::of(&md);
-        Ok((self.target.clone(), version))
+        Ok((self.target, Version::of(&md)))
     }
 
     /// Keeps what arrived as resumable state (a dropped client).

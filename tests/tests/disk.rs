@@ -15,21 +15,31 @@ impl Drop for Mount {
     }
 }
 
-#[test]
-fn a_put_that_does_not_fit_fails_with_no_space_and_the_server_goes_on() {
+/// A tmpfs of `size` mounted on a fresh directory; `None` (test SKIPPED)
+/// without root. Bound as one pattern, the mount drops (unmounts) before
+/// the directory is removed.
+fn small_tmpfs(size: &str) -> Option<(TempDir, std::path::PathBuf, Mount)> {
     let top = TempDir::new().unwrap();
-    let root = top.path().join("small");
-    fs::create_dir(&root).unwrap();
+    let dir = top.path().join("small");
+    fs::create_dir(&dir).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&root)
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&dir)
         .output()
         .is_ok_and(|o| o.status.success());
     if !mounted {
         eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
-        return;
+        return None;
     }
-    let _m = Mount(root.clone());
+    let m = Mount(dir.clone());
+    Some((top, dir, m))
+}
+
+#[test]
+fn a_put_that_does_not_fit_fails_with_no_space_and_the_server_goes_on() {
+    let Some((_top, root, _m)) = small_tmpfs("2m") else {
+        return;
+    };
     fs::write(root.join("keep.bin"), random_bytes(500_000, 1)).unwrap();
     let s = Server::start(&root, &["--anonymous", "--listen", "127.0.0.1:0"]);
     let local = TempDir::new().unwrap();
@@ -71,19 +81,9 @@ fn a_put_that_does_not_fit_fails_with_no_space_and_the_server_goes_on() {
 /// under the target name.
 #[test]
 fn a_get_into_a_full_local_disk_fails_with_no_space() {
-    let top = TempDir::new().unwrap();
-    let dest = top.path().join("small");
-    fs::create_dir(&dest).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&dest)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+    let Some((_top, dest, _m)) = small_tmpfs("4m") else {
         return;
-    }
-    let _m = Mount(dest.clone());
+    };
     let s = Server::anonymous(&[]);
     fs::write(s.root.join("big.bin"), random_bytes(12 << 20, 4)).unwrap();
     for digest in ["md5", "blake3"] {

@@ -327,7 +327,10 @@ impl<B: Buffer> Conn<B> {
         self.staged = false;
         let room = self.out_room().saturating_sub(HEADER_LEN + reserve);
         let n = room.min(max).min(self.chunk());
-        self.staged = true;
+        // An empty slice stages nothing: left set, the flag would stop
+        // compaction, so no reply (not even to a cancel) could be queued
+        // until the body ended.
+        self.staged = n > 0;
         let start = self.out_end + HEADER_LEN;
         self.outbuf
             .as_mut()
@@ -702,6 +705,20 @@ mod tests {
         c.commit_frame(FrameKind::Data, 10).unwrap();
         let out = c.transmit_buf();
         assert_eq!(&out[out.len() - 10..], b"0123456789");
+    }
+
+    #[test]
+    fn a_full_buffer_stages_nothing_so_a_reply_fits_once_transmitted() {
+        let mut c = conn();
+        // Fill the output buffer with body frames, as a get's pump does,
+        // until no chunk fits: that last, empty ask stages nothing.
+        while !c.frame_buf(512, 0).is_empty() {
+            c.commit_frame(FrameKind::Data, 1).unwrap();
+        }
+        // Everything goes out; room for a reply (a cancel's trailer) must
+        // come back without another chunk being asked for.
+        c.transmit_done(usize::MAX);
+        assert!(c.can_send_msg());
     }
 
     #[test]

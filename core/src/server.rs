@@ -511,10 +511,10 @@ impl<B: Buffer> Server<B> {
                     t.vouch(sum);
                 }
                 self.state = State::Sending(t);
-                // An empty file (or a complete resume) needs no body.
-                if offset == 0 {
-                    self.after_send(false)?;
-                }
+                // Nothing left to hash or send (an empty file, or a resume
+                // at the end whose digest is vouched for): the trailer goes
+                // now, else nothing would ever send it.
+                self.after_send(false)?;
                 return Ok(Step::Event(Event::SendBody { offset }));
             }
             (State::AwaitDone(sum), Message::Done { verified }) => {

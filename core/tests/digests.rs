@@ -256,6 +256,34 @@ fn a_vouched_digest_skips_the_servers_hashing_and_a_stale_one_is_caught() {
     }
 }
 
+/// A get resumed with the whole file already held ends with the trailer
+/// at once, whether the server vouches for the digest or hashes the held
+/// prefix (with a vouched digest the trailer was never sent: a hang).
+#[test]
+fn a_get_resumed_at_the_end_gets_its_trailer_at_once() {
+    for a in Digests::available().iter() {
+        for vouched in [true, false] {
+            let mut p = pair(Digests::new(&[a]).unwrap(), Digests::available());
+            p.login();
+            let data = bytes(12, 3);
+            p.store.files.insert("g".into(), data.clone());
+            if vouched {
+                p.vouch.insert("g".into(), sum(a, &data));
+            }
+            p.local = data.clone();
+            p.client.get("g").unwrap();
+            p.drive();
+            assert_eq!(
+                p.take().last(),
+                Some(&Rec::TransferEnd(true)),
+                "{a} vouched={vouched}"
+            );
+            assert_eq!(p.local, data);
+            assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(true)));
+        }
+    }
+}
+
 /// Needs a second digest compiled in (the workspace test has all three).
 #[cfg(any(feature = "sha256", feature = "blake3"))]
 #[test]

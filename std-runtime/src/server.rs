@@ -488,6 +488,19 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             return e;
         }
         if (session.sending() && core.remaining() > 0) || Handler::<Vec<u8>>::has_output(&session) {
+            // While a body streams out, take what the client sent meanwhile
+            // (a cancel) without waiting for it: the sender stops within a
+            // chunk of seeing it (docs/PROTOCOL.md#cancelling-mid-body).
+            if !core.input_buf().is_empty() {
+                tokio::select! {
+                    biased;
+                    r = stream.read(core.input_buf()) => match r {
+                        Ok(0) | Err(_) => core.handle_eof(ctx.now()),
+                        Ok(n) => core.input_filled(ctx.now(), n),
+                    },
+                    _ = std::future::ready(()) => {}
+                }
+            }
             spins += 1;
             if spins % 64 == 0 {
                 tokio::task::yield_now().await;

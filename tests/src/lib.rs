@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod raw;
+
 pub use tempfile::TempDir;
 
 /// The `ferry` binary, built once per test run.

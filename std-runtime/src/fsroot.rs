@@ -6,8 +6,12 @@
 //! refuses to follow `..` or symlinks out of it (openat2 `RESOLVE_BENEATH`
 //! where the kernel has it). String checks alone would miss a symlink.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
@@ -20,6 +24,27 @@ use crate::writer::Writer;
 pub struct Root {
     dir: Dir,
     path: PathBuf,
+    /// Uploads in flight, by target: the one place that decides which
+    /// session owns a name (and its part file) and how much free space is
+    /// already promised.
+    uploads: Arc<Mutex<Live>>,
+    /// Abandoned part files older than this may be deleted.
+    partial_max_age: Duration,
+}
+
+/// Uploads in flight: target (relative to the root) → body bytes still to
+/// be written, which the free space must keep room for.
+type Live = HashMap<PathBuf, Arc<AtomicU64>>;
+
+/// The extended attribute that marks a part file as this server's own,
+/// with the size of the upload it belongs to: a resume attaches only to a
+/// file carrying it (see [`Root::reattach`]).
+const PART_XATTR: &str = "user.ferry.part";
+
+/// Whether `name` is in the part-file namespace (`.NAME.ferry-part`),
+/// which no request may name (docs/PROTOCOL.md#paths).
+pub fn is_part_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".ferry-part")
 }
 
 /// Maps an I/O error to the protocol's typed refusal.
@@ -61,6 +86,7 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
             ".." => {
                 out.pop().ok_or(Error::OutsideRoot)?;
             }
+            c if is_part_name(c) => return Err(Error::InvalidPath),
             c => out.push(c),
         }
     }
@@ -115,11 +141,21 @@ fn file_name(p: &Path) -> &str {
 /// The hidden sibling that holds a partial upload of `target` (kept for
 /// `--resume`, never under the real name).
 pub fn part_path(target: &Path) -> PathBuf {
-    let name = format!(".{}.ferry-part", file_name(target));
+    let name = part_name(file_name(target));
     match target.parent() {
         Some(p) => p.join(name),
         None => PathBuf::from(name),
     }
+}
+
+/// The part file's name for a target named `name`.
+fn part_name(name: &str) -> String {
+    format!(".{name}.ferry-part")
+}
+
+/// The directory part of a resolved path (`""` for the root).
+fn parent_of(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new(""))
 }
 
 /// An upload being received.
@@ -142,6 +178,29 @@ pub struct Upload {
     /// Size of the whole file.
     pub size: u64,
     replace: bool,
+    /// The target's directory, opened once: the part file is created,
+    /// renamed and removed by plain names in it.
+    parent: Dir,
+    /// This upload's claim on its target name and on free space; released
+    /// when the upload ends (last field: dropped after the file).
+    claim: Claim,
+}
+
+/// An upload's entry in [`Root::uploads`], removed on drop.
+struct Claim {
+    live: Arc<Mutex<Live>>,
+    target: PathBuf,
+    remaining: Arc<AtomicU64>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&self.live).remove(&self.target);
+    }
+}
+
+fn lock(m: &Mutex<Live>) -> MutexGuard<'_, Live> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Root {
@@ -151,7 +210,21 @@ impl Root {
         Ok(Root {
             dir,
             path: path.canonicalize()?,
+            uploads: Default::default(),
+            partial_max_age: Duration::from_secs(24 * 3600),
         })
+    }
+
+    /// Sets how old an abandoned part file must be before it may be
+    /// deleted (`--partial-max-age`).
+    pub fn set_partial_max_age(&mut self, age: Duration) {
+        self.partial_max_age = age;
+    }
+
+    /// How often [`Self::sweep_partials`] should run: often enough that an
+    /// expired part file lives at most half its age again.
+    pub fn sweep_interval(&self) -> Duration {
+        (self.partial_max_age / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600))
     }
 
     /// The root's real path (for running commands in it).
@@ -274,7 +347,14 @@ impl Root {
 
     /// Prepares to receive `size` bytes for `p` under `policy`: picks the
     /// final name, refuses before any body byte if it cannot be stored, and
-    /// opens (or, with `resume`, reopens) the partial file.
+    /// creates (or, with `resume`, reattaches) the part file.
+    ///
+    /// One upload per target at a time: another session's put of a name
+    /// being uploaded is refused with `InUse` (`KeepBoth` picks the next
+    /// free name instead), so two uploads never share a part file. The
+    /// announced size must fit in the free space minus what uploads in
+    /// flight still need; if it does not, expired part files go first
+    /// (oldest first), then the put is refused with no part file made.
     pub fn begin_upload(
         &self,
         p: &Path,
@@ -285,7 +365,76 @@ impl Root {
         if p.as_os_str().is_empty() {
             return Err(Error::IsADirectory);
         }
-        let mut target = p.to_path_buf();
+        let mut swept = false;
+        loop {
+            let live = lock(&self.uploads);
+            let target = self.choose_target(&live, p, policy)?;
+            // Every name the server answers with must fit the protocol's
+            // path bound ("/" + path in Accept.name).
+            if target.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
+                return Err(Error::InvalidPath);
+            }
+            let parent = self
+                .dir
+                .open_dir(rel(parent_of(&target)))
+                .map_err(|e| map_io(&e))?;
+            let part = part_name(file_name(&target));
+            let held = if resume {
+                reattach(&parent, &part, size)
+            } else {
+                None
+            };
+            let offset = held.as_ref().map_or(0, |(_, len)| *len);
+            let need = size - offset;
+            let promised: u64 = live.values().map(|r| r.load(Ordering::SeqCst)).sum();
+            if let Some(free) = self.free_space() {
+                if need > free.saturating_sub(promised) {
+                    if swept {
+                        return Err(Error::NoSpace);
+                    }
+                    // Walk without holding up other puts, then delete
+                    // under the lock (a part may have come alive since).
+                    drop(live);
+                    let expired = self.expired_partials();
+                    self.drop_partials(&lock(&self.uploads), expired);
+                    swept = true;
+                    continue;
+                }
+            }
+            let file = match held {
+                Some((f, _)) => f,
+                None => create_part(&parent, &part, size)?,
+            };
+            let remaining = Arc::new(AtomicU64::new(need));
+            let mut live = live;
+            live.insert(target.clone(), remaining.clone());
+            drop(live);
+            let mut up = Upload {
+                part: parent_of(&target).join(&part),
+                target: target.clone(),
+                file,
+                writer: None,
+                background: false,
+                failed: None,
+                offset,
+                size,
+                replace: policy == Overwrite::Replace,
+                parent,
+                claim: Claim {
+                    live: self.uploads.clone(),
+                    target,
+                    remaining,
+                },
+            };
+            up.file
+                .seek(SeekFrom::Start(offset))
+                .map_err(|e| map_io(&e))?;
+            return Ok(up);
+        }
+    }
+
+    /// The name a put of `p` will be stored under, or why it cannot be.
+    fn choose_target(&self, live: &Live, p: &Path, policy: Overwrite) -> Result<PathBuf, Error> {
         let existing = match self.dir.metadata(p) {
             Ok(md) => Some(md),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -297,62 +446,164 @@ impl Root {
             }
             Err(e) => return Err(map_io(&e)),
         };
-        if let Some(md) = existing {
-            if md.is_dir() {
-                return Err(Error::IsADirectory);
+        if existing.as_ref().is_some_and(|md| md.is_dir()) {
+            return Err(Error::IsADirectory);
+        }
+        let taken = existing.is_some() || live.contains_key(p);
+        if !taken {
+            // The directory must exist and stay inside the root.
+            self.check_dir(parent_of(p))?;
+            return Ok(p.to_path_buf());
+        }
+        match policy {
+            Overwrite::Fail if existing.is_some() => Err(Error::Exists),
+            Overwrite::Fail | Overwrite::Replace if live.contains_key(p) => Err(Error::InUse),
+            Overwrite::Replace => Ok(p.to_path_buf()),
+            Overwrite::Fail => Err(Error::Exists),
+            Overwrite::KeepBoth => {
+                let base = file_name(p);
+                let parent = parent_of(p);
+                for n in 0u32.. {
+                    let name = if n == 0 {
+                        format!("{base}.new")
+                    } else {
+                        format!("{base}.new.{n}")
+                    };
+                    let cand = parent.join(name);
+                    if !self.exists(&cand) && !live.contains_key(&cand) {
+                        return Ok(cand);
+                    }
+                }
+                Err(Error::Exists)
             }
-            match policy {
-                Overwrite::Fail => return Err(Error::Exists),
-                Overwrite::Replace => {}
-                Overwrite::KeepBoth => {
-                    let base = file_name(p).to_string();
-                    let parent = p.parent().unwrap_or(Path::new("")).to_path_buf();
-                    let mut n = 0u32;
-                    loop {
-                        let name = if n == 0 {
-                            format!("{base}.new")
-                        } else {
-                            format!("{base}.new.{n}")
-                        };
-                        let cand = parent.join(name);
-                        if !self.exists(&cand) {
-                            target = cand;
-                            break;
-                        }
-                        n = n.checked_add(1).ok_or(Error::Exists)?;
+        }
+    }
+
+    /// Abandoned part files (no upload in flight) older than
+    /// `--partial-max-age`, oldest first, found by walking the root.
+    fn expired_partials(&self) -> Vec<(PathBuf, SystemTime)> {
+        let mut out = Vec::new();
+        let now = SystemTime::now();
+        let mut stack = vec![(PathBuf::new(), 0u32)];
+        while let Some((dir, depth)) = stack.pop() {
+            let Ok(entries) = self.dir.read_dir(rel(&dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(ft) = e.file_type() else { continue };
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if ft.is_dir() && depth < 64 {
+                    stack.push((dir.join(name), depth + 1));
+                } else if ft.is_file() && is_part_name(name) {
+                    let Ok(modified) = e.metadata().and_then(|m| m.modified()) else {
+                        continue;
+                    };
+                    let modified = modified.into_std();
+                    if now.duration_since(modified).unwrap_or_default() > self.partial_max_age {
+                        out.push((dir.join(name), modified));
                     }
                 }
             }
-        } else if let Some(parent) = p.parent() {
-            // The directory must exist and stay inside the root.
-            self.check_dir(parent)?;
         }
-        let part = part_path(&target);
-        let held = match (resume, self.dir.metadata(&part)) {
-            (true, Ok(md)) if md.is_file() && md.len() <= size => md.len(),
-            _ => 0,
-        };
-        if let Some(free) = self.free_space() {
-            if size - held > free {
-                return Err(Error::NoSpace);
+        out.sort_by_key(|(_, t)| *t);
+        out
+    }
+
+    /// Deletes the given part files unless an upload has taken one up
+    /// since (the caller holds the uploads lock); returns how many went.
+    fn drop_partials(&self, live: &Live, expired: Vec<(PathBuf, SystemTime)>) -> usize {
+        let live_parts: std::collections::HashSet<PathBuf> =
+            live.keys().map(|t| part_path(t)).collect();
+        let mut n = 0;
+        for (part, _) in expired {
+            if !live_parts.contains(&part) && self.dir.remove_file(&part).is_ok() {
+                tracing::info!(part = %part.display(), "expired partial upload removed");
+                n += 1;
             }
         }
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).read(true);
-        let mut file = self.dir.open_with(&part, &opts).map_err(|e| map_io(&e))?;
-        file.set_len(held).map_err(|e| map_io(&e))?;
-        file.seek(SeekFrom::Start(held)).map_err(|e| map_io(&e))?;
-        Ok(Upload {
-            target,
-            part,
-            file,
-            writer: None,
-            background: false,
-            failed: None,
-            offset: held,
-            size,
-            replace: policy == Overwrite::Replace,
-        })
+        n
+    }
+
+    /// Deletes every expired abandoned part file (run every
+    /// [`Self::sweep_interval`]); returns how many went.
+    pub fn sweep_partials(&self) -> usize {
+        let expired = self.expired_partials();
+        if expired.is_empty() {
+            return 0;
+        }
+        self.drop_partials(&lock(&self.uploads), expired)
+    }
+}
+
+/// Reopens a part file kept from an earlier upload of `size` bytes, if it
+/// is safe to write to and this server made it: a regular file (not a
+/// link: `O_NOFOLLOW`), with one link (a hard link to a file elsewhere
+/// would be written through), owned by this process's user, marked with
+/// [`PART_XATTR`] for this size (where the file system has user extended
+/// attributes), and no longer than `size`. Anything else is ignored: the
+/// caller replaces it with a fresh part file.
+fn reattach(parent: &Dir, part: &str, size: u64) -> Option<(File, u64)> {
+    use cap_std::fs::{MetadataExt, OpenOptionsExt as _};
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .write(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32);
+    let f = parent.open_with(part, &opts).ok()?;
+    let md = f.metadata().ok()?;
+    let ours = md.is_file()
+        && md.nlink() == 1
+        && md.uid() == rustix::process::geteuid().as_raw()
+        && md.len() <= size;
+    if !ours {
+        return None;
+    }
+    let mut mark = [0u8; 64];
+    match rustix::fs::fgetxattr(&f, PART_XATTR, &mut mark[..]) {
+        Ok(n) if mark[..n] == *part_mark(size).as_bytes() => {}
+        // No user attributes on this file system: the checks above decide.
+        Err(rustix::io::Errno::NOTSUP) => {}
+        _ => return None,
+    }
+    let len = md.len();
+    Some((f, len))
+}
+
+/// The [`PART_XATTR`] value for an upload of `size` bytes.
+fn part_mark(size: u64) -> String {
+    format!("ferry-part size={size}")
+}
+
+/// Creates a fresh part file: whatever holds the name now (a stale part,
+/// a planted link) is unlinked first — unlinking never touches what a link
+/// points to — then the file is made with `O_EXCL|O_NOFOLLOW`, mode 0600,
+/// and marked as this server's.
+fn create_part(parent: &Dir, part: &str, size: u64) -> Result<File, Error> {
+    use cap_std::fs::OpenOptionsExt as _;
+    match parent.remove_file(part) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(map_io(&e)),
+    }
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    let f = parent.open_with(part, &opts).map_err(|e| match e.kind() {
+        // Someone made it again between the unlink and here.
+        io::ErrorKind::AlreadyExists => Error::InUse,
+        _ => map_io(&e),
+    })?;
+    match rustix::fs::fsetxattr(
+        &f,
+        PART_XATTR,
+        part_mark(size).as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    ) {
+        Ok(()) | Err(rustix::io::Errno::NOTSUP) => Ok(f),
+        Err(e) => Err(map_io(&e.into())),
     }
 }
 
@@ -384,8 +635,14 @@ impl Upload {
             return Err(e);
         }
         let r = self.write_once(data);
-        if let Err(e) = r {
-            self.failed = Some(e);
+        match r {
+            Err(e) => self.failed = Some(e),
+            // Written bytes now show in the free space: promise less.
+            Ok(()) => {
+                let r = &self.claim.remaining;
+                let left = r.load(Ordering::SeqCst).saturating_sub(data.len() as u64);
+                r.store(left, Ordering::SeqCst);
+            }
         }
         r
     }
@@ -411,24 +668,33 @@ impl Upload {
         }
     }
 
-    /// Makes the verified upload the real file: fsync, then rename over the
-    /// target (refusing if it appeared meanwhile and replacing was not
-    /// asked for).
+    /// Makes the verified upload the real file: fsync, then rename onto
+    /// the target — atomically refusing (`renameat2(RENAME_NOREPLACE)`) if
+    /// the name exists and replacing was not asked for, so of two uploads
+    /// racing for a free name under `Fail` exactly one is stored.
     /// Returns where it is and its version (after the rename, which moves
-    /// the change time).
-    pub fn commit(mut self, root: &Root) -> Result<(PathBuf, Version), Error> {
+    /// the change time). Refused, the part file is removed.
+    pub fn commit(mut self) -> Result<(PathBuf, Version), Error> {
         self.flush()?;
         self.file.sync_all().map_err(|e| map_io(&e))?;
-        if !self.replace && root.exists(&self.target) {
-            return Err(Error::Exists);
+        let part = part_name(file_name(&self.target));
+        let flags = if self.replace {
+            rustix::fs::RenameFlags::empty()
+        } else {
+            rustix::fs::RenameFlags::NOREPLACE
+        };
+        let to = file_name(&self.target);
+        if let Err(e) = rustix::fs::renameat_with(&self.parent, &part, &self.parent, to, flags) {
+            let e = map_io(&e.into());
+            if e == Error::Exists {
+                let _ = self.parent.remove_file(&part);
+            }
+            return Err(e);
         }
-        root.dir
-            .rename(&self.part, &root.dir, &self.target)
-            .map_err(|e| map_io(&e))?;
         let md = (self.file.try_clone().map(File::into_std))
             .and_then(|f| f.metadata())
             .map_err(|e| map_io(&e))?;
-        Ok((self.target, Version::of(&md)))
+        Ok((self.target.clone(), Version::of(&md)))
     }
 
     /// Keeps what arrived as resumable state (a dropped client).
@@ -438,10 +704,9 @@ impl Upload {
     }
 
     /// Deletes the partial file (a checksum mismatch: the bytes are bad).
-    pub fn discard(mut self, root: &Root) {
+    pub fn discard(mut self) {
         let _ = self.flush();
-        drop(self.file);
-        let _ = root.dir.remove_file(&self.part);
+        let _ = self.parent.remove_file(part_name(file_name(&self.target)));
     }
 }
 
@@ -466,6 +731,19 @@ mod tests {
         ] {
             assert_eq!(resolve(cwd, bad), Err(Error::OutsideRoot), "{bad:?}");
         }
+        for reserved in [
+            ".x.ferry-part",
+            "d/.x.ferry-part",
+            ".x.ferry-part/..",
+            ".ferry-part",
+        ] {
+            assert_eq!(
+                resolve(cwd, reserved),
+                Err(Error::InvalidPath),
+                "{reserved:?}"
+            );
+        }
+        assert!(resolve(cwd, "x.ferry-part").is_ok());
     }
 
     #[test]

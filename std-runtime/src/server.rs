@@ -488,22 +488,24 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             return e;
         }
         if (session.sending() && core.remaining() > 0) || Handler::<Vec<u8>>::has_output(&session) {
-            // While a body streams out, take what the client sent meanwhile
-            // (a cancel) without waiting for it: the sender stops within a
-            // chunk of seeing it (docs/PROTOCOL.md#cancelling-mid-body).
-            if !core.input_buf().is_empty() {
-                tokio::select! {
-                    biased;
-                    r = stream.read(core.input_buf()) => match r {
-                        Ok(0) | Err(_) => core.handle_eof(ctx.now()),
-                        Ok(n) => core.input_filled(ctx.now(), n),
-                    },
-                    _ = std::future::ready(()) => {}
-                }
-            }
             spins += 1;
-            if spins % 64 == 0 {
+            if spins % 4 == 0 {
+                // Let the runtime poll its I/O driver (a yielded task
+                // resumes after it), so input that arrived meanwhile — a
+                // cancel — shows as readable; then take it without
+                // waiting. The sender stops within a chunk of reading it
+                // (docs/PROTOCOL.md#cancelling-mid-body).
                 tokio::task::yield_now().await;
+                if !core.input_buf().is_empty() {
+                    tokio::select! {
+                        biased;
+                        r = stream.read(core.input_buf()) => match r {
+                            Ok(0) | Err(_) => core.handle_eof(ctx.now()),
+                            Ok(n) => core.input_filled(ctx.now(), n),
+                        },
+                        _ = std::future::ready(()) => {}
+                    }
+                }
             }
             continue;
         }

@@ -256,6 +256,11 @@ impl Session {
             Request::Cd { path } => {
                 let r = resolve(&self.cwd, path).and_then(|p| root.check_dir(&p).map(|_| p));
                 match r {
+                    // A directory the protocol cannot name back is refused
+                    // here, not after the session moved into it.
+                    Ok(p) if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH => {
+                        Err(Error::InvalidPath)
+                    }
                     Ok(p) => {
                         self.cwd = p;
                         return s.reply_cwd(&format!("/{}", self.cwd.display()));
@@ -596,7 +601,7 @@ impl Handler<Vec<u8>> for Session {
                 if let Some((up, path, start)) = self.upload.take() {
                     if verified {
                         let (bytes, resumed_from) = (up.size, up.offset);
-                        match up.commit(&self.shared.root) {
+                        match up.commit() {
                             Ok((stored, version)) => {
                                 // The bytes just checked are the file's.
                                 self.shared.sums.put(version, sum);
@@ -609,7 +614,7 @@ impl Handler<Vec<u8>> for Session {
                         }
                     } else {
                         warn!(peer = %self.peer, user = self.who(), %path, "put failed its MD5 check; discarded");
-                        up.discard(&self.shared.root);
+                        up.discard();
                     }
                 }
             }

@@ -16,7 +16,7 @@ use crate::raw_hello;
 #[derive(Debug)]
 pub enum Frame {
     /// A control message.
-    Msg(Message),
+    Msg(Box<Message>),
     /// Body or exec output bytes (the frame kind says which).
     Bytes(FrameKind, Vec<u8>),
 }
@@ -38,9 +38,9 @@ impl Raw {
         let mut hello = [0u8; HELLO_LEN];
         r.s.read_exact(&mut hello).expect("server hello");
         r.send(&Message::Anonymous);
-        match r.recv() {
-            Frame::Msg(Message::LoginOk) => r,
-            f => panic!("login: {f:?}"),
+        match r.msg() {
+            Message::LoginOk => r,
+            m => panic!("login: {m:?}"),
         }
     }
 
@@ -77,7 +77,9 @@ impl Raw {
         let mut payload = vec![0u8; len as usize];
         self.s.read_exact(&mut payload).ok()?;
         Some(match kind {
-            FrameKind::Msg => Frame::Msg(frame::decode_message(&payload).expect("message")),
+            FrameKind::Msg => {
+                Frame::Msg(Box::new(frame::decode_message(&payload).expect("message")))
+            }
             k => Frame::Bytes(k, payload),
         })
     }
@@ -85,7 +87,7 @@ impl Raw {
     /// The next control message, skipping nothing (panics on bytes).
     pub fn msg(&mut self) -> Message {
         match self.recv() {
-            Frame::Msg(m) => m,
+            Frame::Msg(m) => *m,
             f => panic!("expected a message, got {f:?}"),
         }
     }

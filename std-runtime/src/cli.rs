@@ -168,6 +168,11 @@ enum Cmd {
         /// Refuse every write.
         #[arg(long)]
         read_only: bool,
+        /// Delete part files of abandoned uploads (kept for --resume) once
+        /// they are SECS old; expired ones also go first when space runs
+        /// short.
+        #[arg(long, value_name = "SECS", default_value_t = 24 * 3600)]
+        partial_max_age: u64,
         /// Run `exec` requests (in the session's directory, with a time limit).
         #[arg(long)]
         allow_exec: bool,
@@ -435,6 +440,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             users,
             anonymous,
             read_only,
+            partial_max_age,
             allow_exec,
             exec_allow,
             max_per_ip,
@@ -484,6 +490,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 users,
                 anonymous,
                 read_only,
+                partial_max_age: Duration::from_secs(partial_max_age.max(1)),
                 allow_exec: allow_exec || !exec_allow.is_empty(),
                 exec_allow,
                 max_per_ip,

@@ -394,9 +394,10 @@ impl Root {
                     }
                     // Walk without holding up other puts, then delete
                     // under the lock (a part may have come alive since).
+                    let short = need - free.saturating_sub(promised);
                     drop(live);
                     let expired = self.expired_partials();
-                    self.drop_partials(&lock(&self.uploads), expired);
+                    self.drop_partials(&lock(&self.uploads), expired, short);
                     swept = true;
                     continue;
                 }
@@ -479,9 +480,9 @@ impl Root {
         }
     }
 
-    /// Abandoned part files (no upload in flight) older than
-    /// `--partial-max-age`, oldest first, found by walking the root.
-    fn expired_partials(&self) -> Vec<(PathBuf, SystemTime)> {
+    /// Part files older than `--partial-max-age`, oldest first, with their
+    /// sizes, found by walking the root.
+    fn expired_partials(&self) -> Vec<(PathBuf, SystemTime, u64)> {
         let mut out = Vec::new();
         let now = SystemTime::now();
         let mut stack = vec![(PathBuf::new(), 0u32)];
@@ -496,30 +497,41 @@ impl Root {
                 if ft.is_dir() && depth < 64 {
                     stack.push((dir.join(name), depth + 1));
                 } else if ft.is_file() && is_part_name(name) {
-                    let Ok(modified) = e.metadata().and_then(|m| m.modified()) else {
+                    let Ok(md) = e.metadata() else { continue };
+                    let Ok(modified) = md.modified() else {
                         continue;
                     };
                     let modified = modified.into_std();
                     if now.duration_since(modified).unwrap_or_default() > self.partial_max_age {
-                        out.push((dir.join(name), modified));
+                        out.push((dir.join(name), modified, md.len()));
                     }
                 }
             }
         }
-        out.sort_by_key(|(_, t)| *t);
+        out.sort_by_key(|(_, t, _)| *t);
         out
     }
 
-    /// Deletes the given part files unless an upload has taken one up
-    /// since (the caller holds the uploads lock); returns how many went.
-    fn drop_partials(&self, live: &Live, expired: Vec<(PathBuf, SystemTime)>) -> usize {
+    /// Deletes the given part files, in order, until `enough` bytes are
+    /// freed, skipping any an upload has taken up since (the caller holds
+    /// the uploads lock); returns how many went.
+    fn drop_partials(
+        &self,
+        live: &Live,
+        expired: Vec<(PathBuf, SystemTime, u64)>,
+        enough: u64,
+    ) -> usize {
         let live_parts: std::collections::HashSet<PathBuf> =
             live.keys().map(|t| part_path(t)).collect();
-        let mut n = 0;
-        for (part, _) in expired {
+        let (mut n, mut freed) = (0, 0u64);
+        for (part, _, len) in expired {
+            if freed >= enough {
+                break;
+            }
             if !live_parts.contains(&part) && self.dir.remove_file(&part).is_ok() {
-                tracing::info!(part = %part.display(), "expired partial upload removed");
+                tracing::info!(part = %part.display(), bytes = len, "expired partial upload removed");
                 n += 1;
+                freed += len;
             }
         }
         n
@@ -532,7 +544,7 @@ impl Root {
         if expired.is_empty() {
             return 0;
         }
-        self.drop_partials(&lock(&self.uploads), expired)
+        self.drop_partials(&lock(&self.uploads), expired, u64::MAX)
     }
 }
 

@@ -75,6 +75,8 @@ pub struct ServeOptions {
     pub anonymous: bool,
     /// Refuse writes.
     pub read_only: bool,
+    /// Part files of abandoned uploads older than this are deleted.
+    pub partial_max_age: Duration,
     /// Run `exec`.
     pub allow_exec: bool,
     /// If not empty, only these programs, without a shell.
@@ -107,6 +109,7 @@ impl Default for ServeOptions {
             users: None,
             anonymous: false,
             read_only: false,
+            partial_max_age: Duration::from_secs(24 * 3600),
             allow_exec: false,
             exec_allow: Vec::new(),
             max_per_ip: 0,
@@ -189,7 +192,8 @@ impl Server {
                 "refusing to start: give --users FILE (see `ferry passwd`) or --anonymous".into(),
             ));
         }
-        let root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
+        let mut root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
+        root.set_partial_max_age(opts.partial_max_age);
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)
             .map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
@@ -282,6 +286,17 @@ impl Server {
     pub async fn run(self) -> Result<(), FerryError> {
         let mut tasks = tokio::task::JoinSet::new();
         let base = self.ctx();
+        let shared = self.shared.clone();
+        tasks.spawn(async move {
+            // Abandoned part files expire (--partial-max-age); the walk is
+            // file-system work, kept off the async workers.
+            let every = shared.root.sweep_interval();
+            loop {
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || s.root.sweep_partials()).await;
+                tokio::time::sleep(every).await;
+            }
+        });
         for l in self.tcp {
             let ctx = base.clone();
             tasks.spawn(async move {

@@ -14,7 +14,7 @@ use crate::client::{Client, ConnectOptions, TransferOptions};
 use crate::error::{exit, FerryError};
 use crate::server::{ListenAddr, ServeOptions, Server};
 use crate::url::FerryUrl;
-use crate::users::{valid_name, Users};
+use crate::users::{name_problem, Users};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -86,6 +86,30 @@ impl From<DigestName> for Algorithm {
     }
 }
 
+/// `--digest ALG` on get, put, shell and stat: a digest to pin, or `auto`
+/// for the best both sides support. It always takes a value (`--digest md5`
+/// or `--digest=md5`), the same on every command: an optional value would
+/// swallow the URL after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PinName {
+    Md5,
+    Sha256,
+    Blake3,
+    /// Negotiate: BLAKE3, SHA-256, then MD5, the best the server has.
+    Auto,
+}
+
+impl PinName {
+    fn algorithm(self) -> Option<DigestName> {
+        match self {
+            PinName::Md5 => Some(DigestName::Md5),
+            PinName::Sha256 => Some(DigestName::Sha256),
+            PinName::Blake3 => Some(DigestName::Blake3),
+            PinName::Auto => None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct Conn {
     /// Connect through this Unix socket instead of HOST:PORT.
@@ -104,13 +128,15 @@ struct Conn {
 #[derive(Debug, Args)]
 struct Pin {
     /// Check bodies with this digest only; fail if the server lacks it
-    /// (default: the best both sides support — BLAKE3, SHA-256, then MD5).
+    /// (default, or `auto`: the best both sides support — BLAKE3, SHA-256,
+    /// then MD5).
     #[arg(long, value_enum, value_name = "ALG")]
-    digest: Option<DigestName>,
+    digest: Option<PinName>,
 }
 
 impl Conn {
-    fn open(&self, url: &FerryUrl, digest: Option<DigestName>) -> Result<Client, FerryError> {
+    fn open(&self, url: &FerryUrl, digest: Option<PinName>) -> Result<Client, FerryError> {
+        let digest = digest.and_then(PinName::algorithm);
         open(
             url,
             &ConnectOptions {
@@ -159,10 +185,11 @@ enum Cmd {
         /// HOST:PORT, [::1]:PORT or unix:PATH; repeat for several.
         #[arg(long, value_name = "ADDR")]
         listen: Vec<String>,
-        /// Users file written by `ferry passwd`.
-        #[arg(long, value_name = "FILE", conflicts_with = "anonymous")]
+        /// Users file written by `ferry passwd`; with --anonymous too, both
+        /// its users and anonymous clients may log in.
+        #[arg(long, value_name = "FILE")]
         users: Option<PathBuf>,
-        /// Allow logins without a password.
+        /// Allow logins without a password (with --users: as well as theirs).
         #[arg(long)]
         anonymous: bool,
         /// Refuse every write.
@@ -184,8 +211,8 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_per_ip: usize,
         /// Body digests to accept (the client's first choice among them
-        /// wins); md5 must be listed: it is the protocol's mandatory
-        /// digest and always accepted.
+        /// wins). MD5 is implied: the protocol's mandatory digest is always
+        /// accepted, listed or not (docs/PROTOCOL.md#digests).
         #[arg(
             long,
             value_enum,
@@ -260,14 +287,14 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Describe a remote path; with --digest, print the file's digest
+    /// Describe a remote path; with --digest ALG, print the file's digest
     /// instead (as `md5sum`/`sha256sum`/`b3sum` would: HEX  PATH).
     Stat {
         /// ferry://…/PATH
         url: String,
-        /// Print the digest: the negotiated one, or --digest=ALG.
-        #[arg(long, value_enum, value_name = "ALG", num_args = 0..=1, require_equals = true)]
-        digest: Option<Option<DigestName>>,
+        /// Print the file's digest with ALG (`auto`: the negotiated one).
+        #[arg(long, value_enum, value_name = "ALG")]
+        digest: Option<PinName>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -405,30 +432,76 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.verbose);
-    let what = describe(&cli.cmd);
+    let subject = Subject::of(&cli.cmd);
     match run(cli.cmd) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ferry: {what}: {e}");
+            eprintln!("ferry: {}", subject.report(&e));
             e.exit_code()
         }
     }
 }
 
-fn describe(cmd: &Cmd) -> String {
-    match cmd {
-        Cmd::Serve { .. } => "serve".into(),
-        Cmd::Passwd { user, .. } => format!("passwd {user}"),
-        Cmd::Get { url, .. } => format!("get {url}"),
-        Cmd::Put { local, .. } => format!("put {}", local.display()),
-        Cmd::Ls { url, .. } => format!("ls {url}"),
-        Cmd::Stat { url, .. } => format!("stat {url}"),
-        Cmd::Rm { url, .. } => format!("rm {url}"),
-        Cmd::Mkdir { url, .. } => format!("mkdir {url}"),
-        Cmd::Mv { url, .. } => format!("mv {url}"),
-        Cmd::Exec { url, .. } => format!("exec {url}"),
-        Cmd::Echo { .. } => "echo".into(),
-        Cmd::Shell { url, .. } => format!("shell {url}"),
+/// What an error message names: the command, and the URL as the user
+/// wrote it (docs: README "Exit codes").
+struct Subject {
+    command: &'static str,
+    /// The URL argument, verbatim.
+    url: Option<String>,
+    /// Named when nothing else is: a user name for `passwd`.
+    other: Option<String>,
+}
+
+impl Subject {
+    fn of(cmd: &Cmd) -> Subject {
+        let (command, url, other) = match cmd {
+            Cmd::Serve { .. } => ("serve", None, None),
+            Cmd::Passwd { user, .. } => ("passwd", None, Some(format!("{user:?}"))),
+            Cmd::Get { url, .. } => ("get", Some(url), None),
+            Cmd::Put { url, .. } => ("put", Some(url), None),
+            Cmd::Ls { url, .. } => ("ls", Some(url), None),
+            Cmd::Stat { url, .. } => ("stat", Some(url), None),
+            Cmd::Rm { url, .. } => ("rm", Some(url), None),
+            Cmd::Mkdir { url, .. } => ("mkdir", Some(url), None),
+            Cmd::Mv { url, .. } => ("mv", Some(url), None),
+            Cmd::Exec { url, .. } => ("exec", Some(url), None),
+            Cmd::Echo { url, .. } => ("echo", Some(url), None),
+            Cmd::Shell { url, .. } => ("shell", Some(url), None),
+        };
+        Subject {
+            command,
+            url: url.cloned(),
+            other,
+        }
+    }
+
+    /// `COMMAND WHAT: CAUSE`, WHAT being the path that failed: a local
+    /// file the local side caused it, else the remote path in the form of
+    /// the user's URL (for `mv`, `URL to NEWPATH` when NEWPATH is the cause).
+    fn report(&self, e: &FerryError) -> String {
+        let command = self.command;
+        let url = self.url.as_deref().unwrap_or_default();
+        match e {
+            FerryError::At {
+                path,
+                remote: true,
+                source,
+            } => {
+                let named = crate::url::name_remote(url, path);
+                if command == "mv" {
+                    format!("mv {url} to {named}: {source}")
+                } else {
+                    format!("{command} {named}: {source}")
+                }
+            }
+            FerryError::At { remote: false, .. } | FerryError::Local { .. } => {
+                format!("{command} {e}")
+            }
+            e => match self.url.as_ref().or(self.other.as_ref()) {
+                Some(what) => format!("{command} {what}: {e}"),
+                None => format!("{command}: {e}"),
+            },
+        }
     }
 }
 
@@ -454,12 +527,8 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             tls_key,
         } => {
             raise_nofile();
+            // MD5 need not be listed: it is implied, after the listed ones.
             let digests: Vec<Algorithm> = digests.into_iter().map(Into::into).collect();
-            if !digests.contains(&Algorithm::Md5) {
-                return Err(FerryError::Usage(
-                    "--digests must include md5 (the protocol's mandatory digest)".into(),
-                ));
-            }
             let digests = Digests::new(&digests)
                 .map_err(|_| FerryError::Usage("--digests: each digest at most once".into()))?;
             let listen = if listen.is_empty() {
@@ -518,8 +587,10 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             Ok(exit::OK)
         }
         Cmd::Passwd { users, user } => {
-            if !valid_name(&user) {
-                return Err(FerryError::Usage(format!("bad user name {user:?}")));
+            if let Some(why) = name_problem(&user) {
+                return Err(FerryError::Usage(format!(
+                    "the user name {why}: the users file could not hold it"
+                )));
             }
             let pw = password(&user)?;
             if pw.is_empty() {
@@ -573,7 +644,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Stat { url, digest, conn } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, digest.flatten())?;
+            let mut c = conn.open(&url, digest)?;
             if digest.is_some() {
                 println!("{}  {}", c.digest(&url.path)?, url.path);
             } else {
@@ -593,16 +664,30 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Mv { url, newpath, conn } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url, None)?.rename(&url.path, &newpath)?;
-            Ok(exit::OK)
+            let mut c = conn.open(&url, None)?;
+            // A refusal may be the source's or the new path's: "not found"
+            // is the source's if it is missing (the message names the URL);
+            // otherwise the new path is named too.
+            match c.rename(&url.path, &newpath) {
+                Ok(()) => Ok(exit::OK),
+                Err(e) => match e.protocol() {
+                    None => Err(e),
+                    Some(ferry_core::Error::NotFound) if c.stat(&url.path).is_err() => Err(e),
+                    Some(_) => Err(FerryError::remote(&newpath, e)),
+                },
+            }
         }
-        Cmd::Exec { url, command, conn } => {
-            let url = FerryUrl::parse(&url)?;
+        Cmd::Exec {
+            url: raw,
+            command,
+            conn,
+        } => {
+            let url = FerryUrl::parse(&raw)?;
             let mut c = conn.open(&url, None)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }
-            exec_and_print(&mut c, &command.join(" "))
+            exec_and_print(&mut c, &command.join(" "), &raw)
         }
         Cmd::Echo {
             url,
@@ -639,8 +724,9 @@ pub fn format_stat(e: &ferry_core::Entry) -> String {
     )
 }
 
-/// Runs a command, streaming its output; exit 1 if it failed remotely.
-pub fn exec_and_print(c: &mut Client, command: &str) -> Result<i32, FerryError> {
+/// Runs a command, streaming its output; exit 1 if it failed remotely,
+/// saying so with `place` (where it ran, as the user named it).
+pub fn exec_and_print(c: &mut Client, command: &str, place: &str) -> Result<i32, FerryError> {
     let (status, no_output) = c.exec(command, |s, d| {
         let _ = match s {
             Stream::Stdout => std::io::stdout().write_all(d),
@@ -652,7 +738,12 @@ pub fn exec_and_print(c: &mut Client, command: &str) -> Result<i32, FerryError> 
         println!("command ran, no output");
     }
     if status != 0 {
-        eprintln!("ferry: exec: remote command exited with status {status}");
+        let place = if place.is_empty() {
+            String::new()
+        } else {
+            format!(" {place}")
+        };
+        eprintln!("ferry: exec{place}: remote command {command:?} exited with status {status}");
         return Ok(1);
     }
     Ok(exit::OK)

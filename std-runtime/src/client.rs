@@ -24,7 +24,7 @@ use crate::writer::{self, Writer};
 /// Buffer per direction: one 256 KiB chunk plus its header.
 const BUF: usize = 256 * 1024 + 64;
 
-/// A TCP or Unix socket, or TLS over TCP.
+/// A TCP or Unix socket, or TLS over either.
 pub enum Conn {
     /// TCP.
     Tcp(TcpStream),
@@ -32,6 +32,10 @@ pub enum Conn {
     Unix(UnixStream),
     /// TLS over TCP (`ferrys://`).
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// TLS over a Unix socket (`ferrys://` with `--socket`, e.g. a socket
+    /// forwarded to a TLS server): the certificate is checked against the
+    /// URL's host as over TCP.
+    TlsUnix(Box<rustls::StreamOwned<rustls::ClientConnection, UnixStream>>),
 }
 
 impl Read for Conn {
@@ -40,6 +44,7 @@ impl Read for Conn {
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
             Conn::Tls(s) => s.read(buf),
+            Conn::TlsUnix(s) => s.read(buf),
         };
         match r {
             // The socket's read timeout (EAGAIN): tell the driver, which
@@ -94,11 +99,11 @@ fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, FerryError> {
 /// Completes the TLS handshake before the protocol starts, so the socket's
 /// short read timeout (a tick, for the core's deadlines) cannot fail it
 /// half-way; a server that does not answer within `limit` is a timeout.
-fn tls_handshake(
+fn tls_handshake<S: Read + Write>(
     mut tls: rustls::ClientConnection,
-    mut sock: TcpStream,
+    mut sock: S,
     limit: Duration,
-) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, FerryError> {
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, S>, FerryError> {
     let deadline = StdInstant::now() + limit;
     while tls.is_handshaking() {
         match tls.complete_io(&mut sock) {
@@ -126,6 +131,7 @@ impl Write for Conn {
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+            Conn::TlsUnix(s) => s.write(buf),
         };
         match r {
             // The write timeout: the peer stopped reading for that long.
@@ -141,6 +147,7 @@ impl Write for Conn {
             Conn::Tcp(s) => s.flush(),
             Conn::Unix(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+            Conn::TlsUnix(s) => s.flush(),
         }
     }
 }
@@ -232,7 +239,7 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
         return Ok(path.to_path_buf());
     }
     match policy {
-        Overwrite::Fail => Err(FerryError::Protocol(Error::Exists)),
+        Overwrite::Fail => Err(FerryError::at_local(path, Error::Exists)),
         Overwrite::Replace => Ok(path.to_path_buf()),
         Overwrite::KeepBoth => {
             let base = path
@@ -249,7 +256,7 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
                     path.with_file_name(name)
                 })
                 .find(|p| !p.exists())
-                .ok_or(FerryError::Protocol(Error::Exists))
+                .ok_or_else(|| FerryError::at_local(path, Error::Exists))
         }
     }
 }
@@ -300,13 +307,24 @@ impl Client {
         };
         // Reads wake every TICK so the core's deadlines are checked; a
         // write that cannot go out for the whole timeout fails.
+        let handshake_limit = opts.timeout.min(Config::default().handshake_timeout);
         let conn = match opts.socket {
             Some(p) => {
                 let s = UnixStream::connect(p).map_err(FerryError::Connection)?;
                 s.set_read_timeout(Some(TICK))
                     .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
                     .map_err(FerryError::Connection)?;
-                Conn::Unix(s)
+                // `ferrys://` means TLS whatever carries it: never plain
+                // text because a socket path was given.
+                if url.tls {
+                    Conn::TlsUnix(Box::new(tls_handshake(
+                        tls_client(&url.host, opts.ca)?,
+                        s,
+                        handshake_limit,
+                    )?))
+                } else {
+                    Conn::Unix(s)
+                }
             }
             None => {
                 let s = connect_tcp(&url.socket_addr(), opts.timeout)?;
@@ -318,7 +336,7 @@ impl Client {
                     Conn::Tls(Box::new(tls_handshake(
                         tls_client(&url.host, opts.ca)?,
                         s,
-                        opts.timeout.min(Config::default().handshake_timeout),
+                        handshake_limit,
                     )?))
                 } else {
                     Conn::Tcp(s)
@@ -361,7 +379,10 @@ impl Client {
         local: &Path,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
-        let entry = self.inner.stat(remote).map_err(proto)?;
+        let entry = self
+            .inner
+            .stat(remote)
+            .map_err(|e| FerryError::remote(remote, proto(e)))?;
         let local = if local.is_dir() {
             local.join(base_name(remote))
         } else {
@@ -369,7 +390,7 @@ impl Client {
         };
         if entry.kind == Kind::Dir {
             if !opts.recursive {
-                return Err(FerryError::Protocol(Error::IsADirectory));
+                return Err(FerryError::remote(remote, Error::IsADirectory));
             }
             return self.get_dir(remote, &local, opts);
         }
@@ -377,8 +398,20 @@ impl Client {
     }
 
     /// Downloads the file `remote`, already looked up as `entry`, to the
-    /// file path `local`.
+    /// file path `local`. A failure names `remote`, or the local file when
+    /// the local side caused it.
     fn get_entry(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        entry: &Entry,
+        opts: &TransferOptions,
+    ) -> Result<u64, FerryError> {
+        self.get_entry_at(remote, local, entry, opts)
+            .map_err(|e| FerryError::remote(remote, e))
+    }
+
+    fn get_entry_at(
         &mut self,
         remote: &str,
         local: &Path,
@@ -418,24 +451,32 @@ impl Client {
         } else {
             None
         };
+        // A local read or write error, kept to name the local file as the
+        // cause (the driver only passes on its code).
+        let local_error = std::cell::Cell::new(None);
+        let local_io = |e: io::Error| {
+            let e = crate::fsroot::map_io(&e);
+            local_error.set(Some(e));
+            e
+        };
         let r = self.inner.get_resume(
             remote,
             held,
-            |buf| prefix_file.read(buf).map_err(|_| Error::Io),
+            |buf| prefix_file.read(buf).map_err(local_io),
             |d| {
                 bar.inc(d.len() as u64);
                 match background.as_mut() {
                     Some(w) => w.write(d),
-                    None => out.write_all(d).map_err(|e| crate::fsroot::map_io(&e)),
+                    None => out.write_all(d).map_err(local_io),
                 }
             },
         );
         // Every byte is on disk (or the first write error is known) before
         // the file is renamed into place. A write error is the cause of
         // whatever else failed (the driver only saw "I/O error").
-        let r = match (r, background.map(Writer::finish)) {
-            (_, Some(Err(e))) => Err(e.into()),
-            (r, _) => r,
+        let r = match (r, background.map(Writer::finish), local_error.get()) {
+            (_, Some(Err(e)), _) | (Err(_), _, Some(e)) => Err(FerryError::at_local(&target, e)),
+            (r, _, _) => r.map_err(proto),
         };
         bar.finish_and_clear();
         match r {
@@ -447,7 +488,6 @@ impl Client {
                 Ok(got.size)
             }
             Err(e) => {
-                let e = proto(e);
                 if e.protocol() == Some(Error::ChecksumMismatch) {
                     // The bytes are bad: nothing to resume from.
                     let _ = fs::remove_file(&part);
@@ -468,7 +508,9 @@ impl Client {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
             Err(e) => return Err(FerryError::local(local, e)),
         }
-        let entries = self.list(remote)?;
+        let entries = self
+            .list(remote)
+            .map_err(|e| FerryError::remote(remote, e))?;
         let mut total = 0;
         for e in entries {
             if !safe_component(&e.name) {
@@ -534,15 +576,24 @@ impl Client {
         // Read straight into the core's send buffer: no copy in between.
         let mut file = File::open(local).map_err(|e| FerryError::local(local, e))?;
         let bar = progress(opts.quiet, size, name);
+        // A read error names the local file as the cause.
+        let mut local_error = None;
         let r = self
             .inner
             .put(&remote, size, opts.overwrite, opts.resume, |buf| {
-                let n = file.read(buf).map_err(|_| Error::Io)?;
+                let n = file.read(buf).map_err(|e| {
+                    local_error = Some(FerryError::local(local, e));
+                    Error::Io
+                })?;
                 bar.inc(n as u64);
                 Ok(n)
             });
         bar.finish_and_clear();
-        let stored = r.map_err(proto)?;
+        let stored = match (r, local_error) {
+            (Ok(s), _) => s,
+            (Err(_), Some(e)) => return Err(e),
+            (Err(e), None) => return Err(FerryError::remote(&remote, proto(e))),
+        };
         let remote = stored.name.map_or(remote, |s| s.to_string());
         info!(local = %local.display(), %remote, bytes = size,
               digest = %stored.sum.algorithm(), sum = %stored.sum, "put verified");
@@ -558,7 +609,7 @@ impl Client {
         match self.inner.mkdir(remote) {
             Ok(()) => {}
             Err(e) if e.protocol() == Some(Error::Exists) => {}
-            Err(e) => return Err(proto(e)),
+            Err(e) => return Err(FerryError::remote(remote, proto(e))),
         }
         let mut items: Vec<_> = fs::read_dir(local)
             .map_err(|e| FerryError::local(local, e))?

@@ -39,6 +39,18 @@ pub enum FerryError {
         /// The cause.
         source: io::Error,
     },
+    /// A failure on one path: remote (as the server names it, e.g. the
+    /// file of a `-r` transfer that failed) or local. The CLI renders a
+    /// remote path in the form of the URL the user gave.
+    #[error("{path}: {source}")]
+    At {
+        /// The path that failed.
+        path: String,
+        /// Whether `path` is on the server.
+        remote: bool,
+        /// The cause.
+        source: Box<FerryError>,
+    },
     /// The connection failed.
     #[error("connection failed: {0}")]
     Connection(io::Error),
@@ -59,6 +71,7 @@ impl FerryError {
                 io::ErrorKind::NotFound => exit::NOT_FOUND,
                 _ => exit::CONNECTION,
             },
+            FerryError::At { source, .. } => source.exit_code(),
             FerryError::Connection(_) | FerryError::Other(_) => exit::CONNECTION,
         }
     }
@@ -67,6 +80,7 @@ impl FerryError {
     pub fn protocol(&self) -> Option<Proto> {
         match self {
             FerryError::Protocol(e) => Some(*e),
+            FerryError::At { source, .. } => source.protocol(),
             _ => None,
         }
     }
@@ -76,6 +90,31 @@ impl FerryError {
         FerryError::Local {
             path: path.as_ref().display().to_string(),
             source,
+        }
+    }
+}
+
+impl FerryError {
+    /// `e`, as a failure on the remote path `path`; an error that already
+    /// names a path keeps it (the innermost path is the one that failed).
+    pub fn remote(path: &str, e: impl Into<FerryError>) -> Self {
+        Self::at(path.to_string(), true, e.into())
+    }
+
+    /// `e`, as a failure caused by the local path `path` (kept if `e`
+    /// already names one).
+    pub fn at_local(path: impl AsRef<std::path::Path>, e: impl Into<FerryError>) -> Self {
+        Self::at(path.as_ref().display().to_string(), false, e.into())
+    }
+
+    fn at(path: String, remote: bool, e: FerryError) -> Self {
+        match e {
+            FerryError::At { .. } | FerryError::Local { .. } => e,
+            e => FerryError::At {
+                path,
+                remote,
+                source: Box::new(e),
+            },
         }
     }
 }

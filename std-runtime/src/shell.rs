@@ -15,7 +15,7 @@ commands:
   ls [DIR]               list a remote directory
   pwd                    remote directory
   cd DIR                 change remote directory
-  get REMOTE [LOCAL]     download (verified); flags: -r --resume --overwrite=fail|keep-both|replace
+  get REMOTE [LOCAL]     download (verified); flags: -r --resume --overwrite fail|keep-both|replace
   put LOCAL [REMOTE]     upload (verified); same flags
   rm PATH                remove a remote file or empty directory
   mkdir DIR              create a remote directory
@@ -67,17 +67,38 @@ fn transfer_flags(words: &mut Vec<String>) -> Result<TransferOptions, FerryError
         ..TransferOptions::default()
     };
     let mut rest = Vec::new();
-    for w in words.drain(..) {
+    let mut words_in = words.drain(..);
+    while let Some(w) = words_in.next() {
+        // A value follows its option as on the command line: `--overwrite
+        // replace` or `--overwrite=replace`.
+        let overwrite = match w.split_once('=') {
+            Some(("--overwrite", v)) => Some(v.to_string()),
+            _ if w == "--overwrite" => Some(words_in.next().ok_or_else(|| {
+                FerryError::Usage("--overwrite needs fail, keep-both or replace".into())
+            })?),
+            _ => None,
+        };
+        if let Some(v) = overwrite {
+            t.overwrite = match v.as_str() {
+                "fail" => ferry_core::Overwrite::Fail,
+                "keep-both" => ferry_core::Overwrite::KeepBoth,
+                "replace" => ferry_core::Overwrite::Replace,
+                v => {
+                    return Err(FerryError::Usage(format!(
+                        "--overwrite {v:?}: expected fail, keep-both or replace"
+                    )))
+                }
+            };
+            continue;
+        }
         match w.as_str() {
             "-r" => t.recursive = true,
             "--resume" => t.resume = true,
-            "--overwrite=fail" => t.overwrite = ferry_core::Overwrite::Fail,
-            "--overwrite=keep-both" => t.overwrite = ferry_core::Overwrite::KeepBoth,
-            "--overwrite=replace" => t.overwrite = ferry_core::Overwrite::Replace,
             f if f.starts_with("--") => return Err(FerryError::Usage(format!("unknown flag {f}"))),
             _ => rest.push(w),
         }
     }
+    drop(words_in);
     *words = rest;
     Ok(t)
 }
@@ -162,7 +183,7 @@ impl<'c> Shell<'c> {
                 println!("put {local} as {stored} (verified)");
             }
             "exec" | "!" => {
-                let code = exec_and_print(self.client, &words.join(" "))?;
+                let code = exec_and_print(self.client, &words.join(" "), "")?;
                 if code != exit::OK {
                     return Ok(Some(code));
                 }
@@ -270,5 +291,22 @@ mod tests {
         assert_eq!(split_words("  ls   ").unwrap(), ["ls"]);
         assert_eq!(split_words("get ''").unwrap(), ["get", ""]);
         assert!(split_words("get \"x").is_err());
+    }
+
+    #[test]
+    fn overwrite_takes_its_value_with_a_space_or_an_equals_sign() {
+        for line in [
+            "a.txt --overwrite replace b.txt",
+            "--overwrite=replace a.txt b.txt",
+        ] {
+            let mut w = split_words(line).unwrap();
+            let t = transfer_flags(&mut w).unwrap();
+            assert_eq!(t.overwrite, ferry_core::Overwrite::Replace, "{line}");
+            assert_eq!(w, ["a.txt", "b.txt"], "{line}");
+        }
+        for bad in ["a --overwrite", "a --overwrite never", "--overwrite=x a"] {
+            let mut w = split_words(bad).unwrap();
+            assert!(transfer_flags(&mut w).is_err(), "{bad}");
+        }
     }
 }

@@ -82,6 +82,26 @@ impl FerryUrl {
     }
 }
 
+/// Names the remote `path` (as the server knows it: decoded, from the
+/// session's root) the way the user wrote the URL `raw`: `raw` itself when
+/// it names `path`, else `raw`'s scheme, user, host and port followed by
+/// `path`. Error messages use it so a refusal names what was refused in the
+/// user's own terms, also for a file found under a directory URL or by `-r`.
+pub fn name_remote(raw: &str, path: &str) -> String {
+    match FerryUrl::parse(raw) {
+        Ok(u) if u.path == path => raw.to_string(),
+        Ok(_) => {
+            let after_scheme = raw.find("://").map_or(0, |i| i + 3);
+            let authority_end = raw[after_scheme..]
+                .find('/')
+                .map_or(raw.len(), |i| after_scheme + i);
+            let sep = if path.starts_with('/') { "" } else { "/" };
+            format!("{}{sep}{path}", &raw[..authority_end])
+        }
+        Err(_) => path.to_string(),
+    }
+}
+
 /// Percent-decoding; raw UTF-8 passes through.
 fn decode(s: &str) -> Result<String, ()> {
     let b = s.as_bytes();
@@ -135,5 +155,20 @@ mod tests {
         ] {
             assert!(FerryUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn remote_paths_are_named_in_the_users_own_form() {
+        let raw = "ferry://alice@[::1]:7071/docs/";
+        assert_eq!(name_remote(raw, "/docs/"), raw);
+        assert_eq!(
+            name_remote(raw, "/docs/a b.txt"),
+            "ferry://alice@[::1]:7071/docs/a b.txt"
+        );
+        assert_eq!(name_remote("ferrys://h/x", "y"), "ferrys://h/y");
+        assert_eq!(name_remote("ferry://h", "/"), "ferry://h");
+        assert_eq!(name_remote("ferry://h", "/a"), "ferry://h/a");
+        assert_eq!(name_remote("ferry://h/a%20b", "/a b"), "ferry://h/a%20b");
+        assert_eq!(name_remote("not a url", "/a"), "/a");
     }
 }

@@ -1,8 +1,8 @@
 //! Digest negotiation end to end through the real binary: every digest
 //! moves and verifies, `stat --digest` agrees with the algorithm's own
 //! digest of the file (so `md5sum`/`b3sum` users can compare), a pinned
-//! digest the server refuses is a clear error, and `serve --digests` keeps
-//! MD5 mandatory.
+//! digest the server refuses is a clear error, and `serve --digests`
+//! implies MD5, as the spec's hello does.
 
 use std::fs;
 
@@ -62,9 +62,9 @@ fn every_digest_moves_verifies_and_is_named_in_the_log() {
             format!("{want}  /{name}\n")
         );
     }
-    // Without a pin the best common digest is used: BLAKE3.
+    // `auto`: the best common digest, BLAKE3.
     let mut c = ferry();
-    c.args(["stat", "--digest"]).arg(s.url("f-md5.bin"));
+    c.args(["stat", "--digest", "auto"]).arg(s.url("f-md5.bin"));
     let o = run(c);
     let b3 = digest::digest(Algorithm::Blake3, &data)
         .unwrap()
@@ -116,20 +116,44 @@ fn a_server_limited_to_some_digests_negotiates_within_them() {
     assert_eq!(fs::read(s.root.join("b.txt")).unwrap(), b"hello digests\n");
 }
 
+/// docs/PROTOCOL.md#digests: MD5 is implied after the listed digests, so
+/// `--digests blake3` serves BLAKE3 and MD5, and the help says so.
 #[test]
-fn serve_keeps_md5_mandatory() {
-    let dir = TempDir::new().unwrap();
+fn serve_digests_imply_md5() {
+    let s = Server::anonymous(&["--digests", "blake3"]);
+    let local = TempDir::new().unwrap();
+    let src = local.path().join("a.txt");
+    fs::write(&src, b"md5 implied\n").unwrap();
+    for (pin, want) in [
+        ("auto", "digest=blake3"),
+        ("md5", "digest=md5"),
+        ("sha256", ""),
+    ] {
+        let mut c = ferry();
+        c.args([
+            "put",
+            "-v",
+            "--quiet",
+            "--overwrite",
+            "replace",
+            "--digest",
+            pin,
+        ])
+        .arg(&src)
+        .arg(s.url("a.txt"));
+        let o = run(c);
+        if want.is_empty() {
+            assert_eq!(code(&o), 6, "{pin}: {}", stderr(&o));
+        } else {
+            assert_eq!(code(&o), 0, "{pin}: {}", stderr(&o));
+            assert!(stderr(&o).contains(want), "{pin}: {}", stderr(&o));
+        }
+    }
     let mut c = ferry();
-    c.arg("serve").arg(dir.path()).args([
-        "--anonymous",
-        "--listen",
-        "127.0.0.1:0",
-        "--digests",
-        "blake3",
-    ]);
-    let o = run(c);
-    assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("must include md5"), "{}", stderr(&o));
+    c.args(["serve", "--help"]);
+    let help = String::from_utf8_lossy(&run(c).stdout).into_owned();
+    assert!(help.contains("MD5 is implied"), "{help}");
+    assert!(!help.contains("must be listed"), "{help}");
 }
 
 /// The server keeps the digest it verified at upload and sends it with the

@@ -172,3 +172,116 @@ fn serve_rejects_a_bad_certificate_file() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("cert.pem"), "{}", stderr(&o));
 }
+
+/// Forwards each connection to a Unix socket at `path` to the TCP address
+/// `to`, byte for byte (as an SSH-forwarded socket would), until dropped.
+struct UnixRelay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UnixRelay {
+    fn start(path: &Path, to: &str) -> UnixRelay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (stop2, to) = (stop.clone(), to.to_string());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((u, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                u.set_nonblocking(false).unwrap();
+                let t = TcpStream::connect(&to).unwrap();
+                let (mut u2, mut t2) = (u.try_clone().unwrap(), t.try_clone().unwrap());
+                let (mut u, mut t) = (u, t);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u, &mut t);
+                    let _ = t.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut t2, &mut u2);
+                    let _ = u2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        UnixRelay { stop }
+    }
+}
+
+impl Drop for UnixRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `ferrys://` with `--socket` speaks TLS over the socket, checking the
+/// certificate against the URL's host as over TCP; it never falls back to
+/// plain text.
+#[test]
+fn ferrys_over_a_unix_socket_is_tls_with_the_certificate_checked() {
+    let pki = TempDir::new().unwrap();
+    make_pki(pki.path(), &["localhost"]);
+    let (s, _root) = tls_server(pki.path());
+    let ca = pki.path().join("ca.pem");
+    let sock = pki.path().join("relay.sock");
+    let _relay = UnixRelay::start(&sock, &s.addr);
+    let local = TempDir::new().unwrap();
+    let src = local.path().join("f.txt");
+    fs::write(&src, "over a socket, in TLS\n").unwrap();
+
+    // With the CA and the certificate's name (the host is only checked,
+    // not connected to), put and ls work.
+    let mut c = ferry();
+    c.arg("put")
+        .arg(&src)
+        .arg("ferrys://localhost/f.txt")
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--ca")
+        .arg(&ca);
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        fs::read_to_string(s.root.join("f.txt")).unwrap(),
+        "over a socket, in TLS\n"
+    );
+    let mut c = ferry();
+    c.args(["ls", "ferrys://localhost/", "--socket"])
+        .arg(&sock)
+        .arg("--ca")
+        .arg(&ca);
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("f.txt"));
+
+    // An untrusted CA, and a name the certificate does not carry, fail.
+    let mut c = ferry();
+    c.args(["ls", "ferrys://localhost/", "--socket"]).arg(&sock);
+    let o = run(c);
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+    let mut c = ferry();
+    c.args(["ls", "ferrys://files.example/", "--socket"])
+        .arg(&sock)
+        .arg("--ca")
+        .arg(&ca);
+    let o = run(c);
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+
+    // A plain server on a Unix socket: ferrys:// refuses to talk to it.
+    let plain = TempDir::new().unwrap();
+    let plain_sock = plain.path().join("plain.sock");
+    let listen = format!("unix:{}", plain_sock.display());
+    let _p = Server::start(plain.path(), &["--anonymous", "--listen", &listen]);
+    let mut c = ferry();
+    c.args(["ls", "ferrys://localhost/", "--timeout", "3", "--socket"])
+        .arg(&plain_sock)
+        .arg("--ca")
+        .arg(&ca);
+    let o = run(c);
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}

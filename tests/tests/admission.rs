@@ -42,7 +42,9 @@ impl Logged {
         fs::write(root.join("f.txt"), b"hi").unwrap();
         let log = dir.path().join("serve.log");
         let mut c = ferry();
-        c.arg("serve").arg(&root).args(["--listen", "127.0.0.1:0", "-v"]);
+        c.arg("serve")
+            .arg(&root)
+            .args(["--listen", "127.0.0.1:0", "-v"]);
         match users {
             Some(u) => c.arg("--users").arg(u),
             None => c.arg("--anonymous"),
@@ -95,7 +97,11 @@ fn logged_in_session(addr: &str) -> TcpStream {
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut answer = vec![0u8; HELLO_LEN + raw_frame(&Message::LoginOk).len()];
     c.read_exact(&mut answer).unwrap();
-    assert_eq!(&answer[HELLO_LEN..], raw_frame(&Message::LoginOk), "logged in");
+    assert_eq!(
+        &answer[HELLO_LEN..],
+        raw_frame(&Message::LoginOk),
+        "logged in"
+    );
     c
 }
 
@@ -343,7 +349,9 @@ fn failed_logins_get_an_address_refused_before_any_password_check() {
         .iter()
         .filter(|(c, e)| *c == 7 && e.contains("too many failed logins"))
         .count();
-    eprintln!("100 guesses, 25 in parallel: {failed} checked and wrong, {refused} refused, {attack:?}");
+    eprintln!(
+        "100 guesses, 25 in parallel: {failed} checked and wrong, {refused} refused, {attack:?}"
+    );
     assert_eq!(failed + refused, 100, "{results:?}");
     assert!(failed >= 1, "some guesses were checked first");
     assert!(refused >= 60, "only {refused} of 100 refused");

@@ -75,6 +75,9 @@ error_codes! {
     TooManyFailures = 14, "too many failed logins";
     /// A request arrived before login.
     NotLoggedIn = 15, "not logged in";
+    /// Too many failed logins from this address lately: the server refuses
+    /// it for a while, before any password check.
+    Penalised = 16, "too many failed logins from this address";
     /// No such file or directory.
     NotFound = 20, "not found";
     /// The target exists and the overwrite policy forbids replacing it.
@@ -143,6 +146,7 @@ impl Error {
                 | Error::IterationsTooHigh
                 | Error::ServerAuthFailed
                 | Error::TooManyFailures
+                | Error::Penalised
                 | Error::Busy
                 | Error::Internal
                 | Error::Closed

@@ -153,9 +153,30 @@ impl<B: Buffer> Server<B> {
         inbuf: B,
         outbuf: B,
     ) -> Result<Self, Error> {
+        Self::new_refused(now, config, inbuf, outbuf, Error::Busy)
+    }
+
+    /// A connection that only tells the client `err` (a fatal error such
+    /// as [`Error::Busy`] or [`Error::Penalised`]) after the hello, then
+    /// closes: the driver refused it before any login.
+    pub fn new_refused(
+        now: Instant,
+        config: ServerConfig,
+        inbuf: B,
+        outbuf: B,
+        err: Error,
+    ) -> Result<Self, Error> {
         let mut s = Self::new(now, config, inbuf, outbuf)?;
-        s.conn.fail(Error::Busy);
+        s.conn.fail(err);
         Ok(s)
+    }
+
+    /// Closes the connection with `err`, sent to the client if the output
+    /// has room: for the driver's own decisions (a connection evicted to
+    /// make room, an address refused mid-login). The next
+    /// [`Server::poll_event`] reports [`Event::Closed`].
+    pub fn close(&mut self, err: Error) {
+        self.conn.fail(err);
     }
 
     // ---- getters ----

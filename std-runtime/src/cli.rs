@@ -10,6 +10,7 @@ use ferry_core::digest::{Algorithm, Digests};
 use ferry_core::{Kind, Overwrite, Stream, Verifier};
 use tracing::warn;
 
+use crate::admission::Limits;
 use crate::client::{Client, ConnectOptions, TransferOptions};
 use crate::error::{exit, FerryError};
 use crate::server::{ListenAddr, ServeOptions, Server};
@@ -221,9 +222,29 @@ enum Cmd {
             default_value = "blake3,sha256,md5"
         )]
         digests: Vec<DigestName>,
-        /// Most simultaneous sessions; more get "server busy".
+        /// Most simultaneous logged-in sessions; more get "server busy".
         #[arg(long, value_name = "N", default_value_t = 256)]
         max_connections: usize,
+        /// Most connections that have not logged in yet (a budget apart
+        /// from --max-connections); when full, a new connection evicts the
+        /// oldest of them instead of being refused.
+        #[arg(long, value_name = "N", default_value_t = 128)]
+        max_startups: usize,
+        /// Of those, most from one address (an IPv6 /64); past it a new
+        /// one evicts that address's oldest (0: no per-address cap).
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_startups_per_ip: usize,
+        /// Seconds of penalty each failed login adds to its address
+        /// (0: no penalties).
+        #[arg(long, value_name = "SECS", default_value_t = 5)]
+        login_penalty: u64,
+        /// An address whose penalty is above SECS is refused ("too many
+        /// failed logins") until the penalty has run out.
+        #[arg(long, value_name = "SECS", default_value_t = 15)]
+        login_penalty_min: u64,
+        /// The most penalty an address can collect.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        login_penalty_max: u64,
         /// Close sessions idle this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         idle_timeout: u64,
@@ -518,6 +539,11 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             exec_allow,
             max_per_ip,
             max_connections,
+            max_startups,
+            max_startups_per_ip,
+            login_penalty,
+            login_penalty_min,
+            login_penalty_max,
             idle_timeout,
             login_timeout,
             exec_timeout,
@@ -564,6 +590,13 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 exec_allow,
                 max_per_ip,
                 max_connections,
+                admission: Limits {
+                    max_startups: max_startups.max(1),
+                    max_startups_per_ip,
+                    penalty: Duration::from_secs(login_penalty),
+                    penalty_min: Duration::from_secs(login_penalty_min),
+                    penalty_max: Duration::from_secs(login_penalty_max),
+                },
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
                 login_timeout: Duration::from_secs(login_timeout.max(1)),
                 tls: tls_cert.zip(tls_key),

@@ -171,6 +171,10 @@ pub fn describe(e: Proto) -> String {
         Proto::ChecksumMismatch => "checksum mismatch: the file was not accepted".into(),
         Proto::ExecDisabled => "exec disabled on this server (start it with --allow-exec)".into(),
         Proto::Busy => "server busy (too many connections), try again later".into(),
+        Proto::Penalised => {
+            "too many failed logins from this address: the server refuses it for a while, try again later"
+                .into()
+        }
         Proto::AuthFailed => "login failed: wrong user or password".into(),
         Proto::DigestRefused => {
             "the server does not support the digest given with --digest (leave it out to negotiate)"

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod cli;
 pub mod client;
 pub mod error;

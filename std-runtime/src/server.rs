@@ -1,7 +1,7 @@
 //! The `ferry serve` server: tokio listeners (TCP and Unix), one task per
 //! connection, each driving a ferry-core `Server` with a [`Session`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+use crate::admission::{Admission, Gate, Limits, Startup};
 use crate::error::FerryError;
 use crate::fsroot::Root;
 use crate::session::{Session, Shared};
@@ -83,8 +84,11 @@ pub struct ServeOptions {
     pub exec_allow: Vec<String>,
     /// Most sessions from one IP address (0: no limit).
     pub max_per_ip: usize,
-    /// Most simultaneous sessions; more get "server busy".
+    /// Most simultaneous logged-in sessions; more get "server busy".
     pub max_connections: usize,
+    /// Budget of connections that have not logged in, and penalties for
+    /// failed logins (see [`crate::admission`]).
+    pub admission: Limits,
     /// Close sessions idle this long.
     pub idle_timeout: Duration,
     /// Time allowed from connect until login completes (hello included).
@@ -114,6 +118,7 @@ impl Default for ServeOptions {
             exec_allow: Vec::new(),
             max_per_ip: 0,
             max_connections: 256,
+            admission: Limits::default(),
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(30),
             exec_timeout: Duration::from_secs(60),
@@ -133,6 +138,7 @@ pub struct Server {
     slots: Arc<Semaphore>,
     big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
+    admission: Arc<Admission>,
     start: StdInstant,
     tls: Option<TlsAcceptor>,
 }
@@ -258,6 +264,7 @@ impl Server {
             slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
             big_buffers: Arc::new(Semaphore::new(BIG_BUFFERS)),
             per_ip: Arc::new(PerIp::new(opts.max_per_ip)),
+            admission: Arc::new(Admission::new(opts.admission)),
             start: StdInstant::now(),
             tls: match &opts.tls {
                 Some((cert, key)) => Some(tls_acceptor(cert, key)?),
@@ -305,7 +312,7 @@ impl Server {
                         Ok((s, peer)) => {
                             let _ = s.set_nodelay(true);
                             let ip_slot = PerIp::take(&ctx.per_ip, peer.ip());
-                            ctx.spawn_tcp(s, peer.to_string(), ip_slot.is_none(), ip_slot);
+                            ctx.spawn_tcp(s, peer, ip_slot);
                         }
                         Err(e) => warn!(error = %e, "accept failed"),
                     }
@@ -317,7 +324,11 @@ impl Server {
             tasks.spawn(async move {
                 loop {
                     match l.accept().await {
-                        Ok((s, _)) => ctx.spawn(s, format!("unix:{}", path.display()), false, None),
+                        Ok((s, _)) => {
+                            let peer = format!("unix:{}", path.display());
+                            let admit = ctx.admit(None, false, &peer);
+                            ctx.spawn_with(s, peer, None, None, admit, ctx.now());
+                        }
                         Err(e) => warn!(error = %e, "accept failed"),
                     }
                 }
@@ -334,6 +345,7 @@ impl Server {
             slots: self.slots.clone(),
             big_buffers: self.big_buffers.clone(),
             per_ip: self.per_ip.clone(),
+            admission: self.admission.clone(),
             start: self.start,
             tls: self.tls.clone(),
         }
@@ -347,6 +359,7 @@ struct Ctx {
     slots: Arc<Semaphore>,
     big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
+    admission: Arc<Admission>,
     start: StdInstant,
     tls: Option<TlsAcceptor>,
 }
@@ -356,80 +369,105 @@ impl Ctx {
         Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
 
+    /// Decides at accept whether a connection from `ip` may try to log
+    /// in: an address penalised for failed logins hears why, as does one
+    /// over `--max-per-ip` or a server whose sessions are all taken
+    /// ("server busy"); any other gets a startup ticket, evicting the
+    /// oldest connection that has not logged in if the budget is full.
+    fn admit(&self, ip: Option<IpAddr>, over_ip_limit: bool, peer: &str) -> Result<Startup, Error> {
+        if let Some(left) = ip.and_then(|ip| self.admission.penalised(ip, StdInstant::now())) {
+            let retry_secs = crate::admission::ceil_secs(left);
+            warn!(%peer, retry_secs, "refused: too many failed logins from this address");
+            return Err(Error::Penalised);
+        }
+        if over_ip_limit || self.slots.available_permits() == 0 {
+            return Err(Error::Busy);
+        }
+        Ok(self.admission.start(ip).0)
+    }
+
     /// A TCP connection: plain, or TLS first when the server has a
     /// certificate. The TLS handshake runs in the connection's own task
-    /// under the login deadline, so a slow one holds up no one else.
-    fn spawn_tcp(
-        &self,
-        stream: tokio::net::TcpStream,
-        peer: String,
-        over_ip_limit: bool,
-        ip_slot: Option<IpSlot>,
-    ) {
-        let Some(acceptor) = self.tls.clone() else {
-            return self.spawn(stream, peer, over_ip_limit, ip_slot);
-        };
-        // The session slot is taken now, so half-done handshakes count
-        // against --max-connections like any session.
-        let permit = self.slots.clone().try_acquire_owned().ok();
+    /// under the login deadline, so a slow one holds up no one else; it
+    /// counts as a startup, so it can be evicted like any connection that
+    /// has not logged in.
+    fn spawn_tcp(&self, stream: tokio::net::TcpStream, peer: SocketAddr, ip_slot: Option<IpSlot>) {
+        let ip = peer.ip();
+        let peer = peer.to_string();
+        let admit = self.admit(Some(ip), ip_slot.is_none(), &peer);
         let accepted = self.now();
+        let Some(acceptor) = self.tls.clone() else {
+            return self.spawn_with(stream, peer, Some(ip), ip_slot, admit, accepted);
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
             let deadline = ctx.config.conn.login_timeout;
-            match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => ctx.spawn_with(tls, peer, over_ip_limit, ip_slot, permit, accepted),
-                Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => warn!(%peer, "TLS handshake timed out"),
+            let evicted = async {
+                match &admit {
+                    Ok(t) => t.evicted().await,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout(deadline, acceptor.accept(stream)) => match r {
+                    Ok(Ok(tls)) => ctx.spawn_with(tls, peer, Some(ip), ip_slot, admit, accepted),
+                    Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => warn!(%peer, "TLS handshake timed out"),
+                },
+                _ = evicted => warn!(%peer, "evicted during the TLS handshake: a newer connection needed its place (--max-startups, --max-startups-per-ip)"),
             }
         });
     }
 
-    /// Serves one accepted stream; `over_ip_limit` sessions (and any over
-    /// `--max-connections`) only hear "server busy".
-    fn spawn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-        &self,
-        stream: S,
-        peer: String,
-        over_ip_limit: bool,
-        ip_slot: Option<IpSlot>,
-    ) {
-        let permit = self.slots.clone().try_acquire_owned().ok();
-        self.spawn_with(stream, peer, over_ip_limit, ip_slot, permit, self.now());
-    }
-
-    /// As `spawn`, with the session slot already taken (or not: busy) and
-    /// the connection accepted at `accepted`: the login deadline counts
-    /// from there, a TLS handshake included.
+    /// Serves one accepted stream from `ip`, admitted with a startup
+    /// ticket or refused with `Err` (the client only hears that error).
+    /// The login deadline counts from `accepted`, a TLS handshake
+    /// included. The session slot (`--max-connections`) is taken at login.
     fn spawn_with<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         &self,
         stream: S,
         peer: String,
-        over_ip_limit: bool,
+        ip: Option<IpAddr>,
         ip_slot: Option<IpSlot>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        admit: Result<Startup, Error>,
         accepted: Instant,
     ) {
         let ctx = self.clone();
         tokio::spawn(async move {
             let _ip_slot = ip_slot;
-            let busy = permit.is_none() || over_ip_limit;
-            let big = (!busy)
+            let refused = admit.as_ref().err().copied();
+            let big = refused
+                .is_none()
                 .then(|| ctx.big_buffers.clone().try_acquire_owned().ok())
                 .flatten();
             let len = if big.is_some() { BIG_BUF } else { BUF };
-            let core = if busy {
-                ferry_core::Server::new_busy(accepted, ctx.config, vec![0; BUF], vec![0; BUF])
-            } else {
-                ferry_core::Server::new(accepted, ctx.config, vec![0; len], vec![0; len])
+            let core = match refused {
+                Some(e) => ferry_core::Server::new_refused(
+                    accepted,
+                    ctx.config,
+                    vec![0; BUF],
+                    vec![0; BUF],
+                    e,
+                ),
+                None => ferry_core::Server::new(accepted, ctx.config, vec![0; len], vec![0; len]),
             };
             let Ok(core) = core else { return };
             let t0 = StdInstant::now();
             let session = Session::new(ctx.shared.clone(), peer.clone());
-            let why = drive(stream, core, session, &ctx).await;
-            if busy {
-                warn!(%peer, "refused: server busy");
-            } else {
-                info!(%peer, reason = %why, secs = t0.elapsed().as_secs_f32(), "connection closed");
+            let gate = Gate::new(
+                ctx.admission.clone(),
+                ip,
+                peer.clone(),
+                admit.ok(),
+                ctx.slots.clone(),
+            );
+            let why = drive(stream, core, session, gate, &ctx).await;
+            match refused {
+                Some(Error::Busy) => warn!(%peer, "refused: server busy"),
+                Some(_) => {}
+                None => {
+                    info!(%peer, reason = %why, secs = t0.elapsed().as_secs_f32(), "connection closed")
+                }
             }
         });
     }
@@ -468,11 +506,16 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     mut core: ferry_core::Server<Vec<u8>>,
     mut session: Session,
+    mut gate: Gate,
     ctx: &Ctx,
 ) -> Error {
     let mut spins = 0u32;
     loop {
         while let Some(ev) = core.poll_event() {
+            if let Some(e) = gate.check(&ev) {
+                core.close(e);
+                continue;
+            }
             session.event(ev);
             if let Err(e) = session.respond(&mut core) {
                 warn!(peer = %session.peer, error = %e, "session error");
@@ -539,6 +582,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 core.handle_timeout(ctx.now());
             }
             msg = session.exec_recv(), if exec => session.on_exec(msg),
+            _ = gate.evicted() => {
+                warn!(peer = %session.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
+                core.close(Error::Busy);
+            }
         }
     }
 }

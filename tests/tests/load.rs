@@ -65,20 +65,25 @@ fn a_thousand_idle_sessions_and_a_slowloris_do_not_stop_a_transfer() {
         })
     };
 
-    // A thousand sessions that log in and then say nothing.
+    // A thousand sessions that log in and then say nothing. Each waits for
+    // its login answer before the next connects: a burst of a thousand
+    // connections that have not logged in would evict its own oldest
+    // (--max-startups, tests/tests/admission.rs).
     let login = [raw_hello().to_vec(), raw_frame(&Message::Anonymous)].concat();
+    let answer_len = ferry_core::frame::HELLO_LEN + raw_frame(&Message::LoginOk).len();
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
         let mut c = TcpStream::connect(&addr).unwrap();
         c.write_all(&login).unwrap();
-        idle.push(c);
-    }
-    // Each got the server's hello and its login answer.
-    for c in idle.iter_mut() {
         c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut first = [0u8; 4];
-        c.read_exact(&mut first).unwrap();
-        assert_eq!(&first, b"FRRY");
+        let mut answer = vec![0u8; answer_len];
+        c.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer[..4], b"FRRY");
+        assert_eq!(
+            &answer[ferry_core::frame::HELLO_LEN..],
+            raw_frame(&Message::LoginOk)
+        );
+        idle.push(c);
     }
 
     // A normal client transfers both ways meanwhile.

@@ -351,9 +351,16 @@ fn the_server_keeps_serving_when_clients_vanish_at_every_phase() {
 #[test]
 fn max_connections_gives_a_busy_error() {
     let s = Server::anonymous(&["--max-connections", "1"]);
+    // A logged-in session takes the only slot (connections that have not
+    // logged in have a budget of their own: tests/tests/admission.rs).
+    use ferry_core::message::Message;
     let mut held = TcpStream::connect(&s.addr).unwrap();
-    held.write_all(&[0u8; 0]).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    held.write_all(&[raw_hello().to_vec(), raw_frame(&Message::Anonymous)].concat())
+        .unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = vec![0u8; ferry_core::frame::HELLO_LEN + raw_frame(&Message::LoginOk).len()];
+    held.read_exact(&mut answer).unwrap();
     let mut c = ferry();
     c.arg("ls").arg(s.url("/"));
     let o = run(c);

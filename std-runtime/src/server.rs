@@ -255,6 +255,7 @@ impl Server {
             exec_timeout: opts.exec_timeout,
             exec_max_output: opts.exec_max_output,
             sums: Default::default(),
+            prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),
         });
         Ok(Server {
             shared,

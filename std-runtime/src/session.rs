@@ -36,7 +36,42 @@ pub struct Shared {
     /// Digests verified earlier, so unchanged files are not hashed again
     /// for a get.
     pub sums: Sums,
+    /// Permits for hashing a resume's held prefix ([`PREFIX_HASHES`]).
+    pub prefix_slots: tokio::sync::Semaphore,
 }
+
+/// Runs file-system work (open, read, walk, fsync, rename) without
+/// stalling the async worker it is called on: the runtime hands the
+/// worker's other sessions to another thread meanwhile, so one slow disk
+/// or one large read holds up only its own session. Outside a
+/// multi-threaded runtime it just runs.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// As [`off_worker`], holding one of `slots` while `f` runs: hashing a
+/// resume's held prefix reads the whole prefix (3 GiB for a get resumed at
+/// the end of a 3 GiB file), so only a few run at once and each on a
+/// thread of its own, never on an async worker.
+fn bounded_off_worker<R>(slots: &tokio::sync::Semaphore, f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| {
+                let _slot = h.block_on(slots.acquire());
+                f()
+            })
+        }
+        _ => f(),
+    }
+}
+
+/// Prefix hashes (resumed gets and puts) that may run at once.
+pub const PREFIX_HASHES: usize = 2;
 
 /// Output pieces queued between a command and its session, at most.
 const EXEC_QUEUE: usize = 16;
@@ -217,7 +252,10 @@ impl Session {
                         let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy())
                             .then(|| format!("/{name}"));
                         s.accept_put(up.offset, renamed.as_deref())?;
-                        up.read_prefix(|d| s.feed_prefix(d))?;
+                        // Hashing what a resume already holds can take
+                        // seconds: off the async workers, a few at a time.
+                        let slots = &self.shared.prefix_slots;
+                        bounded_off_worker(slots, || up.read_prefix(|d| s.feed_prefix(d)))?;
                         self.upload = Some((up, path.to_string(), StdInstant::now()));
                         return Ok(());
                     }
@@ -576,23 +614,36 @@ impl Handler<Vec<u8>> for Session {
                 getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
                 s.login_verifier(v.as_ref(), &nonce)?;
             }
-            Some(Pending::Request(r)) => self.request(s, *r)?,
+            Some(Pending::Request(r)) => off_worker(|| self.request(s, *r))?,
             Some(Pending::SendBody(offset)) => {
+                let slots = &self.shared.prefix_slots;
                 if let Some(d) = &mut self.download {
+                    let hash = s.prefix_needed() > 0;
                     let mut buf = vec![0u8; 64 * 1024];
                     // The held prefix is hashed unless the digest is kept.
                     let mut left = s.prefix_needed();
-                    d.file
-                        .seek(SeekFrom::Start(offset - left))
-                        .map_err(|e| map_io(&e))?;
-                    while left > 0 {
-                        let want = buf.len().min(left as usize);
-                        let n = d.file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
-                        if n == 0 {
-                            return s.cancel(Error::Io);
+                    let file = &mut d.file;
+                    let mut feed = || -> Result<bool, Error> {
+                        file.seek(SeekFrom::Start(offset - left))
+                            .map_err(|e| map_io(&e))?;
+                        while left > 0 {
+                            let want = buf.len().min(left as usize);
+                            let n = file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
+                            if n == 0 {
+                                return Ok(false);
+                            }
+                            s.feed_prefix(&buf[..n])?;
+                            left -= n as u64;
                         }
-                        s.feed_prefix(&buf[..n])?;
-                        left -= n as u64;
+                        Ok(true)
+                    };
+                    let whole = if hash {
+                        bounded_off_worker(slots, feed)?
+                    } else {
+                        feed()?
+                    };
+                    if !whole {
+                        return s.cancel(Error::Io);
                     }
                     d.started = true;
                 }
@@ -601,7 +652,8 @@ impl Handler<Vec<u8>> for Session {
                 if let Some((up, path, start)) = self.upload.take() {
                     if verified {
                         let (bytes, resumed_from) = (up.size, up.offset);
-                        match up.commit() {
+                        // fsync and rename: file-system work.
+                        match off_worker(|| up.commit()) {
                             Ok((stored, version)) => {
                                 // The bytes just checked are the file's.
                                 self.shared.sums.put(version, sum);
@@ -627,8 +679,12 @@ impl Handler<Vec<u8>> for Session {
             }
             None => {}
         }
-        self.pump_download(s)?;
-        self.pump_list(s)?;
+        if self.download.as_ref().is_some_and(|d| d.started) {
+            off_worker(|| self.pump_download(s))?;
+        }
+        if self.listing.is_some() {
+            off_worker(|| self.pump_list(s))?;
+        }
         self.pump_exec(s)
     }
 

@@ -589,9 +589,11 @@ impl Client {
         self.list_at_most(path, MAX_LISTING)
     }
 
-    /// Lists a directory, keeping at most `max` entries: a listing is
-    /// streamed, so its length is the server's to choose, and a hostile
-    /// server must not exhaust the client's memory. More is an error.
+    /// Lists a directory, sorted by name, keeping at most `max` entries: a
+    /// listing is streamed, so its length is the server's to choose, and a
+    /// hostile server must not exhaust the client's memory. More is an
+    /// error. Servers send directory order (`docs/PROTOCOL.md#list`); the
+    /// sort is here, where the whole listing is held anyway.
     pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
         let mut v = Vec::new();
         let mut n = 0usize;
@@ -608,6 +610,7 @@ impl Client {
                 "{path}: the server listed {n} entries, more than the {max} a client keeps"
             )));
         }
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
 

@@ -13,6 +13,7 @@ use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
+use crate::listing::Listing;
 use crate::sums::Version;
 use crate::writer::Writer;
 
@@ -76,7 +77,9 @@ fn rel(p: &Path) -> &Path {
     }
 }
 
-fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
+/// The entry the server sends for `name` with metadata `md`
+/// (`docs/PROTOCOL.md#entry`).
+pub(crate) fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
     use cap_std::fs::MetadataExt;
     let kind = if md.is_dir() {
         Kind::Dir
@@ -110,6 +113,12 @@ fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
 /// The last component of a resolved path.
 fn file_name(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).unwrap_or("/")
+}
+
+/// Whether `name` is a partial upload's (`.NAME.ferry-part`), which
+/// listings hide.
+pub(crate) fn is_part_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".ferry-part")
 }
 
 /// The hidden sibling that holds a partial upload of `target` (kept for
@@ -175,22 +184,11 @@ impl Root {
         }
     }
 
-    /// Lists a directory, sorted by name; partial uploads are hidden.
-    pub fn list(&self, p: &Path) -> Result<Vec<Entry>, Error> {
-        let mut out = Vec::new();
-        for item in self.dir.read_dir(rel(p)).map_err(|e| map_io(&e))? {
-            let item = item.map_err(|e| map_io(&e))?;
-            let name = item.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(".ferry-part") && name.starts_with('.') {
-                continue;
-            }
-            if let Ok(md) = item.metadata() {
-                out.push(entry_of(name, &md));
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+    /// Opens a directory for listing, read as it is sent (see
+    /// [`Listing`]): in directory order, partial uploads hidden.
+    pub fn list(&self, p: &Path) -> Result<Listing, Error> {
+        let dir = self.dir.read_dir(rel(p)).map_err(|e| map_io(&e))?;
+        Ok(Listing::new(dir))
     }
 
     /// Opens a regular file to send; returns it and its size.

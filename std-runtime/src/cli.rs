@@ -68,6 +68,13 @@ impl From<Policy> for Overwrite {
     }
 }
 
+/// `mv --overwrite`: a rename has no keep-both.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MvPolicy {
+    Fail,
+    Replace,
+}
+
 /// A body digest, by the name `md5sum`, `sha256sum` and `b3sum` users know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DigestName {
@@ -286,6 +293,9 @@ enum Cmd {
         url: String,
         /// New path on the same server.
         newpath: String,
+        /// When NEWPATH exists: fail (default) or replace it atomically.
+        #[arg(long, value_enum, default_value = "fail")]
+        overwrite: MvPolicy,
         #[command(flatten)]
         conn: Conn,
     },
@@ -584,9 +594,16 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             conn.open(&url, None)?.mkdir(&url.path)?;
             Ok(exit::OK)
         }
-        Cmd::Mv { url, newpath, conn } => {
+        Cmd::Mv {
+            url,
+            newpath,
+            overwrite,
+            conn,
+        } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url, None)?.rename(&url.path, &newpath)?;
+            let replace = matches!(overwrite, MvPolicy::Replace);
+            conn.open(&url, None)?
+                .rename(&url.path, &newpath, replace)?;
             Ok(exit::OK)
         }
         Cmd::Exec { url, command, conn } => {

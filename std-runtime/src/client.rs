@@ -17,7 +17,7 @@ use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
-use crate::error::FerryError;
+use crate::error::{on_exists, FerryError};
 use crate::url::FerryUrl;
 use crate::writer::{self, Writer};
 
@@ -637,14 +637,20 @@ impl Client {
         self.inner.remove(path).map_err(proto)
     }
 
-    /// Creates a directory.
+    /// Creates a directory; an existing name is refused.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FerryError> {
-        self.inner.mkdir(path).map_err(proto)
+        (self.inner.mkdir(path).map_err(proto)).map_err(on_exists(""))
     }
 
-    /// Renames.
-    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), FerryError> {
-        self.inner.rename(from, to).map_err(proto)
+    /// Renames; an existing `to` is refused ("already exists") unless
+    /// `replace`.
+    pub fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), FerryError> {
+        if replace {
+            self.inner.rename_replacing(from, to).map_err(proto)
+        } else {
+            (self.inner.rename(from, to).map_err(proto))
+                .map_err(on_exists(" (use --overwrite replace)"))
+        }
     }
 
     /// Changes the session's directory; returns the new one.

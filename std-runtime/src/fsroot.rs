@@ -252,12 +252,56 @@ impl Root {
         }
     }
 
-    /// Renames within the root.
+    /// Renames within the root, refusing an existing `to` with `Exists`
+    /// (`docs/PROTOCOL.md#requests`). Atomic where the kernel has
+    /// `renameat2(RENAME_NOREPLACE)`: a check then a rename would replace
+    /// a file created between the two.
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {
-        if from.as_os_str().is_empty() || to.as_os_str().is_empty() {
-            return Err(Error::Permission);
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::fs::{renameat_with, RenameFlags};
+            use rustix::io::Errno;
+            match renameat_with(
+                &from_dir,
+                from_name,
+                &to_dir,
+                to_name,
+                RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => return Ok(()),
+                // A file system without the flag: check, then rename.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
+                Err(e) => return Err(map_io(&e.into())),
+            }
         }
-        self.dir.rename(from, &self.dir, to).map_err(|e| map_io(&e))
+        if to_dir.symlink_metadata(to_name).is_ok() {
+            return Err(Error::Exists);
+        }
+        from_dir
+            .rename(from_name, &to_dir, to_name)
+            .map_err(|e| map_io(&e))
+    }
+
+    /// Renames within the root, replacing `to` if it exists (`ferry mv
+    /// --overwrite replace`): the kernel's rename, atomic.
+    pub fn rename_replacing(&self, from: &Path, to: &Path) -> Result<(), Error> {
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
+        from_dir
+            .rename(from_name, &to_dir, to_name)
+            .map_err(|e| map_io(&e))
+    }
+
+    /// The directory holding `p`, opened beneath the root (so a symlink on
+    /// the way cannot lead out), and `p`'s last component. The root itself
+    /// has no parent: renaming it is refused.
+    fn parent_of<'p>(&self, p: &'p Path) -> Result<(Dir, &'p std::ffi::OsStr), Error> {
+        let name = p.file_name().ok_or(Error::Permission)?;
+        let parent = p.parent().unwrap_or(Path::new(""));
+        let dir = self.dir.open_dir(rel(parent)).map_err(|e| map_io(&e))?;
+        Ok((dir, name))
     }
 
     fn exists(&self, p: &Path) -> bool {

@@ -171,6 +171,7 @@ impl Session {
                 | Request::Mkdir { .. }
                 | Request::Remove { .. }
                 | Request::Rename { .. }
+                | Request::RenameReplace { .. }
         );
         if writes && self.shared.read_only {
             return s.refuse(Error::ReadOnly);
@@ -271,6 +272,9 @@ impl Session {
             Request::Rename { from, to } => resolve(&self.cwd, from)
                 .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
                 .and_then(|(from, to)| root.rename(&from, &to)),
+            Request::RenameReplace { from, to } => resolve(&self.cwd, from)
+                .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
+                .and_then(|(from, to)| root.rename_replacing(&from, &to)),
             Request::Exec { command } => {
                 if !self.shared.allow_exec {
                     Err(Error::ExecDisabled)

@@ -171,7 +171,7 @@ pub enum Request {
 }
 
 /// Whether a put path names a directory rather than a file: it ends in
-/// `/`, `.` or `..` as a component, or is empty (`docs/PROTOCOL.md#put`).
+/// `/`, `.` or `..` as a component, or is empty (`docs/PROTOCOL.md#messages`).
 /// Stored as a file, `x/` would quietly become `x`.
 pub fn names_directory(path: &str) -> bool {
     matches!(path.rsplit('/').next(), Some("" | "." | ".."))

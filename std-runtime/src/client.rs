@@ -592,7 +592,7 @@ impl Client {
     /// Lists a directory, sorted by name, keeping at most `max` entries: a
     /// listing is streamed, so its length is the server's to choose, and a
     /// hostile server must not exhaust the client's memory. More is an
-    /// error. Servers send directory order (`docs/PROTOCOL.md#list`); the
+    /// error. Servers send directory order (`docs/PROTOCOL.md#list-and-entry`); the
     /// sort is here, where the whole listing is held anyway.
     pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
         let mut v = Vec::new();

@@ -78,7 +78,7 @@ fn rel(p: &Path) -> &Path {
 }
 
 /// The entry the server sends for `name` with metadata `md`
-/// (`docs/PROTOCOL.md#entry`).
+/// (`docs/PROTOCOL.md#list-and-entry`).
 pub(crate) fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
     use cap_std::fs::MetadataExt;
     let kind = if md.is_dir() {
@@ -253,7 +253,7 @@ impl Root {
     }
 
     /// Renames within the root, refusing an existing `to` with `Exists`
-    /// (`docs/PROTOCOL.md#requests`). Atomic where the kernel has
+    /// (`docs/PROTOCOL.md#messages`). Atomic where the kernel has
     /// `renameat2(RENAME_NOREPLACE)`: a check then a rename would replace
     /// a file created between the two.
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {

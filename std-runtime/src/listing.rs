@@ -1,5 +1,5 @@
 //! A directory listing read from the directory handle as the client drains
-//! it (`docs/PROTOCOL.md#list`): a client that stops reading holds one
+//! it (`docs/PROTOCOL.md#list-and-entry`): a client that stops reading holds one
 //! directory read buffer (rustix caps it at ~24 KiB) and one entry of the
 //! server's memory, however large the directory. Holding the whole listing
 //! instead cost ~290 bytes per entry (58 MB for 200 000 entries) per

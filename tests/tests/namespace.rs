@@ -1,7 +1,7 @@
 //! Names on the server: `mv` onto an existing name is refused unless
 //! replacing is asked for (CLI and shell), `mkdir` of an existing name
 //! is refused, and a put path ending in `/` names a directory
-//! (`docs/PROTOCOL.md#requests`).
+//! (`docs/PROTOCOL.md#messages`).
 
 use std::fs;
 use std::io::Write;

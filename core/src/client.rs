@@ -322,9 +322,21 @@ impl<B: Buffer> Client<B> {
         self.request(Message::Request(Request::Remove { path }), Pending::Simple)
     }
 
-    /// Renames `from` to `to`: [`Event::Done`].
+    /// Renames `from` to `to`: [`Event::Done`]; an existing `to` fails
+    /// with [`Error::Exists`].
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Error> {
         let req = Request::Rename {
+            from: to_path(from)?,
+            to: to_path(to)?,
+        };
+        self.request(Message::Request(req), Pending::Simple)
+    }
+
+    /// Renames `from` to `to`, replacing `to` if it exists:
+    /// [`Event::Done`]. A server older than this request closes the
+    /// connection as `Malformed`.
+    pub fn rename_replacing(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        let req = Request::RenameReplace {
             from: to_path(from)?,
             to: to_path(to)?,
         };

@@ -347,9 +347,15 @@ macro_rules! drivers {
                     self.run(None, None, done_flow) $($await)*
                 }
 
-                /// Renames.
+                /// Renames; an existing `to` is refused (`Exists`).
                 pub $($async)? fn rename(&mut self, from: &str, to: &str) -> Result<(), DriverError<T::Error>> {
                     self.client.rename(from, to)?;
+                    self.run(None, None, done_flow) $($await)*
+                }
+
+                /// Renames, replacing `to` if it exists.
+                pub $($async)? fn rename_replacing(&mut self, from: &str, to: &str) -> Result<(), DriverError<T::Error>> {
+                    self.client.rename_replacing(from, to)?;
                     self.run(None, None, done_flow) $($await)*
                 }
 

@@ -140,7 +140,8 @@ pub enum Request {
         /// Path to remove.
         path: Path,
     },
-    /// Rename or move.
+    /// Rename or move; an existing `to` is refused with [`Error::Exists`]
+    /// (`ferry mv` without `--overwrite replace`).
     Rename {
         /// Existing path.
         from: Path,
@@ -158,6 +159,22 @@ pub enum Request {
         /// File to hash.
         path: Path,
     },
+    /// Rename or move, replacing `to` atomically if it exists (`ferry mv
+    /// --overwrite replace`). A separate request rather than a field of
+    /// `Rename`, so `Rename` keeps its wire form for older peers.
+    RenameReplace {
+        /// Existing path.
+        from: Path,
+        /// New path, replaced if it exists.
+        to: Path,
+    },
+}
+
+/// Whether a put path names a directory rather than a file: it ends in
+/// `/`, `.` or `..` as a component, or is empty (`docs/PROTOCOL.md#messages`).
+/// Stored as a file, `x/` would quietly become `x`.
+pub fn names_directory(path: &str) -> bool {
+    matches!(path.rsplit('/').next(), Some("" | "." | ".."))
 }
 
 /// Every control message. The variant order is the wire tag: append only.

@@ -505,6 +505,14 @@ impl<B: Buffer> Server<B> {
                 }
                 return Ok(Step::Nothing);
             }
+            (State::Idle, Message::Request(Request::Put { path, .. }))
+                if crate::message::names_directory(&path) =>
+            {
+                self.conn.send_msg(&Message::Error {
+                    code: Error::IsADirectory.code(),
+                })?;
+                return Ok(Step::Nothing);
+            }
             (State::Idle, Message::Request(req)) => {
                 let kind = match &req {
                     Request::Get { .. } => Kind::Get,
@@ -513,9 +521,10 @@ impl<B: Buffer> Server<B> {
                     Request::Stat { .. } => Kind::Stat,
                     Request::Digest { .. } => Kind::Sum,
                     Request::Cd { .. } | Request::Pwd => Kind::Cwd,
-                    Request::Mkdir { .. } | Request::Remove { .. } | Request::Rename { .. } => {
-                        Kind::Simple
-                    }
+                    Request::Mkdir { .. }
+                    | Request::Remove { .. }
+                    | Request::Rename { .. }
+                    | Request::RenameReplace { .. } => Kind::Simple,
                     Request::Exec { .. } => Kind::Exec,
                 };
                 (State::Request(kind), Event::Request(req))

@@ -326,6 +326,48 @@ fn directory_commands() {
     assert_eq!(p.take(), vec![Rec::Failed(Error::NotFound)]);
 }
 
+/// `Rename` refuses an existing target; `RenameReplace` replaces it.
+#[test]
+fn rename_refuses_an_existing_target_and_rename_replacing_replaces_it() {
+    let mut p = Pair::new();
+    p.login();
+    p.put("a", b"A", Overwrite::Fail, false);
+    p.put("b", b"B", Overwrite::Fail, false);
+    p.client.rename("a", "b").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Failed(Error::Exists)]);
+    assert_eq!(p.store.files["a"], b"A");
+    assert_eq!(p.store.files["b"], b"B");
+    assert!(p.client.is_idle());
+    p.client.rename_replacing("a", "b").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Done]);
+    assert!(!p.store.files.contains_key("a"));
+    assert_eq!(p.store.files["b"], b"A");
+    // mkdir of an existing name is `Exists` too.
+    p.client.mkdir("d").unwrap();
+    p.drive();
+    p.client.mkdir("d").unwrap();
+    p.drive();
+    assert_eq!(p.take(), vec![Rec::Done, Rec::Failed(Error::Exists)]);
+}
+
+/// A put path ending in `/` (or `.`, `..`) names a directory: the core
+/// server refuses it before the store sees it, and the session goes on.
+#[test]
+fn a_put_path_naming_a_directory_is_refused_by_the_server() {
+    let mut p = Pair::new();
+    p.login();
+    for path in ["x/", "/", "d/x/", "x/.", "x/.."] {
+        let recs = p.put(path, b"hi", Overwrite::Replace, false);
+        assert_eq!(recs, vec![Rec::Failed(Error::IsADirectory)], "{path:?}");
+        assert!(p.client.is_idle());
+    }
+    assert!(p.store.files.is_empty());
+    p.put("x", b"hi", Overwrite::Fail, false);
+    assert_eq!(p.store.files["x"], b"hi");
+}
+
 #[test]
 fn exec_streams_output_and_reports_no_output_explicitly() {
     let mut p = Pair::new();

@@ -55,6 +55,10 @@ fn all_messages() -> Vec<Message> {
             from: long_path.clone(),
             to: long_path.clone(),
         }),
+        Message::Request(Request::RenameReplace {
+            from: long_path.clone(),
+            to: long_path.clone(),
+        }),
         Message::Request(Request::Exec {
             command: s("ls -l"),
         }),

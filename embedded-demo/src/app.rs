@@ -161,6 +161,10 @@ impl<const FILES: usize, const BYTES: usize> App<'_, FILES, BYTES> {
                 let (f, t) = (file_name(&from)?, file_name(&to)?);
                 self.store.rename(f, t).and_then(|_| s.reply_ok())
             }
+            Request::RenameReplace { from, to } => {
+                let (f, t) = (file_name(&from)?, file_name(&to)?);
+                self.store.rename_replacing(f, t).and_then(|_| s.reply_ok())
+            }
             Request::Exec { command } => match self.builtin(&command) {
                 Ok(out) => {
                     self.st.exec = Some((out, 0));

@@ -198,6 +198,26 @@ impl<const FILES: usize, const BYTES: usize> RamStore<FILES, BYTES> {
         Ok(())
     }
 
+    /// Renames a file, replacing `to` if it exists (`ferry mv --overwrite
+    /// replace`). Refused while an upload is in progress if that would move
+    /// its bytes.
+    pub fn rename_replacing(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        self.index(from).ok_or(Error::NotFound)?;
+        if from == to {
+            return Ok(());
+        }
+        if to.len() > MAX_FILE_NAME {
+            return Err(Error::InvalidPath);
+        }
+        if let Some(j) = self.index(to) {
+            if self.upload.is_some() {
+                return Err(Error::InUse);
+            }
+            self.remove_at(j, 0);
+        }
+        self.rename(from, to)
+    }
+
     /// Whether a file exists.
     pub fn contains(&self, name: &str) -> bool {
         self.index(name).is_some()
@@ -243,6 +263,25 @@ mod tests {
         assert_eq!(s.free(), 91);
         assert_eq!(file_name("/../x"), Err(Error::InvalidPath));
         assert_eq!(file_name("/ok.txt"), Ok("ok.txt"));
+    }
+
+    /// Renaming onto an existing name is refused; replacing removes the
+    /// old file and frees its bytes.
+    #[test]
+    fn rename_refuses_an_existing_name_and_rename_replacing_replaces() {
+        let mut s: RamStore<4, 100> = RamStore::new();
+        for (name, body) in [("a", &b"aaaa"[..]), ("b", b"bb")] {
+            s.begin_upload(body.len() as u64).unwrap();
+            s.write_upload(body).unwrap();
+            s.commit_upload(name, false, 1).unwrap();
+        }
+        assert_eq!(s.rename("a", "b"), Err(Error::Exists));
+        assert_eq!(s.read("b"), Some(&b"bb"[..]));
+        s.rename_replacing("a", "b").unwrap();
+        assert_eq!(s.read("b"), Some(&b"aaaa"[..]));
+        assert_eq!(s.read("a"), None);
+        assert_eq!(s.free(), 96);
+        assert_eq!(s.rename_replacing("a", "c"), Err(Error::NotFound));
     }
 
     /// The announced size at the free space fits; one byte more is refused

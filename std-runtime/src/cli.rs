@@ -69,6 +69,13 @@ impl From<Policy> for Overwrite {
     }
 }
 
+/// `mv --overwrite`: a rename has no keep-both.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MvPolicy {
+    Fail,
+    Replace,
+}
+
 /// A body digest, by the name `md5sum`, `sha256sum` and `b3sum` users know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DigestName {
@@ -339,6 +346,9 @@ enum Cmd {
         url: String,
         /// New path on the same server.
         newpath: String,
+        /// When NEWPATH exists: fail (default) or replace it atomically.
+        #[arg(long, value_enum, default_value = "fail")]
+        overwrite: MvPolicy,
         #[command(flatten)]
         conn: Conn,
     },
@@ -695,13 +705,19 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             conn.open(&url, None)?.mkdir(&url.path)?;
             Ok(exit::OK)
         }
-        Cmd::Mv { url, newpath, conn } => {
+        Cmd::Mv {
+            url,
+            newpath,
+            overwrite,
+            conn,
+        } => {
             let url = FerryUrl::parse(&url)?;
             let mut c = conn.open(&url, None)?;
             // A refusal may be the source's or the new path's: "not found"
             // is the source's if it is missing (the message names the URL);
             // otherwise the new path is named too.
-            match c.rename(&url.path, &newpath) {
+            let replace = matches!(overwrite, MvPolicy::Replace);
+            match c.rename(&url.path, &newpath, replace) {
                 Ok(()) => Ok(exit::OK),
                 Err(e) => match e.protocol() {
                     None => Err(e),

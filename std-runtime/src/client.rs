@@ -17,7 +17,7 @@ use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
-use crate::error::FerryError;
+use crate::error::{on_exists, FerryError};
 use crate::url::FerryUrl;
 use crate::writer::{self, Writer};
 
@@ -640,9 +640,11 @@ impl Client {
         self.list_at_most(path, MAX_LISTING)
     }
 
-    /// Lists a directory, keeping at most `max` entries: a listing is
-    /// streamed, so its length is the server's to choose, and a hostile
-    /// server must not exhaust the client's memory. More is an error.
+    /// Lists a directory, sorted by name, keeping at most `max` entries: a
+    /// listing is streamed, so its length is the server's to choose, and a
+    /// hostile server must not exhaust the client's memory. More is an
+    /// error. Servers send directory order (`docs/PROTOCOL.md#list-and-entry`); the
+    /// sort is here, where the whole listing is held anyway.
     pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
         let mut v = Vec::new();
         let mut n = 0usize;
@@ -659,6 +661,7 @@ impl Client {
                 "{path}: the server listed {n} entries, more than the {max} a client keeps"
             )));
         }
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
 
@@ -685,14 +688,20 @@ impl Client {
         self.inner.remove(path).map_err(proto)
     }
 
-    /// Creates a directory.
+    /// Creates a directory; an existing name is refused.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FerryError> {
-        self.inner.mkdir(path).map_err(proto)
+        (self.inner.mkdir(path).map_err(proto)).map_err(on_exists(""))
     }
 
-    /// Renames.
-    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), FerryError> {
-        self.inner.rename(from, to).map_err(proto)
+    /// Renames; an existing `to` is refused ("already exists") unless
+    /// `replace`.
+    pub fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), FerryError> {
+        if replace {
+            self.inner.rename_replacing(from, to).map_err(proto)
+        } else {
+            (self.inner.rename(from, to).map_err(proto))
+                .map_err(on_exists(" (use --overwrite replace)"))
+        }
     }
 
     /// Changes the session's directory; returns the new one.

@@ -31,6 +31,15 @@ pub enum FerryError {
     /// The peer or the protocol reported a typed error.
     #[error("{}", describe(*.0))]
     Protocol(Proto),
+    /// A typed error from the peer, with a hint that fits the command
+    /// better than [`describe`]'s (`mv` has no keep-both).
+    #[error("{}{hint}", .error.message())]
+    Hinted {
+        /// The error.
+        error: Proto,
+        /// Appended to its message.
+        hint: &'static str,
+    },
     /// A local file operation failed.
     #[error("{path}: {source}")]
     Local {
@@ -64,7 +73,7 @@ impl FerryError {
     pub fn exit_code(&self) -> i32 {
         match self {
             FerryError::Usage(_) => exit::USAGE,
-            FerryError::Protocol(e) => code_for(*e),
+            FerryError::Protocol(e) | FerryError::Hinted { error: e, .. } => code_for(*e),
             FerryError::Local { source, .. } => match source.kind() {
                 io::ErrorKind::AlreadyExists | io::ErrorKind::PermissionDenied => exit::REFUSED,
                 io::ErrorKind::StorageFull => exit::REFUSED,
@@ -79,7 +88,7 @@ impl FerryError {
     /// The protocol error inside, if any.
     pub fn protocol(&self) -> Option<Proto> {
         match self {
-            FerryError::Protocol(e) => Some(*e),
+            FerryError::Protocol(e) | FerryError::Hinted { error: e, .. } => Some(*e),
             FerryError::At { source, .. } => source.protocol(),
             _ => None,
         }
@@ -131,6 +140,17 @@ impl From<ferry_core::driver::DriverError<io::Error>> for FerryError {
             ferry_core::driver::DriverError::Io(e) => FerryError::Connection(e),
             ferry_core::driver::DriverError::Protocol(e) => FerryError::Protocol(e),
         }
+    }
+}
+
+/// `hint` on an `Exists` refusal; any other error as it is.
+pub fn on_exists(hint: &'static str) -> impl Fn(FerryError) -> FerryError {
+    move |e| match e {
+        FerryError::Protocol(Proto::Exists) => FerryError::Hinted {
+            error: Proto::Exists,
+            hint,
+        },
+        e => e,
     }
 }
 

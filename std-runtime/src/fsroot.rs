@@ -17,6 +17,7 @@ use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
+use crate::listing::Listing;
 use crate::sums::Version;
 use crate::writer::Writer;
 
@@ -102,7 +103,9 @@ fn rel(p: &Path) -> &Path {
     }
 }
 
-fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
+/// The entry the server sends for `name` with metadata `md`
+/// (`docs/PROTOCOL.md#list-and-entry`).
+pub(crate) fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
     use cap_std::fs::MetadataExt;
     let kind = if md.is_dir() {
         Kind::Dir
@@ -136,6 +139,12 @@ fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
 /// The last component of a resolved path.
 fn file_name(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).unwrap_or("/")
+}
+
+/// Whether `name` is a partial upload's (`.NAME.ferry-part`), which
+/// listings hide.
+pub(crate) fn is_part_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".ferry-part")
 }
 
 /// The hidden sibling that holds a partial upload of `target` (kept for
@@ -248,22 +257,11 @@ impl Root {
         }
     }
 
-    /// Lists a directory, sorted by name; partial uploads are hidden.
-    pub fn list(&self, p: &Path) -> Result<Vec<Entry>, Error> {
-        let mut out = Vec::new();
-        for item in self.dir.read_dir(rel(p)).map_err(|e| map_io(&e))? {
-            let item = item.map_err(|e| map_io(&e))?;
-            let name = item.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(".ferry-part") && name.starts_with('.') {
-                continue;
-            }
-            if let Ok(md) = item.metadata() {
-                out.push(entry_of(name, &md));
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+    /// Opens a directory for listing, read as it is sent (see
+    /// [`Listing`]): in directory order, partial uploads hidden.
+    pub fn list(&self, p: &Path) -> Result<Listing, Error> {
+        let dir = self.dir.read_dir(rel(p)).map_err(|e| map_io(&e))?;
+        Ok(Listing::new(dir))
     }
 
     /// Opens a regular file to send; returns it and its size.
@@ -327,12 +325,56 @@ impl Root {
         }
     }
 
-    /// Renames within the root.
+    /// Renames within the root, refusing an existing `to` with `Exists`
+    /// (`docs/PROTOCOL.md#messages`). Atomic where the kernel has
+    /// `renameat2(RENAME_NOREPLACE)`: a check then a rename would replace
+    /// a file created between the two.
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {
-        if from.as_os_str().is_empty() || to.as_os_str().is_empty() {
-            return Err(Error::Permission);
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::fs::{renameat_with, RenameFlags};
+            use rustix::io::Errno;
+            match renameat_with(
+                &from_dir,
+                from_name,
+                &to_dir,
+                to_name,
+                RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => return Ok(()),
+                // A file system without the flag: check, then rename.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
+                Err(e) => return Err(map_io(&e.into())),
+            }
         }
-        self.dir.rename(from, &self.dir, to).map_err(|e| map_io(&e))
+        if to_dir.symlink_metadata(to_name).is_ok() {
+            return Err(Error::Exists);
+        }
+        from_dir
+            .rename(from_name, &to_dir, to_name)
+            .map_err(|e| map_io(&e))
+    }
+
+    /// Renames within the root, replacing `to` if it exists (`ferry mv
+    /// --overwrite replace`): the kernel's rename, atomic.
+    pub fn rename_replacing(&self, from: &Path, to: &Path) -> Result<(), Error> {
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
+        from_dir
+            .rename(from_name, &to_dir, to_name)
+            .map_err(|e| map_io(&e))
+    }
+
+    /// The directory holding `p`, opened beneath the root (so a symlink on
+    /// the way cannot lead out), and `p`'s last component. The root itself
+    /// has no parent: renaming it is refused.
+    fn parent_of<'p>(&self, p: &'p Path) -> Result<(Dir, &'p std::ffi::OsStr), Error> {
+        let name = p.file_name().ok_or(Error::Permission)?;
+        let parent = p.parent().unwrap_or(Path::new(""));
+        let dir = self.dir.open_dir(rel(parent)).map_err(|e| map_io(&e))?;
+        Ok((dir, name))
     }
 
     fn exists(&self, p: &Path) -> bool {

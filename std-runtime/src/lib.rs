@@ -37,6 +37,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod fsroot;
+pub mod listing;
 pub mod server;
 pub mod session;
 pub mod shell;

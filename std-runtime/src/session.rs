@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::fsroot::{map_io, resolve, Root, Upload};
+use crate::listing::Listing;
 use crate::sums::{Sums, Version};
 use crate::users::Users;
 
@@ -122,7 +123,7 @@ pub struct Session {
     upload: Option<(Upload, String, StdInstant)>,
     download: Option<Download>,
     exec: Option<Exec>,
-    listing: Option<VecDeque<ferry_core::Entry>>,
+    listing: Option<Listing>,
     /// Why the connection closed, once it has.
     pub closed: Option<Error>,
     /// A login just failed: the driver delays the answer.
@@ -205,6 +206,7 @@ impl Session {
                 | Request::Mkdir { .. }
                 | Request::Remove { .. }
                 | Request::Rename { .. }
+                | Request::RenameReplace { .. }
         );
         if writes && self.shared.read_only {
             return s.refuse(Error::ReadOnly);
@@ -263,9 +265,9 @@ impl Session {
                 }
             }
             Request::List { path } => match resolve(&self.cwd, path).and_then(|p| root.list(&p)) {
-                Ok(entries) => {
-                    // Sent as output room allows (see `pump_list`).
-                    self.listing = Some(entries.into());
+                Ok(listing) => {
+                    // Read and sent as output room allows (see `pump_list`).
+                    self.listing = Some(listing);
                     return Ok(());
                 }
                 Err(e) => Err(e),
@@ -313,6 +315,9 @@ impl Session {
             Request::Rename { from, to } => resolve(&self.cwd, from)
                 .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
                 .and_then(|(from, to)| root.rename(&from, &to)),
+            Request::RenameReplace { from, to } => resolve(&self.cwd, from)
+                .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
+                .and_then(|(from, to)| root.rename_replacing(&from, &to)),
             Request::Exec { command } => {
                 if !self.shared.allow_exec {
                     Err(Error::ExecDisabled)
@@ -489,21 +494,37 @@ impl Session {
         Ok(())
     }
 
+    /// Sends what of the listing fits the output buffer, reading the
+    /// directory only as far as that: a client that stops reading stops
+    /// the reading too.
     fn pump_list(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
         let Some(list) = &mut self.listing else {
             return Ok(());
         };
-        while let Some(e) = list.front() {
-            match s.list_entry(e) {
-                Ok(()) => {
-                    list.pop_front();
+        loop {
+            let item = list.next_entry();
+            let sent = match &item {
+                Some(Ok(e)) => s.list_entry(e),
+                Some(Err(e)) => s.refuse(*e),
+                None => s.list_end(),
+            };
+            match (sent, item) {
+                (Ok(()), Some(Ok(_))) => {}
+                (Ok(()), Some(Err(e))) => {
+                    warn!(peer = %self.peer, error = %e, "listing failed part-way");
+                    break;
                 }
-                Err(Error::BufferFull) => return Ok(()),
-                Err(err) => return Err(err),
+                (Ok(()), None) => break,
+                (Err(Error::BufferFull), Some(item)) => {
+                    list.hold(item);
+                    return Ok(());
+                }
+                (Err(Error::BufferFull), None) => return Ok(()),
+                (Err(err), _) => return Err(err),
             }
         }
         self.listing = None;
-        s.list_end()
+        Ok(())
     }
 
     fn pump_exec(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {

@@ -19,7 +19,8 @@ commands:
   put LOCAL [REMOTE]     upload (verified); same flags
   rm PATH                remove a remote file or empty directory
   mkdir DIR              create a remote directory
-  mv OLD NEW             rename
+  mv OLD NEW             rename; flag --overwrite=fail|replace (default fail:
+                         an existing NEW is refused)
   stat PATH              describe a remote path
   exec CMD [ARGS...]     run a command on the server
   lcd DIR, lpwd, lls     local directory
@@ -103,6 +104,28 @@ fn transfer_flags(words: &mut Vec<String>) -> Result<TransferOptions, FerryError
     Ok(t)
 }
 
+/// `mv`'s flags: whether to replace an existing target
+/// (`--overwrite=replace`; `fail` is the default, `keep-both` means
+/// nothing for a rename).
+fn mv_flags(words: &mut Vec<String>) -> Result<bool, FerryError> {
+    let mut replace = false;
+    let mut rest = Vec::new();
+    for w in words.drain(..) {
+        match w.as_str() {
+            "--overwrite=fail" => replace = false,
+            "--overwrite=replace" => replace = true,
+            f if f.starts_with("--") => {
+                return Err(FerryError::Usage(format!(
+                    "mv: unknown flag {f} (--overwrite=fail|replace)"
+                )))
+            }
+            _ => rest.push(w),
+        }
+    }
+    *words = rest;
+    Ok(replace)
+}
+
 /// State kept across lines.
 pub struct Shell<'c> {
     client: &'c mut Client,
@@ -154,7 +177,14 @@ impl<'c> Shell<'c> {
             "stat" => println!("{}", format_stat(&self.client.stat(&arg(0)?)?)),
             "rm" => self.client.remove(&arg(0)?)?,
             "mkdir" => self.client.mkdir(&arg(0)?)?,
-            "mv" | "rename" => self.client.rename(&arg(0)?, &arg(1)?)?,
+            "mv" | "rename" => {
+                let replace = mv_flags(&mut words)?;
+                let (from, to) = match words.as_slice() {
+                    [from, to] => (from, to),
+                    _ => return Err(FerryError::Usage("mv: OLD NEW expected (try help)".into())),
+                };
+                self.client.rename(from, to, replace)?
+            }
             "get" => {
                 let opts = transfer_flags(&mut words)?;
                 let remote = words

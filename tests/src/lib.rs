@@ -14,6 +14,8 @@ pub mod raw;
 
 pub use tempfile::TempDir;
 
+pub mod stall;
+
 /// The `ferry` binary, built once per test run.
 pub fn ferry_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -141,6 +143,11 @@ impl Server {
     /// `ferry://HOST:PORT/path` for this server.
     pub fn url(&self, path: &str) -> String {
         format!("ferry://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// The server's process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the server process is still running.

@@ -347,8 +347,10 @@ fn two_hundred_hostile_paths_never_leave_the_root() {
         let _ = c.rename("sub/deeper", p);
         let _ = c.rename(p, "sub/moved");
         let _ = c.rename("sub/moved", "sub/deeper");
+        let _ = c.rename_replacing("sub/deeper", p);
+        let _ = c.rename_replacing(p, "sub/deeper");
         let _ = c.remove(p);
-        requests += 5;
+        requests += 7;
         assert!(!c.client().is_closed(), "the session died after {p:?}");
     }
     stop.store(true, Ordering::SeqCst);

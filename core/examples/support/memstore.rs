@@ -85,7 +85,9 @@ impl MemStore {
                 Some(_) => s.reply_ok()?,
                 None => s.refuse(Error::NotFound)?,
             },
-            Request::Mkdir { .. } | Request::Rename { .. } => s.refuse(Error::Permission)?,
+            Request::Mkdir { .. } | Request::Rename { .. } | Request::RenameReplace { .. } => {
+                s.refuse(Error::Permission)?
+            }
             Request::Exec { command } => match command.split_once(' ') {
                 Some(("echo", rest)) => self.exec_out = Some((format!("{rest}\n").into_bytes(), 0)),
                 None if command == "true" => s.exec_end(0)?,

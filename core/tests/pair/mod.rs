@@ -118,6 +118,20 @@ pub struct Store {
 }
 
 impl Store {
+    /// Renames a file; an existing target is refused unless `replace`.
+    fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
+        let (from, to) = (self.resolve(from), self.resolve(to));
+        if !self.files.contains_key(&from) {
+            return Err(Error::NotFound);
+        }
+        if !replace && (self.files.contains_key(&to) || self.dirs.contains(&to)) {
+            return Err(Error::Exists);
+        }
+        let d = self.files.remove(&from).unwrap();
+        self.files.insert(to, d);
+        Ok(())
+    }
+
     fn resolve(&self, p: &str) -> String {
         if p.starts_with('/') || self.cwd.is_empty() {
             p.trim_start_matches('/').to_string()
@@ -564,19 +578,25 @@ impl Pair {
             }
             Request::Pwd => s.reply_cwd(&format!("/{}", store.cwd)).unwrap(),
             Request::Mkdir { path } => {
-                store.dirs.push(store.resolve(&path));
-                s.reply_ok().unwrap();
+                let dir = store.resolve(&path);
+                if store.dirs.contains(&dir) || store.files.contains_key(&dir) {
+                    s.refuse(Error::Exists).unwrap();
+                } else {
+                    store.dirs.push(dir);
+                    s.reply_ok().unwrap();
+                }
             }
             Request::Remove { path } => match store.files.remove(&store.resolve(&path)) {
                 Some(_) => s.reply_ok().unwrap(),
                 None => s.refuse(Error::NotFound).unwrap(),
             },
-            Request::Rename { from, to } => match store.files.remove(&store.resolve(&from)) {
-                Some(d) => {
-                    store.files.insert(store.resolve(&to), d);
-                    s.reply_ok().unwrap();
-                }
-                None => s.refuse(Error::NotFound).unwrap(),
+            Request::Rename { from, to } => match store.rename(&from, &to, false) {
+                Ok(()) => s.reply_ok().unwrap(),
+                Err(e) => s.refuse(e).unwrap(),
+            },
+            Request::RenameReplace { from, to } => match store.rename(&from, &to, true) {
+                Ok(()) => s.reply_ok().unwrap(),
+                Err(e) => s.refuse(e).unwrap(),
             },
             Request::Exec { command } => {
                 let mut words = command.split_whitespace();

@@ -213,6 +213,11 @@ enum Cmd {
         /// together).
         #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
         exec_max_output: u64,
+        /// Run commands without confining them to the root (Landlock):
+        /// they can then read and write whatever the server can. Needed
+        /// where the kernel lacks Landlock; refused with --read-only.
+        #[arg(long)]
+        exec_unconfined: bool,
     },
     /// Add or update a user's verifier in a users file.
     Passwd {
@@ -443,6 +448,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             login_timeout,
             exec_timeout,
             exec_max_output,
+            exec_unconfined,
             digests,
             tls_cert,
             tls_key,
@@ -493,6 +499,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 tls: tls_cert.zip(tls_key),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
                 exec_max_output,
+                exec_unconfined,
                 digests,
             };
             let rt =

@@ -35,6 +35,7 @@
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod exec;
 pub mod fsroot;
 pub mod server;
 pub mod session;

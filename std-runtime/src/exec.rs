@@ -166,10 +166,7 @@ fn check_abi(probe: Result<i64, i32>) -> Result<i64, String> {
         Err(e) if e == libc::EOPNOTSUPP => {
             Err("Landlock is disabled in this kernel (enable it with the lsm= boot option)".into())
         }
-        Err(e) => Err(format!(
-            "Landlock: {}",
-            io::Error::from_raw_os_error(e)
-        )),
+        Err(e) => Err(format!("Landlock: {}", io::Error::from_raw_os_error(e))),
     }
 }
 
@@ -181,8 +178,8 @@ fn check_abi(probe: Result<i64, i32>) -> Result<i64, String> {
 #[cfg(target_os = "linux")]
 fn landlock_ruleset(root: &Path, read_only: bool) -> Result<std::os::fd::OwnedFd, ConfineError> {
     use landlock::{
-        Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
-        RulesetCreatedAttr, Scope, ABI,
+        Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        Scope, ABI,
     };
     // The newest ABI tested here; on older kernels (down to MIN_ABI) the
     // crate leaves out the rights they do not know.
@@ -628,8 +625,7 @@ async fn supervise(
     if budget.0.load(Ordering::SeqCst) > max_output {
         end = End::OverLimit;
     }
-    let stopped =
-        |why: &str| ExecMsg::Out(Stream::Stderr, format!("ferry: {why}\n").into_bytes());
+    let stopped = |why: &str| ExecMsg::Out(Stream::Stderr, format!("ferry: {why}\n").into_bytes());
     let status = match end {
         End::Exited(status) => status,
         End::OverLimit => {

@@ -198,8 +198,12 @@ impl Server {
         // Commands are confined before the server listens: a kernel that
         // cannot confine them stops it here, with the reason.
         let exec_confinement = if opts.allow_exec {
-            Confinement::new(root.real_path(Path::new("")).as_path(), opts.read_only, opts.exec_unconfined)
-                .map_err(|e| FerryError::Usage(e.to_string()))?
+            Confinement::new(
+                root.real_path(Path::new("")).as_path(),
+                opts.read_only,
+                opts.exec_unconfined,
+            )
+            .map_err(|e| FerryError::Usage(e.to_string()))?
         } else {
             Confinement::Unconfined
         };

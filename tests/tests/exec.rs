@@ -161,7 +161,10 @@ fn shell_commands_cannot_change_anything_outside_the_root() {
     assert_eq!(l.outside_state(), before, "the outside is unchanged");
     assert!(!l.root().join("stolen.txt").exists());
     assert!(!l.root().join("hard.txt").exists());
-    let o = exec(&s, "echo made > made.txt && mkdir d && mv made.txt d/ && cat d/made.txt");
+    let o = exec(
+        &s,
+        "echo made > made.txt && mkdir d && mv made.txt d/ && cat d/made.txt",
+    );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).trim(), "made");
 }
@@ -195,7 +198,10 @@ fn read_only_commands_read_but_cannot_change_the_root() {
         .collect();
     names.sort();
     assert_eq!(names, ["a", "in.txt", "link", "rel"]);
-    assert_eq!(fs::read_to_string(l.root().join("in.txt")).unwrap(), "inside");
+    assert_eq!(
+        fs::read_to_string(l.root().join("in.txt")).unwrap(),
+        "inside"
+    );
 }
 
 /// `--exec-unconfined` is refused with `--read-only` (exit 2, with the
@@ -211,10 +217,7 @@ fn exec_unconfined_is_refused_with_read_only_and_unconfines_otherwise() {
     let o = run(c);
     assert_eq!(code(&o), 2, "{}", text(&o.stdout));
     let err = text(&o.stderr);
-    assert!(
-        err.contains("--read-only with --exec-unconfined"),
-        "{err}"
-    );
+    assert!(err.contains("--read-only with --exec-unconfined"), "{err}");
     let s = l.serve(&["--allow-exec", "--exec-unconfined"]);
     let o = exec(&s, "cat ../outside/secret.txt");
     assert_eq!(text(&o.stdout), SECRET);
@@ -360,8 +363,14 @@ fn setsid_and_nohup_children_do_not_survive() {
         &format!("(setsid sleep {a} &); nohup sleep {b} >/dev/null 2>&1 & sleep 30"),
     );
     assert!(text(&o.stderr).contains("timed out"), "{}", text(&o.stderr));
-    assert!(gone_within(&a, Duration::from_secs(3)), "setsid {a} survived");
-    assert!(gone_within(&b, Duration::from_secs(3)), "nohup {b} survived");
+    assert!(
+        gone_within(&a, Duration::from_secs(3)),
+        "setsid {a} survived"
+    );
+    assert!(
+        gone_within(&b, Duration::from_secs(3)),
+        "nohup {b} survived"
+    );
 
     // The client vanishes mid-command (the time limit is a minute away).
     let s = Server::anonymous(&["--allow-exec"]);
@@ -377,16 +386,26 @@ fn setsid_and_nohup_children_do_not_survive() {
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while (running(&c).is_empty() || running(&d).is_empty()) && t.elapsed() < Duration::from_secs(10)
+    while (running(&c).is_empty() || running(&d).is_empty())
+        && t.elapsed() < Duration::from_secs(10)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!running(&c).is_empty() && !running(&d).is_empty(), "not started");
+    assert!(
+        !running(&c).is_empty() && !running(&d).is_empty(),
+        "not started"
+    );
     client.kill().unwrap();
     client.wait().unwrap();
     let t = Instant::now();
-    assert!(gone_within(&c, Duration::from_secs(4)), "nohup {c} survived its client");
-    assert!(gone_within(&d, Duration::from_secs(1)), "{d} survived its client");
+    assert!(
+        gone_within(&c, Duration::from_secs(4)),
+        "nohup {c} survived its client"
+    );
+    assert!(
+        gone_within(&d, Duration::from_secs(1)),
+        "{d} survived its client"
+    );
     eprintln!("client gone → command group gone in {:?}", t.elapsed());
 }
 
@@ -424,7 +443,12 @@ fn commands_cannot_signal_the_server_nor_use_root_capabilities() {
         fs::write(&locked, "locked").unwrap();
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
         let o = exec(&s, "cat locked.txt");
-        assert_ne!(code(&o), 0, "read with CAP_DAC_OVERRIDE: {}", text(&o.stdout));
+        assert_ne!(
+            code(&o),
+            0,
+            "read with CAP_DAC_OVERRIDE: {}",
+            text(&o.stdout)
+        );
         assert!(o.stdout.is_empty());
     } else {
         eprintln!("SKIPPED the capability half: not root");

@@ -534,6 +534,19 @@ async fn pump(
     }
 }
 
+/// Kills a command's group if its watcher is dropped before the end (the
+/// server shutting down): the runtime's kill-on-drop reaches only the
+/// leader.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            signal_group(group, libc::SIGKILL);
+        }
+    }
+}
+
 /// How a command's run ended.
 enum End {
     /// It exited (status, or minus the signal that ended it).
@@ -560,6 +573,7 @@ async fn supervise(
     limit: Duration,
     max_output: u64,
 ) {
+    let mut guard = GroupGuard(Some(group));
     let deadline = Instant::now() + limit;
     let budget = Arc::new((AtomicU64::new(0), Notify::new()));
     let mut pumps = [
@@ -594,6 +608,7 @@ async fn supervise(
         },
     };
     kill_group(group).await;
+    guard.0 = None;
     if !matches!(end, End::Exited(_)) {
         // The leader was in the group; reap it (bounded all the same).
         let _ = tokio::time::timeout(GRACE, child.wait()).await;

@@ -454,3 +454,52 @@ fn commands_cannot_signal_the_server_nor_use_root_capabilities() {
         eprintln!("SKIPPED the capability half: not root");
     }
 }
+
+/// A server stopped with Ctrl-C takes its commands' process groups with
+/// it, background jobs included.
+#[test]
+fn stopping_the_server_ends_its_commands() {
+    let mut s = Server::anonymous(&["--allow-exec"]);
+    let (a, b) = (marker(), marker());
+    let _reap = Reap(vec![a.clone(), b.clone()]);
+    let mut client = ferry()
+        .arg("exec")
+        .arg(s.url("/"))
+        .arg("--")
+        .arg(format!("sleep {a} & sleep {b}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while (running(&a).is_empty() || running(&b).is_empty())
+        && t.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !running(&a).is_empty() && !running(&b).is_empty(),
+        "not started"
+    );
+    let pid = server_pid(&s.root);
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let t = Instant::now();
+    while s.alive() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!s.alive(), "the server did not stop");
+    assert!(
+        gone_within(&a, Duration::from_secs(3)),
+        "{a} survived the server"
+    );
+    assert!(
+        gone_within(&b, Duration::from_secs(1)),
+        "{b} survived the server"
+    );
+    let _ = client.kill();
+    let _ = client.wait();
+}

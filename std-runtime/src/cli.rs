@@ -510,9 +510,16 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                     println!("ferry: listening on {a}");
                 }
                 let _ = std::io::stdout().flush();
+                // SIGTERM (a service manager's stop) ends the server as
+                // Ctrl-C does: the runtime shuts down, and running
+                // commands are killed with their process groups.
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .map_err(|e| FerryError::Other(format!("SIGTERM handler: {e}")))?;
                 tokio::select! {
                     r = server.run() => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),
+                    _ = term.recv() => Ok(()),
                 }
             })?;
             Ok(exit::OK)

@@ -455,10 +455,16 @@ fn commands_cannot_signal_the_server_nor_use_root_capabilities() {
     }
 }
 
-/// A server stopped with Ctrl-C takes its commands' process groups with
-/// it, background jobs included.
+/// A server stopped with Ctrl-C (SIGINT) or SIGTERM takes its commands'
+/// process groups with it, background jobs included.
 #[test]
 fn stopping_the_server_ends_its_commands() {
+    for signal in ["-INT", "-TERM"] {
+        stop_server_with(signal);
+    }
+}
+
+fn stop_server_with(signal: &str) {
     let mut s = Server::anonymous(&["--allow-exec"]);
     let (a, b) = (marker(), marker());
     let _reap = Reap(vec![a.clone(), b.clone()]);
@@ -483,7 +489,7 @@ fn stopping_the_server_ends_its_commands() {
     );
     let pid = server_pid(&s.root);
     let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .unwrap();
     assert!(killed.success());

@@ -487,6 +487,32 @@ fn signal_group(group: i32, signal: i32) -> bool {
     unsafe { libc::kill(-group, signal) == 0 }
 }
 
+/// Whether `group` has a process that has not exited. A zombie still
+/// counts for kill(2), and its reaper (init, for orphans) may take its
+/// time — over a second on some systems — so `/proc` decides where it can.
+fn group_alive(group: i32) -> bool {
+    if !signal_group(group, 0) {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.flatten().any(|e| {
+        // "PID (COMM) STATE PPID PGRP …"; COMM may hold anything but the
+        // last ')'.
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        pgrp == Some(group) && state != Some("Z") && state != Some("X")
+    })
+}
+
 /// Ends every process of `group`: SIGTERM, then SIGKILL to whatever is
 /// left after [`GRACE`]. Returns at once if the group is already empty.
 async fn kill_group(group: i32) {
@@ -496,7 +522,7 @@ async fn kill_group(group: i32) {
     let until = Instant::now() + GRACE;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if !signal_group(group, 0) {
+        if !group_alive(group) {
             return;
         }
     }

@@ -273,6 +273,11 @@ enum Cmd {
         /// together).
         #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
         exec_max_output: u64,
+        /// Run commands without confining them to the root (Landlock):
+        /// they can then read and write whatever the server can. Needed
+        /// where the kernel lacks Landlock; refused with --read-only.
+        #[arg(long)]
+        exec_unconfined: bool,
     },
     /// Add or update a user's verifier in a users file.
     Passwd {
@@ -558,6 +563,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             login_timeout,
             exec_timeout,
             exec_max_output,
+            exec_unconfined,
             digests,
             tls_cert,
             tls_key,
@@ -612,6 +618,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 tls: tls_cert.zip(tls_key),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
                 exec_max_output,
+                exec_unconfined,
                 digests,
             };
             let rt =
@@ -622,9 +629,16 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                     println!("ferry: listening on {a}");
                 }
                 let _ = std::io::stdout().flush();
+                // SIGTERM (a service manager's stop) ends the server as
+                // Ctrl-C does: the runtime shuts down, and running
+                // commands are killed with their process groups.
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .map_err(|e| FerryError::Other(format!("SIGTERM handler: {e}")))?;
                 tokio::select! {
                     r = server.run() => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),
+                    _ = term.recv() => Ok(()),
                 }
             })?;
             Ok(exit::OK)

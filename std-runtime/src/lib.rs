@@ -36,6 +36,7 @@ pub mod admission;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod exec;
 pub mod fsroot;
 pub mod listing;
 pub mod server;

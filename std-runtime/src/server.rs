@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::admission::{Admission, Gate, Limits, Startup};
 use crate::error::FerryError;
+use crate::exec::Confinement;
 use crate::fsroot::Root;
 use crate::session::{Session, Shared};
 use crate::users::Users;
@@ -97,6 +98,9 @@ pub struct ServeOptions {
     pub exec_timeout: Duration,
     /// Most output one command may send (stdout and stderr together).
     pub exec_max_output: u64,
+    /// Run commands without the Landlock confinement to the root (needed
+    /// where the kernel lacks Landlock; refused with `read_only`).
+    pub exec_unconfined: bool,
     /// Body digests accepted, in preference order (MD5 is always
     /// accepted: it is the protocol's mandatory digest).
     pub digests: Digests,
@@ -123,6 +127,7 @@ impl Default for ServeOptions {
             login_timeout: Duration::from_secs(30),
             exec_timeout: Duration::from_secs(60),
             exec_max_output: 64 << 20,
+            exec_unconfined: false,
             digests: Digests::available(),
             tls: None,
         }
@@ -200,6 +205,21 @@ impl Server {
         }
         let mut root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
         root.set_partial_max_age(opts.partial_max_age);
+        // Commands are confined before the server listens: a kernel that
+        // cannot confine them stops it here, with the reason.
+        let exec_confinement = if opts.allow_exec {
+            Confinement::new(
+                root.real_path(Path::new("")).as_path(),
+                opts.read_only,
+                opts.exec_unconfined,
+            )
+            .map_err(|e| FerryError::Usage(e.to_string()))?
+        } else {
+            Confinement::Unconfined
+        };
+        if opts.allow_exec && !exec_confinement.confined() {
+            warn!("--exec-unconfined: commands can read and write whatever the server can");
+        }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)
             .map_err(|e| FerryError::Other(format!("no randomness: {e}")))?;
@@ -254,6 +274,7 @@ impl Server {
             exec_allow: opts.exec_allow,
             exec_timeout: opts.exec_timeout,
             exec_max_output: opts.exec_max_output,
+            exec_confinement,
             sums: Default::default(),
             prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),
         });

@@ -34,6 +34,8 @@ pub struct Shared {
     pub exec_timeout: Duration,
     /// Most output (stdout and stderr together) one command may send.
     pub exec_max_output: u64,
+    /// How commands are confined to the root.
+    pub exec_confinement: crate::exec::Confinement,
     /// Digests verified earlier, so unchanged files are not hashed again
     /// for a get.
     pub sums: Sums,
@@ -335,127 +337,16 @@ impl Session {
 
     fn start_exec(&mut self, s: &mut Server<Vec<u8>>, command: String) -> Result<(), Error> {
         let dir = self.shared.root.real_path(&self.cwd);
-        let mut cmd = if self.shared.exec_allow.is_empty() {
-            let mut c = tokio::process::Command::new("sh");
-            c.arg("-c").arg(&command);
-            c
-        } else {
-            // An allow-list: the first word must be on it, and the words go
-            // to the program as they are — no shell sees `;`, `|` or `$`.
-            let mut words = command.split_whitespace();
-            let program = words.next().unwrap_or("");
-            if !self.shared.exec_allow.iter().any(|a| a == program) {
-                warn!(peer = %self.peer, %command, "exec refused: not on --exec-allow");
-                return s.refuse(Error::Permission);
-            }
-            let mut c = tokio::process::Command::new(program);
-            c.args(words);
-            c
-        };
-        let mut child = match cmd
-            .current_dir(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-        {
-            Ok(c) => c,
+        let rx = match crate::exec::start(&self.shared, &dir, &command, EXEC_QUEUE) {
+            Ok(rx) => rx,
             Err(e) => {
-                warn!(peer = %self.peer, %command, error = %e, "exec failed to start");
-                return s.refuse(Error::ExecFailed);
+                warn!(peer = %self.peer, %command, error = %e, "exec refused");
+                return s.refuse(match e {
+                    crate::exec::StartError::NotAllowed => Error::Permission,
+                    crate::exec::StartError::Spawn(_) => Error::ExecFailed,
+                });
             }
         };
-        let (tx, rx) = mpsc::channel(EXEC_QUEUE);
-        let limit = self.shared.exec_timeout;
-        let max_output = self.shared.exec_max_output;
-        let (out, err) = (child.stdout.take(), child.stderr.take());
-        tokio::spawn(async move {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            use tokio::io::AsyncReadExt;
-            use tokio::sync::Notify;
-            /// Forwards one pipe, counting against the shared output
-            /// budget; past it, stops and says so.
-            async fn pump(
-                mut r: impl tokio::io::AsyncRead + Unpin,
-                stream: Stream,
-                tx: mpsc::Sender<ExecMsg>,
-                budget: Arc<(AtomicU64, Notify)>,
-                max: u64,
-            ) {
-                let mut buf = vec![0u8; 16 * 1024];
-                while let Ok(n) = r.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let before = budget.0.fetch_add(n as u64, Ordering::SeqCst);
-                    let allowed = max.saturating_sub(before).min(n as u64) as usize;
-                    if allowed > 0
-                        && tx
-                            .send(ExecMsg::Out(stream, buf[..allowed].to_vec()))
-                            .await
-                            .is_err()
-                    {
-                        break;
-                    }
-                    if allowed < n {
-                        budget.1.notify_one();
-                        break;
-                    }
-                }
-            }
-            let budget = Arc::new((AtomicU64::new(0), Notify::new()));
-            let a = tokio::spawn(pump(
-                out.expect("piped"),
-                Stream::Stdout,
-                tx.clone(),
-                budget.clone(),
-                max_output,
-            ));
-            let b = tokio::spawn(pump(
-                err.expect("piped"),
-                Stream::Stderr,
-                tx.clone(),
-                budget.clone(),
-                max_output,
-            ));
-            let stopped =
-                |why: &str| ExecMsg::Out(Stream::Stderr, format!("ferry: {why}\n").into_bytes());
-            let status = tokio::select! {
-                // Over the limit wins over a command that ended meanwhile:
-                // cut output is never reported as a clean run.
-                biased;
-                _ = budget.1.notified() => {
-                    let _ = child.kill().await;
-                    let why = format!("command stopped: output over the limit of {max_output} bytes");
-                    let _ = tx.send(stopped(&why)).await;
-                    -9
-                }
-                r = tokio::time::timeout(limit, child.wait()) => match r {
-                    Ok(Ok(st)) => st.code().unwrap_or_else(|| {
-                        use std::os::unix::process::ExitStatusExt;
-                        -st.signal().unwrap_or(1)
-                    }),
-                    _ => {
-                        let _ = child.kill().await;
-                        let _ = tx.send(stopped("command timed out")).await;
-                        -9
-                    }
-                },
-            };
-            let _ = a.await;
-            let _ = b.await;
-            // The command may have ended just as its output passed the
-            // limit: the pumps have counted everything by now.
-            let status = if status != -9 && budget.0.load(Ordering::SeqCst) > max_output {
-                let why = format!("command stopped: output over the limit of {max_output} bytes");
-                let _ = tx.send(stopped(&why)).await;
-                -9
-            } else {
-                status
-            };
-            let _ = tx.send(ExecMsg::Exit(status)).await;
-        });
         info!(peer = %self.peer, user = self.who(), %command, "exec");
         self.exec = Some(Exec {
             rx,

@@ -1,0 +1,719 @@
+//! Running one `exec` command on the server: the child is confined to the
+//! root by Landlock, gets a minimal environment, runs in a session of its
+//! own that nothing it starts can leave, and everything it started is
+//! killed when it ends, times out, prints too much or its client goes.
+//! What a command can touch is listed in docs/SECURITY.md ("Commands").
+
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_core::Stream;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::session::{ExecMsg, Shared};
+
+/// The search path every command gets (the server's own is not passed on).
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Time a command's processes get between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// System directories a program needs to start and run (its binary, the
+/// dynamic loader, libraries, locales): read and execute, never write.
+/// Symlinks among them (`/bin` → `usr/bin`) resolve to the same tree.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// The only files of `/etc` a command may read: what the dynamic loader,
+/// the time zone and name-service setup read (found with `strace` on
+/// `sh`, `ls -l`, `cat`, `env`, `date`). Not `/etc/passwd`, `/etc/group`
+/// or anything else: `ls -l` shows numeric owners.
+const ETC_FILES: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/ld.so.preload",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+];
+
+/// Devices a command may read (`head -c N /dev/zero`, random bytes).
+const READ_DEVICES: &[&str] = &["/dev/zero", "/dev/urandom", "/dev/random"];
+
+/// The Landlock ABI whose file-system rights Ferry needs at least: 3 adds
+/// truncation, without which a command could truncate any file the server
+/// can write, outside the root too.
+const MIN_ABI: i64 = 3;
+
+/// How commands are confined; decided once, when the server starts.
+#[derive(Debug)]
+pub enum Confinement {
+    /// A Landlock ruleset, created by the server and enforced by each child
+    /// on itself just before it runs the program.
+    #[cfg(target_os = "linux")]
+    Landlock(std::os::fd::OwnedFd),
+    /// `--exec-unconfined`: a command reaches whatever the server can.
+    Unconfined,
+}
+
+/// Why commands cannot be confined as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    /// The kernel cannot enforce the rules.
+    #[error(
+        "refusing to start: commands cannot be confined to the root: {0}; unconfined, \
+         a command reads and writes whatever the server can \
+         (pass --exec-unconfined to run commands unconfined anyway)"
+    )]
+    Unavailable(String),
+    /// `--read-only` relies on the confinement for commands.
+    #[error(
+        "refusing to start: --read-only with --exec-unconfined: unconfined commands could \
+         still change the root"
+    )]
+    ReadOnlyUnconfined,
+    /// A rule could not be added.
+    #[error("confining commands: {path}: {why}")]
+    Rule {
+        /// The path the rule is for.
+        path: String,
+        /// The cause.
+        why: String,
+    },
+}
+
+impl Confinement {
+    /// The confinement for commands run beneath `root`: read-write there
+    /// (read-only with `read_only`), read and execute in the system
+    /// directories, nothing else. `unconfined` skips it (and is refused
+    /// with `read_only`, which only the confinement enforces for commands).
+    pub fn new(root: &Path, read_only: bool, unconfined: bool) -> Result<Self, ConfineError> {
+        if unconfined {
+            return if read_only {
+                Err(ConfineError::ReadOnlyUnconfined)
+            } else {
+                Ok(Confinement::Unconfined)
+            };
+        }
+        #[cfg(target_os = "linux")]
+        {
+            check_abi(landlock_abi()).map_err(ConfineError::Unavailable)?;
+            landlock_ruleset(root, read_only).map(Confinement::Landlock)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (root, read_only);
+            Err(ConfineError::Unavailable(
+                "Landlock exists on Linux only".into(),
+            ))
+        }
+    }
+
+    /// Whether commands run confined.
+    pub fn confined(&self) -> bool {
+        !matches!(self, Confinement::Unconfined)
+    }
+
+    /// The ruleset's descriptor for the child, or -1 for none.
+    fn raw_fd(&self) -> i32 {
+        match self {
+            #[cfg(target_os = "linux")]
+            Confinement::Landlock(fd) => std::os::fd::AsRawFd::as_raw_fd(fd),
+            Confinement::Unconfined => -1,
+        }
+    }
+}
+
+/// The kernel's Landlock ABI version, or the errno that says why there is
+/// none.
+#[cfg(target_os = "linux")]
+fn landlock_abi() -> Result<i64, i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute, size 0 and the VERSION flag the call
+    // only returns a number; it reads and writes no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Whether an ABI probe's answer is good enough; if not, why, in words for
+/// the operator.
+fn check_abi(probe: Result<i64, i32>) -> Result<i64, String> {
+    match probe {
+        Ok(v) if v >= MIN_ABI => Ok(v),
+        Ok(v) => Err(format!(
+            "the kernel's Landlock ABI is {v}, and {MIN_ABI} or later is needed to stop \
+             commands truncating files outside the root"
+        )),
+        Err(e) if e == libc::ENOSYS => Err("this kernel has no Landlock".into()),
+        Err(e) if e == libc::EOPNOTSUPP => {
+            Err("Landlock is disabled in this kernel (enable it with the lsm= boot option)".into())
+        }
+        Err(e) => Err(format!("Landlock: {}", io::Error::from_raw_os_error(e))),
+    }
+}
+
+/// Builds the ruleset: the root read-write (or read-only), the system
+/// directories read and execute, a few `/etc` files and devices read,
+/// `/dev/null` read-write; every other file-system access denied. Where
+/// the kernel has them (ABI 6), signals to and abstract Unix sockets of
+/// processes outside the command are denied too.
+#[cfg(target_os = "linux")]
+fn landlock_ruleset(root: &Path, read_only: bool) -> Result<std::os::fd::OwnedFd, ConfineError> {
+    use landlock::{
+        Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        Scope, ABI,
+    };
+    // The newest ABI tested here; on older kernels (down to MIN_ABI) the
+    // crate leaves out the rights they do not know.
+    let abi = ABI::V7;
+    let all = AccessFs::from_all(abi);
+    let read: BitFlags<AccessFs> = AccessFs::ReadFile | AccessFs::ReadDir;
+    let run = read | AccessFs::Execute;
+    let root_access = if read_only {
+        run
+    } else {
+        // Device nodes made in the root would open the disks behind it.
+        all & !(AccessFs::MakeChar | AccessFs::MakeBlock)
+    };
+    let mut rules: Vec<(&Path, BitFlags<AccessFs>)> = vec![(root, root_access)];
+    rules.extend(SYSTEM_DIRS.iter().map(|p| (Path::new(*p), run)));
+    rules.extend(ETC_FILES.iter().map(|p| (Path::new(*p), read)));
+    rules.extend(READ_DEVICES.iter().map(|p| (Path::new(*p), read)));
+    rules.push((
+        Path::new("/dev/null"),
+        AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate,
+    ));
+    let fail = |path: &Path, why: &dyn std::fmt::Display| ConfineError::Rule {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    };
+    let mut created = Ruleset::default()
+        .handle_access(all)
+        .and_then(|r| r.scope(Scope::from_all(abi)))
+        .and_then(|r| r.create())
+        .map_err(|e| ConfineError::Unavailable(e.to_string()))?;
+    for (path, access) in rules {
+        let md = match std::fs::metadata(path) {
+            Ok(md) => md,
+            // Not every system has every directory (/lib64, /libx32).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && path != root => continue,
+            Err(e) => return Err(fail(path, &e)),
+        };
+        // Directory rights on a file are an error for the kernel.
+        let access = if md.is_dir() {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
+        let fd = PathFd::new(path).map_err(|e| fail(path, &e))?;
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| fail(path, &e))?;
+    }
+    let fd: Option<std::os::fd::OwnedFd> = created.into();
+    fd.ok_or_else(|| ConfineError::Unavailable("the kernel refused the ruleset".into()))
+}
+
+/// Why a command was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its program is not on `--exec-allow`.
+    #[error("not on --exec-allow")]
+    NotAllowed,
+    /// The process could not be started.
+    #[error("{0}")]
+    Spawn(io::Error),
+}
+
+/// Starts `command` in `dir` (a directory beneath the root) as the server
+/// is configured: through `sh -c`, or, with an allow-list, the program
+/// directly. Its output and exit status arrive on the returned channel,
+/// which holds at most `queue` pieces; dropping the receiver (the session
+/// ended) kills the command and everything it started.
+pub fn start(
+    shared: &Shared,
+    dir: &Path,
+    command: &str,
+    queue: usize,
+) -> Result<mpsc::Receiver<ExecMsg>, StartError> {
+    let mut cmd = if shared.exec_allow.is_empty() {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(command);
+        c
+    } else {
+        // An allow-list: the first word must be on it, and the words go
+        // to the program as they are — no shell sees `;`, `|` or `$`.
+        let mut words = command.split_whitespace();
+        let program = words.next().unwrap_or("");
+        if !shared.exec_allow.iter().any(|a| a == program) {
+            return Err(StartError::NotAllowed);
+        }
+        let mut c = tokio::process::Command::new(program);
+        c.args(words);
+        c
+    };
+    let ruleset = shared.exec_confinement.raw_fd();
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LANG", "C.UTF-8")
+        // The root's own path, without the trailing `/` of an empty cwd.
+        .env("HOME", dir.components().collect::<std::path::PathBuf>())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: `enter_child` runs between fork and exec and only makes raw
+    // system calls on values prepared before the fork (no allocation, no
+    // lock), which is async-signal-safe. The ruleset descriptor stays open
+    // in the server for the server's lifetime, so it is valid in the child.
+    unsafe {
+        cmd.pre_exec(move || enter_child(ruleset));
+    }
+    let mut child = cmd.spawn().map_err(StartError::Spawn)?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (Some(out), Some(err), Some(pid)) = (out, err, child.id()) else {
+        return Err(StartError::Spawn(io::Error::other("no pipes or pid")));
+    };
+    let (tx, rx) = mpsc::channel(queue);
+    // The child called setsid: its process group has its pid as id.
+    let group = pid as i32;
+    tokio::spawn(supervise(
+        child,
+        group,
+        out,
+        err,
+        tx,
+        shared.exec_timeout,
+        shared.exec_max_output,
+    ));
+    Ok(rx)
+}
+
+/// The child's last steps before exec: a session (and process group) of
+/// its own, an empty capability bounding set (a server running as root
+/// runs commands without capabilities, so none can load a kernel module
+/// or bypass file permissions), no privilege gain through set-uid
+/// programs, the Landlock ruleset (`ruleset` ≥ 0), and the seccomp filter
+/// ([`seccomp`]).
+fn enter_child(ruleset: i32) -> io::Result<()> {
+    // SAFETY (for each call below): plain system calls with integer
+    // arguments, or a pointer to the static filter; none allocates.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let one: libc::c_ulong = 1;
+            let zero: libc::c_ulong = 0;
+            // EINVAL past the kernel's last capability, EPERM without
+            // CAP_SETPCAP (a server not running as root): both ignored,
+            // as such a server's commands end up without capabilities
+            // anyway — the ambient set is cleared here and no_new_privs
+            // makes exec ignore file capabilities.
+            for cap in 0..64 as libc::c_ulong {
+                libc::prctl(libc::PR_CAPBSET_DROP, cap, zero, zero, zero);
+            }
+            let clear_all = libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong;
+            libc::prctl(libc::PR_CAP_AMBIENT, clear_all, zero, zero, zero);
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if ruleset >= 0 && libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            seccomp::install()?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = ruleset;
+    }
+    Ok(())
+}
+
+/// A classic-BPF seccomp filter for commands: `setsid` and `setpgid` fail
+/// (nothing can leave the process group that is killed at the end), and
+/// so do changes of mode, owner and extended attributes, which Landlock
+/// does not cover (a command could otherwise `chmod u+s` a system binary
+/// it may read, or `chown` a file outside the root). Every other system
+/// call is allowed. Other system-call ABIs (x32, 32-bit compat) kill the
+/// process: their numbers differ, and no filter here covers them.
+#[cfg(target_os = "linux")]
+mod seccomp {
+    use std::io;
+
+    use libc::{sock_filter, sock_fprog};
+
+    /// `AUDIT_ARCH_X86_64`.
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E;
+    /// `AUDIT_ARCH_AARCH64`.
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    compile_error!("the exec seccomp filter knows x86_64 and aarch64 only");
+
+    /// `setxattrat`, `removexattrat` (Linux 6.13) and `fchmodat2` (6.6):
+    /// the same numbers on every architecture.
+    const SETXATTRAT: u32 = 463;
+    const REMOVEXATTRAT: u32 = 466;
+    const FCHMODAT2: u32 = 452;
+
+    /// Refused system calls (EPERM).
+    #[cfg(target_arch = "x86_64")]
+    const DENIED: &[u32] = &[
+        libc::SYS_setsid as u32,
+        libc::SYS_setpgid as u32,
+        libc::SYS_chmod as u32,
+        libc::SYS_fchmod as u32,
+        libc::SYS_fchmodat as u32,
+        FCHMODAT2,
+        libc::SYS_chown as u32,
+        libc::SYS_fchown as u32,
+        libc::SYS_lchown as u32,
+        libc::SYS_fchownat as u32,
+        libc::SYS_setxattr as u32,
+        libc::SYS_lsetxattr as u32,
+        libc::SYS_fsetxattr as u32,
+        libc::SYS_removexattr as u32,
+        libc::SYS_lremovexattr as u32,
+        libc::SYS_fremovexattr as u32,
+        SETXATTRAT,
+        REMOVEXATTRAT,
+    ];
+    #[cfg(target_arch = "aarch64")]
+    const DENIED: &[u32] = &[
+        libc::SYS_setsid as u32,
+        libc::SYS_setpgid as u32,
+        libc::SYS_fchmod as u32,
+        libc::SYS_fchmodat as u32,
+        FCHMODAT2,
+        libc::SYS_fchown as u32,
+        libc::SYS_fchownat as u32,
+        libc::SYS_setxattr as u32,
+        libc::SYS_lsetxattr as u32,
+        libc::SYS_fsetxattr as u32,
+        libc::SYS_removexattr as u32,
+        libc::SYS_lremovexattr as u32,
+        libc::SYS_fremovexattr as u32,
+        SETXATTRAT,
+        REMOVEXATTRAT,
+    ];
+
+    const LOAD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    /// `struct seccomp_data`: `nr` at offset 0, `arch` at 4.
+    const NR: u32 = 0;
+    const ARCH_OFFSET: u32 = 4;
+    /// x32 system calls on x86_64 have this bit set.
+    const X32_BIT: u32 = 0x4000_0000;
+    const LEN: usize = DENIED.len() + 7;
+
+    const fn ins(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
+        sock_filter { code, jt, jf, k }
+    }
+
+    /// Load arch; not native → kill; load nr; x32 bit → kill; each denied
+    /// number → EPERM; allow. Jump offsets count from the next instruction.
+    const fn build() -> [sock_filter; LEN] {
+        let kill = LEN - 1;
+        let deny = LEN - 2;
+        let allow = LEN - 3;
+        let mut f = [ins(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS); LEN];
+        f[0] = ins(LOAD, 0, 0, ARCH_OFFSET);
+        f[1] = ins(JEQ, 0, (kill - 2) as u8, ARCH);
+        f[2] = ins(LOAD, 0, 0, NR);
+        f[3] = ins(JGE, (kill - 4) as u8, 0, X32_BIT);
+        let mut i = 0;
+        while i < DENIED.len() {
+            let at = 4 + i;
+            f[at] = ins(JEQ, (deny - at - 1) as u8, 0, DENIED[i]);
+            i += 1;
+        }
+        f[allow] = ins(RET, 0, 0, libc::SECCOMP_RET_ALLOW);
+        f[deny] = ins(RET, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+        f[kill] = ins(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS);
+        f
+    }
+
+    static FILTER: [sock_filter; LEN] = build();
+
+    /// Installs the filter on the calling thread (the child, after fork).
+    pub(super) fn install() -> io::Result<()> {
+        let prog = sock_fprog {
+            len: FILTER.len() as u16,
+            filter: FILTER.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points at the static filter, which the kernel
+        // copies; no_new_privs is already set.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &prog as *const sock_fprog,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Sends `signal` to every process in `group`; false once none is left.
+fn signal_group(group: i32, signal: i32) -> bool {
+    // SAFETY: kill(2) with a negative pid signals a process group; it
+    // takes only integers.
+    unsafe { libc::kill(-group, signal) == 0 }
+}
+
+/// Whether `group` has a process that has not exited. A zombie still
+/// counts for kill(2), and its reaper (init, for orphans) may take its
+/// time — over a second on some systems — so `/proc` decides where it can.
+fn group_alive(group: i32) -> bool {
+    if !signal_group(group, 0) {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.flatten().any(|e| {
+        // "PID (COMM) STATE PPID PGRP …"; COMM may hold anything but the
+        // last ')'.
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        pgrp == Some(group) && state != Some("Z") && state != Some("X")
+    })
+}
+
+/// Ends every process of `group`: SIGTERM, then SIGKILL to whatever is
+/// left after [`GRACE`]. Returns at once if the group is already empty.
+async fn kill_group(group: i32) {
+    if !signal_group(group, libc::SIGTERM) {
+        return;
+    }
+    let until = Instant::now() + GRACE;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !group_alive(group) {
+            return;
+        }
+    }
+    signal_group(group, libc::SIGKILL);
+}
+
+/// Forwards one pipe, counting against the shared output budget; past it,
+/// stops and says so.
+async fn pump(
+    mut r: impl AsyncRead + Unpin,
+    stream: Stream,
+    tx: mpsc::Sender<ExecMsg>,
+    budget: Arc<(AtomicU64, Notify)>,
+    max: u64,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let before = budget.0.fetch_add(n as u64, Ordering::SeqCst);
+        let allowed = max.saturating_sub(before).min(n as u64) as usize;
+        if allowed > 0
+            && tx
+                .send(ExecMsg::Out(stream, buf[..allowed].to_vec()))
+                .await
+                .is_err()
+        {
+            break;
+        }
+        if allowed < n {
+            budget.1.notify_one();
+            break;
+        }
+    }
+}
+
+/// Kills a command's group if its watcher is dropped before the end (the
+/// server shutting down): the runtime's kill-on-drop reaches only the
+/// leader.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            signal_group(group, libc::SIGKILL);
+        }
+    }
+}
+
+/// How a command's run ended.
+enum End {
+    /// It exited (status, or minus the signal that ended it).
+    Exited(i32),
+    /// Its output passed the limit.
+    OverLimit,
+    /// It ran past the time limit.
+    TimedOut,
+    /// Its session is gone: nobody reads the output.
+    Gone,
+}
+
+/// Watches a running command to its end. The time limit covers the whole
+/// exec, output included: at the deadline the group is killed and the pipe
+/// readers stop even if something (an inherited descriptor) keeps a pipe
+/// open. When the command ends for any reason its whole process group is
+/// killed, so background jobs do not outlive it.
+async fn supervise(
+    mut child: tokio::process::Child,
+    group: i32,
+    out: impl AsyncRead + Unpin + Send + 'static,
+    err: impl AsyncRead + Unpin + Send + 'static,
+    tx: mpsc::Sender<ExecMsg>,
+    limit: Duration,
+    max_output: u64,
+) {
+    let mut guard = GroupGuard(Some(group));
+    let deadline = Instant::now() + limit;
+    let budget = Arc::new((AtomicU64::new(0), Notify::new()));
+    let mut pumps = [
+        tokio::spawn(pump(
+            out,
+            Stream::Stdout,
+            tx.clone(),
+            budget.clone(),
+            max_output,
+        )),
+        tokio::spawn(pump(
+            err,
+            Stream::Stderr,
+            tx.clone(),
+            budget.clone(),
+            max_output,
+        )),
+    ];
+    let mut end = tokio::select! {
+        // Over the limit wins over a command that ended meanwhile: cut
+        // output is never reported as a clean run.
+        biased;
+        _ = budget.1.notified() => End::OverLimit,
+        _ = tx.closed() => End::Gone,
+        r = tokio::time::timeout_at(deadline, child.wait()) => match r {
+            Ok(Ok(st)) => End::Exited(st.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                -st.signal().unwrap_or(1)
+            })),
+            Ok(Err(_)) => End::Exited(-1),
+            Err(_) => End::TimedOut,
+        },
+    };
+    kill_group(group).await;
+    guard.0 = None;
+    if !matches!(end, End::Exited(_)) {
+        // The leader was in the group; reap it (bounded all the same).
+        let _ = tokio::time::timeout(GRACE, child.wait()).await;
+    }
+    // The pipes close once the group is dead. A descriptor passed outside
+    // it could hold them open: the readers get until the deadline, and at
+    // least a moment after a kill to forward what the pipes still hold.
+    let until = deadline.max(Instant::now() + Duration::from_millis(200));
+    let pumps_done = match end {
+        End::Gone => false,
+        _ => tokio::time::timeout_at(until, async {
+            for p in &mut pumps {
+                let _ = p.await;
+            }
+        })
+        .await
+        .is_ok(),
+    };
+    for p in &pumps {
+        p.abort();
+    }
+    if !pumps_done {
+        if let End::Exited(_) = end {
+            end = End::TimedOut;
+        }
+    }
+    // The command may have ended just as its output passed the limit: the
+    // pumps have counted everything by now.
+    if budget.0.load(Ordering::SeqCst) > max_output {
+        end = End::OverLimit;
+    }
+    let stopped = |why: &str| ExecMsg::Out(Stream::Stderr, format!("ferry: {why}\n").into_bytes());
+    let status = match end {
+        End::Exited(status) => status,
+        End::OverLimit => {
+            let why = format!("command stopped: output over the limit of {max_output} bytes");
+            let _ = tx.send(stopped(&why)).await;
+            -9
+        }
+        End::TimedOut => {
+            let _ = tx.send(stopped("command timed out")).await;
+            -9
+        }
+        End::Gone => return,
+    };
+    let _ = tx.send(ExecMsg::Exit(status)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn landlock_missing_or_too_old_refuses_with_the_reason_and_the_way_out() {
+        for (probe, why) in [
+            (Err(libc::ENOSYS), "has no Landlock"),
+            (Err(libc::EOPNOTSUPP), "disabled"),
+            (Ok(1), "ABI is 1"),
+            (Ok(2), "ABI is 2"),
+        ] {
+            let e = check_abi(probe).expect_err("must refuse");
+            assert!(e.contains(why), "{e}");
+            let msg = ConfineError::Unavailable(e).to_string();
+            assert!(msg.contains("--exec-unconfined"), "{msg}");
+            assert!(msg.contains("refusing to start"), "{msg}");
+        }
+        assert_eq!(check_abi(Ok(3)), Ok(3));
+        assert_eq!(check_abi(Ok(7)), Ok(7));
+    }
+
+    #[test]
+    fn unconfined_is_refused_with_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Confinement::new(dir.path(), true, true),
+            Err(ConfineError::ReadOnlyUnconfined)
+        ));
+        assert!(!Confinement::new(dir.path(), false, true)
+            .unwrap()
+            .confined());
+    }
+}

@@ -208,6 +208,11 @@ enum Cmd {
         /// short.
         #[arg(long, value_name = "SECS", default_value_t = 24 * 3600)]
         partial_max_age: u64,
+        /// Confine each user to ROOT/USER (made on first login, mode
+        /// 0700; anonymous sessions to ROOT/anonymous). Without it all
+        /// users share the root and can read each other's files.
+        #[arg(long)]
+        user_dirs: bool,
         /// Run `exec` requests (in the session's directory, with a time limit).
         #[arg(long)]
         allow_exec: bool,
@@ -550,6 +555,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             anonymous,
             read_only,
             partial_max_age,
+            user_dirs,
             allow_exec,
             exec_allow,
             max_per_ip,
@@ -602,6 +608,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 anonymous,
                 read_only,
                 partial_max_age: Duration::from_secs(partial_max_age.max(1)),
+                user_dirs,
                 allow_exec: allow_exec || !exec_allow.is_empty(),
                 exec_allow,
                 max_per_ip,

@@ -250,6 +250,7 @@ pub enum StartError {
 /// ended) kills the command and everything it started.
 pub fn start(
     shared: &Shared,
+    confinement: &Confinement,
     dir: &Path,
     command: &str,
     queue: usize,
@@ -270,7 +271,7 @@ pub fn start(
         c.args(words);
         c
     };
-    let ruleset = shared.exec_confinement.raw_fd();
+    let ruleset = confinement.raw_fd();
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", PATH)

@@ -33,8 +33,9 @@ pub struct Root {
     partial_max_age: Duration,
 }
 
-/// Uploads in flight: target (relative to the root) → body bytes still to
-/// be written, which the free space must keep room for.
+/// Uploads in flight: target (its real path, so the roots of `--user-dirs`
+/// share one table) → body bytes still to be written, which the free
+/// space must keep room for.
 type Live = HashMap<PathBuf, Arc<AtomicU64>>;
 
 /// The extended attribute that marks a part file as this server's own,
@@ -221,6 +222,52 @@ impl Root {
             path: path.canonicalize()?,
             uploads: Default::default(),
             partial_max_age: Duration::from_secs(24 * 3600),
+        })
+    }
+
+    /// The root of one user under `--user-dirs`: the directory `name`
+    /// beneath this root, created (mode 0700) on first use. `name` must be
+    /// one plain path component, and an existing one a real directory (a
+    /// symlink there could lead into another user's directory). The two
+    /// roots share the table of uploads in flight.
+    pub fn user_root(&self, name: &str) -> Result<Root, Error> {
+        let plain = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\\', '\0'])
+            && !is_part_name(name);
+        if !plain {
+            return Err(Error::Permission);
+        }
+        match self.dir.symlink_metadata(name) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => return Err(Error::Permission),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                use cap_std::fs::DirBuilderExt as _;
+                let mut b = cap_std::fs::DirBuilder::new();
+                b.mode(0o700);
+                match self.dir.create_dir_with(name, &b) {
+                    Ok(()) => {}
+                    // Another session of the same user made it first.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(map_io(&e)),
+                }
+            }
+            Err(e) => return Err(map_io(&e)),
+        }
+        // Opened without following a symlink swapped in since the check.
+        use cap_std::fs::OpenOptionsExt as _;
+        let mut opts = OpenOptions::new();
+        opts.read(true).custom_flags(
+            (rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32,
+        );
+        let f = self.dir.open_with(name, &opts).map_err(|e| map_io(&e))?;
+        let dir = Dir::from_std_file(f.into_std());
+        Ok(Root {
+            dir,
+            path: self.path.join(name),
+            uploads: self.uploads.clone(),
+            partial_max_age: self.partial_max_age,
         })
     }
 
@@ -450,7 +497,7 @@ impl Root {
             };
             let remaining = Arc::new(AtomicU64::new(need));
             let mut live = live;
-            live.insert(target.clone(), remaining.clone());
+            live.insert(self.path.join(&target), remaining.clone());
             drop(live);
             let mut up = Upload {
                 part: parent_of(&target).join(&part),
@@ -465,7 +512,7 @@ impl Root {
                 parent,
                 claim: Claim {
                     live: self.uploads.clone(),
-                    target,
+                    target: self.path.join(&target),
                     remaining,
                 },
             };
@@ -492,7 +539,8 @@ impl Root {
         if existing.as_ref().is_some_and(|md| md.is_dir()) {
             return Err(Error::IsADirectory);
         }
-        let taken = existing.is_some() || live.contains_key(p);
+        let in_flight = |p: &Path| live.contains_key(&self.path.join(p));
+        let taken = existing.is_some() || in_flight(p);
         if !taken {
             // The directory must exist and stay inside the root.
             self.check_dir(parent_of(p))?;
@@ -500,7 +548,7 @@ impl Root {
         }
         match policy {
             Overwrite::Fail if existing.is_some() => Err(Error::Exists),
-            Overwrite::Fail | Overwrite::Replace if live.contains_key(p) => Err(Error::InUse),
+            Overwrite::Fail | Overwrite::Replace if in_flight(p) => Err(Error::InUse),
             Overwrite::Replace => Ok(p.to_path_buf()),
             Overwrite::Fail => Err(Error::Exists),
             Overwrite::KeepBoth => {
@@ -513,7 +561,7 @@ impl Root {
                         format!("{base}.new.{n}")
                     };
                     let cand = parent.join(name);
-                    if !self.exists(&cand) && !live.contains_key(&cand) {
+                    if !self.exists(&cand) && !in_flight(&cand) {
                         return Ok(cand);
                     }
                 }
@@ -570,7 +618,7 @@ impl Root {
             if freed >= enough {
                 break;
             }
-            if !live_parts.contains(&part) && self.dir.remove_file(&part).is_ok() {
+            if !live_parts.contains(&self.path.join(&part)) && self.dir.remove_file(&part).is_ok() {
                 tracing::info!(part = %part.display(), bytes = len, "expired partial upload removed");
                 n += 1;
                 freed += len;

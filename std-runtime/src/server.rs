@@ -79,6 +79,8 @@ pub struct ServeOptions {
     pub read_only: bool,
     /// Part files of abandoned uploads older than this are deleted.
     pub partial_max_age: Duration,
+    /// Confine each user to `ROOT/USER` (created on first login, 0700).
+    pub user_dirs: bool,
     /// Run `exec`.
     pub allow_exec: bool,
     /// If not empty, only these programs, without a shell.
@@ -118,6 +120,7 @@ impl Default for ServeOptions {
             anonymous: false,
             read_only: false,
             partial_max_age: Duration::from_secs(24 * 3600),
+            user_dirs: false,
             allow_exec: false,
             exec_allow: Vec::new(),
             max_per_ip: 0,
@@ -267,14 +270,16 @@ impl Server {
             }
         }
         let shared = Arc::new(Shared {
-            root,
+            root: Arc::new(root),
+            user_dirs: opts.user_dirs,
+            exec_unconfined: opts.exec_unconfined,
             users: opts.users,
             read_only: opts.read_only,
             allow_exec: opts.allow_exec,
             exec_allow: opts.exec_allow,
             exec_timeout: opts.exec_timeout,
             exec_max_output: opts.exec_max_output,
-            exec_confinement,
+            exec_confinement: Arc::new(exec_confinement),
             sums: Default::default(),
             prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),
         });

@@ -21,7 +21,12 @@ use crate::users::Users;
 /// What every session of one server shares.
 pub struct Shared {
     /// The served directory.
-    pub root: Root,
+    pub root: Arc<Root>,
+    /// `--user-dirs`: each session is confined to `ROOT/USER` (anonymous
+    /// sessions to `ROOT/anonymous`) instead of the whole root.
+    pub user_dirs: bool,
+    /// `--exec-unconfined` (for the confinement of each user's commands).
+    pub exec_unconfined: bool,
     /// Users allowed to log in (`None`: anonymous only).
     pub users: Option<Users>,
     /// Refuse every write.
@@ -35,7 +40,7 @@ pub struct Shared {
     /// Most output (stdout and stderr together) one command may send.
     pub exec_max_output: u64,
     /// How commands are confined to the root.
-    pub exec_confinement: crate::exec::Confinement,
+    pub exec_confinement: Arc<crate::exec::Confinement>,
     /// Digests verified earlier, so unchanged files are not hashed again
     /// for a get.
     pub sums: Sums,
@@ -81,6 +86,8 @@ const EXEC_QUEUE: usize = 16;
 
 enum Pending {
     Login(String),
+    /// Logged in under `--user-dirs`: move into the user's directory.
+    EnterHome,
     Request(Box<Request>),
     SendBody(u64),
     PutEnd(bool, Sum),
@@ -117,6 +124,11 @@ struct Exec {
 /// A session: current directory, login, and the transfer in progress.
 pub struct Session {
     shared: Arc<Shared>,
+    /// Where this session's paths resolve: the server's root, or under
+    /// `--user-dirs` the user's own directory.
+    root: Arc<Root>,
+    /// How this session's commands are confined (to `root`).
+    confinement: Arc<crate::exec::Confinement>,
     /// The peer, for logs.
     pub peer: String,
     cwd: PathBuf,
@@ -136,6 +148,8 @@ impl Session {
     /// A new session at the root.
     pub fn new(shared: Arc<Shared>, peer: String) -> Self {
         Session {
+            root: shared.root.clone(),
+            confinement: shared.exec_confinement.clone(),
             shared,
             peer,
             cwd: PathBuf::new(),
@@ -201,7 +215,7 @@ impl Session {
     }
 
     fn request(&mut self, s: &mut Server<Vec<u8>>, req: Request) -> Result<(), Error> {
-        let root = &self.shared.root;
+        let root = self.root.clone();
         let writes = matches!(
             req,
             Request::Put { .. }
@@ -335,18 +349,42 @@ impl Session {
         }
     }
 
+    /// `--user-dirs`: confines the session (and its commands) to the
+    /// user's directory, made on first login.
+    fn enter_home(&mut self) -> Result<(), crate::error::FerryError> {
+        let name = self.who().to_string();
+        let home = self
+            .shared
+            .root
+            .user_root(&name)
+            .map_err(|e| crate::error::FerryError::Other(format!("{name}: {e}")))?;
+        if self.shared.allow_exec {
+            let c = crate::exec::Confinement::new(
+                &home.real_path(std::path::Path::new("")),
+                self.shared.read_only,
+                self.shared.exec_unconfined,
+            )
+            .map_err(|e| crate::error::FerryError::Other(e.to_string()))?;
+            self.confinement = Arc::new(c);
+        }
+        self.root = Arc::new(home);
+        self.cwd = PathBuf::new();
+        Ok(())
+    }
+
     fn start_exec(&mut self, s: &mut Server<Vec<u8>>, command: String) -> Result<(), Error> {
-        let dir = self.shared.root.real_path(&self.cwd);
-        let rx = match crate::exec::start(&self.shared, &dir, &command, EXEC_QUEUE) {
-            Ok(rx) => rx,
-            Err(e) => {
-                warn!(peer = %self.peer, %command, error = %e, "exec refused");
-                return s.refuse(match e {
-                    crate::exec::StartError::NotAllowed => Error::Permission,
-                    crate::exec::StartError::Spawn(_) => Error::ExecFailed,
-                });
-            }
-        };
+        let dir = self.root.real_path(&self.cwd);
+        let rx =
+            match crate::exec::start(&self.shared, &self.confinement, &dir, &command, EXEC_QUEUE) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    warn!(peer = %self.peer, %command, error = %e, "exec refused");
+                    return s.refuse(match e {
+                        crate::exec::StartError::NotAllowed => Error::Permission,
+                        crate::exec::StartError::Spawn(_) => Error::ExecFailed,
+                    });
+                }
+            };
         info!(peer = %self.peer, user = self.who(), %command, "exec");
         self.exec = Some(Exec {
             rx,
@@ -453,6 +491,9 @@ impl Handler<Vec<u8>> for Session {
             ServerEvent::LoggedIn { user } => {
                 self.user = user.map(|u| u.to_string());
                 info!(peer = %self.peer, user = self.who(), "logged in");
+                if self.shared.user_dirs {
+                    self.pending = Some(Pending::EnterHome);
+                }
             }
             ServerEvent::LoginFailed {
                 user,
@@ -525,6 +566,12 @@ impl Handler<Vec<u8>> for Session {
                 let mut nonce = [0u8; 18];
                 getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
                 s.login_verifier(v.as_ref(), &nonce)?;
+            }
+            Some(Pending::EnterHome) => {
+                if let Err(e) = off_worker(|| self.enter_home()) {
+                    warn!(peer = %self.peer, user = self.who(), error = %e, "cannot enter the user's directory");
+                    s.close(Error::Permission);
+                }
             }
             Some(Pending::Request(r)) => off_worker(|| self.request(s, *r))?,
             Some(Pending::SendBody(offset)) => {

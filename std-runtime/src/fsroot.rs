@@ -95,6 +95,17 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
     Ok(out.iter().collect())
 }
 
+/// A test hook standing in for a slow disk: with `FERRY_TEST_SLOW_OPEN=NAME`
+/// in the server's environment, opening a file named NAME to read takes
+/// 5 s (`tests/tests/stalls.rs` shows other sessions go on meanwhile).
+fn slow_storage_hook(p: &Path) {
+    static SLOW: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let slow = SLOW.get_or_init(|| std::env::var("FERRY_TEST_SLOW_OPEN").ok());
+    if slow.as_deref().is_some_and(|n| n == file_name(p)) {
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
 /// The path as cap-std wants it: `.` for the root itself.
 fn rel(p: &Path) -> &Path {
     if p.as_os_str().is_empty() {
@@ -319,6 +330,7 @@ impl Root {
     /// flag changes nothing.
     pub fn open_read(&self, p: &Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
         use cap_std::fs::OpenOptionsExt as _;
+        slow_storage_hook(p);
         let mut opts = OpenOptions::new();
         opts.read(true)
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);

@@ -95,7 +95,12 @@ pub struct Server {
 impl Server {
     /// Starts `ferry serve ROOT ARGS...` and waits for its addresses.
     pub fn start(root: &Path, args: &[&str]) -> Server {
-        let mut cmd = ferry();
+        Server::start_cmd(ferry(), root, args)
+    }
+
+    /// As [`Server::start`], from a prepared `ferry` command (an
+    /// environment variable set, say).
+    pub fn start_cmd(mut cmd: Command, root: &Path, args: &[&str]) -> Server {
         cmd.arg("serve")
             .arg(root)
             .args(args)

@@ -67,3 +67,54 @@ fn resumed_gets_hash_their_prefix_without_stalling_other_sessions() {
         "ls took {worst:?}, the hashes {hashing:?}"
     );
 }
+
+/// A storage call held for 5 s (the server's `FERRY_TEST_SLOW_OPEN` hook,
+/// standing in for a slow disk), in as many sessions as the server has
+/// async workers: 20 other sessions' `ls` and `get` each finish within a
+/// second meanwhile (before, every worker was blocked for the 5 s).
+#[test]
+fn a_slow_storage_call_holds_up_only_its_own_session() {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("slow.bin"), b"slow").unwrap();
+    fs::write(dir.path().join("small.bin"), random_bytes(10_000, 1)).unwrap();
+    let mut cmd = ferry();
+    cmd.env("FERRY_TEST_SLOW_OPEN", "slow.bin");
+    let s = Server::start_cmd(cmd, dir.path(), &["--anonymous", "--listen", "127.0.0.1:0"]);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let local = TempDir::new().unwrap();
+    let slow: Vec<_> = (0..workers)
+        .map(|i| {
+            let mut c = ferry();
+            c.arg("get")
+                .arg(s.url("slow.bin"))
+                .arg(local.path().join(format!("slow{i}")));
+            std::thread::spawn(move || run(c))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let quick: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = ferry();
+            if i % 2 == 0 {
+                c.arg("ls").arg(s.url(""));
+            } else {
+                c.arg("get")
+                    .arg(s.url("small.bin"))
+                    .arg(local.path().join(format!("small{i}")));
+            }
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let o = run(c);
+                (code(&o), t.elapsed())
+            })
+        })
+        .collect();
+    for q in quick {
+        let (code, took) = q.join().unwrap();
+        assert_eq!(code, 0);
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+    }
+    for h in slow {
+        assert_eq!(code(&h.join().unwrap()), 0);
+    }
+}

@@ -162,7 +162,10 @@ fn server_final_ends_a_scram_login_and_no_login_ok_follows() {
     assert_eq!(names, ["server-first", "server-final"]);
     // A LoginOk after ServerFinal is a frame the state does not expect.
     c.handle_input(T0, &msg(&Message::LoginOk)).unwrap();
-    assert_eq!(c.poll_event(), Some(ClientEvent::Closed(Error::UnexpectedFrame)));
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Closed(Error::UnexpectedFrame))
+    );
 }
 
 #[test]
@@ -232,9 +235,16 @@ fn a_pinned_client_sends_digest_refused_after_its_hello_and_the_server_closes_qu
     };
     let mut c = Client::new(T0, cfg, vec![0; 4096], vec![0; 4096]).unwrap();
     c.handle_input(T0, &hello(1024, [1, 0, 0, 0])).unwrap();
-    assert_eq!(c.poll_event(), Some(ClientEvent::Closed(Error::DigestRefused)));
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Closed(Error::DigestRefused))
+    );
     let out = drain_client(&mut c);
-    assert_eq!(out[16..20], [2, 0, 0, 0], "nothing on the wire marks the pin");
+    assert_eq!(
+        out[16..20],
+        [2, 0, 0, 0],
+        "nothing on the wire marks the pin"
+    );
     assert_eq!(out[HELLO_LEN..], [1, 0, 0, 0, 2, 0x12, 0x09]);
     // An MD5-only server picks MD5 as always, and closes without
     // answering.
@@ -283,12 +293,17 @@ fn data_frames_are_bounded_by_max_frame_not_by_the_chunk_and_may_be_empty() {
 fn the_user_name_bound_counts_unescaped_bytes_and_past_it_is_malformed() {
     let first = |user: &str| {
         let text = format!("n,,n={user},r=abcdefgh");
-        msg(&Message::ClientFirst(bounded(&text, Error::Malformed).unwrap()))
+        msg(&Message::ClientFirst(
+            bounded(&text, Error::Malformed).unwrap(),
+        ))
     };
     // 64 commas: 192 bytes as sent, 64 once unescaped.
     let mut s = logged_out_server();
     let evs = feed_server(&mut s, &first(&"=2C".repeat(64)));
-    assert_eq!(evs, [format!("LoginRequest {{ user: {:?} }}", ",".repeat(64))]);
+    assert_eq!(
+        evs,
+        [format!("LoginRequest {{ user: {:?} }}", ",".repeat(64))]
+    );
     // 65 bytes: Malformed, and the connection closes; not a failed login.
     let mut s = logged_out_server();
     let evs = feed_server(&mut s, &first(&"a".repeat(65)));

@@ -98,7 +98,8 @@ error_codes! {
     IsADirectory = 28, "is a directory";
     /// The directory is not empty.
     NotEmpty = 29, "directory not empty";
-    /// The path is empty, too long or not valid.
+    /// The path is too long or not valid (NUL, a reserved part-file name;
+    /// the client also refuses an empty one).
     InvalidPath = 30, "invalid path";
     /// The resume offset is past the end of the file.
     BadOffset = 31, "bad resume offset";

@@ -1,0 +1,466 @@
+//! docs/PROTOCOL.md, pinned byte by byte where an implementation written
+//! from the document alone could go either way: the order of hellos and
+//! refusals, pipelined logins, `00` digest slots and pinning, Data frame
+//! sizes, the user-name bound, the zero trailer and what follows a cancel.
+
+use std::time::Duration;
+
+use ferry_core::digest::{self, Algorithm, Digests, Sum};
+use ferry_core::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN, VERSION};
+use ferry_core::message::{bounded, Message, Overwrite, Request};
+use ferry_core::{
+    Client, ClientEvent, Config, Error, Instant, Server, ServerConfig, ServerEvent, Verifier,
+};
+
+const T0: Instant = Instant::ZERO;
+const USER: &str = "alice";
+const PASSWORD: &str = "pencil";
+
+fn hello(chunk: u32, digests: [u8; 4]) -> Vec<u8> {
+    Hello {
+        version: VERSION,
+        flags: 0,
+        max_frame: 4091,
+        chunk,
+        digests: Digests::from_bytes(digests),
+    }
+    .encode()
+    .to_vec()
+}
+
+fn msg(m: &Message) -> Vec<u8> {
+    let mut b = vec![0u8; 2048];
+    let n = frame::encode_message(m, &mut b).unwrap();
+    b.truncate(n);
+    b
+}
+
+fn data(d: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; HEADER_LEN];
+    frame::write_header(&mut h, FrameKind::Data, d.len() as u32);
+    let mut v = h.to_vec();
+    v.extend_from_slice(d);
+    v
+}
+
+fn error(e: Error) -> Vec<u8> {
+    msg(&Message::Error { code: e.code() })
+}
+
+/// The zero trailer of `alg`, as the document spells it out.
+fn zero_trailer(alg: Algorithm) -> Vec<u8> {
+    let len = alg.digest_len() as u8;
+    let mut v = vec![1, 0, 0, 0, 3 + len, 0x0f, alg.id(), len];
+    v.extend(std::iter::repeat_n(0u8, len as usize));
+    v
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        allow_anonymous: true,
+        ..ServerConfig::default()
+    }
+}
+
+fn server(cfg: ServerConfig) -> Server<Vec<u8>> {
+    Server::new(T0, cfg, vec![0; 4096], vec![0; 4096]).unwrap()
+}
+
+fn drain_server(s: &mut Server<Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(n) = s.poll_transmit(&mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+fn drain_client(c: &mut Client<Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(n) = c.poll_transmit(&mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// Debug names of the server's events for `input`.
+fn feed_server(s: &mut Server<Vec<u8>>, input: &[u8]) -> Vec<String> {
+    s.handle_input(T0, input).unwrap();
+    let mut evs = Vec::new();
+    while let Some(ev) = s.poll_event() {
+        evs.push(format!("{ev:?}"));
+    }
+    evs
+}
+
+/// A server with an anonymous session logged in (chunk 1024, MD5), its
+/// output so far drained.
+fn logged_in_server() -> Server<Vec<u8>> {
+    let mut s = server(config());
+    let mut input = hello(1024, [1, 0, 0, 0]);
+    input.extend(msg(&Message::Anonymous));
+    feed_server(&mut s, &input);
+    drain_server(&mut s);
+    s
+}
+
+fn request(r: Request) -> Vec<u8> {
+    msg(&Message::Request(r))
+}
+
+fn path(p: &str) -> ferry_core::Path {
+    bounded(p, Error::InvalidPath).unwrap()
+}
+
+/// The server's messages in `bytes` (frames after the hello, if any).
+fn messages(mut bytes: &[u8]) -> Vec<Message> {
+    if bytes.starts_with(&frame::MAGIC) {
+        bytes = &bytes[HELLO_LEN..];
+    }
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let head: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().unwrap();
+        let (kind, len) = frame::read_header(head, u32::MAX).unwrap();
+        let payload = &bytes[HEADER_LEN..HEADER_LEN + len as usize];
+        assert_eq!(kind, FrameKind::Msg);
+        out.push(frame::decode_message(payload).unwrap());
+        bytes = &bytes[HEADER_LEN + len as usize..];
+    }
+    out
+}
+
+#[test]
+fn server_final_ends_a_scram_login_and_no_login_ok_follows() {
+    let mut s = server(config());
+    let mut c = Client::new(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    let verifier = Verifier::new(PASSWORD, b"salt and pepper!", 4096).unwrap();
+    let mut to_client = Vec::new();
+    let mut logged_in = false;
+    for _ in 0..10 {
+        s.handle_input(T0, &drain_client(&mut c)).unwrap();
+        let mut lookup = false;
+        while let Some(ev) = s.poll_event() {
+            lookup |= matches!(ev, ServerEvent::LoginRequest { .. });
+        }
+        if lookup {
+            s.login_verifier(Some(&verifier), &[7; 18]).unwrap();
+        }
+        let down = drain_server(&mut s);
+        to_client.extend_from_slice(&down);
+        c.handle_input(T0, &down).unwrap();
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                ClientEvent::Connected(_) => c.login(USER, PASSWORD, &[9; 18]).unwrap(),
+                ClientEvent::LoggedIn => logged_in = true,
+                e => panic!("{e:?}"),
+            }
+        }
+    }
+    assert!(logged_in);
+    let names: Vec<_> = messages(&to_client).iter().map(Message::name).collect();
+    assert_eq!(names, ["server-first", "server-final"]);
+    // A LoginOk after ServerFinal is a frame the state does not expect.
+    c.handle_input(T0, &msg(&Message::LoginOk)).unwrap();
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Closed(Error::UnexpectedFrame))
+    );
+}
+
+#[test]
+fn a_login_may_be_sent_before_the_servers_hello_arrives() {
+    let mut s = server(config());
+    let mut input = hello(1024, [0; 4]);
+    input.extend(msg(&Message::Anonymous));
+    let evs = feed_server(&mut s, &input);
+    assert!(evs[1].starts_with("LoggedIn"), "{evs:?}");
+    let out = drain_server(&mut s);
+    assert!(Hello::decode(out[..HELLO_LEN].try_into().unwrap()).is_ok());
+    assert_eq!(out[HELLO_LEN..], [1, 0, 0, 0, 1, 5]);
+}
+
+#[test]
+fn refused_and_timed_out_connections_send_their_hello_first() {
+    let check = |out: Vec<u8>, code: u8| {
+        assert_eq!(out.len(), HELLO_LEN + 7, "{out:02x?}");
+        assert!(Hello::decode(out[..HELLO_LEN].try_into().unwrap()).is_ok());
+        assert_eq!(out[HELLO_LEN..], [1, 0, 0, 0, 2, 0x12, code]);
+    };
+    let mut busy = Server::new_busy(T0, config(), vec![0; 4096], vec![0; 4096]).unwrap();
+    check(drain_server(&mut busy), 0x3c);
+    let mut pen =
+        Server::new_refused(T0, config(), vec![0; 4096], vec![0; 4096], Error::Penalised).unwrap();
+    check(drain_server(&mut pen), 0x10);
+    // No client hello at all: the handshake deadline.
+    let mut s = server(config());
+    s.handle_timeout(T0 + Duration::from_secs(30));
+    check(drain_server(&mut s), 0x06);
+}
+
+#[test]
+fn zero_slots_and_unknown_ids_are_skipped_anywhere_in_the_list() {
+    let md5 = Digests::MD5_ONLY;
+    assert_eq!(
+        digest::choose(Digests::from_bytes([0; 4]), md5),
+        Algorithm::Md5
+    );
+    let odd = Digests::from_bytes([0, 7, 0, 0xff]);
+    assert_eq!(odd.iter().count(), 0);
+    assert!(!odd.pins(), "only unknown ids: MD5, not a pin");
+    assert_eq!(digest::choose(odd, md5), Algorithm::Md5);
+    #[cfg(feature = "sha256")]
+    {
+        // `00 02 00 00` is the list `02`: a server offering SHA-256 agrees.
+        let cfg = ServerConfig {
+            conn: Config {
+                digests: Digests::new(&[Algorithm::Sha256]).unwrap(),
+                ..Config::default()
+            },
+            ..config()
+        };
+        let mut s = server(cfg);
+        feed_server(&mut s, &hello(1024, [0, 2, 0, 0]));
+        assert_eq!(s.negotiated().unwrap().digest, Algorithm::Sha256);
+        assert!(Digests::from_bytes([0, 2, 0, 0]).pins());
+    }
+}
+
+#[cfg(feature = "sha256")]
+#[test]
+fn a_pinned_client_sends_digest_refused_after_its_hello_and_the_server_closes_quietly() {
+    let cfg = Config {
+        digests: Digests::new(&[Algorithm::Sha256]).unwrap(),
+        ..Config::default()
+    };
+    let mut c = Client::new(T0, cfg, vec![0; 4096], vec![0; 4096]).unwrap();
+    c.handle_input(T0, &hello(1024, [1, 0, 0, 0])).unwrap();
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Closed(Error::DigestRefused))
+    );
+    let out = drain_client(&mut c);
+    assert_eq!(
+        out[16..20],
+        [2, 0, 0, 0],
+        "nothing on the wire marks the pin"
+    );
+    assert_eq!(out[HELLO_LEN..], [1, 0, 0, 0, 2, 0x12, 0x09]);
+    // An MD5-only server picks MD5 as always, and closes without
+    // answering.
+    let mut s = server(ServerConfig {
+        conn: Config {
+            digests: Digests::MD5_ONLY,
+            ..Config::default()
+        },
+        ..config()
+    });
+    let evs = feed_server(&mut s, &out);
+    assert_eq!(s.negotiated().unwrap().digest, Algorithm::Md5);
+    assert_eq!(evs.last().unwrap(), "Closed(DigestRefused)");
+    assert_eq!(drain_server(&mut s).len(), HELLO_LEN);
+}
+
+#[test]
+fn data_frames_are_bounded_by_max_frame_not_by_the_chunk_and_may_be_empty() {
+    let mut s = server(config());
+    // A client chunk of 8: the effective chunk is 8.
+    let mut input = hello(8, [1, 0, 0, 0]);
+    input.extend(msg(&Message::Anonymous));
+    feed_server(&mut s, &input);
+    assert_eq!(s.negotiated().unwrap().chunk, 8);
+    let body = b"twenty bytes of body";
+    let put = Request::Put {
+        path: path("x"),
+        size: body.len() as u64,
+        overwrite: Overwrite::Fail,
+        resume: false,
+    };
+    feed_server(&mut s, &request(put));
+    s.accept_put(0, None).unwrap();
+    let mut input = data(b"");
+    input.extend(data(body));
+    input.extend(msg(&Message::Trailer {
+        sum: digest::digest(Algorithm::Md5, body).unwrap(),
+    }));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs[0], "Data([])");
+    assert_eq!(evs[1], format!("Data({:?})", &body[..]));
+    assert!(evs[2].starts_with("PutEnd { verified: true"), "{evs:?}");
+}
+
+#[test]
+fn the_user_name_bound_counts_unescaped_bytes_and_past_it_is_malformed() {
+    let first = |user: &str| {
+        let text = format!("n,,n={user},r=abcdefgh");
+        msg(&Message::ClientFirst(
+            bounded(&text, Error::Malformed).unwrap(),
+        ))
+    };
+    // 64 commas: 192 bytes as sent, 64 once unescaped.
+    let mut s = logged_out_server();
+    let evs = feed_server(&mut s, &first(&"=2C".repeat(64)));
+    assert_eq!(
+        evs,
+        [format!("LoginRequest {{ user: {:?} }}", ",".repeat(64))]
+    );
+    // 65 bytes: Malformed, and the connection closes; not a failed login.
+    let mut s = logged_out_server();
+    let evs = feed_server(&mut s, &first(&"a".repeat(65)));
+    assert_eq!(evs, ["Closed(Malformed)"]);
+    assert_eq!(drain_server(&mut s), error(Error::Malformed));
+    // The client does not send such a name.
+    let mut c = Client::new(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    c.handle_input(T0, &hello(1024, [0; 4])).unwrap();
+    assert!(matches!(c.poll_event(), Some(ClientEvent::Connected(_))));
+    assert_eq!(
+        c.login(&"a".repeat(65), PASSWORD, &[1; 18]),
+        Err(Error::BadUsage)
+    );
+}
+
+fn logged_out_server() -> Server<Vec<u8>> {
+    let mut s = server(config());
+    feed_server(&mut s, &hello(1024, [0; 4]));
+    drain_server(&mut s);
+    s
+}
+
+#[test]
+fn a_get_cancelled_by_the_client_ends_with_the_zero_trailer_and_no_done() {
+    let mut s = logged_in_server();
+    feed_server(&mut s, &request(Request::Get { path: path("f") }));
+    s.offer(100).unwrap();
+    let evs = feed_server(
+        &mut s,
+        &msg(&Message::Accept {
+            offset: 0,
+            name: None,
+        }),
+    );
+    assert_eq!(evs, ["SendBody { offset: 0 }"]);
+    assert_eq!(s.send_body(&[7; 10]).unwrap(), 10);
+    drain_server(&mut s);
+    let evs = feed_server(&mut s, &error(Error::Cancelled));
+    assert_eq!(evs, ["Cancelled(Cancelled)"]);
+    assert_eq!(drain_server(&mut s), zero_trailer(Algorithm::Md5));
+    // Both sides are idle: nothing more is owed for that get.
+    let echo = Message::Echo {
+        text: bounded("hi", Error::TooLarge).unwrap(),
+        upper: false,
+    };
+    feed_server(&mut s, &msg(&echo));
+    let reply = Message::EchoReply(bounded("hi", Error::TooLarge).unwrap());
+    assert_eq!(drain_server(&mut s), msg(&reply));
+
+    // The client's side: the zero trailer is taken without a check and
+    // answered with nothing.
+    let mut c = logged_in_client();
+    c.get("f").unwrap();
+    drain_client(&mut c);
+    c.handle_input(T0, &msg(&Message::Offer { size: 100 }))
+        .unwrap();
+    assert_eq!(c.poll_event(), Some(ClientEvent::Offer { size: 100 }));
+    c.accept(0).unwrap();
+    c.handle_input(T0, &data(&[7; 10])).unwrap();
+    assert_eq!(c.poll_event(), Some(ClientEvent::Data(&[7; 10])));
+    c.cancel(Error::Cancelled).unwrap();
+    let mut sent = msg(&Message::Accept {
+        offset: 0,
+        name: None,
+    });
+    sent.extend(error(Error::Cancelled));
+    assert_eq!(drain_client(&mut c), sent);
+    let mut late = data(&[7; 10]);
+    late.extend(zero_trailer(Algorithm::Md5));
+    c.handle_input(T0, &late).unwrap();
+    assert_eq!(c.poll_event(), None);
+    assert!(c.is_idle());
+    assert_eq!(drain_client(&mut c), b"", "no Done after a cancelled get");
+}
+
+#[test]
+fn a_put_cancelled_by_the_server_ends_with_the_clients_zero_trailer_and_no_done() {
+    let mut c = logged_in_client();
+    c.put("x", 100, Overwrite::Fail, false).unwrap();
+    drain_client(&mut c);
+    c.handle_input(
+        T0,
+        &msg(&Message::Accept {
+            offset: 0,
+            name: None,
+        }),
+    )
+    .unwrap();
+    assert!(matches!(c.poll_event(), Some(ClientEvent::Accepted { .. })));
+    assert_eq!(c.send_body(&[1; 10]).unwrap(), 10);
+    assert_eq!(drain_client(&mut c), data(&[1; 10]));
+    c.handle_input(T0, &error(Error::NoSpace)).unwrap();
+    assert_eq!(c.poll_event(), Some(ClientEvent::Failed(Error::NoSpace)));
+    assert_eq!(drain_client(&mut c), zero_trailer(Algorithm::Md5));
+    assert!(c.is_idle());
+
+    // The server takes it and owes nothing more.
+    let mut s = logged_in_server();
+    let put = Request::Put {
+        path: path("x"),
+        size: 100,
+        overwrite: Overwrite::Fail,
+        resume: false,
+    };
+    feed_server(&mut s, &request(put));
+    s.accept_put(0, None).unwrap();
+    feed_server(&mut s, &data(&[1; 10]));
+    s.cancel(Error::NoSpace).unwrap();
+    drain_server(&mut s);
+    let evs = feed_server(&mut s, &zero_trailer(Algorithm::Md5));
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(drain_server(&mut s), b"", "no Done after a cancelled put");
+}
+
+#[test]
+fn a_get_accept_past_the_size_is_bad_offset_and_ends_the_get() {
+    let mut s = logged_in_server();
+    feed_server(&mut s, &request(Request::Get { path: path("f") }));
+    s.offer(100).unwrap();
+    drain_server(&mut s);
+    let evs = feed_server(
+        &mut s,
+        &msg(&Message::Accept {
+            offset: 101,
+            name: None,
+        }),
+    );
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(drain_server(&mut s), error(Error::BadOffset));
+    let evs = feed_server(&mut s, &request(Request::Pwd));
+    assert_eq!(evs, ["Request(Pwd)"]);
+}
+
+#[test]
+fn a_request_while_the_last_is_served_is_unexpected_and_closes() {
+    let mut s = logged_in_server();
+    feed_server(&mut s, &request(Request::Stat { path: path("a") }));
+    let evs = feed_server(&mut s, &request(Request::Pwd));
+    assert_eq!(evs, ["Closed(UnexpectedFrame)"]);
+    assert_eq!(drain_server(&mut s), error(Error::UnexpectedFrame));
+}
+
+fn logged_in_client() -> Client<Vec<u8>> {
+    let mut c = Client::new(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    c.handle_input(T0, &hello(1024, [1, 0, 0, 0])).unwrap();
+    assert!(matches!(c.poll_event(), Some(ClientEvent::Connected(_))));
+    c.login_anonymous().unwrap();
+    c.handle_input(T0, &msg(&Message::LoginOk)).unwrap();
+    assert_eq!(c.poll_event(), Some(ClientEvent::LoggedIn));
+    drain_client(&mut c);
+    c
+}
+
+#[test]
+fn the_zero_trailer_is_a_full_length_digest_of_zeros() {
+    for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Blake3] {
+        let sum = Sum::zero(alg);
+        assert_eq!(msg(&Message::Trailer { sum }), zero_trailer(alg));
+    }
+}

@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut io = FromStd::new(stream);
         let cfg = ServerConfig {
             secret: random_bytes().repeat(2).try_into().unwrap_or([0; 32]),
+            allow_exec: true,
             ..ServerConfig::default()
         };
         let mut server =

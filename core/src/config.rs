@@ -43,9 +43,12 @@ pub struct ServerConfig {
     pub conn: Config,
     /// Accept anonymous logins.
     pub allow_anonymous: bool,
-    /// Advertise that `exec` is enabled (the driver still decides each one).
+    /// Run `exec` requests: advertised in the hello; when false the server
+    /// refuses each with `ExecDisabled` itself (the driver still decides
+    /// each one it is given).
     pub allow_exec: bool,
-    /// Advertise that writes are refused (the driver still enforces it).
+    /// Refuse every write (put, mkdir, remove, rename) with `ReadOnly`:
+    /// advertised in the hello and enforced by the server itself.
     pub read_only: bool,
     /// Failed logins after which the connection is closed.
     pub max_login_failures: u8,

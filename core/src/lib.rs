@@ -141,6 +141,7 @@ pub mod driver;
 mod error;
 pub mod frame;
 pub mod message;
+pub mod naming;
 mod server;
 mod time;
 mod transfer;

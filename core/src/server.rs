@@ -513,6 +513,13 @@ impl<B: Buffer> Server<B> {
                 })?;
                 return Ok(Step::Nothing);
             }
+            (State::Idle, Message::Request(req))
+                if refused_by_config(&self.config, &req).is_some() =>
+            {
+                let err = refused_by_config(&self.config, &req).unwrap_or(Error::Internal);
+                self.conn.send_msg(&Message::Error { code: err.code() })?;
+                return Ok(Step::Nothing);
+            }
             (State::Idle, Message::Request(req)) => {
                 let kind = match &req {
                     Request::Get { .. } => Kind::Get,
@@ -604,6 +611,28 @@ impl<B: Buffer> Server<B> {
                 Err(Error::UnexpectedFrame)
             }
         }
+    }
+}
+
+/// What the server's configuration refuses outright, before any store
+/// sees the request: every write on a read-only server, every command
+/// where exec is off. The hello's flags advertise both; here they are
+/// enforced, so no driver (std, device, test store) can forget them.
+fn refused_by_config(config: &ServerConfig, req: &Request) -> Option<Error> {
+    let writes = matches!(
+        req,
+        Request::Put { .. }
+            | Request::Mkdir { .. }
+            | Request::Remove { .. }
+            | Request::Rename { .. }
+            | Request::RenameReplace { .. }
+    );
+    if writes && config.read_only {
+        Some(Error::ReadOnly)
+    } else if matches!(req, Request::Exec { .. }) && !config.allow_exec {
+        Some(Error::ExecDisabled)
+    } else {
+        None
     }
 }
 

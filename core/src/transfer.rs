@@ -25,9 +25,13 @@ pub(crate) struct Transfer {
 }
 
 impl Transfer {
-    /// Fails only if `digest` is not compiled in, which negotiation rules
-    /// out.
+    /// Fails with `BadOffset` if `offset` is past `size` (every later
+    /// subtraction relies on it), and if `digest` is not compiled in,
+    /// which negotiation rules out.
     pub fn new(size: u64, offset: u64, digest: Algorithm) -> Result<Self, Error> {
+        if offset > size {
+            return Err(Error::BadOffset);
+        }
         Ok(Transfer {
             size,
             offset,

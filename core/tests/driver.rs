@@ -34,6 +34,7 @@ fn store() -> MemStore {
 fn server_config() -> ServerConfig {
     ServerConfig {
         secret: [4; 32],
+        allow_exec: true,
         ..ServerConfig::default()
     }
 }

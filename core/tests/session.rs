@@ -599,3 +599,42 @@ fn a_long_transfer_is_not_cut_by_the_idle_timer() {
     assert_eq!(p.take().last(), Some(&Rec::TransferEnd(true)));
     assert_eq!(p.store.files["slow"], data);
 }
+
+/// Read-only and exec-disabled are the core server's rules, not each
+/// driver's: a read-only server refuses every write and a server without
+/// exec every command itself, before the store sees anything.
+#[test]
+fn read_only_and_exec_disabled_are_enforced_by_the_core_server() {
+    let sc = ServerConfig {
+        read_only: true,
+        allow_exec: false,
+        ..pair::server_config()
+    };
+    let mut p = Pair::with(
+        Config::default(),
+        sc,
+        64 * 1024,
+        64 * 1024,
+        pair::Split::Whole,
+    );
+    p.login();
+    p.store.files.insert("a".into(), b"a".to_vec());
+    let ev = p.put("new.bin", b"data", Overwrite::Replace, false);
+    assert_eq!(ev, vec![Rec::Failed(Error::ReadOnly)]);
+    type Call = fn(&mut ferry_core::Client<Vec<u8>>) -> Result<(), Error>;
+    let writes: [(Call, Error); 5] = [
+        (|c| c.mkdir("d"), Error::ReadOnly),
+        (|c| c.remove("a"), Error::ReadOnly),
+        (|c| c.rename("a", "b"), Error::ReadOnly),
+        (|c| c.rename_replacing("a", "b"), Error::ReadOnly),
+        (|c| c.exec("true"), Error::ExecDisabled),
+    ];
+    for (call, want) in writes {
+        call(&mut p.client).unwrap();
+        p.drive();
+        assert_eq!(p.take(), vec![Rec::Failed(want)]);
+    }
+    assert_eq!(p.store.files.len(), 1, "nothing changed");
+    assert!(p.store.files.contains_key("a"));
+    assert!(!p.server_events.iter().any(|e| matches!(e, SRec::PutEnd(_))));
+}

@@ -72,6 +72,13 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
         }
     }
 
+    /// Refuses every write (put, mkdir, remove, rename) when `on`: the
+    /// core server enforces it and says so in its hello. (Sessions already
+    /// open keep the setting they started with.)
+    pub fn set_read_only(&mut self, on: bool) {
+        self.config.read_only = on;
+    }
+
     /// Serves every socket once; call after each `Interface::poll`.
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) {
         let busy = core::iter::once((&mut self.busy, true));

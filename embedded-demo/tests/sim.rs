@@ -208,6 +208,24 @@ fn a_put_larger_than_free_space_is_refused_before_the_body() {
     assert!(w.device.store.is_empty());
 }
 
+/// A device configured read-only refuses a put (and mkdir) before any
+/// body byte; the core server enforces it, not the device's own code.
+#[test]
+fn a_read_only_device_refuses_writes() {
+    let link = Link::new();
+    let mut w = World::new(&link, Auth::Anonymous, 0, 0);
+    w.device.set_read_only(true);
+    let mut c = logged_in(&mut w);
+    c.upload = data(1000, 5);
+    c.client.put("a.bin", 1000, Overwrite::Fail, false).unwrap();
+    w.run(&mut c, |c| {
+        c.events.iter().any(|e| matches!(e, Ev::Failed(_)))
+    });
+    assert!(has(&c, &Ev::Failed(ferry_core::Error::ReadOnly)));
+    assert_eq!(c.sent, 0, "no body byte was sent");
+    assert!(w.device.store.is_empty());
+}
+
 #[test]
 fn one_session_too_many_is_told_the_server_is_busy() {
     let link = Link::new();

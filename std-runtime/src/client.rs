@@ -13,6 +13,7 @@ use std::time::{Duration, Instant as StdInstant};
 use embedded_io_adapters::std::FromStd;
 use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::driver::blocking::BlockingClient;
+use ferry_core::naming::{keep_both_name, part_name};
 use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
@@ -247,14 +248,7 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             (0u32..)
-                .map(|n| {
-                    let name = if n == 0 {
-                        format!("{base}.new")
-                    } else {
-                        format!("{base}.new.{n}")
-                    };
-                    path.with_file_name(name)
-                })
+                .map(|n| path.with_file_name(keep_both_name(&base, n).to_string()))
                 .find(|p| !p.exists())
                 .ok_or_else(|| FerryError::at_local(path, Error::Exists))
         }
@@ -267,7 +261,7 @@ fn local_part(target: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.ferry-part"))
+    target.with_file_name(part_name(&name).to_string())
 }
 
 fn progress(quiet: bool, total: u64, what: &str) -> ProgressBar {

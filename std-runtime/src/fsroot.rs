@@ -43,11 +43,7 @@ type Live = HashMap<PathBuf, Arc<AtomicU64>>;
 /// file carrying it (see [`Root::reattach`]).
 const PART_XATTR: &str = "user.ferry.part";
 
-/// Whether `name` is in the part-file namespace (`.NAME.ferry-part`),
-/// which no request may name (docs/PROTOCOL.md#paths).
-pub fn is_part_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".ferry-part")
-}
+pub use ferry_core::naming::is_part_name;
 
 /// Maps an I/O error to the protocol's typed refusal.
 pub fn map_io(e: &io::Error) -> Error {
@@ -154,12 +150,6 @@ fn file_name(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).unwrap_or("/")
 }
 
-/// Whether `name` is a partial upload's (`.NAME.ferry-part`), which
-/// listings hide.
-pub(crate) fn is_part_file(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".ferry-part")
-}
-
 /// The hidden sibling that holds a partial upload of `target` (kept for
 /// `--resume`, never under the real name).
 pub fn part_path(target: &Path) -> PathBuf {
@@ -172,7 +162,7 @@ pub fn part_path(target: &Path) -> PathBuf {
 
 /// The part file's name for a target named `name`.
 fn part_name(name: &str) -> String {
-    format!(".{name}.ferry-part")
+    ferry_core::naming::part_name(name).to_string()
 }
 
 /// The directory part of a resolved path (`""` for the root).
@@ -568,11 +558,7 @@ impl Root {
                 let base = file_name(p);
                 let parent = parent_of(p);
                 for n in 0u32.. {
-                    let name = if n == 0 {
-                        format!("{base}.new")
-                    } else {
-                        format!("{base}.new.{n}")
-                    };
+                    let name = ferry_core::naming::keep_both_name(base, n).to_string();
                     let cand = parent.join(name);
                     if !self.exists(&cand) && !in_flight(&cand) {
                         return Ok(cand);

@@ -9,7 +9,7 @@
 use cap_std::fs::ReadDir;
 use ferry_core::{Entry, Error};
 
-use crate::fsroot::{entry_of, is_part_file, map_io};
+use crate::fsroot::{entry_of, is_part_name, map_io};
 
 /// A listing in progress.
 pub struct Listing {
@@ -49,7 +49,7 @@ impl Listing {
             };
             let name = item.file_name();
             let Some(name) = name.to_str() else { continue };
-            if is_part_file(name) {
+            if is_part_name(name) {
                 continue;
             }
             if let Ok(md) = item.metadata() {

@@ -216,17 +216,6 @@ impl Session {
 
     fn request(&mut self, s: &mut Server<Vec<u8>>, req: Request) -> Result<(), Error> {
         let root = self.root.clone();
-        let writes = matches!(
-            req,
-            Request::Put { .. }
-                | Request::Mkdir { .. }
-                | Request::Remove { .. }
-                | Request::Rename { .. }
-                | Request::RenameReplace { .. }
-        );
-        if writes && self.shared.read_only {
-            return s.refuse(Error::ReadOnly);
-        }
         let outcome = match &req {
             Request::Get { path } => {
                 let r = resolve(&self.cwd, path).and_then(|p| root.open_read(&p));
@@ -334,13 +323,9 @@ impl Session {
             Request::RenameReplace { from, to } => resolve(&self.cwd, from)
                 .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
                 .and_then(|(from, to)| root.rename_replacing(&from, &to)),
-            Request::Exec { command } => {
-                if !self.shared.allow_exec {
-                    Err(Error::ExecDisabled)
-                } else {
-                    return self.start_exec(s, command.to_string());
-                }
-            }
+            // Exec-disabled and read-only are refused by the core server
+            // before a request gets here.
+            Request::Exec { command } => return self.start_exec(s, command.to_string()),
         };
         info!(peer = %self.peer, user = self.who(), request = ?req, result = ?outcome, "request");
         match outcome {

@@ -515,13 +515,10 @@ impl Pair {
                         Overwrite::Fail => return s.refuse(Error::Exists).unwrap(),
                         Overwrite::Replace => {}
                         Overwrite::KeepBoth => {
-                            let mut cand = format!("{target}.new");
-                            let mut i = 1;
-                            while store.files.contains_key(&cand) {
-                                cand = format!("{target}.new.{i}");
-                                i += 1;
-                            }
-                            target = cand;
+                            target = (0u32..)
+                                .map(|i| ferry_core::naming::keep_both_name(&target, i).to_string())
+                                .find(|c| !store.files.contains_key(c))
+                                .unwrap();
                             name = Some(target.clone());
                         }
                     }

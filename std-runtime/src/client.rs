@@ -540,22 +540,36 @@ impl Client {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if !md.is_dir() {
+            // No lookup round trip first: a path ending in `/` names a
+            // directory; otherwise the put goes straight to the path, and
+            // only if the server answers that it is a directory does the
+            // file go inside it (one extra round trip, in that case only).
+            if remote.ends_with('/') {
+                return self.put_one(local, join_remote(remote, &name), md.len(), &name, opts);
+            }
+            return match self.put_one(local, remote.to_string(), md.len(), &name, opts) {
+                Err(e) if e.protocol() == Some(Error::IsADirectory) => {
+                    self.put_one(local, join_remote(remote, &name), md.len(), &name, opts)
+                }
+                r => r,
+            };
+        }
+        if !opts.recursive {
+            return Err(FerryError::Local {
+                path: local.display().to_string(),
+                source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory (use -r)"),
+            });
+        }
+        // A directory goes inside an existing remote directory, else
+        // becomes it.
         let remote = match self.inner.stat(remote) {
             Ok(e) if e.kind == Kind::Dir => join_remote(remote, &name),
             _ if remote.ends_with('/') => join_remote(remote, &name),
             _ => remote.to_string(),
         };
-        if md.is_dir() {
-            if !opts.recursive {
-                return Err(FerryError::Local {
-                    path: local.display().to_string(),
-                    source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory (use -r)"),
-                });
-            }
-            self.put_dir(local, &remote, opts)?;
-            return Ok(remote);
-        }
-        self.put_one(local, remote, md.len(), &name, opts)
+        self.put_dir(local, &remote, opts)?;
+        Ok(remote)
     }
 
     /// Uploads the file `local` (`size` bytes) to exactly `remote`.

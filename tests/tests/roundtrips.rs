@@ -1,0 +1,100 @@
+//! What a command asks the server, counted from the bytes it sends: a
+//! single-file put spends no lookup round trip (issue 16, item 2).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use ferry_core::frame::{self, FrameKind, HEADER_LEN, HELLO_LEN};
+use ferry_core::message::{Message, Request};
+use ferry_tests::*;
+
+/// Relays one connection to `target` and records what the client sent.
+fn recording_relay(target: String) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let up = Arc::new(Mutex::new(Vec::new()));
+    let rec = up.clone();
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut s = TcpStream::connect(target).unwrap();
+        let (mut c2, mut s2) = (c.try_clone().unwrap(), s.try_clone().unwrap());
+        let down = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut s2, &mut c2);
+            let _ = c2.shutdown(std::net::Shutdown::Write);
+        });
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            rec.lock().unwrap().extend_from_slice(&buf[..n]);
+            if s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = down.join();
+    });
+    (addr, up)
+}
+
+/// The requests in a recorded client→server stream.
+fn requests(up: &[u8]) -> Vec<Request> {
+    let mut out = Vec::new();
+    let mut rest = &up[HELLO_LEN..];
+    while rest.len() >= HEADER_LEN {
+        let (kind, len) =
+            frame::read_header(rest[..HEADER_LEN].try_into().unwrap(), u32::MAX).unwrap();
+        let payload = &rest[HEADER_LEN..HEADER_LEN + len as usize];
+        if kind == FrameKind::Msg {
+            if let Ok(Message::Request(r)) = frame::decode_message(payload) {
+                out.push(r);
+            }
+        }
+        rest = &rest[HEADER_LEN + len as usize..];
+    }
+    out
+}
+
+fn put_through_relay(s: &Server, local: &std::path::Path, path: &str) -> Vec<Request> {
+    let (addr, up) = recording_relay(s.addr.clone());
+    let mut c = ferry();
+    c.arg("put")
+        .arg(local)
+        .arg(format!("ferry://{addr}/{path}"))
+        .arg("--quiet");
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let up = up.lock().unwrap().clone();
+    requests(&up)
+}
+
+#[test]
+fn a_single_put_sends_one_request_and_finds_a_directory_by_the_answer() {
+    let s = Server::anonymous(&[]);
+    std::fs::create_dir(s.root.join("dir")).unwrap();
+    let local = TempDir::new().unwrap();
+    let f = local.path().join("f.txt");
+    std::fs::write(&f, b"hello").unwrap();
+
+    let reqs = put_through_relay(&s, &f, "new.txt");
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(
+        matches!(&reqs[0], Request::Put { path, .. } if path.as_str() == "/new.txt"),
+        "{reqs:?}"
+    );
+    assert_eq!(std::fs::read(s.root.join("new.txt")).unwrap(), b"hello");
+
+    // A directory named without a trailing `/`: the server's answer says
+    // so, and the file goes inside (one more request, only here).
+    let reqs = put_through_relay(&s, &f, "dir");
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(std::fs::read(s.root.join("dir/f.txt")).unwrap(), b"hello");
+    // With the `/`, one request again.
+    std::fs::remove_file(s.root.join("dir/f.txt")).unwrap();
+    let reqs = put_through_relay(&s, &f, "dir/");
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(std::fs::read(s.root.join("dir/f.txt")).unwrap(), b"hello");
+}

@@ -1,6 +1,7 @@
-//! Ferry's std runtime: the `ferry` server, client library, CLI and
-//! interactive shell, on [`ferry_core`]. The sockets, files and processes
-//! live here; the protocol lives in the core.
+//! Ferry's std runtime: the `ferry` server and client library, on
+//! [`ferry_core`]. The sockets, files and processes live here; the protocol
+//! lives in the core. The `ferry` binary's command line and interactive
+//! shell (`src/bin/ferry/`) are glue over this API.
 //!
 //! Embedding a server:
 //!
@@ -33,7 +34,6 @@
 //! ```
 
 pub mod admission;
-pub mod cli;
 pub mod client;
 pub mod error;
 pub mod exec;
@@ -41,13 +41,12 @@ pub mod fsroot;
 pub mod listing;
 pub mod server;
 pub mod session;
-pub mod shell;
 pub mod sums;
 pub mod url;
 pub mod users;
 mod writer;
 
-pub use client::{Client, TransferOptions};
-pub use error::FerryError;
-pub use server::{ServeOptions, Server};
+pub use client::{Client, ConnectOptions, TransferOptions};
+pub use error::{exit, FerryError};
+pub use server::{ListenAddr, ServeOptions, Server};
 pub use url::FerryUrl;

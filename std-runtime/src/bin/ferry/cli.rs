@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry::admission::Limits;
+use ferry::users::{name_problem, Users};
+use ferry::{
+    exit, Client, ConnectOptions, FerryError, FerryUrl, ListenAddr, ServeOptions, Server,
+    TransferOptions,
+};
 use ferry_core::digest::{Algorithm, Digests};
-use ferry_core::{Kind, Overwrite, Stream, Verifier};
+use ferry_core::{Overwrite, Verifier};
 use tracing::warn;
 
-use crate::admission::Limits;
-use crate::client::{Client, ConnectOptions, TransferOptions};
-use crate::error::{exit, FerryError};
-use crate::server::{ListenAddr, ServeOptions, Server};
-use crate::url::FerryUrl;
-use crate::users::{name_problem, Users};
+use crate::output::{exec_and_print, format_entry, format_stat};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -436,12 +437,6 @@ pub fn open(url: &FerryUrl, opts: &ConnectOptions) -> Result<Client, FerryError>
     Ok(c)
 }
 
-/// Prints an entry the way `ls` shows it.
-pub fn format_entry(e: &ferry_core::Entry) -> String {
-    let suffix = if e.kind == Kind::Dir { "/" } else { "" };
-    format!("{:>12}  {}{}", e.size, e.name, suffix)
-}
-
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -528,7 +523,7 @@ impl Subject {
                 remote: true,
                 source,
             } => {
-                let named = crate::url::name_remote(url, path);
+                let named = ferry::url::name_remote(url, path);
                 if command == "mv" {
                     format!("mv {url} to {named}: {source}")
                 } else {
@@ -778,43 +773,4 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             crate::shell::run(&mut c)
         }
     }
-}
-
-/// `stat` output, one field per line.
-pub fn format_stat(e: &ferry_core::Entry) -> String {
-    let kind = match e.kind {
-        Kind::File => "file",
-        Kind::Dir => "directory",
-        Kind::Symlink => "symlink",
-        Kind::Other => "other",
-    };
-    format!(
-        "name: {}\nkind: {kind}\nsize: {}\nmodified: {}\nmode: {:04o}",
-        e.name, e.size, e.modified, e.mode
-    )
-}
-
-/// Runs a command, streaming its output; exit 1 if it failed remotely,
-/// saying so with `place` (where it ran, as the user named it).
-pub fn exec_and_print(c: &mut Client, command: &str, place: &str) -> Result<i32, FerryError> {
-    let (status, no_output) = c.exec(command, |s, d| {
-        let _ = match s {
-            Stream::Stdout => std::io::stdout().write_all(d),
-            Stream::Stderr => std::io::stderr().write_all(d),
-        };
-    })?;
-    let _ = std::io::stdout().flush();
-    if no_output {
-        println!("command ran, no output");
-    }
-    if status != 0 {
-        let place = if place.is_empty() {
-            String::new()
-        } else {
-            format!(" {place}")
-        };
-        eprintln!("ferry: exec{place}: remote command {command:?} exited with status {status}");
-        return Ok(1);
-    }
-    Ok(exit::OK)
 }

@@ -119,8 +119,10 @@ impl PinName {
     }
 }
 
+/// How to reach the server: the flags every remote command takes, turned
+/// into the library's [`ConnectOptions`] by [`ConnectArgs::open`].
 #[derive(Debug, Args)]
-struct Conn {
+struct ConnectArgs {
     /// Connect through this Unix socket instead of HOST:PORT.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -143,7 +145,7 @@ struct Pin {
     digest: Option<PinName>,
 }
 
-impl Conn {
+impl ConnectArgs {
     fn open(&self, url: &FerryUrl, digest: Option<PinName>) -> Result<Client, FerryError> {
         let digest = digest.and_then(PinName::algorithm);
         open(
@@ -158,8 +160,9 @@ impl Conn {
     }
 }
 
+/// The flags of `get` and `put`, turned into [`TransferOptions`].
 #[derive(Debug, Args)]
-struct Transfer {
+struct TransferArgs {
     /// Copy directories recursively.
     #[arg(short = 'r', long)]
     recursive: bool,
@@ -174,7 +177,7 @@ struct Transfer {
     quiet: bool,
 }
 
-impl Transfer {
+impl TransferArgs {
     fn options(&self) -> TransferOptions {
         TransferOptions {
             resume: self.resume,
@@ -300,9 +303,9 @@ enum Cmd {
         /// Local file or directory (default: the current directory).
         local: Option<PathBuf>,
         #[command(flatten)]
-        transfer: Transfer,
+        transfer: TransferArgs,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
         #[command(flatten)]
         pin: Pin,
     },
@@ -313,9 +316,9 @@ enum Cmd {
         /// ferry://[USER@]HOST[:PORT]/PATH (a directory keeps the name).
         url: String,
         #[command(flatten)]
-        transfer: Transfer,
+        transfer: TransferArgs,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
         #[command(flatten)]
         pin: Pin,
     },
@@ -324,7 +327,7 @@ enum Cmd {
         /// ferry://…/DIR
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Describe a remote path; with --digest ALG, print the file's digest
     /// instead (as `md5sum`/`sha256sum`/`b3sum` would: HEX  PATH).
@@ -335,21 +338,21 @@ enum Cmd {
         #[arg(long, value_enum, value_name = "ALG")]
         digest: Option<PinName>,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Remove a remote file or empty directory.
     Rm {
         /// ferry://…/PATH
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Create a remote directory.
     Mkdir {
         /// ferry://…/DIR
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Rename a remote path.
     Mv {
@@ -361,7 +364,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "fail")]
         overwrite: MvPolicy,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Run a command on the server: ferry exec URL -- CMD [ARGS...].
     Exec {
@@ -371,7 +374,7 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Echo text through the server.
     Echo {
@@ -383,14 +386,14 @@ enum Cmd {
         #[arg(long)]
         upper: bool,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Interactive shell (batch mode when stdin is not a terminal).
     Shell {
         /// ferry://…/DIR
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
         #[command(flatten)]
         pin: Pin,
     },
@@ -668,11 +671,11 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             local,
             transfer,
-            conn,
+            connect,
             pin,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, pin.digest)?;
+            let mut c = connect.open(&url, pin.digest)?;
             let local = local.unwrap_or_else(|| ".".into());
             c.get_file(&url.path, &local, &transfer.options())?;
             Ok(exit::OK)
@@ -681,29 +684,33 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             local,
             url,
             transfer,
-            conn,
+            connect,
             pin,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, pin.digest)?;
+            let mut c = connect.open(&url, pin.digest)?;
             let stored = c.put_file(&local, &url.path, &transfer.options())?;
             if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
                 eprintln!("ferry: stored as {stored}");
             }
             Ok(exit::OK)
         }
-        Cmd::Ls { url, conn } => {
+        Cmd::Ls { url, connect } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, None)?;
+            let mut c = connect.open(&url, None)?;
             let mut out = std::io::stdout().lock();
             for e in c.list(&url.path)? {
                 let _ = writeln!(out, "{}", format_entry(&e));
             }
             Ok(exit::OK)
         }
-        Cmd::Stat { url, digest, conn } => {
+        Cmd::Stat {
+            url,
+            digest,
+            connect,
+        } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, digest)?;
+            let mut c = connect.open(&url, digest)?;
             if digest.is_some() {
                 println!("{}  {}", c.digest(&url.path)?, url.path);
             } else {
@@ -711,24 +718,24 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             }
             Ok(exit::OK)
         }
-        Cmd::Rm { url, conn } => {
+        Cmd::Rm { url, connect } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url, None)?.remove(&url.path)?;
+            connect.open(&url, None)?.remove(&url.path)?;
             Ok(exit::OK)
         }
-        Cmd::Mkdir { url, conn } => {
+        Cmd::Mkdir { url, connect } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url, None)?.mkdir(&url.path)?;
+            connect.open(&url, None)?.mkdir(&url.path)?;
             Ok(exit::OK)
         }
         Cmd::Mv {
             url,
             newpath,
             overwrite,
-            conn,
+            connect,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, None)?;
+            let mut c = connect.open(&url, None)?;
             // A refusal may be the source's or the new path's: "not found"
             // is the source's if it is missing (the message names the URL);
             // otherwise the new path is named too.
@@ -745,10 +752,10 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         Cmd::Exec {
             url: raw,
             command,
-            conn,
+            connect,
         } => {
             let url = FerryUrl::parse(&raw)?;
-            let mut c = conn.open(&url, None)?;
+            let mut c = connect.open(&url, None)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }
@@ -758,15 +765,15 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             text,
             upper,
-            conn,
+            connect,
         } => {
             let url = FerryUrl::parse(&url)?;
-            println!("{}", conn.open(&url, None)?.echo(&text, upper)?);
+            println!("{}", connect.open(&url, None)?.echo(&text, upper)?);
             Ok(exit::OK)
         }
-        Cmd::Shell { url, conn, pin } => {
+        Cmd::Shell { url, connect, pin } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, pin.digest)?;
+            let mut c = connect.open(&url, pin.digest)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }

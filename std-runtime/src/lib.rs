@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ferry::FerryError> {
-//! use ferry::server::{ListenAddr, ServeOptions, Server};
+//! use ferry::{ListenAddr, ServeOptions, Server};
 //! let opts = ServeOptions {
 //!     root: "/srv/files".into(),
 //!     listen: vec![ListenAddr::parse("127.0.0.1:7070")?],
@@ -33,15 +33,22 @@
 //! # Ok(()) }
 //! ```
 
+// The API: the root's re-exports, the admission limits a server takes, the
+// URL form, and the users file. Everything else is the implementation.
 pub mod admission;
-pub mod client;
-pub mod error;
-pub mod exec;
-pub mod fsroot;
-pub mod listing;
-pub mod server;
-pub mod session;
-pub mod sums;
+mod client;
+mod error;
+mod exec;
+// Once private, `Upload::part` and `Session::exec_running` show as unused.
+// They stay until the core's app layer replaces the session (issue 15 step
+// 1); the expectations fail, and go, when the dead code does.
+#[expect(dead_code, reason = "Upload::part is never read")]
+mod fsroot;
+mod listing;
+mod server;
+#[expect(dead_code, reason = "Session::exec_running is never called")]
+mod session;
+mod sums;
 pub mod url;
 pub mod users;
 mod writer;

@@ -139,7 +139,12 @@ mod conn;
 pub mod digest;
 pub mod driver;
 mod error;
+// Wire internals: the frame layout and the message enum. Public for the
+// workspace's wire tests, benches and fuzz targets, not part of the API;
+// what a driver needs of them is re-exported below.
+#[doc(hidden)]
 pub mod frame;
+#[doc(hidden)]
 pub mod message;
 pub mod naming;
 mod server;
@@ -154,6 +159,9 @@ pub use client::{Client, Event as ClientEvent};
 pub use config::{Config, ServerConfig};
 pub use conn::{Buffer, Negotiated, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER};
 pub use error::{Error, Result};
-pub use message::{Entry, Kind, Overwrite, Path, Request, Stream};
+pub use message::{
+    Entry, Kind, Name, Overwrite, Path, Request, Stream, Text, User, MAX_NAME, MAX_PATH, MAX_TEXT,
+    MAX_USER, MIN_FRAME,
+};
 pub use server::{Event as ServerEvent, Server};
 pub use time::Instant;

@@ -29,7 +29,7 @@ use tracing::warn;
 /// Most addresses the penalty table tracks (OpenSSH's `max-sources`
 /// default); past it, new addresses are not penalised until entries
 /// expire, and the server says so in its log.
-pub const MAX_PENALISED_SOURCES: usize = 65_536;
+pub(crate) const MAX_PENALISED_SOURCES: usize = 65_536;
 
 /// Admission limits, from `ferry serve`'s options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Default for Limits {
 
 /// The key limits and penalties are kept under: an IPv4 address, or an
 /// IPv6 /64 (one host usually holds a whole /64, as OpenSSH assumes too).
-pub fn source(ip: IpAddr) -> IpAddr {
+pub(crate) fn source(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -77,7 +77,7 @@ pub fn source(ip: IpAddr) -> IpAddr {
 }
 
 /// The server-wide admission state.
-pub struct Admission {
+pub(crate) struct Admission {
     limits: Limits,
     startups: Mutex<Startups>,
     penalties: Mutex<HashMap<IpAddr, Penalty>>,
@@ -117,7 +117,7 @@ struct Penalty {
 
 /// Why a connection was evicted, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Evicted {
+pub(crate) enum Evicted {
     /// The whole startup budget was full.
     Budget,
     /// Its address's share was full.
@@ -125,7 +125,7 @@ pub enum Evicted {
 }
 
 /// A connection counted as a startup until it logs in or closes.
-pub struct Startup {
+pub(crate) struct Startup {
     admission: Arc<Admission>,
     id: u64,
     evicted: Arc<Notify>,
@@ -145,7 +145,7 @@ impl Drop for Startup {
 }
 
 /// Whole seconds, rounded up: "retry in 0 s" would be wrong.
-pub fn ceil_secs(d: Duration) -> u64 {
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
@@ -161,11 +161,6 @@ impl Admission {
             startups: Mutex::default(),
             penalties: Mutex::default(),
         }
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> Limits {
-        self.limits
     }
 
     fn startups(&self) -> MutexGuard<'_, Startups> {
@@ -224,6 +219,7 @@ impl Admission {
     }
 
     /// Connections counted as startups now.
+    #[cfg(test)]
     pub fn startups_now(&self) -> usize {
         self.startups().live.len()
     }
@@ -275,7 +271,7 @@ impl Admission {
 /// One connection's side of admission, for the loop that drives it: its
 /// startup ticket until it logs in, then its session slot
 /// (`--max-connections`), and its address for penalties.
-pub struct Gate {
+pub(crate) struct Gate {
     admission: Arc<Admission>,
     ip: Option<IpAddr>,
     peer: String,

@@ -26,7 +26,7 @@ use crate::writer::{self, Writer};
 const BUF: usize = 256 * 1024 + 64;
 
 /// A TCP or Unix socket, or TLS over either.
-pub enum Conn {
+pub enum Transport {
     /// TCP.
     Tcp(TcpStream),
     /// Unix socket.
@@ -39,13 +39,13 @@ pub enum Conn {
     TlsUnix(Box<rustls::StreamOwned<rustls::ClientConnection, UnixStream>>),
 }
 
-impl Read for Conn {
+impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-            Conn::TlsUnix(s) => s.read(buf),
+            Transport::Tcp(s) => s.read(buf),
+            Transport::Unix(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+            Transport::TlsUnix(s) => s.read(buf),
         };
         match r {
             // The socket's read timeout (EAGAIN): tell the driver, which
@@ -126,13 +126,13 @@ pub const MAX_LISTING: usize = 1_000_000;
 /// How often a waiting client wakes to check its deadlines.
 const TICK: Duration = Duration::from_millis(500);
 
-impl Write for Conn {
+impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let r = match self {
-            Conn::Tcp(s) => s.write(buf),
-            Conn::Unix(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-            Conn::TlsUnix(s) => s.write(buf),
+            Transport::Tcp(s) => s.write(buf),
+            Transport::Unix(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+            Transport::TlsUnix(s) => s.write(buf),
         };
         match r {
             // The write timeout: the peer stopped reading for that long.
@@ -145,10 +145,10 @@ impl Write for Conn {
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Conn::Tcp(s) => s.flush(),
-            Conn::Unix(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-            Conn::TlsUnix(s) => s.flush(),
+            Transport::Tcp(s) => s.flush(),
+            Transport::Unix(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+            Transport::TlsUnix(s) => s.flush(),
         }
     }
 }
@@ -197,7 +197,7 @@ pub struct TransferOptions {
 
 /// A connected Ferry client.
 pub struct Client {
-    inner: BlockingClient<FromStd<Conn>, Vec<u8>, Clock>,
+    inner: BlockingClient<FromStd<Transport>, Vec<u8>, Clock>,
 }
 
 fn proto(e: impl Into<FerryError>) -> FerryError {
@@ -311,13 +311,13 @@ impl Client {
                 // `ferrys://` means TLS whatever carries it: never plain
                 // text because a socket path was given.
                 if url.tls {
-                    Conn::TlsUnix(Box::new(tls_handshake(
+                    Transport::TlsUnix(Box::new(tls_handshake(
                         tls_client(&url.host, opts.ca)?,
                         s,
                         handshake_limit,
                     )?))
                 } else {
-                    Conn::Unix(s)
+                    Transport::Unix(s)
                 }
             }
             None => {
@@ -327,13 +327,13 @@ impl Client {
                     .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
                     .map_err(FerryError::Connection)?;
                 if url.tls {
-                    Conn::Tls(Box::new(tls_handshake(
+                    Transport::Tls(Box::new(tls_handshake(
                         tls_client(&url.host, opts.ca)?,
                         s,
                         handshake_limit,
                     )?))
                 } else {
-                    Conn::Tcp(s)
+                    Transport::Tcp(s)
                 }
             }
         };

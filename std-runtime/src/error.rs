@@ -32,7 +32,7 @@ pub enum FerryError {
     #[error("{}", describe(*.0))]
     Protocol(Proto),
     /// A typed error from the peer, with a hint that fits the command
-    /// better than [`describe`]'s (`mv` has no keep-both).
+    /// better than [`FerryError::Protocol`]'s (`mv` has no keep-both).
     #[error("{}{hint}", .error.message())]
     Hinted {
         /// The error.

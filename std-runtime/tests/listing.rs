@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use ferry::client::Client;
-use ferry::server::{ListenAddr, ServeOptions, Server};
-use ferry::url::FerryUrl;
+use ferry::{Client, FerryUrl, ListenAddr, ServeOptions, Server};
 
 #[test]
 fn a_listing_is_kept_at_the_bound_and_refused_one_past_it() {

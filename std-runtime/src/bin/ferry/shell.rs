@@ -6,9 +6,9 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{exec_and_print, format_entry, format_stat};
-use crate::client::{Client, TransferOptions};
-use crate::error::{exit, FerryError};
+use ferry::{exit, Client, FerryError, TransferOptions};
+
+use crate::output::{exec_and_print, format_entry, format_stat};
 
 const HELP: &str = "\
 commands:

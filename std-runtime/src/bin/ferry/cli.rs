@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry::admission::Limits;
+use ferry::users::{name_problem, Users};
+use ferry::{
+    exit, Client, ConnectOptions, FerryError, FerryUrl, ListenAddr, ServeOptions, Server,
+    TransferOptions,
+};
 use ferry_core::digest::{Algorithm, Digests};
-use ferry_core::{Kind, Overwrite, Stream, Verifier};
+use ferry_core::{Overwrite, Verifier};
 use tracing::warn;
 
-use crate::admission::Limits;
-use crate::client::{Client, ConnectOptions, TransferOptions};
-use crate::error::{exit, FerryError};
-use crate::server::{ListenAddr, ServeOptions, Server};
-use crate::url::FerryUrl;
-use crate::users::{name_problem, Users};
+use crate::output::{exec_and_print, format_entry, format_stat};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -118,8 +119,10 @@ impl PinName {
     }
 }
 
+/// How to reach the server: the flags every remote command takes, turned
+/// into the library's [`ConnectOptions`] by [`ConnectArgs::open`].
 #[derive(Debug, Args)]
-struct Conn {
+struct ConnectArgs {
     /// Connect through this Unix socket instead of HOST:PORT.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -142,7 +145,7 @@ struct Pin {
     digest: Option<PinName>,
 }
 
-impl Conn {
+impl ConnectArgs {
     fn open(&self, url: &FerryUrl, digest: Option<PinName>) -> Result<Client, FerryError> {
         let digest = digest.and_then(PinName::algorithm);
         open(
@@ -157,8 +160,9 @@ impl Conn {
     }
 }
 
+/// The flags of `get` and `put`, turned into [`TransferOptions`].
 #[derive(Debug, Args)]
-struct Transfer {
+struct TransferArgs {
     /// Copy directories recursively.
     #[arg(short = 'r', long)]
     recursive: bool,
@@ -173,7 +177,7 @@ struct Transfer {
     quiet: bool,
 }
 
-impl Transfer {
+impl TransferArgs {
     fn options(&self) -> TransferOptions {
         TransferOptions {
             resume: self.resume,
@@ -299,9 +303,9 @@ enum Cmd {
         /// Local file or directory (default: the current directory).
         local: Option<PathBuf>,
         #[command(flatten)]
-        transfer: Transfer,
+        transfer: TransferArgs,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
         #[command(flatten)]
         pin: Pin,
     },
@@ -312,9 +316,9 @@ enum Cmd {
         /// ferry://[USER@]HOST[:PORT]/PATH (a directory keeps the name).
         url: String,
         #[command(flatten)]
-        transfer: Transfer,
+        transfer: TransferArgs,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
         #[command(flatten)]
         pin: Pin,
     },
@@ -323,7 +327,7 @@ enum Cmd {
         /// ferry://…/DIR
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Describe a remote path; with --digest ALG, print the file's digest
     /// instead (as `md5sum`/`sha256sum`/`b3sum` would: HEX  PATH).
@@ -334,21 +338,21 @@ enum Cmd {
         #[arg(long, value_enum, value_name = "ALG")]
         digest: Option<PinName>,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Remove a remote file or empty directory.
     Rm {
         /// ferry://…/PATH
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Create a remote directory.
     Mkdir {
         /// ferry://…/DIR
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Rename a remote path.
     Mv {
@@ -360,7 +364,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "fail")]
         overwrite: MvPolicy,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Run a command on the server: ferry exec URL -- CMD [ARGS...].
     Exec {
@@ -370,7 +374,7 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Echo text through the server.
     Echo {
@@ -382,14 +386,14 @@ enum Cmd {
         #[arg(long)]
         upper: bool,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
     },
     /// Interactive shell (batch mode when stdin is not a terminal).
     Shell {
         /// ferry://…/DIR
         url: String,
         #[command(flatten)]
-        conn: Conn,
+        connect: ConnectArgs,
         #[command(flatten)]
         pin: Pin,
     },
@@ -434,12 +438,6 @@ pub fn open(url: &FerryUrl, opts: &ConnectOptions) -> Result<Client, FerryError>
         None => c.login(None, None)?,
     }
     Ok(c)
-}
-
-/// Prints an entry the way `ls` shows it.
-pub fn format_entry(e: &ferry_core::Entry) -> String {
-    let suffix = if e.kind == Kind::Dir { "/" } else { "" };
-    format!("{:>12}  {}{}", e.size, e.name, suffix)
 }
 
 fn init_logging(verbose: u8) {
@@ -528,7 +526,7 @@ impl Subject {
                 remote: true,
                 source,
             } => {
-                let named = crate::url::name_remote(url, path);
+                let named = ferry::url::name_remote(url, path);
                 if command == "mv" {
                     format!("mv {url} to {named}: {source}")
                 } else {
@@ -673,11 +671,11 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             local,
             transfer,
-            conn,
+            connect,
             pin,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, pin.digest)?;
+            let mut c = connect.open(&url, pin.digest)?;
             let local = local.unwrap_or_else(|| ".".into());
             c.get_file(&url.path, &local, &transfer.options())?;
             Ok(exit::OK)
@@ -686,29 +684,33 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             local,
             url,
             transfer,
-            conn,
+            connect,
             pin,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, pin.digest)?;
+            let mut c = connect.open(&url, pin.digest)?;
             let stored = c.put_file(&local, &url.path, &transfer.options())?;
             if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
                 eprintln!("ferry: stored as {stored}");
             }
             Ok(exit::OK)
         }
-        Cmd::Ls { url, conn } => {
+        Cmd::Ls { url, connect } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, None)?;
+            let mut c = connect.open(&url, None)?;
             let mut out = std::io::stdout().lock();
             for e in c.list(&url.path)? {
                 let _ = writeln!(out, "{}", format_entry(&e));
             }
             Ok(exit::OK)
         }
-        Cmd::Stat { url, digest, conn } => {
+        Cmd::Stat {
+            url,
+            digest,
+            connect,
+        } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, digest)?;
+            let mut c = connect.open(&url, digest)?;
             if digest.is_some() {
                 println!("{}  {}", c.digest(&url.path)?, url.path);
             } else {
@@ -716,24 +718,24 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             }
             Ok(exit::OK)
         }
-        Cmd::Rm { url, conn } => {
+        Cmd::Rm { url, connect } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url, None)?.remove(&url.path)?;
+            connect.open(&url, None)?.remove(&url.path)?;
             Ok(exit::OK)
         }
-        Cmd::Mkdir { url, conn } => {
+        Cmd::Mkdir { url, connect } => {
             let url = FerryUrl::parse(&url)?;
-            conn.open(&url, None)?.mkdir(&url.path)?;
+            connect.open(&url, None)?.mkdir(&url.path)?;
             Ok(exit::OK)
         }
         Cmd::Mv {
             url,
             newpath,
             overwrite,
-            conn,
+            connect,
         } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, None)?;
+            let mut c = connect.open(&url, None)?;
             // A refusal may be the source's or the new path's: "not found"
             // is the source's if it is missing (the message names the URL);
             // otherwise the new path is named too.
@@ -750,10 +752,10 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         Cmd::Exec {
             url: raw,
             command,
-            conn,
+            connect,
         } => {
             let url = FerryUrl::parse(&raw)?;
-            let mut c = conn.open(&url, None)?;
+            let mut c = connect.open(&url, None)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }
@@ -763,58 +765,19 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             url,
             text,
             upper,
-            conn,
+            connect,
         } => {
             let url = FerryUrl::parse(&url)?;
-            println!("{}", conn.open(&url, None)?.echo(&text, upper)?);
+            println!("{}", connect.open(&url, None)?.echo(&text, upper)?);
             Ok(exit::OK)
         }
-        Cmd::Shell { url, conn, pin } => {
+        Cmd::Shell { url, connect, pin } => {
             let url = FerryUrl::parse(&url)?;
-            let mut c = conn.open(&url, pin.digest)?;
+            let mut c = connect.open(&url, pin.digest)?;
             if url.path != "/" {
                 c.cd(&url.path)?;
             }
             crate::shell::run(&mut c)
         }
     }
-}
-
-/// `stat` output, one field per line.
-pub fn format_stat(e: &ferry_core::Entry) -> String {
-    let kind = match e.kind {
-        Kind::File => "file",
-        Kind::Dir => "directory",
-        Kind::Symlink => "symlink",
-        Kind::Other => "other",
-    };
-    format!(
-        "name: {}\nkind: {kind}\nsize: {}\nmodified: {}\nmode: {:04o}",
-        e.name, e.size, e.modified, e.mode
-    )
-}
-
-/// Runs a command, streaming its output; exit 1 if it failed remotely,
-/// saying so with `place` (where it ran, as the user named it).
-pub fn exec_and_print(c: &mut Client, command: &str, place: &str) -> Result<i32, FerryError> {
-    let (status, no_output) = c.exec(command, |s, d| {
-        let _ = match s {
-            Stream::Stdout => std::io::stdout().write_all(d),
-            Stream::Stderr => std::io::stderr().write_all(d),
-        };
-    })?;
-    let _ = std::io::stdout().flush();
-    if no_output {
-        println!("command ran, no output");
-    }
-    if status != 0 {
-        let place = if place.is_empty() {
-            String::new()
-        } else {
-            format!(" {place}")
-        };
-        eprintln!("ferry: exec{place}: remote command {command:?} exited with status {status}");
-        return Ok(1);
-    }
-    Ok(exit::OK)
 }

@@ -1,5 +1,9 @@
 //! The `ferry` binary: flags and glue only; the work lives in the library.
 
+mod cli;
+mod output;
+mod shell;
+
 fn main() {
-    std::process::exit(ferry::cli::main());
+    std::process::exit(cli::main());
 }

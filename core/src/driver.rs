@@ -143,7 +143,7 @@ macro_rules! drivers {
         pub mod $name {
             use super::*;
             use crate::client::Client;
-            use crate::conn::Buffer;
+            use crate::endpoint::Buffer;
             use embedded_io::ErrorType;
 
             /// A client connection driven over a transport, one exchange

@@ -69,7 +69,7 @@ fn put_through(size: usize, chunk: u32, digest: Algorithm) {
     let scfg = ServerConfig {
         conn: cfg,
         allow_anonymous: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([3; 32])
     };
     let buf = chunk as usize + 64;
     let mut c = Client::new(now, cfg, vec![0; buf], vec![0; buf]).unwrap();

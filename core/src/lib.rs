@@ -49,7 +49,7 @@
 //!                  ServerConfig, ServerEvent};
 //!
 //! let now = Instant::ZERO;
-//! let server_cfg = ServerConfig { allow_anonymous: true, ..ServerConfig::default() };
+//! let server_cfg = ServerConfig { allow_anonymous: true, ..ServerConfig::new([7; 32]) };
 //! // Caller-owned buffers: arrays here, `Vec<u8>` or `&mut [u8]` work too.
 //! let mut client = Client::new(now, Config::default(), [0u8; 4096], [0u8; 4096])?;
 //! let mut server = Server::new(now, server_cfg, [0u8; 4096], [0u8; 4096])?;

@@ -58,7 +58,7 @@ fn zero_trailer(alg: Algorithm) -> Vec<u8> {
 fn config() -> ServerConfig {
     ServerConfig {
         allow_anonymous: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([2; 32])
     }
 }
 

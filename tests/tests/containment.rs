@@ -78,7 +78,7 @@ fn evil_server() -> String {
             std::thread::spawn(move || {
                 let cfg = ServerConfig {
                     allow_anonymous: true,
-                    ..ServerConfig::default()
+                    ..ServerConfig::new([8; 32])
                 };
                 let mut server =
                     Server::new(Instant::ZERO, cfg, vec![0; 65_536], vec![0; 65_536]).unwrap();

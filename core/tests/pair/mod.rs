@@ -185,8 +185,7 @@ pub fn server_config() -> ServerConfig {
     ServerConfig {
         allow_anonymous: true,
         allow_exec: true,
-        secret: [9; 32],
-        ..ServerConfig::default()
+        ..ServerConfig::new([9; 32])
     }
 }
 

@@ -109,11 +109,13 @@ fn put_through(size: usize, chunk: u32, digest: Algorithm) {
             }
         }
         if started && sent < size {
-            let b = c.send_buffer();
-            let n = b.len().min(size - sent);
-            b[..n].copy_from_slice(&body[..n]);
-            c.commit_send(n).unwrap();
-            sent += n;
+            sent += c
+                .send_with(|b| {
+                    let n = b.len().min(size - sent);
+                    b[..n].copy_from_slice(&body[..n]);
+                    (n, n)
+                })
+                .unwrap();
         }
     }
     black_box(sink);

@@ -41,8 +41,8 @@ pub enum Event<'a> {
         size: u64,
     },
     /// put: the server accepted; feed the prefix if `offset > 0`, then send
-    /// the body from `offset` with [`Client::send_buffer`] /
-    /// [`Client::commit_send`] or [`Client::send_body`].
+    /// the body from `offset` with [`Client::send_with`] or
+    /// [`Client::send_body`].
     Accepted {
         /// Resume offset: the server already holds bytes `0..offset`.
         offset: u64,

@@ -56,8 +56,7 @@ fuzz_target!(|data: &[u8]| {
                 _ => Ok(()),
             };
         }
-        let n = s.send_buffer().len().min(7);
-        let _ = s.commit_send(n);
+        let _ = s.send_with(|buf| (buf.len().min(7), ()));
         while s.poll_transmit(&mut out).is_some() {}
         if pos == input.len() {
             s.handle_eof(now);

@@ -460,12 +460,12 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
         self.role.transfer().map_or(0, Transfer::prefix_needed)
     }
 
+    /// **Deprecated: use [`Self::send_with`]**, which cannot be misused;
+    /// kept while the std and device drivers move over, then removed.
+    ///
     /// Space for the next body chunk, straight in the output buffer
     /// (empty when it is full: transmit first). Write into it, then
-    /// [`Self::commit_send`].
-    ///
-    /// Superseded by [`Self::send_with`], which cannot be misused; kept
-    /// while drivers move over. Queuing anything in between (a cancel, a
+    /// [`Self::commit_send`]. Queuing anything in between (a cancel, a
     /// reply) or asking for room again voids the staging, and
     /// `commit_send` then fails with [`Error::BadUsage`].
     pub fn send_buffer(&mut self) -> &mut [u8] {
@@ -477,9 +477,10 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
         self.link.output.space_mut(space)
     }
 
+    /// **Deprecated: use [`Self::send_with`].**
+    ///
     /// Sends `n` bytes written into [`Self::send_buffer`]. The MD5
-    /// trailer follows the last byte by itself. Superseded by
-    /// [`Self::send_with`].
+    /// trailer follows the last byte by itself.
     pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
         let staged = self.staged.take();
         let Some(t) = self.role.sending() else {
@@ -505,9 +506,10 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
     }
 
     /// Sends body bytes written in place: `fill` gets room for the next
-    /// chunk straight in the output buffer (empty when it is full:
-    /// transmit first, or before the held prefix is fed) and returns how
-    /// many bytes it wrote and a value of its own, handed back. The MD5
+    /// chunk straight in the output buffer and returns how many bytes it
+    /// wrote and a value of its own, handed back. The room is empty when
+    /// nothing can go now: the output is full (transmit first), the held
+    /// prefix is not fed yet, or no body is being sent. The MD5
     /// trailer follows the last byte by itself. As smoltcp's
     /// `TcpSocket::send`: nothing can be queued between the writing and
     /// the sending, so there is nothing to get wrong.
@@ -524,12 +526,15 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
     /// # Ok(()) }
     /// ```
     ///
-    /// Fails with [`Error::BadUsage`] outside a body being sent, or if
-    /// `fill` claims more bytes than it was given.
+    /// Fails with [`Error::BadUsage`] if `fill` claims more bytes than it
+    /// was given.
     pub fn send_with<T>(&mut self, fill: impl FnOnce(&mut [u8]) -> (usize, T)) -> Result<T, Error> {
         self.staged = None;
         let Some(t) = self.role.sending() else {
-            return Err(Error::BadUsage);
+            return match fill(&mut []) {
+                (0, value) => Ok(value),
+                _ => Err(Error::BadUsage),
+            };
         };
         let max = match t.prefix_done() {
             true => usize::try_from(t.remaining()).unwrap_or(usize::MAX),

@@ -143,3 +143,13 @@ fn sending_counts_as_activity_for_the_idle_timer() {
     c.handle_timeout(Instant::from_millis(now + idle));
     assert_eq!(c.closed, Some(Error::Timeout));
 }
+
+#[test]
+fn outside_a_body_send_with_offers_no_room() {
+    let mut e = sender(0);
+    e.role.transfer = None;
+    assert_eq!(e.send_with(|buf| (0, buf.len())), Ok(0));
+    assert_eq!(e.send_with(|_| (1, ())), Err(Error::BadUsage));
+    assert!(e.send_buffer().is_empty());
+    assert_eq!(e.commit_send(0), Err(Error::BadUsage));
+}

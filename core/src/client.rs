@@ -436,7 +436,9 @@ impl<B: Buffer> Client<B> {
     /// sends no body and the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
         self.expect_state(matches!(self.role.state, State::Offered { .. }))?;
-        self.link.send_msg(&Message::Error { code: err.code() })?;
+        self.link.send_msg(&Message::Error {
+            code: err.request_code(),
+        })?;
         self.role.state = State::Idle;
         Ok(())
     }
@@ -447,13 +449,17 @@ impl<B: Buffer> Client<B> {
     pub fn cancel(&mut self, err: Error) -> Result<(), Error> {
         match self.role.state {
             State::Receiving(_) => {
-                self.link.send_msg(&Message::Error { code: err.code() })?;
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
                 self.role.state = State::Discarding;
             }
             State::Sending(_) => {
                 // The error follows every body frame sent, so it also marks
                 // the body's end; the server acknowledges with an error.
-                self.link.send_msg(&Message::Error { code: err.code() })?;
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
                 self.role.state = State::CancelWait;
             }
             _ => return Err(Error::BadUsage),
@@ -487,7 +493,7 @@ impl<B: Buffer> Client<B> {
 
     fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
         if let Message::Error { code } = msg {
-            return self.on_error(Error::from_code(code));
+            return self.on_error(Error::from_wire(code));
         }
         let state = core::mem::replace(&mut self.role.state, State::Idle);
         let (state, event) = match (state, msg) {

@@ -305,7 +305,9 @@ impl<B: Buffer> Server<B> {
             State::Request(_) | State::Listing(_) | State::Storing => {}
             _ => return Err(Error::BadUsage),
         }
-        self.link.send_msg(&Message::Error { code: err.code() })?;
+        self.link.send_msg(&Message::Error {
+            code: err.request_code(),
+        })?;
         self.role.state = State::Idle;
         Ok(())
     }
@@ -431,7 +433,9 @@ impl<B: Buffer> Server<B> {
             State::Receiving(_) => State::Discarding,
             _ => return Err(Error::BadUsage),
         };
-        self.link.send_msg(&Message::Error { code: err.code() })?;
+        self.link.send_msg(&Message::Error {
+            code: err.request_code(),
+        })?;
         self.role.cancel_may_cross = matches!(next, State::Idle);
         self.role.state = next;
         Ok(())
@@ -491,7 +495,9 @@ impl<B: Buffer> Server<B> {
         if self.role.failures >= self.role.config.max_login_failures.max(1) {
             self.link.fail(Error::TooManyFailures);
         } else {
-            self.link.send_msg(&Message::Error { code: error.code() })?;
+            self.link.send_msg(&Message::Error {
+                code: error.request_code(),
+            })?;
         }
         Ok(Step::Event(Event::LoginFailed {
             user,
@@ -502,7 +508,7 @@ impl<B: Buffer> Server<B> {
 
     fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
         if let Message::Error { code } = msg {
-            return self.on_error(Error::from_code(code));
+            return self.on_error(Error::from_wire(code));
         }
         self.role.cancel_may_cross = false;
         let state = core::mem::replace(&mut self.role.state, State::Idle);
@@ -542,7 +548,9 @@ impl<B: Buffer> Server<B> {
                 let reply = if upper { uppercase(&text) } else { Ok(text) };
                 match reply {
                     Ok(t) => self.link.send_msg(&Message::EchoReply(t))?,
-                    Err(e) => self.link.send_msg(&Message::Error { code: e.code() })?,
+                    Err(e) => self.link.send_msg(&Message::Error {
+                        code: e.request_code(),
+                    })?,
                 }
                 return Ok(Step::Nothing);
             }
@@ -558,7 +566,9 @@ impl<B: Buffer> Server<B> {
                 if refused_by_config(&self.role.config, &req).is_some() =>
             {
                 let err = refused_by_config(&self.role.config, &req).unwrap_or(Error::Internal);
-                self.link.send_msg(&Message::Error { code: err.code() })?;
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
                 return Ok(Step::Nothing);
             }
             (State::Idle, Message::Request(req)) => {

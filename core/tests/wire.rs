@@ -403,6 +403,13 @@ fn error_codes_are_stable_and_unique() {
     assert_eq!(Error::ChecksumMismatch.code(), 50);
     assert_eq!(Error::Busy.code(), 60);
     assert_eq!(Error::from_code(9999), Error::Unknown);
+    // Local-only codes mean nothing from a peer.
+    for e in [Error::BadUsage, Error::BufferFull, Error::Closed] {
+        assert!(e.is_local());
+        assert_eq!(Error::from_wire(e.code()), Error::Malformed);
+    }
+    assert_eq!(Error::from_wire(Error::Exists.code()), Error::Exists);
+    assert!(Error::ALL.iter().filter(|e| e.is_local()).count() == 3);
 }
 
 #[test]

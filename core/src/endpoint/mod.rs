@@ -294,7 +294,9 @@ impl<B: Buffer> Link<B> {
             return;
         }
         // Best effort: the peer may never read it.
-        let _ = self.send_msg(&Message::Error { code: err.code() });
+        let _ = self.send_msg(&Message::Error {
+            code: err.closing_code(),
+        });
         self.closed = Some(err);
         self.input.clear();
     }

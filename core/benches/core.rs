@@ -69,7 +69,7 @@ fn put_through(size: usize, chunk: u32, digest: Algorithm) {
     let scfg = ServerConfig {
         conn: cfg,
         allow_anonymous: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([3; 32])
     };
     let buf = chunk as usize + 64;
     let mut c = Client::new(now, cfg, vec![0; buf], vec![0; buf]).unwrap();
@@ -109,11 +109,13 @@ fn put_through(size: usize, chunk: u32, digest: Algorithm) {
             }
         }
         if started && sent < size {
-            let b = c.send_buffer();
-            let n = b.len().min(size - sent);
-            b[..n].copy_from_slice(&body[..n]);
-            c.commit_send(n).unwrap();
-            sent += n;
+            sent += c
+                .send_with(|b| {
+                    let n = b.len().min(size - sent);
+                    b[..n].copy_from_slice(&body[..n]);
+                    (n, n)
+                })
+                .unwrap();
         }
     }
     black_box(sink);

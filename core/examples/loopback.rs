@@ -34,10 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = std::thread::spawn(move || -> Result<usize, String> {
         let (stream, peer) = listener.accept().map_err(|e| e.to_string())?;
         let mut io = FromStd::new(stream);
+        let mut secret = [0u8; 32];
+        secret[..16].copy_from_slice(&random_bytes());
+        secret[16..].copy_from_slice(&random_bytes());
         let cfg = ServerConfig {
-            secret: random_bytes().repeat(2).try_into().unwrap_or([0; 32]),
             allow_exec: true,
-            ..ServerConfig::default()
+            ..ServerConfig::new(secret)
         };
         let mut server =
             Server::new(clock(), cfg, vec![0; BUF], vec![0; BUF]).map_err(|e| e.to_string())?;

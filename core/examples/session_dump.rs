@@ -61,7 +61,7 @@ pub fn transcript() -> String {
             digests: Digests::MD5_ONLY,
             ..cc
         },
-        ..ServerConfig::default()
+        ..ServerConfig::new([1; 32])
     };
     let mut c = Client::new(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
     let mut s = Server::new(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();

@@ -3,8 +3,8 @@
 
 use crate::auth::{nonce_from_random, ScramClient};
 use crate::config::Config;
-use crate::conn::{endpoint_common, Buffer, Conn, Incoming, Negotiated, Phase};
 use crate::digest::Sum;
+use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
 use crate::error::Error;
 use crate::frame::{decode_message, FrameKind};
 use crate::message::{bounded, Entry, Message, Overwrite, Path, Request, Stream, Text};
@@ -41,8 +41,8 @@ pub enum Event<'a> {
         size: u64,
     },
     /// put: the server accepted; feed the prefix if `offset > 0`, then send
-    /// the body from `offset` with [`Client::send_buffer`] /
-    /// [`Client::commit_send`] or [`Client::send_body`].
+    /// the body from `offset` with [`Client::send_with`] or
+    /// [`Client::send_body`].
     Accepted {
         /// Resume offset: the server already holds bytes `0..offset`.
         offset: u64,
@@ -122,25 +122,65 @@ enum Step {
     Output(Stream, core::ops::Range<usize>),
 }
 
-/// A Ferry client connection, sans-IO. See the crate docs for the driving
-/// contract.
-pub struct Client<B> {
-    conn: Conn<B>,
+/// A Ferry client connection, sans-IO: an [`Endpoint`] in the client role.
+/// See the crate docs for the driving contract.
+pub type Client<B> = Endpoint<B, ClientRole>;
+
+/// The client's own state inside an [`Endpoint`].
+pub struct ClientRole {
     state: State,
 }
 
-impl<B: Buffer> Client<B> {
-    endpoint_common!();
+impl Role for ClientRole {
+    fn hello_received(&mut self) -> bool {
+        if !matches!(self.state, State::Handshake) {
+            return false;
+        }
+        self.state = State::LoggedOut;
+        true
+    }
 
+    fn transfer(&self) -> Option<&Transfer> {
+        match &self.state {
+            State::Receiving(t) | State::Sending(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn sending(&mut self) -> Option<&mut Transfer> {
+        match &mut self.state {
+            State::Sending(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn receiving(&mut self) -> Option<&mut Transfer> {
+        match &mut self.state {
+            State::Receiving(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn discarding(&self) -> bool {
+        matches!(self.state, State::Discarding)
+    }
+
+    fn body_sent(&mut self, sum: Sum) {
+        self.state = State::AwaitDone(sum);
+    }
+}
+
+impl<B: Buffer> Client<B> {
     /// A client that will send its hello at the first transmit. `inbuf`
     /// bounds the largest frame accepted, `outbuf` the largest sent; each
     /// must be at least [`MIN_INPUT_BUFFER`](crate::MIN_INPUT_BUFFER) /
     /// [`MIN_OUTPUT_BUFFER`](crate::MIN_OUTPUT_BUFFER) bytes.
     pub fn new(now: Instant, config: Config, inbuf: B, outbuf: B) -> Result<Self, Error> {
-        Ok(Client {
-            conn: Conn::new(now, config, true, 0, inbuf, outbuf)?,
+        let link = Link::new(now, config, Side::Client, 0, inbuf, outbuf)?;
+        let role = ClientRole {
             state: State::Handshake,
-        })
+        };
+        Ok(Endpoint::from_parts(link, role))
     }
 
     // ---- getters ----
@@ -148,71 +188,71 @@ impl<B: Buffer> Client<B> {
     /// Whether login has completed.
     pub fn is_logged_in(&self) -> bool {
         !matches!(
-            self.state,
+            self.role.state,
             State::Handshake
                 | State::LoggedOut
                 | State::Scram(..)
                 | State::Anonymous
                 | State::Closed
-        ) && self.conn.closed.is_none()
+        ) && self.link.closed.is_none()
     }
 
     /// Whether a new request may be sent now.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Idle) && self.conn.closed.is_none()
+        matches!(self.role.state, State::Idle) && self.link.closed.is_none()
     }
 
     /// The next event, if the buffered input completes one.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if matches!(self.state, State::Closed) {
+        if matches!(self.role.state, State::Closed) {
             return None;
         }
         loop {
-            if self.conn.closed.is_some() {
+            if self.link.closed.is_some() {
                 return self.closed_event();
             }
             // Backpressure: a frame may need an answer (a SCRAM step, Done,
             // a resync trailer), so only take one when an answer fits.
-            if !self.conn.can_send_msg() {
+            if !self.link.can_send_msg() {
                 return None;
             }
-            let incoming = match self.conn.next_frame() {
+            let incoming = match self.link.next_frame() {
                 Ok(Some(i)) => i,
                 Ok(None) => {
-                    if self.conn.eof() {
-                        let err = if self.conn.eof_mid_frame() || self.mid_exchange() {
+                    if self.link.eof() {
+                        let err = if self.link.eof_mid_frame() || self.mid_exchange() {
                             Error::Truncated
                         } else {
                             Error::Closed
                         };
-                        self.conn.fail_quietly(err);
+                        self.link.fail_quietly(err);
                         continue;
                     }
                     return None;
                 }
                 Err(e) => {
-                    self.conn.fail(e);
+                    self.link.fail(e);
                     continue;
                 }
             };
             let step = match incoming {
-                Incoming::Hello => self.on_hello(),
+                Incoming::Hello => self.on_hello().map(|n| Step::Event(Event::Connected(n))),
                 Incoming::Frame(kind, range) => self.on_frame(kind, range),
             };
             match step {
                 Ok(Step::Nothing) => continue,
                 Ok(Step::Event(e)) => return Some(e),
-                Ok(Step::Data(r)) => return Some(Event::Data(self.conn.payload(r))),
+                Ok(Step::Data(r)) => return Some(Event::Data(self.link.payload(r))),
                 Ok(Step::Output(stream, r)) => {
                     return Some(Event::Output {
                         stream,
-                        data: self.conn.payload(r),
+                        data: self.link.payload(r),
                     })
                 }
                 Err(Error::Closed) => continue,
                 Err(e) => {
-                    self.conn.fail(e);
+                    self.link.fail(e);
                     continue;
                 }
             }
@@ -220,13 +260,13 @@ impl<B: Buffer> Client<B> {
     }
 
     fn closed_event(&mut self) -> Option<Event<'static>> {
-        let e = self.conn.take_close()?;
-        self.state = State::Closed;
+        let e = self.link.take_close()?;
+        self.role.state = State::Closed;
         Some(Event::Closed(e))
     }
 
     fn mid_exchange(&self) -> bool {
-        !matches!(self.state, State::Idle | State::LoggedOut)
+        !matches!(self.role.state, State::Idle | State::LoggedOut)
     }
 
     // ---- commands: each queues a request and returns at once ----
@@ -234,19 +274,19 @@ impl<B: Buffer> Client<B> {
     /// Logs in with SCRAM-SHA-256. `random` is 8–32 fresh random bytes for
     /// the client nonce.
     pub fn login(&mut self, user: &str, password: &str, random: &[u8]) -> Result<(), Error> {
-        self.expect_state(matches!(self.state, State::LoggedOut))?;
+        self.expect_state(matches!(self.role.state, State::LoggedOut))?;
         let nonce = nonce_from_random(random)?;
         let (scram, first) = ScramClient::start(user, password, &nonce)?;
-        self.conn.send_msg(&Message::ClientFirst(first))?;
-        self.state = State::Scram(scram, false);
+        self.link.send_msg(&Message::ClientFirst(first))?;
+        self.role.state = State::Scram(scram, false);
         Ok(())
     }
 
     /// Logs in anonymously (the server must allow it).
     pub fn login_anonymous(&mut self) -> Result<(), Error> {
-        self.expect_state(matches!(self.state, State::LoggedOut))?;
-        self.conn.send_msg(&Message::Anonymous)?;
-        self.state = State::Anonymous;
+        self.expect_state(matches!(self.role.state, State::LoggedOut))?;
+        self.link.send_msg(&Message::Anonymous)?;
+        self.role.state = State::Anonymous;
         Ok(())
     }
 
@@ -356,14 +396,14 @@ impl<B: Buffer> Client<B> {
     }
 
     fn request(&mut self, msg: Message, pending: Pending) -> Result<(), Error> {
-        self.expect_state(matches!(self.state, State::Idle))?;
-        self.conn.send_msg(&msg)?;
-        self.state = State::Await(pending);
+        self.expect_state(matches!(self.role.state, State::Idle))?;
+        self.link.send_msg(&msg)?;
+        self.role.state = State::Await(pending);
         Ok(())
     }
 
     fn expect_state(&self, ok: bool) -> Result<(), Error> {
-        if let Some(_e) = self.conn.closed {
+        if let Some(_e) = self.link.closed {
             return Err(Error::Closed);
         }
         if ok {
@@ -379,25 +419,27 @@ impl<B: Buffer> Client<B> {
     /// caller already holds; feed them with [`Self::feed_prefix`] before
     /// polling further events so the MD5 covers the whole file).
     pub fn accept(&mut self, offset: u64) -> Result<(), Error> {
-        let State::Offered { size } = self.state else {
+        let State::Offered { size } = self.role.state else {
             return Err(Error::BadUsage);
         };
         if offset > size {
             return Err(Error::BadOffset);
         }
-        let t = Transfer::new(size, offset, self.conn.digest())?;
-        self.conn
+        let t = Transfer::new(size, offset, self.link.digest())?;
+        self.link
             .send_msg(&Message::Accept { offset, name: None })?;
-        self.state = State::Receiving(t);
+        self.role.state = State::Receiving(t);
         Ok(())
     }
 
     /// Refuses an [`Event::Offer`] (e.g. the local file exists): the server
     /// sends no body and the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
-        self.expect_state(matches!(self.state, State::Offered { .. }))?;
-        self.conn.send_msg(&Message::Error { code: err.code() })?;
-        self.state = State::Idle;
+        self.expect_state(matches!(self.role.state, State::Offered { .. }))?;
+        self.link.send_msg(&Message::Error {
+            code: err.request_code(),
+        })?;
+        self.role.state = State::Idle;
         Ok(())
     }
 
@@ -405,16 +447,20 @@ impl<B: Buffer> Client<B> {
     /// pressed ^C): the peer is told `err`, the session goes on, and no file
     /// is marked verified.
     pub fn cancel(&mut self, err: Error) -> Result<(), Error> {
-        match self.state {
+        match self.role.state {
             State::Receiving(_) => {
-                self.conn.send_msg(&Message::Error { code: err.code() })?;
-                self.state = State::Discarding;
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
+                self.role.state = State::Discarding;
             }
             State::Sending(_) => {
                 // The error follows every body frame sent, so it also marks
                 // the body's end; the server acknowledges with an error.
-                self.conn.send_msg(&Message::Error { code: err.code() })?;
-                self.state = State::CancelWait;
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
+                self.role.state = State::CancelWait;
             }
             _ => return Err(Error::BadUsage),
         }
@@ -426,12 +472,12 @@ impl<B: Buffer> Client<B> {
     fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
         match kind {
             FrameKind::Msg => {
-                let msg = decode_message(self.conn.payload(range))?;
+                let msg = decode_message(self.link.payload(range))?;
                 self.on_message(msg)
             }
-            FrameKind::Data => self.on_body(range),
+            FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
             FrameKind::Stdout | FrameKind::Stderr => {
-                let State::Await(Pending::Exec { output }) = &mut self.state else {
+                let State::Await(Pending::Exec { output }) = &mut self.role.state else {
                     return Err(Error::UnexpectedFrame);
                 };
                 *output = true;
@@ -447,22 +493,22 @@ impl<B: Buffer> Client<B> {
 
     fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
         if let Message::Error { code } = msg {
-            return self.on_error(Error::from_code(code));
+            return self.on_error(Error::from_wire(code));
         }
-        let state = core::mem::replace(&mut self.state, State::Idle);
+        let state = core::mem::replace(&mut self.role.state, State::Idle);
         let (state, event) = match (state, msg) {
             (State::Scram(mut scram, false), Message::ServerFirst(text)) => {
                 let last = scram.server_first(&text)?;
-                self.conn.send_msg(&Message::ClientFinal(last))?;
+                self.link.send_msg(&Message::ClientFinal(last))?;
                 (State::Scram(scram, true), None)
             }
             (State::Scram(scram, true), Message::ServerFinal(text)) => {
                 scram.server_final(&text)?;
-                self.conn.phase = Phase::Session;
+                self.link.logged_in();
                 (State::Idle, Some(Event::LoggedIn))
             }
             (State::Anonymous, Message::LoginOk) => {
-                self.conn.phase = Phase::Session;
+                self.link.logged_in();
                 (State::Idle, Some(Event::LoggedIn))
             }
             (State::Await(Pending::Echo), Message::EchoReply(t)) => {
@@ -475,7 +521,7 @@ impl<B: Buffer> Client<B> {
             }
             // Only the negotiated algorithm: a digest labelled MD5 must be one.
             (State::Await(Pending::Sum), Message::Sum(sum)) => {
-                if sum.algorithm() != self.conn.digest() {
+                if sum.algorithm() != self.link.digest() {
                     return Err(Error::Malformed);
                 }
                 (State::Idle, Some(Event::Sum(sum)))
@@ -492,16 +538,16 @@ impl<B: Buffer> Client<B> {
             (State::Await(Pending::Put { size }), Message::Accept { offset, name }) => {
                 if offset > size {
                     // A server bug: cancel this put, keep the session.
-                    self.conn.send_msg(&Message::Error {
+                    self.link.send_msg(&Message::Error {
                         code: Error::BadOffset.code(),
                     })?;
-                    self.state = State::CancelWait;
+                    self.role.state = State::CancelWait;
                     return Ok(Step::Event(Event::Failed(Error::BadOffset)));
                 }
-                self.state = State::Sending(Transfer::new(size, offset, self.conn.digest())?);
+                self.role.state = State::Sending(Transfer::new(size, offset, self.link.digest())?);
                 // An empty file (or a complete resume) needs no body.
                 if offset == 0 {
-                    self.after_send(false)?;
+                    self.after_send()?;
                 }
                 return Ok(Step::Event(Event::Accepted { offset, name }));
             }
@@ -511,7 +557,7 @@ impl<B: Buffer> Client<B> {
             (State::Receiving(t), Message::Trailer { sum }) => {
                 let verified = t.check_trailer(&sum)?;
                 let sum = t.digest();
-                self.conn.send_msg(&Message::Done { verified })?;
+                self.link.send_msg(&Message::Done { verified })?;
                 (State::Idle, Some(Event::TransferEnd { verified, sum }))
             }
             (State::Discarding, Message::Trailer { .. }) => (State::Idle, None),
@@ -522,19 +568,19 @@ impl<B: Buffer> Client<B> {
             }
             _ => return Err(Error::UnexpectedFrame),
         };
-        self.state = state;
+        self.role.state = state;
         Ok(event.map_or(Step::Nothing, Step::Event))
     }
 
     fn on_error(&mut self, err: Error) -> Result<Step, Error> {
         if err.is_fatal() {
-            self.conn.fail_quietly(err);
+            self.link.fail_quietly(err);
             return Err(Error::Closed);
         }
-        let state = core::mem::replace(&mut self.state, State::Idle);
+        let state = core::mem::replace(&mut self.role.state, State::Idle);
         match state {
             State::Scram(..) | State::Anonymous => {
-                self.state = State::LoggedOut;
+                self.role.state = State::LoggedOut;
                 Ok(Step::Event(Event::LoginFailed(err)))
             }
             State::Await(_) | State::AwaitDone(_) | State::Receiving(_) => {
@@ -542,14 +588,14 @@ impl<B: Buffer> Client<B> {
             }
             State::Sending(_) => {
                 // The server gave up mid-body; end the body so it can resync.
-                self.conn.send_resync_trailer()?;
+                self.link.send_resync_trailer()?;
                 Ok(Step::Event(Event::Failed(err)))
             }
             // Our cancel was acknowledged, or crossed the server's own
             // cancel (which then serves as the acknowledgement).
             State::CancelWait | State::Discarding => Ok(Step::Nothing),
             other => {
-                self.state = other;
+                self.role.state = other;
                 Err(Error::UnexpectedFrame)
             }
         }

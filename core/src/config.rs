@@ -61,15 +61,22 @@ pub struct ServerConfig {
     pub unknown_user_iterations: u32,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
+impl ServerConfig {
+    /// Settings for a server whose unknown-user salts derive from
+    /// `secret`: 32 random bytes from the driver's RNG, fresh at each
+    /// start (there is no default: a fixed secret, zeros above all, would
+    /// let anyone tell unknown users from real ones by their salts). The
+    /// rest are defaults: no anonymous login, no exec, writable, three
+    /// failed logins, [`DEFAULT_ITERATIONS`](crate::auth::DEFAULT_ITERATIONS)
+    /// shown for unknown users.
+    pub fn new(secret: [u8; 32]) -> Self {
         ServerConfig {
             conn: Config::default(),
             allow_anonymous: false,
             allow_exec: false,
             read_only: false,
             max_login_failures: 3,
-            secret: [0; 32],
+            secret,
             unknown_user_iterations: crate::auth::DEFAULT_ITERATIONS,
         }
     }

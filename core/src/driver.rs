@@ -143,7 +143,7 @@ macro_rules! drivers {
         pub mod $name {
             use super::*;
             use crate::client::Client;
-            use crate::conn::Buffer;
+            use crate::endpoint::Buffer;
             use embedded_io::ErrorType;
 
             /// A client connection driven over a transport, one exchange
@@ -442,18 +442,24 @@ macro_rules! drivers {
                             // Body first: the server reads it all, so no
                             // deadlock; its answer is read after the trailer.
                             if let Some(src) = source.as_mut() {
-                                let buf = self.client.send_buffer();
-                                if !buf.is_empty() {
+                                let read = self.client.send_with(|buf| {
+                                    if buf.is_empty() {
+                                        return (0, Ok(usize::MAX));
+                                    }
                                     match src(buf) {
-                                        // The source ended early: the file shrank.
-                                        Ok(0) => failed = Some(Error::Io),
-                                        Ok(n) => self.client.commit_send(n)?,
-                                        Err(e) => failed = Some(e),
+                                        Ok(n) => (n, Ok(n)),
+                                        Err(e) => (0, Err(e)),
                                     }
-                                    if let Some(e) = failed {
-                                        self.sending = false;
-                                        let _ = self.client.cancel(e);
-                                    }
+                                })?;
+                                match read {
+                                    // The source ended early: the file shrank.
+                                    Ok(0) => failed = Some(Error::Io),
+                                    Ok(_) => {}
+                                    Err(e) => failed = Some(e),
+                                }
+                                if let Some(e) = failed {
+                                    self.sending = false;
+                                    let _ = self.client.cancel(e);
                                 }
                                 continue;
                             }

@@ -119,17 +119,62 @@ error_codes! {
     Cancelled = 62, "cancelled";
     /// A bug or an unforeseen state; the connection is closed.
     Internal = 63, "internal error";
-    /// The driver called a method in the wrong state (local only).
+    /// The driver called a method in the wrong state (local only: never
+    /// sent; received, it is `Malformed`).
     BadUsage = 64, "call not valid in this state";
-    /// The output buffer is full: transmit, then retry (local only).
+    /// The output buffer is full: transmit, then retry (local only: never
+    /// sent; received, it is `Malformed`).
     BufferFull = 65, "output buffer full";
-    /// The connection is closed.
+    /// The connection is closed (local only: never sent; received, it is
+    /// `Malformed`).
     Closed = 66, "connection closed";
     /// A code this version does not know.
     Unknown = 255, "unknown error";
 }
 
 impl Error {
+    /// Whether this error only reports a local call's outcome
+    /// ([`BadUsage`](Error::BadUsage), [`BufferFull`](Error::BufferFull),
+    /// [`Closed`](Error::Closed)): it means nothing to the peer, so it
+    /// never goes on the wire and a peer that sends one is
+    /// [`Malformed`](Error::Malformed).
+    pub const fn is_local(self) -> bool {
+        matches!(self, Error::BadUsage | Error::BufferFull | Error::Closed)
+    }
+
+    /// The error a peer's `Error { code }` stands for: as
+    /// [`Error::from_code`], but a local-only code is
+    /// [`Malformed`](Error::Malformed) (which closes the connection).
+    pub const fn from_wire(code: u16) -> Error {
+        let e = Error::from_code(code);
+        if e.is_local() {
+            Error::Malformed
+        } else {
+            e
+        }
+    }
+
+    /// The code sent when this error ends a request (a refusal, a
+    /// cancel): a local-only error goes out as [`Io`](Error::Io), the far
+    /// side's failure as the peer sees it.
+    pub(crate) const fn request_code(self) -> u16 {
+        if self.is_local() {
+            Error::Io.code()
+        } else {
+            self.code()
+        }
+    }
+
+    /// The code sent when this error closes the connection: a local-only
+    /// error goes out as [`Internal`](Error::Internal).
+    pub(crate) const fn closing_code(self) -> u16 {
+        if self.is_local() {
+            Error::Internal.code()
+        } else {
+            self.code()
+        }
+    }
+
     /// Whether this error ends the connection (as opposed to failing one
     /// request, after which the session goes on).
     pub const fn is_fatal(self) -> bool {

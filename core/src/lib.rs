@@ -19,9 +19,10 @@
 //!   offered when the input buffer is full: drain events, then offer the rest.
 //! - **Commands and replies** — the client's `login`, `get`, `put`, `list`,
 //!   `exec`, … and the server's `offer`, `accept_put`, `list_entry`,
-//!   `refuse`, …; body bytes go out with `send_buffer` + `commit_send` (or
-//!   `send_body`). They queue output and return at once with a `Result`; a
-//!   call in the wrong state is [`Error::BadUsage`], a full output buffer is
+//!   `refuse`, …; body bytes go out with `send_with(|buf| (n, value))`,
+//!   written straight into the output buffer (or copied with `send_body`).
+//!   They queue output and return at once with a `Result`; a call in the
+//!   wrong state is [`Error::BadUsage`], a full output buffer is
 //!   [`Error::BufferFull`] (transmit, then retry).
 //! - **Outputs** — `poll_event`, `poll_transmit` (or the copy-free
 //!   `transmit_buf` + `transmit_done`), `poll_timeout`.
@@ -49,7 +50,7 @@
 //!                  ServerConfig, ServerEvent};
 //!
 //! let now = Instant::ZERO;
-//! let server_cfg = ServerConfig { allow_anonymous: true, ..ServerConfig::default() };
+//! let server_cfg = ServerConfig { allow_anonymous: true, ..ServerConfig::new([7; 32]) };
 //! // Caller-owned buffers: arrays here, `Vec<u8>` or `&mut [u8]` work too.
 //! let mut client = Client::new(now, Config::default(), [0u8; 4096], [0u8; 4096])?;
 //! let mut server = Server::new(now, server_cfg, [0u8; 4096], [0u8; 4096])?;
@@ -79,11 +80,13 @@
 //!     }
 //!     // The server streams a get body as output room allows.
 //!     if let Some(pos) = served.as_mut() {
-//!         let buf = server.send_buffer();
-//!         let n = buf.len().min(stored.len() - *pos);
-//!         buf[..n].copy_from_slice(&stored[*pos..*pos + n]);
-//!         server.commit_send(n)?;
-//!         *pos += n;
+//!         // Body bytes are written straight into the output buffer.
+//!         let at = *pos;
+//!         *pos += server.send_with(|buf| {
+//!             let n = buf.len().min(stored.len() - at);
+//!             buf[..n].copy_from_slice(&stored[at..at + n]);
+//!             (n, n)
+//!         })?;
 //!     }
 //!     // Server → client.
 //!     while let Some(n) = server.poll_transmit(&mut wire) {
@@ -108,13 +111,11 @@
 //!             _ => break,
 //!         }
 //!     }
-//!     let buf = client.send_buffer();
-//!     let n = buf.len().min(file.len() - sent);
-//!     if n > 0 {
+//!     sent += client.send_with(|buf| {
+//!         let n = buf.len().min(file.len() - sent);
 //!         buf[..n].copy_from_slice(&file[sent..sent + n]);
-//!         client.commit_send(n)?;
-//!         sent += n;
-//!     }
+//!         (n, n)
+//!     })?;
 //! }
 //! assert_eq!(verified, 2);
 //! assert_eq!(stored, file);
@@ -135,9 +136,9 @@ extern crate std;
 pub mod auth;
 mod client;
 mod config;
-mod conn;
 pub mod digest;
 pub mod driver;
+mod endpoint;
 mod error;
 // Wire internals: the frame layout and the message enum. Public for the
 // workspace's wire tests, benches and fuzz targets, not part of the API;
@@ -155,13 +156,13 @@ mod transfer;
 mod tests;
 
 pub use auth::Verifier;
-pub use client::{Client, Event as ClientEvent};
+pub use client::{Client, ClientRole, Event as ClientEvent};
 pub use config::{Config, ServerConfig};
-pub use conn::{Buffer, Negotiated, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER};
+pub use endpoint::{Buffer, Endpoint, Negotiated, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER};
 pub use error::{Error, Result};
 pub use message::{
     Entry, Kind, Name, Overwrite, Path, Request, Stream, Text, User, MAX_NAME, MAX_PATH, MAX_TEXT,
     MAX_USER, MIN_FRAME,
 };
-pub use server::{Event as ServerEvent, Server};
+pub use server::{Event as ServerEvent, Server, ServerRole};
 pub use time::Instant;

@@ -4,8 +4,8 @@
 
 use crate::auth::{self, parse_client_first, ClientFirst, ScramServer, Verifier};
 use crate::config::ServerConfig;
-use crate::conn::{endpoint_common, Buffer, Conn, Incoming, Negotiated, Phase};
 use crate::digest::Sum;
+use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
 use crate::error::Error;
 use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
 use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
@@ -110,9 +110,12 @@ enum Step {
     Data(core::ops::Range<usize>),
 }
 
-/// A Ferry server connection, sans-IO: one per client.
-pub struct Server<B> {
-    conn: Conn<B>,
+/// A Ferry server connection, sans-IO, one per client: an [`Endpoint`]
+/// in the server role.
+pub type Server<B> = Endpoint<B, ServerRole>;
+
+/// The server's own state inside an [`Endpoint`].
+pub struct ServerRole {
     state: State,
     config: ServerConfig,
     failures: u8,
@@ -121,9 +124,46 @@ pub struct Server<B> {
     cancel_may_cross: bool,
 }
 
-impl<B: Buffer> Server<B> {
-    endpoint_common!();
+impl Role for ServerRole {
+    fn hello_received(&mut self) -> bool {
+        if !matches!(self.state, State::Handshake) {
+            return false;
+        }
+        self.state = State::LoggedOut;
+        true
+    }
 
+    fn transfer(&self) -> Option<&Transfer> {
+        match &self.state {
+            State::Receiving(t) | State::Sending(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn sending(&mut self) -> Option<&mut Transfer> {
+        match &mut self.state {
+            State::Sending(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn receiving(&mut self) -> Option<&mut Transfer> {
+        match &mut self.state {
+            State::Receiving(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn discarding(&self) -> bool {
+        matches!(self.state, State::Discarding)
+    }
+
+    fn body_sent(&mut self, sum: Sum) {
+        self.state = State::AwaitDone(sum);
+    }
+}
+
+impl<B: Buffer> Server<B> {
     /// A server connection; its hello goes out at the first transmit.
     pub fn new(now: Instant, config: ServerConfig, inbuf: B, outbuf: B) -> Result<Self, Error> {
         let mut flags = 0;
@@ -136,13 +176,14 @@ impl<B: Buffer> Server<B> {
         if config.read_only {
             flags |= FLAG_READ_ONLY;
         }
-        Ok(Server {
-            conn: Conn::new(now, config.conn, false, flags, inbuf, outbuf)?,
+        let link = Link::new(now, config.conn, Side::Server, flags, inbuf, outbuf)?;
+        let role = ServerRole {
             state: State::Handshake,
             config,
             failures: 0,
             cancel_may_cross: false,
-        })
+        };
+        Ok(Endpoint::from_parts(link, role))
     }
 
     /// A connection that only tells the client the server is full, then
@@ -167,7 +208,7 @@ impl<B: Buffer> Server<B> {
         err: Error,
     ) -> Result<Self, Error> {
         let mut s = Self::new(now, config, inbuf, outbuf)?;
-        s.conn.fail(err);
+        s.link.fail(err);
         Ok(s)
     }
 
@@ -176,7 +217,7 @@ impl<B: Buffer> Server<B> {
     /// make room, an address refused mid-login). The next
     /// [`Server::poll_event`] reports [`Event::Closed`].
     pub fn close(&mut self, err: Error) {
-        self.conn.fail(err);
+        self.link.fail(err);
     }
 
     // ---- getters ----
@@ -186,48 +227,48 @@ impl<B: Buffer> Server<B> {
     /// poll again.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if matches!(self.state, State::Closed) {
+        if matches!(self.role.state, State::Closed) {
             return None;
         }
         loop {
-            if self.conn.closed.is_some() {
-                let e = self.conn.take_close()?;
-                self.state = State::Closed;
+            if self.link.closed.is_some() {
+                let e = self.link.take_close()?;
+                self.role.state = State::Closed;
                 return Some(Event::Closed(e));
             }
             // Backpressure: a request may need an answer, so only take one
             // when an answer surely fits.
-            if !self.conn.can_send_msg() {
+            if !self.link.can_send_msg() {
                 return None;
             }
-            let incoming = match self.conn.next_frame() {
+            let incoming = match self.link.next_frame() {
                 Ok(Some(i)) => i,
                 Ok(None) => {
-                    if self.conn.eof() {
-                        let mid = self.conn.eof_mid_frame()
-                            || !matches!(self.state, State::Idle | State::LoggedOut);
-                        self.conn
+                    if self.link.eof() {
+                        let mid = self.link.eof_mid_frame()
+                            || !matches!(self.role.state, State::Idle | State::LoggedOut);
+                        self.link
                             .fail_quietly(if mid { Error::Truncated } else { Error::Closed });
                         continue;
                     }
                     return None;
                 }
                 Err(e) => {
-                    self.conn.fail(e);
+                    self.link.fail(e);
                     continue;
                 }
             };
             let step = match incoming {
-                Incoming::Hello => self.on_hello(),
+                Incoming::Hello => self.on_hello().map(|n| Step::Event(Event::Connected(n))),
                 Incoming::Frame(kind, range) => self.on_frame(kind, range),
             };
             match step {
                 Ok(Step::Nothing) => continue,
                 Ok(Step::Event(e)) => return Some(e),
-                Ok(Step::Data(r)) => return Some(Event::Data(self.conn.payload(r))),
+                Ok(Step::Data(r)) => return Some(Event::Data(self.link.payload(r))),
                 Err(Error::Closed) => continue,
                 Err(e) => {
-                    self.conn.fail(e);
+                    self.link.fail(e);
                     continue;
                 }
             }
@@ -244,28 +285,30 @@ impl<B: Buffer> Server<B> {
         verifier: Option<&Verifier>,
         random: &[u8],
     ) -> Result<(), Error> {
-        let State::Lookup(first, raw) = &self.state else {
+        let State::Lookup(first, raw) = &self.role.state else {
             return Err(Error::BadUsage);
         };
         let nonce = auth::nonce_from_random(random)?;
-        let fake = auth::fake_salt(&self.config.secret, &first.user);
-        let stand_in = (&fake[..], self.config.unknown_user_iterations);
+        let fake = auth::fake_salt(&self.role.config.secret, &first.user);
+        let stand_in = (&fake[..], self.role.config.unknown_user_iterations);
         let (scram, server_first) = ScramServer::start(first, raw, verifier, stand_in, &nonce)?;
         let user = first.user.clone();
-        self.conn.send_msg(&Message::ServerFirst(server_first))?;
-        self.state = State::Scram(scram, user);
+        self.link.send_msg(&Message::ServerFirst(server_first))?;
+        self.role.state = State::Scram(scram, user);
         Ok(())
     }
 
     /// Refuses the pending request (or a put whose body arrived but cannot
     /// be stored) with a typed error; the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
-        match self.state {
+        match self.role.state {
             State::Request(_) | State::Listing(_) | State::Storing => {}
             _ => return Err(Error::BadUsage),
         }
-        self.conn.send_msg(&Message::Error { code: err.code() })?;
-        self.state = State::Idle;
+        self.link.send_msg(&Message::Error {
+            code: err.request_code(),
+        })?;
+        self.role.state = State::Idle;
         Ok(())
     }
 
@@ -283,7 +326,7 @@ impl<B: Buffer> Server<B> {
     /// digest: the file's digest, made with the negotiated algorithm
     /// ([`Server::negotiated`]); another algorithm is [`Error::BadUsage`].
     pub fn reply_sum(&mut self, sum: &Sum) -> Result<(), Error> {
-        if sum.algorithm() != self.conn.digest() {
+        if sum.algorithm() != self.link.digest() {
             return Err(Error::BadUsage);
         }
         self.reply(Kind::Sum, &Message::Sum(*sum))
@@ -295,38 +338,38 @@ impl<B: Buffer> Server<B> {
     }
 
     fn reply(&mut self, kind: Kind, msg: &Message) -> Result<(), Error> {
-        if !matches!(self.state, State::Request(k) if k == kind) {
+        if !matches!(self.role.state, State::Request(k) if k == kind) {
             return Err(Error::BadUsage);
         }
-        self.conn.send_msg(msg)?;
-        self.state = State::Idle;
+        self.link.send_msg(msg)?;
+        self.role.state = State::Idle;
         Ok(())
     }
 
     /// list: one entry. `BufferFull` means transmit, then call again.
     pub fn list_entry(&mut self, entry: &Entry) -> Result<(), Error> {
-        let count = match self.state {
+        let count = match self.role.state {
             State::Request(Kind::List) => 0,
             State::Listing(n) => n,
             _ => return Err(Error::BadUsage),
         };
-        if !self.conn.can_send_msg() {
+        if !self.link.can_send_msg() {
             return Err(Error::BufferFull);
         }
-        self.conn.send_msg(&Message::Entry(entry.clone()))?;
-        self.state = State::Listing(count.saturating_add(1));
+        self.link.send_msg(&Message::Entry(entry.clone()))?;
+        self.role.state = State::Listing(count.saturating_add(1));
         Ok(())
     }
 
     /// list: no more entries.
     pub fn list_end(&mut self) -> Result<(), Error> {
-        let count = match self.state {
+        let count = match self.role.state {
             State::Request(Kind::List) => 0,
             State::Listing(n) => n,
             _ => return Err(Error::BadUsage),
         };
-        self.conn.send_msg(&Message::ListEnd { count })?;
-        self.state = State::Idle;
+        self.link.send_msg(&Message::ListEnd { count })?;
+        self.role.state = State::Idle;
         Ok(())
     }
 
@@ -345,18 +388,18 @@ impl<B: Buffer> Server<B> {
     /// — fails its check instead of passing. A `sum` in another algorithm
     /// than the negotiated one is ignored (the body is hashed as usual).
     pub fn offer_vouched(&mut self, size: u64, sum: Option<Sum>) -> Result<(), Error> {
-        if !matches!(self.state, State::Request(Kind::Get)) {
+        if !matches!(self.role.state, State::Request(Kind::Get)) {
             return Err(Error::BadUsage);
         }
-        self.conn.send_msg(&Message::Offer { size })?;
-        self.state = State::Offered(size, sum);
+        self.link.send_msg(&Message::Offer { size })?;
+        self.role.state = State::Offered(size, sum);
         Ok(())
     }
 
     /// put: accept the upload from `offset` (the length of a partial upload
     /// kept from before, or 0), optionally naming where it will be stored.
     pub fn accept_put(&mut self, offset: u64, name: Option<&str>) -> Result<(), Error> {
-        let State::Request(Kind::Put { size }) = self.state else {
+        let State::Request(Kind::Put { size }) = self.role.state else {
             return Err(Error::BadUsage);
         };
         if offset > size {
@@ -366,40 +409,42 @@ impl<B: Buffer> Server<B> {
             Some(n) => Some(bounded(n, Error::InvalidPath)?),
             None => None,
         };
-        let t = Transfer::new(size, offset, self.conn.digest())?;
-        self.conn.send_msg(&Message::Accept { offset, name })?;
-        self.state = State::Receiving(t);
+        let t = Transfer::new(size, offset, self.link.digest())?;
+        self.link.send_msg(&Message::Accept { offset, name })?;
+        self.role.state = State::Receiving(t);
         Ok(())
     }
 
     /// put: the verified file is stored; tell the client.
     pub fn finish_put(&mut self) -> Result<(), Error> {
-        if !matches!(self.state, State::Storing) {
+        if !matches!(self.role.state, State::Storing) {
             return Err(Error::BadUsage);
         }
-        self.conn.send_msg(&Message::Done { verified: true })?;
-        self.state = State::Idle;
+        self.link.send_msg(&Message::Done { verified: true })?;
+        self.role.state = State::Idle;
         Ok(())
     }
 
     /// Gives up on the transfer in progress (a disk error, no space): the
     /// client is told `err` and the session goes on.
     pub fn cancel(&mut self, err: Error) -> Result<(), Error> {
-        let next = match self.state {
+        let next = match self.role.state {
             State::Sending(_) => State::Idle,
             State::Receiving(_) => State::Discarding,
             _ => return Err(Error::BadUsage),
         };
-        self.conn.send_msg(&Message::Error { code: err.code() })?;
-        self.cancel_may_cross = matches!(next, State::Idle);
-        self.state = next;
+        self.link.send_msg(&Message::Error {
+            code: err.request_code(),
+        })?;
+        self.role.cancel_may_cross = matches!(next, State::Idle);
+        self.role.state = next;
         Ok(())
     }
 
     /// exec: a piece of output; returns how many bytes were taken (at most
     /// one chunk; `BufferFull` when the output buffer is full).
     pub fn exec_output(&mut self, stream: Stream, data: &[u8]) -> Result<usize, Error> {
-        let seen = match self.state {
+        let seen = match self.role.state {
             State::Request(Kind::Exec) => false,
             State::Exec(seen) => seen,
             _ => return Err(Error::BadUsage),
@@ -411,23 +456,23 @@ impl<B: Buffer> Server<B> {
             Stream::Stdout => FrameKind::Stdout,
             Stream::Stderr => FrameKind::Stderr,
         };
-        let n = self.conn.send_frame(kind, data)?;
-        self.state = State::Exec(seen || n > 0);
+        let n = self.link.send_frame(kind, data)?;
+        self.role.state = State::Exec(seen || n > 0);
         Ok(n)
     }
 
     /// exec: the command ended with `status`.
     pub fn exec_end(&mut self, status: i32) -> Result<(), Error> {
-        let seen = match self.state {
+        let seen = match self.role.state {
             State::Request(Kind::Exec) => false,
             State::Exec(seen) => seen,
             _ => return Err(Error::BadUsage),
         };
-        self.conn.send_msg(&Message::ExecEnd {
+        self.link.send_msg(&Message::ExecEnd {
             status,
             no_output: !seen,
         })?;
-        self.state = State::Idle;
+        self.role.state = State::Idle;
         Ok(())
     }
 
@@ -436,42 +481,44 @@ impl<B: Buffer> Server<B> {
     fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
         match kind {
             FrameKind::Msg => {
-                let msg = decode_message(self.conn.payload(range))?;
+                let msg = decode_message(self.link.payload(range))?;
                 self.on_message(msg)
             }
-            FrameKind::Data => self.on_body(range),
+            FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
             FrameKind::Stdout | FrameKind::Stderr => Err(Error::UnexpectedFrame),
         }
     }
 
     fn login_failed(&mut self, user: Option<User>, error: Error) -> Result<Step, Error> {
-        self.failures = self.failures.saturating_add(1);
-        self.state = State::LoggedOut;
-        if self.failures >= self.config.max_login_failures.max(1) {
-            self.conn.fail(Error::TooManyFailures);
+        self.role.failures = self.role.failures.saturating_add(1);
+        self.role.state = State::LoggedOut;
+        if self.role.failures >= self.role.config.max_login_failures.max(1) {
+            self.link.fail(Error::TooManyFailures);
         } else {
-            self.conn.send_msg(&Message::Error { code: error.code() })?;
+            self.link.send_msg(&Message::Error {
+                code: error.request_code(),
+            })?;
         }
         Ok(Step::Event(Event::LoginFailed {
             user,
             error,
-            failures: self.failures,
+            failures: self.role.failures,
         }))
     }
 
     fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
         if let Message::Error { code } = msg {
-            return self.on_error(Error::from_code(code));
+            return self.on_error(Error::from_wire(code));
         }
-        self.cancel_may_cross = false;
-        let state = core::mem::replace(&mut self.state, State::Idle);
+        self.role.cancel_may_cross = false;
+        let state = core::mem::replace(&mut self.role.state, State::Idle);
         let (state, event) = match (state, msg) {
             (State::LoggedOut, Message::Anonymous) => {
-                if !self.config.allow_anonymous {
+                if !self.role.config.allow_anonymous {
                     return self.login_failed(None, Error::AnonymousNotAllowed);
                 }
-                self.conn.send_msg(&Message::LoginOk)?;
-                self.conn.phase = Phase::Session;
+                self.link.send_msg(&Message::LoginOk)?;
+                self.link.logged_in();
                 (State::Idle, Event::LoggedIn { user: None })
             }
             (State::LoggedOut, Message::ClientFirst(text)) => {
@@ -483,16 +530,16 @@ impl<B: Buffer> Server<B> {
                 .client_final(&text)
             {
                 Ok(server_final) => {
-                    self.conn.send_msg(&Message::ServerFinal(server_final))?;
-                    self.conn.phase = Phase::Session;
+                    self.link.send_msg(&Message::ServerFinal(server_final))?;
+                    self.link.logged_in();
                     (State::Idle, Event::LoggedIn { user: Some(user) })
                 }
                 Err(Error::AuthFailed) => return self.login_failed(Some(user), Error::AuthFailed),
                 Err(e) => return Err(e),
             },
             (State::LoggedOut, Message::Echo { .. } | Message::Request(_)) => {
-                self.state = State::LoggedOut;
-                self.conn.send_msg(&Message::Error {
+                self.role.state = State::LoggedOut;
+                self.link.send_msg(&Message::Error {
                     code: Error::NotLoggedIn.code(),
                 })?;
                 return Ok(Step::Nothing);
@@ -500,24 +547,28 @@ impl<B: Buffer> Server<B> {
             (State::Idle, Message::Echo { text, upper }) => {
                 let reply = if upper { uppercase(&text) } else { Ok(text) };
                 match reply {
-                    Ok(t) => self.conn.send_msg(&Message::EchoReply(t))?,
-                    Err(e) => self.conn.send_msg(&Message::Error { code: e.code() })?,
+                    Ok(t) => self.link.send_msg(&Message::EchoReply(t))?,
+                    Err(e) => self.link.send_msg(&Message::Error {
+                        code: e.request_code(),
+                    })?,
                 }
                 return Ok(Step::Nothing);
             }
             (State::Idle, Message::Request(Request::Put { path, .. }))
                 if crate::message::names_directory(&path) =>
             {
-                self.conn.send_msg(&Message::Error {
+                self.link.send_msg(&Message::Error {
                     code: Error::IsADirectory.code(),
                 })?;
                 return Ok(Step::Nothing);
             }
             (State::Idle, Message::Request(req))
-                if refused_by_config(&self.config, &req).is_some() =>
+                if refused_by_config(&self.role.config, &req).is_some() =>
             {
-                let err = refused_by_config(&self.config, &req).unwrap_or(Error::Internal);
-                self.conn.send_msg(&Message::Error { code: err.code() })?;
+                let err = refused_by_config(&self.role.config, &req).unwrap_or(Error::Internal);
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
                 return Ok(Step::Nothing);
             }
             (State::Idle, Message::Request(req)) => {
@@ -538,20 +589,20 @@ impl<B: Buffer> Server<B> {
             }
             (State::Offered(size, vouched), Message::Accept { offset, .. }) => {
                 if offset > size {
-                    self.conn.send_msg(&Message::Error {
+                    self.link.send_msg(&Message::Error {
                         code: Error::BadOffset.code(),
                     })?;
                     return Ok(Step::Nothing);
                 }
-                let mut t = Transfer::new(size, offset, self.conn.digest())?;
+                let mut t = Transfer::new(size, offset, self.link.digest())?;
                 if let Some(sum) = vouched {
                     t.vouch(sum);
                 }
-                self.state = State::Sending(t);
+                self.role.state = State::Sending(t);
                 // Nothing left to hash or send (an empty file, or a resume
                 // at the end whose digest is vouched for): the trailer goes
                 // now, else nothing would ever send it.
-                self.after_send(false)?;
+                self.after_send()?;
                 return Ok(Step::Event(Event::SendBody { offset }));
             }
             (State::AwaitDone(sum), Message::Done { verified }) => {
@@ -563,40 +614,40 @@ impl<B: Buffer> Server<B> {
                 if verified {
                     (State::Storing, Event::PutEnd { verified, sum })
                 } else {
-                    self.conn.send_msg(&Message::Error {
+                    self.link.send_msg(&Message::Error {
                         code: Error::ChecksumMismatch.code(),
                     })?;
                     (State::Idle, Event::PutEnd { verified, sum })
                 }
             }
             (State::Discarding, Message::Trailer { .. }) => {
-                self.state = State::Idle;
+                self.role.state = State::Idle;
                 return Ok(Step::Nothing);
             }
             _ => return Err(Error::UnexpectedFrame),
         };
-        self.state = state;
+        self.role.state = state;
         Ok(Step::Event(event))
     }
 
     fn on_error(&mut self, err: Error) -> Result<Step, Error> {
         if err.is_fatal() {
-            self.conn.fail_quietly(err);
+            self.link.fail_quietly(err);
             return Err(Error::Closed);
         }
-        let state = core::mem::replace(&mut self.state, State::Idle);
+        let state = core::mem::replace(&mut self.role.state, State::Idle);
         match state {
             // The client refused the offer.
             State::Offered(..) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled a get: end the body so it can resync.
             State::Sending(_) => {
-                self.conn.send_resync_trailer()?;
+                self.link.send_resync_trailer()?;
                 Ok(Step::Event(Event::Cancelled(err)))
             }
             State::AwaitDone(_) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled its put: acknowledge, so it can go on.
             State::Receiving(_) => {
-                self.conn.send_msg(&Message::Error {
+                self.link.send_msg(&Message::Error {
                     code: Error::Cancelled.code(),
                 })?;
                 Ok(Step::Event(Event::Cancelled(err)))
@@ -605,9 +656,9 @@ impl<B: Buffer> Server<B> {
             // acknowledgement, and nothing more comes.
             State::Discarding => Ok(Step::Nothing),
             // Our cancel of a get crossed the client's.
-            State::Idle if core::mem::take(&mut self.cancel_may_cross) => Ok(Step::Nothing),
+            State::Idle if core::mem::take(&mut self.role.cancel_may_cross) => Ok(Step::Nothing),
             other => {
-                self.state = other;
+                self.role.state = other;
                 Err(Error::UnexpectedFrame)
             }
         }

@@ -2,14 +2,13 @@
 //! digest. Client (put, get) and server (get, put) share it, so the rules of
 //! `docs/PROTOCOL.md#transfers` live in one place.
 
-use crate::conn::{Buffer, Conn};
 use crate::digest::{Algorithm, Hasher, Sum};
 use crate::error::Error;
-use crate::frame::FrameKind;
-use crate::message::Message;
 
+/// A body in flight (crate-internal: public only to appear in the sealed
+/// `Role` trait).
 #[derive(Debug)]
-pub(crate) struct Transfer {
+pub struct Transfer {
     /// Size of the whole file.
     pub size: u64,
     /// Where the body starts (resume offset).
@@ -114,75 +113,5 @@ impl Transfer {
         // A prefix the driver did not feed makes the digest wrong: report it
         // as a mismatch rather than accept an unchecked file.
         Ok(self.prefix_done() && self.digest() == *sum)
-    }
-}
-
-/// Room kept behind the last chunk so the trailer always fits: a frame
-/// header, the message tag, the algorithm id, a length and 32 digest bytes.
-const TRAILER_RESERVE: usize = 48;
-
-/// The sending half shared by `Client` (put) and `Server` (get).
-pub(crate) struct Sender<'c, B> {
-    pub conn: &'c mut Conn<B>,
-    pub transfer: &'c mut Transfer,
-}
-
-impl<'c, B: Buffer> Sender<'c, B> {
-    /// Space for the next chunk, straight in the output buffer.
-    pub fn buffer(self) -> &'c mut [u8] {
-        let max = usize::try_from(self.transfer.remaining()).unwrap_or(usize::MAX);
-        if !self.transfer.prefix_done() {
-            return &mut [];
-        }
-        self.conn.frame_buf(max, TRAILER_RESERVE)
-    }
-
-    /// Sends `n` bytes written into [`Self::buffer`]; returns true once the
-    /// trailer is queued.
-    pub fn commit(&mut self, n: usize) -> Result<bool, Error> {
-        if n == 0 {
-            return self.finish_if_complete();
-        }
-        if !self.transfer.prefix_done() {
-            return Err(Error::BadUsage);
-        }
-        let data = self.conn.written_frame(n);
-        if data.len() != n || n > self.conn.chunk() {
-            return Err(Error::BadUsage);
-        }
-        self.transfer.body(data)?;
-        self.conn.commit_frame(FrameKind::Data, n)?;
-        self.finish_if_complete()
-    }
-
-    /// Copies from `data`; returns bytes taken and whether the trailer is
-    /// queued.
-    pub fn send(&mut self, data: &[u8]) -> Result<(usize, bool), Error> {
-        if data.len() as u64 > self.transfer.remaining() {
-            return Err(Error::BadUsage);
-        }
-        let buf = Sender {
-            conn: &mut *self.conn,
-            transfer: &mut *self.transfer,
-        }
-        .buffer();
-        let n = buf.len().min(data.len());
-        if n == 0 && !data.is_empty() {
-            return Err(Error::BufferFull);
-        }
-        buf[..n].copy_from_slice(&data[..n]);
-        let done = self.commit(n)?;
-        Ok((n, done))
-    }
-
-    /// Queues the trailer when the body and prefix are complete.
-    pub fn finish_if_complete(&mut self) -> Result<bool, Error> {
-        if !self.transfer.complete() {
-            return Ok(false);
-        }
-        self.conn.send_msg(&Message::Trailer {
-            sum: self.transfer.digest(),
-        })?;
-        Ok(true)
     }
 }

@@ -33,9 +33,8 @@ fn store() -> MemStore {
 
 fn server_config() -> ServerConfig {
     ServerConfig {
-        secret: [4; 32],
         allow_exec: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([4; 32])
     }
 }
 

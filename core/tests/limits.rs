@@ -30,7 +30,7 @@ fn logged_in_server() -> Server<Vec<u8>> {
     let now = Instant::ZERO;
     let cfg = ServerConfig {
         allow_anonymous: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([2; 32])
     };
     let mut s = Server::new(now, cfg, vec![0; 4096], vec![0; 4096]).unwrap();
     let mut input = Hello {

@@ -58,7 +58,7 @@ fn zero_trailer(alg: Algorithm) -> Vec<u8> {
 fn config() -> ServerConfig {
     ServerConfig {
         allow_anonymous: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([2; 32])
     }
 }
 
@@ -462,5 +462,32 @@ fn the_zero_trailer_is_a_full_length_digest_of_zeros() {
     for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Blake3] {
         let sum = Sum::zero(alg);
         assert_eq!(msg(&Message::Trailer { sum }), zero_trailer(alg));
+    }
+}
+
+/// Local-only codes are never sent, and mean nothing from a peer: one
+/// received mid-transfer closes the connection as `Malformed`; a refusal
+/// the driver gives with one goes out as `Io`.
+#[test]
+fn local_only_error_codes_are_not_wire_errors() {
+    for local in [Error::BadUsage, Error::BufferFull, Error::Closed] {
+        let mut s = logged_in_server();
+        let put = Request::Put {
+            path: bounded("f", Error::InvalidPath).unwrap(),
+            size: 10,
+            overwrite: Overwrite::Fail,
+            resume: false,
+        };
+        feed_server(&mut s, &request(put));
+        s.accept_put(0, None).unwrap();
+        drain_server(&mut s);
+        let evs = feed_server(&mut s, &error(local));
+        assert_eq!(evs, ["Closed(Malformed)"], "{local:?}");
+        assert!(s.is_closed());
+
+        let mut s = logged_in_server();
+        feed_server(&mut s, &request(Request::Pwd));
+        s.refuse(local).unwrap();
+        assert_eq!(drain_server(&mut s), error(Error::Io), "{local:?}");
     }
 }

@@ -54,8 +54,7 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
             },
             allow_anonymous: matches!(auth, Auth::Anonymous),
             allow_exec: true,
-            secret,
-            ..ServerConfig::default()
+            ..ServerConfig::new(secret)
         };
         let slot = |handle| Slot {
             handle,

@@ -48,8 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 _ => c.stat("s"),
             };
         }
-        let n = c.send_buffer().len().min(5);
-        let _ = c.commit_send(n);
+        let _ = c.send_with(|buf| (buf.len().min(5), ()));
         while c.poll_transmit(&mut out).is_some() {}
         if pos == input.len() {
             c.handle_eof(now);

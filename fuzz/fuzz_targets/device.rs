@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         conn: Config { chunk_size: 1024, digests: DIGESTS, ..Config::default() },
         allow_anonymous: true,
         allow_exec: true,
-        ..ServerConfig::default()
+        ..ServerConfig::new([6; 32])
     };
     let Ok(mut server) = Server::new(Instant::ZERO, config, [0u8; FRAME_BUF], [0u8; FRAME_BUF]) else { return };
     let mut store: RamStore<4, 8192> = RamStore::default();

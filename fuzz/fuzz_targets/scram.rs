@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = Verifier::parse(a);
     let now = Instant::ZERO;
 
-    let mut server = Server::new(now, ServerConfig::default(), vec![0u8; 4096], vec![0u8; 4096]).unwrap();
+    let mut server = Server::new(now, ServerConfig::new([5; 32]), vec![0u8; 4096], vec![0u8; 4096]).unwrap();
     let input = frames(&[Message::ClientFirst(text(a)), Message::ClientFinal(text(b))]);
     let _ = server.handle_input(now, &input);
     let v = Verifier::new("pw", b"salt", 1).ok();

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else { return };
     let (split, peer) = common::split_and_peer(first);
     let now = Instant::ZERO;
-    let cfg = ServerConfig { allow_anonymous: true, allow_exec: true, ..ServerConfig::default() };
+    let cfg = ServerConfig { allow_anonymous: true, allow_exec: true, ..ServerConfig::new([5; 32]) };
     let Ok(mut s) = Server::new(now, cfg, vec![0u8; 4096], vec![0u8; 4096]) else { return };
     let verifier = Verifier::new("pw", b"salt", 1).ok();
     let mut input = Hello { version: VERSION, flags: 0, max_frame: 4096, chunk: 1024, digests: peer }.encode().to_vec();
@@ -56,8 +56,7 @@ fuzz_target!(|data: &[u8]| {
                 _ => Ok(()),
             };
         }
-        let n = s.send_buffer().len().min(7);
-        let _ = s.commit_send(n);
+        let _ = s.send_with(|buf| (buf.len().min(7), ()));
         while s.poll_transmit(&mut out).is_some() {}
         if pos == input.len() {
             s.handle_eof(now);

@@ -238,12 +238,11 @@ impl Server {
             allow_anonymous: opts.anonymous,
             allow_exec: opts.allow_exec,
             read_only: opts.read_only,
-            secret,
             unknown_user_iterations: opts.users.as_ref().map_or(
                 ferry_core::auth::DEFAULT_ITERATIONS,
                 Users::typical_iterations,
             ),
-            ..ServerConfig::default()
+            ..ServerConfig::new(secret)
         };
         let mut tcp = Vec::new();
         let mut unix = Vec::new();

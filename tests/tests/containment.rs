@@ -39,12 +39,14 @@ impl Handler<Vec<u8>> for Evil {
 
     fn respond(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), ferry_core::Error> {
         if self.sending {
-            let buf = s.send_buffer();
-            if buf.len() >= 5 {
-                buf[..5].copy_from_slice(b"pwned");
-                s.commit_send(5)?;
-                self.sending = false;
-            }
+            let sent = s.send_with(|buf| match buf.get_mut(..5) {
+                Some(head) => {
+                    head.copy_from_slice(b"pwned");
+                    (5, true)
+                }
+                None => (0, false),
+            })?;
+            self.sending = !sent;
         }
         match self.pending.take() {
             Some(Request::Stat { path }) if path.ends_with("evil") => {
@@ -78,7 +80,7 @@ fn evil_server() -> String {
             std::thread::spawn(move || {
                 let cfg = ServerConfig {
                     allow_anonymous: true,
-                    ..ServerConfig::default()
+                    ..ServerConfig::new([8; 32])
                 };
                 let mut server =
                     Server::new(Instant::ZERO, cfg, vec![0; 65_536], vec![0; 65_536]).unwrap();

@@ -151,12 +151,13 @@ impl<B: ferry_core::Buffer> Handler<B> for MemStore {
             None => {}
         }
         if let Some((data, pos, true)) = &mut self.sending {
-            let buf = s.send_buffer();
-            let n = buf.len().min(data.len() - *pos);
-            if n > 0 {
-                buf[..n].copy_from_slice(&data[*pos..*pos + n]);
-                s.commit_send(n)?;
-                *pos += n;
+            if s.remaining() > 0 {
+                let at = *pos;
+                *pos += s.send_with(|buf| {
+                    let n = buf.len().min(data.len() - at);
+                    buf[..n].copy_from_slice(&data[at..at + n]);
+                    (n, n)
+                })?;
             }
             if s.remaining() == 0 {
                 self.sending = None;

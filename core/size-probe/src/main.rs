@@ -24,7 +24,7 @@ pub extern "C" fn _start() -> ! {
         Ok(c) => c,
         Err(_) => loop {},
     };
-    let mut s = match Server::new(now, ServerConfig::default(), &mut si[..], &mut so[..]) {
+    let mut s = match Server::new(now, ServerConfig::new(black_box([1; 32])), &mut si[..], &mut so[..]) {
         Ok(s) => s,
         Err(_) => loop {},
     };
@@ -69,8 +69,11 @@ pub extern "C" fn _start() -> ! {
                 _ => {}
             }
         }
-        let n = s.send_buffer().len().min(file.len());
-        let _ = s.commit_send(black_box(n));
+        let _ = s.send_with(|buf| {
+            let n = buf.len().min(black_box(file.len()));
+            buf[..n].copy_from_slice(&file[..n]);
+            (n, ())
+        });
         while let Some(n) = s.poll_transmit(&mut wire) {
             let _ = c.handle_input(now, &wire[..n]);
         }
@@ -96,8 +99,11 @@ pub extern "C" fn _start() -> ! {
                 _ => c.echo("x", true),
             };
         }
-        let n = c.send_buffer().len().min(file.len());
-        let _ = c.commit_send(black_box(n));
+        let _ = c.send_with(|buf| {
+            let n = buf.len().min(black_box(file.len()));
+            buf[..n].copy_from_slice(&file[..n]);
+            (n, ())
+        });
         let _ = c.send_body(&file[..black_box(3)]);
         file[0] = file[0].wrapping_add(1);
         c.handle_timeout(black_box(now));

@@ -185,8 +185,7 @@ pub fn server_config() -> ServerConfig {
     ServerConfig {
         allow_anonymous: true,
         allow_exec: true,
-        secret: [9; 32],
-        ..ServerConfig::default()
+        ..ServerConfig::new([9; 32])
     }
 }
 
@@ -319,13 +318,21 @@ impl Pair {
                 .upload_limit
                 .unwrap_or(usize::MAX)
                 .min(self.upload.len());
-            let buf = self.client.send_buffer();
-            let n = buf.len().min(limit.saturating_sub(self.upload_pos));
+            if self.client.remaining() == 0 {
+                break;
+            }
+            let (upload, pos) = (&self.upload, self.upload_pos);
+            let n = self
+                .client
+                .send_with(|buf| {
+                    let n = buf.len().min(limit.saturating_sub(pos));
+                    buf[..n].copy_from_slice(&upload[pos..pos + n]);
+                    (n, n)
+                })
+                .unwrap();
             if n == 0 {
                 break;
             }
-            buf[..n].copy_from_slice(&self.upload[self.upload_pos..self.upload_pos + n]);
-            self.client.commit_send(n).unwrap();
             self.upload_pos += n;
             progress = true;
         }
@@ -341,13 +348,21 @@ impl Pair {
         };
         let mut progress = false;
         loop {
-            let buf = self.server.send_buffer();
-            let n = buf.len().min(data.len() - *pos);
+            if self.server.remaining() == 0 {
+                break;
+            }
+            let at = *pos;
+            let n = self
+                .server
+                .send_with(|buf| {
+                    let n = buf.len().min(data.len() - at);
+                    buf[..n].copy_from_slice(&data[at..at + n]);
+                    (n, n)
+                })
+                .unwrap();
             if n == 0 {
                 break;
             }
-            buf[..n].copy_from_slice(&data[*pos..*pos + n]);
-            self.server.commit_send(n).unwrap();
             *pos += n;
             progress = true;
         }

@@ -208,14 +208,19 @@ pub fn pump_client(c: &mut Conn, sockets: &mut SocketSet<'static>, now: Instant)
         };
         c.events.push(e);
     }
-    while c.sent < c.upload.len().min(c.send_limit) {
-        let buf = c.client.send_buffer();
-        let n = buf.len().min(c.upload.len().min(c.send_limit) - c.sent);
+    while c.sent < c.upload.len().min(c.send_limit) && c.client.remaining() > 0 {
+        let (upload, sent) = (&c.upload[..c.upload.len().min(c.send_limit)], c.sent);
+        let n = c
+            .client
+            .send_with(|buf| {
+                let n = buf.len().min(upload.len() - sent);
+                buf[..n].copy_from_slice(&upload[sent..sent + n]);
+                (n, n)
+            })
+            .unwrap();
         if n == 0 {
             break;
         }
-        buf[..n].copy_from_slice(&c.upload[c.sent..c.sent + n]);
-        c.client.commit_send(n).unwrap();
         c.sent += n;
     }
     let sock = sockets.get_mut::<tcp::Socket>(c.handle);

@@ -132,6 +132,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod app;
 pub mod auth;
 mod client;
 mod config;

@@ -18,7 +18,7 @@ use crate::client::Event as ClientEvent;
 use crate::digest::Sum;
 use crate::error::Error;
 use crate::message::{Entry, Overwrite, Stream, Text};
-use crate::server::{Event as ServerEvent, Server};
+use crate::server::Server;
 use crate::time::Instant;
 use crate::Path;
 
@@ -75,25 +75,6 @@ pub struct Stored {
     pub name: Option<Path>,
     /// Its digest, with the negotiated algorithm; both sides agreed on it.
     pub sum: Sum,
-}
-
-/// The server application behind a driven connection: the file store and
-/// command runner.
-///
-/// Events borrow the connection, so handling is split in two: `event` sees
-/// each event (and consumes body bytes); `respond` then gets the server to
-/// answer requests and stream bodies. `respond` is also called between
-/// events while a get body is being sent.
-pub trait Handler<B> {
-    /// One event from the connection.
-    fn event(&mut self, event: ServerEvent<'_>);
-    /// Answer what `event` saw, send body chunks or exec output.
-    fn respond(&mut self, server: &mut Server<B>) -> Result<(), Error>;
-    /// Whether `respond` has more to send without waiting for input (exec
-    /// output still flowing). Get bodies are tracked by the driver itself.
-    fn has_output(&self) -> bool {
-        false
-    }
 }
 
 /// What a client exchange waits for.

@@ -651,3 +651,41 @@ fn read_only_and_exec_disabled_are_enforced_by_the_core_server() {
         .iter()
         .any(|e| matches!(e, SRec::PutEnd(_))));
 }
+
+/// The store failing mid-put (a full disk): the core's session cancels
+/// the upload with the store's error, keeps what arrived for a resume, and
+/// the session goes on; the resume completes the file.
+#[test]
+fn a_store_failing_mid_put_cancels_it_keeps_the_part_and_a_resume_completes_it() {
+    let mut p = Pair::new();
+    p.login();
+    let data = bytes(300_000, 11);
+    p.store.fail_writes_after = Some(100_000);
+    let ev = p.put("big", &data, Overwrite::Fail, false);
+    assert!(ev.contains(&Rec::Failed(Error::NoSpace)), "{ev:?}");
+    assert!(!p.store.files.contains_key("big"));
+    let held = p.store.partial["big"].len();
+    assert!(held > 0 && held <= 100_000, "{held}");
+    assert_eq!(p.store.partial["big"][..], data[..held]);
+    p.store.fail_writes_after = None;
+    let ev = p.put("big", &data, Overwrite::Fail, true);
+    assert!(ev.contains(&Rec::Accepted(held as u64, None)), "{ev:?}");
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(p.store.files["big"], data);
+}
+
+/// A file that shrinks while it is sent: the core's session gives the get
+/// up with `Io` rather than send a short body, and the session goes on.
+#[test]
+fn a_file_that_shrinks_during_a_get_is_cancelled_with_io() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("f".into(), bytes(50_000, 3));
+    p.store.shrink_by = 10;
+    let (_, ev) = p.get("f");
+    assert!(ev.contains(&Rec::Failed(Error::Io)), "{ev:?}");
+    p.store.shrink_by = 0;
+    let (got, ev) = p.get("f");
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)), "{ev:?}");
+    assert_eq!(got, p.store.files["f"]);
+}

@@ -127,6 +127,11 @@ pub struct Store {
     pub vouch: BTreeMap<String, Sum>,
     /// Prefix bytes the server read back to hash, per get.
     pub server_prefix_fed: Vec<u64>,
+    /// Writes fail with `NoSpace` once an upload would pass this many bytes.
+    pub fail_writes_after: Option<usize>,
+    /// Gets announce this many bytes more than the file has (a file that
+    /// shrinks while it is sent).
+    pub shrink_by: u64,
     /// The held prefix of the get in progress ends here.
     prefix_until: u64,
     /// Events seen (to tell the pair something moved).
@@ -211,7 +216,7 @@ impl app::Store for Store {
     fn open(&mut self, path: &str) -> Result<(Self::File, u64), Error> {
         let path = self.resolve(path);
         let data = self.files.get(&path).ok_or(Error::NotFound)?.clone();
-        let size = data.len() as u64;
+        let size = data.len() as u64 + self.shrink_by;
         Ok(((path, data), size))
     }
 
@@ -278,6 +283,12 @@ impl app::Store for Store {
     }
 
     fn write(&mut self, up: &mut Upload, data: &[u8]) -> Result<(), Error> {
+        if self
+            .fail_writes_after
+            .is_some_and(|max| up.body.len() + data.len() > max)
+        {
+            return Err(Error::NoSpace);
+        }
         up.body.extend_from_slice(data);
         Ok(())
     }

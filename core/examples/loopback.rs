@@ -46,7 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut store = MemStore::default();
         let verifier = Verifier::new("secret", &random_bytes(), 4096).map_err(|e| e.to_string())?;
         store.users.push(("alice".into(), verifier));
-        let why = serve(&mut io, &mut server, &mut store, clock).map_err(|e| e.to_string())?;
+        let mut scratch = vec![0; 64 * 1024];
+        let why = serve(&mut io, &mut server, &mut store, &mut scratch, clock)
+            .map_err(|e| e.to_string())?;
         println!("server: {peer} closed ({why})");
         Ok(store.stored)
     });

@@ -4,19 +4,21 @@
 //! one definition so they cannot drift apart.
 //!
 //! The client side is a request/response API ([`blocking::BlockingClient`]):
-//! each call runs the exchange to its end. The server side runs one
-//! connection to its close, handing events to a [`Handler`].
+//! each call runs the exchange to its end. The server side (`serve`) runs
+//! one connection to its close over an [`app::Store`](crate::app::Store),
+//! pumping the core's one [`Session`].
 //!
 //! A blocking transport cannot wake for timers: deadlines are checked after
 //! every read, so give the transport a read timeout if idle peers must be
 //! dropped promptly. A read that fails with `TimedOut` or `Interrupted` is
 //! not an error: the driver checks the deadlines and reads again.
 
+use crate::app::{Progress, Session, Store};
 use crate::client::Event as ClientEvent;
 use crate::digest::Sum;
 use crate::error::Error;
 use crate::message::{Entry, Overwrite, Stream, Text};
-use crate::server::{Event as ServerEvent, Server};
+use crate::server::Server;
 use crate::time::Instant;
 use crate::Path;
 
@@ -73,25 +75,6 @@ pub struct Stored {
     pub name: Option<Path>,
     /// Its digest, with the negotiated algorithm; both sides agreed on it.
     pub sum: Sum,
-}
-
-/// The server application behind a driven connection: the file store and
-/// command runner.
-///
-/// Events borrow the connection, so handling is split in two: `event` sees
-/// each event (and consumes body bytes); `respond` then gets the server to
-/// answer requests and stream bodies. `respond` is also called between
-/// events while a get body is being sent.
-pub trait Handler<B> {
-    /// One event from the connection.
-    fn event(&mut self, event: ServerEvent<'_>);
-    /// Answer what `event` saw, send body chunks or exec output.
-    fn respond(&mut self, server: &mut Server<B>) -> Result<(), Error>;
-    /// Whether `respond` has more to send without waiting for input (exec
-    /// output still flowing). Get bodies are tracked by the driver itself.
-    fn has_output(&self) -> bool {
-        false
-    }
 }
 
 /// What a client exchange waits for.
@@ -495,57 +478,54 @@ macro_rules! drivers {
                 }
             }
 
-            /// Runs one server connection over `io` until it closes;
-            /// returns why it closed (`Error::Closed` for a clean close).
-            pub $($async)? fn $serve<T, B, H>(
+            /// Runs one server connection over `io` until it closes, the
+            /// application being `store` behind the core's one
+            /// [`Session`]; returns why it closed (`Error::Closed` for a
+            /// clean close). `scratch` is lent to
+            /// [`Session::progress`] for hashing resumed transfers' held
+            /// prefixes. A store whose commands answer
+            /// [`ExecPoll::Pending`](crate::app::ExecPoll::Pending) needs a
+            /// driver that can wait on them too: this one only waits for
+            /// input.
+            pub $($async)? fn $serve<T, B, S>(
                 io: &mut T,
                 server: &mut Server<B>,
-                handler: &mut H,
+                store: &mut S,
+                scratch: &mut [u8],
                 mut clock: impl FnMut() -> Instant,
             ) -> Result<Error, DriverError<<T as ErrorType>::Error>>
             where
                 T: $read + $write,
                 B: Buffer,
-                H: Handler<B>,
+                S: Store,
             {
-                let mut closed = None;
-                loop {
+                let mut session = Session::new();
+                let out = 'conn: loop {
                     server.handle_timeout(clock());
-                    loop {
-                        let mut any = false;
-                        while let Some(ev) = server.poll_event() {
-                            any = true;
-                            if let ServerEvent::Closed(e) = ev {
-                                closed = Some(e);
-                            }
-                            handler.event(ev);
-                            handler.respond(server)?;
+                    let next = match session.progress(server, store, scratch) {
+                        Ok(p) => p,
+                        Err(e) => break Err(e.into()),
+                    };
+                    // Write everything queued.
+                    let mut wrote = false;
+                    while !server.transmit_buf().is_empty() {
+                        match io.write(server.transmit_buf()) $($await)* {
+                            Ok(0) => break 'conn Ok(Error::Closed),
+                            Ok(n) => server.transmit_done(n),
+                            Err(e) => break 'conn Err(DriverError::Io(e)),
                         }
-                        handler.respond(server)?;
-                        // Write everything queued.
-                        let mut wrote = false;
-                        loop {
-                            let pending = server.transmit_buf();
-                            if pending.is_empty() {
-                                break;
-                            }
-                            let n = io.write(pending) $($await)* .map_err(DriverError::Io)?;
-                            if n == 0 {
-                                return Ok(Error::Closed);
-                            }
-                            server.transmit_done(n);
-                            wrote = true;
+                        wrote = true;
+                    }
+                    if wrote {
+                        if let Err(e) = io.flush() $($await)* {
+                            break Err(DriverError::Io(e));
                         }
-                        if wrote {
-                            io.flush() $($await)* .map_err(DriverError::Io)?;
-                        }
-                        if let Some(e) = closed {
-                            return Ok(e);
-                        }
+                    }
+                    match next {
+                        Progress::Closed(e) => break Ok(e),
                         // Keep streaming a get body without waiting to read.
-                        if !(any || (wrote && (server.remaining() > 0 || handler.has_output()))) {
-                            break;
-                        }
+                        Progress::Transmit => continue,
+                        Progress::Wait => {}
                     }
                     let now = clock();
                     if server.poll_timeout().is_some_and(|d| now >= d) {
@@ -554,7 +534,7 @@ macro_rules! drivers {
                     }
                     let buf = server.input_buf();
                     if buf.is_empty() {
-                        return Err(Error::Internal.into());
+                        break Err(Error::Internal.into());
                     }
                     let n = match io.read(buf) $($await)* {
                         Ok(n) => n,
@@ -562,14 +542,16 @@ macro_rules! drivers {
                         // and the session ends with a typed `Truncated`.
                         Err(e) if peer_gone(&e) => 0,
                         Err(e) if no_data_yet(&e) => continue,
-                        Err(e) => return Err(DriverError::Io(e)),
+                        Err(e) => break Err(DriverError::Io(e)),
                     };
                     if n == 0 {
                         server.handle_eof(now);
                     } else {
                         server.input_filled(now, n);
                     }
-                }
+                };
+                session.end(store);
+                out
             }
         }
     };

@@ -19,10 +19,10 @@
 //!   offered when the input buffer is full: drain events, then offer the rest.
 //! - **Commands and replies** — the client's `login`, `get`, `put`, `list`,
 //!   `exec`, … and the server's `offer`, `accept_put`, `list_entry`,
-//!   `refuse`, …; body bytes go out with `send_with(|buf| (n, value))`,
-//!   written straight into the output buffer (or copied with `send_body`).
-//!   They queue output and return at once with a `Result`; a call in the
-//!   wrong state is [`Error::BadUsage`], a full output buffer is
+//!   `refuse`, … (which [`app::Session`] calls for a server); body bytes go
+//!   out with `send_with(|buf| (n, value))`, written straight into the
+//!   output buffer (or copied with `send_body`). They queue output and return at once with a `Result`; a
+//!   call in the wrong state is [`Error::BadUsage`], a full output buffer is
 //!   [`Error::BufferFull`] (transmit, then retry).
 //! - **Outputs** — `poll_event`, `poll_transmit` (or the copy-free
 //!   `transmit_buf` + `transmit_done`), `poll_timeout`.
@@ -40,77 +40,152 @@
 //! call. Frames are delivered whole, so however the stream is split (one
 //! byte per read, or many frames in one read) the events are the same.
 //!
+//! ## Serving: the `app` layer
+//!
+//! A server rarely answers events by hand. [`app::Session`] is the one
+//! server application, over any [`app::Store`] (files, listings, commands,
+//! users): it polls the server's events and answers them, hashes resumed
+//! transfers' prefixes, and streams bodies, listings and command output.
+//! Its pump replaces the event loop, in sunset's `Runner::progress` style:
+//! after any input (`handle_input`, `handle_eof`, `handle_timeout`) call
+//! `session.progress(&mut server, &mut store, scratch)` and do what it says:
+//!
+//! - [`app::Progress::Transmit`]: transmit everything queued, then call
+//!   `progress` again (a get body streams this way);
+//! - [`app::Progress::Wait`]: nothing moves until input arrives, the
+//!   instant of `poll_timeout` comes (call `handle_timeout`), or the store
+//!   has news of its own (a command's output);
+//! - [`app::Progress::Closed`]: transmit what is left, close the socket.
+//!
+//! [`driver::blocking::serve`] and [`driver::asynch::serve`] are this loop
+//! over an `embedded-io` transport.
+//!
 //! ## Example
 //!
-//! A client and a server wired together in memory: anonymous login, a put,
-//! and a get of the same file back with its MD5 verified.
+//! A client and a server wired together in memory, the server being a
+//! one-file [`app::Store`] behind [`app::Session`]: anonymous login, a put,
+//! the same put refused (the file exists), a get of the file back with its
+//! digest verified, and the idle deadline closing the session.
 //!
 //! ```
-//! use ferry_core::{Client, ClientEvent, Config, Instant, Overwrite, Request, Server,
-//!                  ServerConfig, ServerEvent};
+//! use core::time::Duration;
+//! use ferry_core::app::{Accepted, Progress, Session, Store};
+//! use ferry_core::digest::{Algorithm, Sum};
+//! use ferry_core::{Client, ClientEvent, Config, Error, Instant, Overwrite, Server,
+//!                  ServerConfig};
 //!
-//! let now = Instant::ZERO;
+//! /// The server's "disk": one named file.
+//! #[derive(Default)]
+//! struct Disk { name: String, data: Vec<u8> }
+//!
+//! impl Store for Disk {
+//!     type File = ();
+//!     type Upload = (String, Vec<u8>);
+//!     type Listing = ();
+//!     type Exec = ();
+//!     fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+//!         buf.fill(4); // a real server asks its RNG
+//!         Ok(())
+//!     }
+//!     fn open(&mut self, path: &str) -> Result<((), u64), Error> {
+//!         match path == self.name {
+//!             true => Ok(((), self.data.len() as u64)),
+//!             false => Err(Error::NotFound),
+//!         }
+//!     }
+//!     // Straight into the connection's output buffer: no copy in between.
+//!     fn read_at(&mut self, _: &mut (), at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+//!         let rest = &self.data[at as usize..];
+//!         let n = rest.len().min(buf.len());
+//!         buf[..n].copy_from_slice(&rest[..n]);
+//!         Ok(n)
+//!     }
+//!     fn begin_upload(&mut self, path: &str, _size: u64, overwrite: Overwrite,
+//!                     _resume: bool, _: Algorithm) -> Result<Accepted<Self::Upload>, Error> {
+//!         if path == self.name && overwrite == Overwrite::Fail {
+//!             return Err(Error::Exists); // refused before any body byte
+//!         }
+//!         Ok(Accepted { upload: (path.into(), Vec::new()), offset: 0, stored_as: None })
+//!     }
+//!     fn write(&mut self, up: &mut Self::Upload, data: &[u8]) -> Result<(), Error> {
+//!         up.1.extend_from_slice(data);
+//!         Ok(())
+//!     }
+//!     // Called only once the digest matched.
+//!     fn commit(&mut self, (name, data): Self::Upload, _: Sum) -> Result<(), Error> {
+//!         (self.name, self.data) = (name, data);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut now = Instant::ZERO;
 //! let server_cfg = ServerConfig { allow_anonymous: true, ..ServerConfig::new([7; 32]) };
 //! // Caller-owned buffers: arrays here, `Vec<u8>` or `&mut [u8]` work too.
 //! let mut client = Client::new(now, Config::default(), [0u8; 4096], [0u8; 4096])?;
 //! let mut server = Server::new(now, server_cfg, [0u8; 4096], [0u8; 4096])?;
+//! let (mut disk, mut session, mut scratch) = (Disk::default(), Session::new(), [0u8; 512]);
 //!
 //! let file = "床前明月光，疑是地上霜。".repeat(200).into_bytes();
-//! let mut stored: Vec<u8> = Vec::new(); // the server's "disk"
 //! let mut fetched: Vec<u8> = Vec::new(); // what the client got back
-//! let (mut sent, mut served) = (0, None::<usize>);
-//! let (mut step, mut verified) = (0, 0);
+//! let (mut sent, mut step, mut verified) = (0, 0, 0);
+//! let (mut refused, mut closed) = (None, None);
 //! let mut wire = [0u8; 4096];
 //!
 //! for _ in 0..1000 {
-//!     // Client → server.
+//!     // Client → server; the session answers what came in.
 //!     while let Some(n) = client.poll_transmit(&mut wire) {
-//!         let taken = server.handle_input(now, &wire[..n])?;
-//!         assert_eq!(taken, n);
-//!         while let Some(event) = server.poll_event() {
-//!             match event {
-//!                 ServerEvent::Request(Request::Put { .. }) => server.accept_put(0, None)?,
-//!                 ServerEvent::Data(bytes) => stored.extend_from_slice(bytes),
-//!                 ServerEvent::PutEnd { verified: true, .. } => server.finish_put()?,
-//!                 ServerEvent::Request(Request::Get { .. }) => server.offer(stored.len() as u64)?,
-//!                 ServerEvent::SendBody { offset } => served = Some(offset as usize),
-//!                 _ => {}
+//!         assert_eq!(server.handle_input(now, &wire[..n])?, n);
+//!         if let Progress::Closed(e) = session.progress(&mut server, &mut disk, &mut scratch)? {
+//!             closed = Some(e);
+//!         }
+//!     }
+//!     // Transmit, then call again while it says so (a get body streams).
+//!     loop {
+//!         let next = session.progress(&mut server, &mut disk, &mut scratch)?;
+//!         // Server → client.
+//!         while let Some(n) = server.poll_transmit(&mut wire) {
+//!             client.handle_input(now, &wire[..n])?;
+//!             while let Some(event) = client.poll_event() {
+//!                 match event {
+//!                     ClientEvent::Connected(_) => client.login_anonymous()?,
+//!                     ClientEvent::LoggedIn | ClientEvent::Accepted { .. } => {}
+//!                     ClientEvent::Offer { .. } => client.accept(0)?,
+//!                     ClientEvent::Data(bytes) => fetched.extend_from_slice(bytes),
+//!                     ClientEvent::TransferEnd { verified: true, .. } => verified += 1,
+//!                     ClientEvent::Failed(e) => refused = Some(e),
+//!                     ClientEvent::Closed(e) => assert_eq!(e, Error::Timeout),
+//!                     other => panic!("unexpected {other:?}"),
+//!                 }
+//!             }
+//!         }
+//!         match next {
+//!             Progress::Transmit => continue,
+//!             Progress::Wait => break,
+//!             Progress::Closed(e) => {
+//!                 closed = Some(e);
+//!                 break;
 //!             }
 //!         }
 //!     }
-//!     // The server streams a get body as output room allows.
-//!     if let Some(pos) = served.as_mut() {
-//!         // Body bytes are written straight into the output buffer.
-//!         let at = *pos;
-//!         *pos += server.send_with(|buf| {
-//!             let n = buf.len().min(stored.len() - at);
-//!             buf[..n].copy_from_slice(&stored[at..at + n]);
-//!             (n, n)
-//!         })?;
+//!     if closed.is_some() {
+//!         break;
 //!     }
-//!     // Server → client.
-//!     while let Some(n) = server.poll_transmit(&mut wire) {
-//!         client.handle_input(now, &wire[..n])?;
-//!         while let Some(event) = client.poll_event() {
-//!             match event {
-//!                 ClientEvent::Connected(_) => client.login_anonymous()?,
-//!                 ClientEvent::LoggedIn | ClientEvent::Accepted { .. } => {}
-//!                 ClientEvent::Offer { .. } => client.accept(0)?,
-//!                 ClientEvent::Data(bytes) => fetched.extend_from_slice(bytes),
-//!                 ClientEvent::TransferEnd { verified: true, .. } => verified += 1,
-//!                 other => panic!("unexpected {other:?}"),
-//!             }
-//!         }
-//!     }
-//!     // The client's script: put, then get.
+//!     // The client's script: put, the same put again, get; then silence.
 //!     if client.is_idle() {
 //!         step += 1;
 //!         match step {
-//!             1 => client.put("诗.txt", file.len() as u64, Overwrite::Fail, false)?,
-//!             2 => client.get("诗.txt")?,
-//!             _ => break,
+//!             1 | 2 => client.put("诗.txt", file.len() as u64, Overwrite::Fail, false)?,
+//!             3 => client.get("诗.txt")?,
+//!             4 => {} // the get's `Done` goes out
+//!             _ => {
+//!                 // Nobody speaks: at the idle deadline the server closes.
+//!                 now = now + Duration::from_secs(300);
+//!                 assert_eq!(server.poll_timeout(), Some(now));
+//!                 server.handle_timeout(now);
+//!             }
 //!         }
 //!     }
+//!     // The client streams a put body as output room allows.
 //!     sent += client.send_with(|buf| {
 //!         let n = buf.len().min(file.len() - sent);
 //!         buf[..n].copy_from_slice(&file[sent..sent + n]);
@@ -118,7 +193,10 @@
 //!     })?;
 //! }
 //! assert_eq!(verified, 2);
-//! assert_eq!(stored, file);
+//! assert_eq!(refused, Some(Error::Exists));
+//! assert_eq!(closed, Some(Error::Timeout));
+//! assert!(server.is_closed());
+//! assert_eq!(disk.data, file);
 //! assert_eq!(fetched, file);
 //! # Ok::<(), ferry_core::Error>(())
 //! ```
@@ -133,6 +211,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod app;
 pub mod auth;
 mod client;
 mod config;

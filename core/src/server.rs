@@ -275,6 +275,12 @@ impl<B: Buffer> Server<B> {
         }
     }
 
+    /// Whether one more reply (a control message) fits the output buffer
+    /// now; when not, transmit first.
+    pub fn can_reply(&mut self) -> bool {
+        self.link.can_send_msg()
+    }
+
     // ---- replies ----
 
     /// Answers [`Event::LoginRequest`]: the user's verifier, or `None` if

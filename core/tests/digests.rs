@@ -61,7 +61,7 @@ fn every_digest_moves_and_verifies_both_ways_with_both_sides_agreeing() {
         // Each side's digest is the algorithm's digest of the file.
         let want = sum(a, &data);
         assert_eq!(p.client_sums, vec![want, want], "{a}");
-        assert_eq!(p.server_sums, vec![want, want], "{a}");
+        assert_eq!(p.store.server_sums, vec![want, want], "{a}");
         // The digest request answers with the same algorithm.
         p.client.digest("f").unwrap();
         p.drive();
@@ -80,7 +80,7 @@ fn a_flipped_byte_is_caught_under_every_digest() {
         let (got, ev) = p.get("f");
         assert_ne!(got, data);
         assert_eq!(ev.last(), Some(&Rec::TransferEnd(false)), "{a}");
-        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(false)));
+        assert_eq!(p.store.server_events.last(), Some(&SRec::GetEnd(false)));
 
         p.store.files.insert("keep".into(), b"old".to_vec());
         p.to_server.flip_at = Some(p.to_server.sent + 700);
@@ -165,7 +165,7 @@ fn a_pinned_digest_the_server_lacks_is_refused_with_a_clear_error() {
     assert!(p.client.is_closed());
     // The server hears why.
     assert_eq!(
-        p.server_events.last(),
+        p.store.server_events.last(),
         Some(&SRec::Closed(Error::DigestRefused))
     );
     // The same pin against a server that has it works.
@@ -231,7 +231,7 @@ fn a_vouched_digest_skips_the_servers_hashing_and_a_stale_one_is_caught() {
         p.login();
         let data = bytes(150_000, 9);
         p.store.files.insert("g".into(), data.clone());
-        p.vouch.insert("g".into(), sum(a, &data));
+        p.store.vouch.insert("g".into(), sum(a, &data));
 
         // Resumed from 40 000 bytes: the server reads no prefix.
         p.local = data[..40_000].to_vec();
@@ -239,9 +239,9 @@ fn a_vouched_digest_skips_the_servers_hashing_and_a_stale_one_is_caught() {
         p.drive();
         assert_eq!(p.take().last(), Some(&Rec::TransferEnd(true)), "{a}");
         assert_eq!(p.local, data);
-        assert_eq!(p.server_prefix_fed.last(), Some(&0), "{a}");
-        assert_eq!(p.server_sums.last(), Some(&sum(a, &data)));
-        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(true)));
+        assert_eq!(p.store.server_prefix_fed.last(), Some(&0), "{a}");
+        assert_eq!(p.store.server_sums.last(), Some(&sum(a, &data)));
+        assert_eq!(p.store.server_events.last(), Some(&SRec::GetEnd(true)));
 
         // The file changed behind a stale kept digest (or a bit flipped on
         // the server's disk): the client's own hash catches it.
@@ -252,7 +252,7 @@ fn a_vouched_digest_skips_the_servers_hashing_and_a_stale_one_is_caught() {
         p.client.get("g").unwrap();
         p.drive();
         assert_eq!(p.take().last(), Some(&Rec::TransferEnd(false)), "{a}");
-        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(false)));
+        assert_eq!(p.store.server_events.last(), Some(&SRec::GetEnd(false)));
     }
 }
 
@@ -268,7 +268,7 @@ fn a_get_resumed_at_the_end_gets_its_trailer_at_once() {
             let data = bytes(12, 3);
             p.store.files.insert("g".into(), data.clone());
             if vouched {
-                p.vouch.insert("g".into(), sum(a, &data));
+                p.store.vouch.insert("g".into(), sum(a, &data));
             }
             p.local = data.clone();
             p.client.get("g").unwrap();
@@ -279,7 +279,7 @@ fn a_get_resumed_at_the_end_gets_its_trailer_at_once() {
                 "{a} vouched={vouched}"
             );
             assert_eq!(p.local, data);
-            assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(true)));
+            assert_eq!(p.store.server_events.last(), Some(&SRec::GetEnd(true)));
         }
     }
 }
@@ -297,11 +297,14 @@ fn a_vouched_digest_in_another_algorithm_is_ignored_and_the_body_hashed() {
     let data = bytes(90_000, 10);
     p.store.files.insert("g".into(), data.clone());
     // Right bytes, wrong algorithm for this MD5 session: not used.
-    p.vouch.insert("g".into(), sum(other, &data));
+    p.store.vouch.insert("g".into(), sum(other, &data));
     p.local = data[..1_000].to_vec();
     p.client.get("g").unwrap();
     p.drive();
     assert_eq!(p.take().last(), Some(&Rec::TransferEnd(true)));
-    assert_eq!(p.server_prefix_fed.last(), Some(&1_000));
-    assert_eq!(p.server_sums.last(), Some(&sum(Algorithm::Md5, &data)));
+    assert_eq!(p.store.server_prefix_fed.last(), Some(&1_000));
+    assert_eq!(
+        p.store.server_sums.last(),
+        Some(&sum(Algorithm::Md5, &data))
+    );
 }

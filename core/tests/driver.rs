@@ -50,7 +50,7 @@ fn spawn_server<S: Read + Write + Send + 'static>(stream: S) -> std::thread::Joi
         )
         .unwrap();
         let mut st = store();
-        blocking::serve(&mut io, &mut server, &mut st, clock()).unwrap()
+        blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap()
     })
 }
 
@@ -256,7 +256,7 @@ fn async_driver_runs_the_same_exchange() {
             let mut server =
                 Server::new(Instant::ZERO, server_config(), vec![0; 8192], vec![0; 8192]).unwrap();
             let mut st = store();
-            asynch::serve(&mut io, &mut server, &mut st, clock())
+            asynch::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock())
                 .await
                 .unwrap()
         })

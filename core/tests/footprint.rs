@@ -6,8 +6,10 @@ mod pair;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use ferry_core::app::{self, Accepted, ExecPoll, Session};
+use ferry_core::digest::{Algorithm, Sum};
 use ferry_core::{
-    Client, ClientEvent, Config, Instant, Overwrite, Server, ServerEvent, Stream, Verifier,
+    Client, ClientEvent, Config, Entry, Error, Instant, Overwrite, Server, Stream, Verifier,
 };
 
 struct Counting;
@@ -68,8 +70,105 @@ struct Tally {
     exec_end: bool,
 }
 
+/// The server's store: one file in a fixed array, one user, one command.
+struct Flash<'v> {
+    data: [u8; 8192],
+    len: usize,
+    verifier: &'v Verifier,
+}
+
+impl app::Store for Flash<'_> {
+    type File = ();
+    type Upload = ();
+    /// Whether the one entry was listed.
+    type Listing = bool;
+    /// Whether the output was sent.
+    type Exec = bool;
+
+    fn verifier(&self, _: &str) -> Option<&Verifier> {
+        Some(self.verifier)
+    }
+
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        buf.fill(3);
+        Ok(())
+    }
+
+    fn open(&mut self, _: &str) -> Result<((), u64), Error> {
+        Ok(((), self.len as u64))
+    }
+
+    fn read_at(&mut self, _: &mut (), at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let rest = &self.data[at as usize..self.len];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    fn begin_upload(
+        &mut self,
+        _: &str,
+        _: u64,
+        _: Overwrite,
+        _: bool,
+        _: Algorithm,
+    ) -> Result<Accepted<()>, Error> {
+        self.len = 0;
+        Ok(Accepted {
+            upload: (),
+            offset: 0,
+            stored_as: None,
+        })
+    }
+
+    fn write(&mut self, _: &mut (), d: &[u8]) -> Result<(), Error> {
+        self.data[self.len..self.len + d.len()].copy_from_slice(d);
+        self.len += d.len();
+        Ok(())
+    }
+
+    fn commit(&mut self, _: (), _: Sum) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn list(&mut self, _: &str) -> Result<bool, Error> {
+        Ok(false)
+    }
+
+    fn next_entry(&mut self, done: &mut bool, slot: &mut Entry) -> Result<bool, Error> {
+        if std::mem::replace(done, true) {
+            return Ok(false);
+        }
+        *slot = pair::entry("测试文件.txt", self.len as u64);
+        Ok(true)
+    }
+
+    fn exec(&mut self, _: &str) -> Result<bool, Error> {
+        Ok(false)
+    }
+
+    fn exec_poll<'a>(&'a mut self, sent: &'a mut bool) -> ExecPoll<'a> {
+        match sent {
+            false => ExecPoll::Output(Stream::Stdout, b"ok\n"),
+            true => ExecPoll::Exit(0),
+        }
+    }
+
+    fn exec_consume(&mut self, sent: &mut bool, _: usize) {
+        *sent = true;
+    }
+}
+
+#[test]
+fn the_server_application_is_small() {
+    let s = core::mem::size_of::<Session<Flash<'static>>>();
+    println!("size_of Session<Flash> = {s} bytes");
+    assert!(s <= 64, "Session is {s} bytes");
+}
+
 /// A full session (login, put, get, list, exec) with every buffer on the
-/// stack and a driver that allocates nothing.
+/// stack, the core's server application over a fixed-array store, and a
+/// driver that allocates nothing.
 fn session(file: &[u8], verifier: &Verifier) -> Tally {
     let now = Instant::ZERO;
     let (mut ci, mut co, mut si, mut so) = ([0u8; 2048], [0u8; 2048], [0u8; 2048], [0u8; 2048]);
@@ -84,12 +183,16 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
         buf: [0; 8192],
         len: 0,
     };
-    let mut stored = [0u8; 8192];
-    let mut stored_len = 0;
+    let mut store = Flash {
+        data: [0; 8192],
+        len: 0,
+        verifier,
+    };
+    let mut app = Session::new();
+    let mut scratch = [0u8; 256];
     let mut t = Tally::default();
     let mut step = 0;
     let mut sent = 0;
-    let mut serving: Option<usize> = None;
     let mut tmp = [0u8; 2048];
     for _ in 0..10_000 {
         while let Some(n) = client.poll_transmit(&mut tmp) {
@@ -100,46 +203,8 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
         }
         let n = server.handle_input(now, &c2s.buf[..c2s.len]).unwrap();
         c2s.consume(n);
-        while let Some(ev) = server.poll_event() {
-            match ev {
-                ServerEvent::LoginRequest { .. } => {
-                    server.login_verifier(Some(verifier), &[3; 16]).unwrap()
-                }
-                ServerEvent::Request(ferry_core::Request::Put { .. }) => {
-                    server.accept_put(0, None).unwrap()
-                }
-                ServerEvent::Data(d) => {
-                    stored[stored_len..stored_len + d.len()].copy_from_slice(d);
-                    stored_len += d.len();
-                }
-                ServerEvent::PutEnd { verified: true, .. } => server.finish_put().unwrap(),
-                ServerEvent::Request(ferry_core::Request::Get { .. }) => {
-                    server.offer(stored_len as u64).unwrap()
-                }
-                ServerEvent::SendBody { offset } => serving = Some(offset as usize),
-                ServerEvent::Request(ferry_core::Request::List { .. }) => {
-                    server
-                        .list_entry(&pair::entry("测试文件.txt", stored_len as u64))
-                        .unwrap();
-                    server.list_end().unwrap();
-                }
-                ServerEvent::Request(ferry_core::Request::Exec { .. }) => {
-                    server.exec_output(Stream::Stdout, b"ok\n").unwrap();
-                    server.exec_end(0).unwrap();
-                }
-                _ => {}
-            }
-        }
-        if let Some(pos) = serving.as_mut() {
-            let buf = server.send_buffer();
-            let n = buf.len().min(stored_len - *pos);
-            buf[..n].copy_from_slice(&stored[*pos..*pos + n]);
-            server.commit_send(n).unwrap();
-            *pos += n;
-            if *pos == stored_len {
-                serving = None;
-            }
-        }
+        // Transmit or wait: the loop comes round either way.
+        let _ = app.progress(&mut server, &mut store, &mut scratch).unwrap();
         let n = client.handle_input(now, &s2c.buf[..s2c.len]).unwrap();
         s2c.consume(n);
         while let Some(ev) = client.poll_event() {

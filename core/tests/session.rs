@@ -14,7 +14,10 @@ fn login_with_scram_then_echo() {
     p.client.login(USER, PASSWORD, &[1; 18]).unwrap();
     p.drive();
     assert_eq!(p.events.last(), Some(&Rec::LoggedIn));
-    assert_eq!(p.server_events, vec![SRec::LoggedIn(Some(USER.into()))]);
+    assert_eq!(
+        p.store.server_events,
+        vec![SRec::LoggedIn(Some(USER.into()))]
+    );
     p.take();
     p.client.echo("hello 世界", true).unwrap();
     p.drive();
@@ -34,7 +37,7 @@ fn wrong_password_is_rejected_and_three_failures_close() {
         p.drive();
         assert_eq!(p.take(), vec![Rec::LoginFailed(Error::AuthFailed)]);
         assert_eq!(
-            p.server_events.last(),
+            p.store.server_events.last(),
             Some(&SRec::LoginFailed(Error::AuthFailed, attempt))
         );
     }
@@ -78,7 +81,7 @@ fn anonymous_login_when_allowed_and_refused_otherwise() {
     p.client.login_anonymous().unwrap();
     p.drive();
     assert_eq!(p.events.last(), Some(&Rec::LoggedIn));
-    assert_eq!(p.server_events, vec![SRec::LoggedIn(None)]);
+    assert_eq!(p.store.server_events, vec![SRec::LoggedIn(None)]);
 
     let sc = ServerConfig {
         allow_anonymous: false,
@@ -107,13 +110,13 @@ fn put_then_get_round_trips_with_md5_verified() {
         assert_eq!(ev.first(), Some(&Rec::Accepted(0, None)), "len {len}");
         assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)), "len {len}");
         assert_eq!(p.store.files["file.bin"], data);
-        assert_eq!(p.server_events.last(), Some(&SRec::PutEnd(true)));
+        assert_eq!(p.store.server_events.last(), Some(&SRec::PutEnd(true)));
 
         let (got, ev) = p.get("file.bin");
         assert_eq!(ev.first(), Some(&Rec::Offer(len as u64)));
         assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
         assert_eq!(md5(&got), md5(&data), "len {len}");
-        assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(true)));
+        assert_eq!(p.store.server_events.last(), Some(&SRec::GetEnd(true)));
     }
 }
 
@@ -152,7 +155,7 @@ fn flipped_body_byte_is_a_mismatch_on_get() {
     let (got, ev) = p.get("f");
     assert_ne!(got, data);
     assert_eq!(ev.last(), Some(&Rec::TransferEnd(false)));
-    assert_eq!(p.server_events.last(), Some(&SRec::GetEnd(false)));
+    assert_eq!(p.store.server_events.last(), Some(&SRec::GetEnd(false)));
 }
 
 #[test]
@@ -163,7 +166,7 @@ fn flipped_body_byte_is_a_mismatch_on_put_and_nothing_is_stored() {
     p.to_server.flip_at = Some(p.to_server.sent + 300);
     let ev = p.put("keep", &bytes(5000, 4), Overwrite::Replace, false);
     assert_eq!(ev.last(), Some(&Rec::Failed(Error::ChecksumMismatch)));
-    assert_eq!(p.server_events.last(), Some(&SRec::PutEnd(false)));
+    assert_eq!(p.store.server_events.last(), Some(&SRec::PutEnd(false)));
     assert_eq!(p.store.files["keep"], b"old");
     // The session goes on.
     p.client.pwd().unwrap();
@@ -211,7 +214,7 @@ fn put_resumes_from_the_servers_partial_upload_and_verifies_whole_file() {
     p.server.handle_eof(p.now);
     p.drive();
     assert_eq!(
-        p.server_events.last(),
+        p.store.server_events.last(),
         Some(&SRec::Closed(Error::Truncated))
     );
     assert!(
@@ -449,7 +452,7 @@ fn client_cancels_a_get_and_the_session_goes_on() {
     p.drive();
     assert!(p.take().iter().all(|e| !matches!(e, Rec::TransferEnd(_))));
     assert_eq!(
-        p.server_events.last(),
+        p.store.server_events.last(),
         Some(&SRec::Cancelled(Error::NoSpace))
     );
     p.client.echo("still here", false).unwrap();
@@ -500,7 +503,10 @@ fn clean_close_when_idle() {
     p.server.handle_eof(p.now);
     p.drive();
     assert_eq!(p.take(), vec![Rec::Closed(Error::Closed)]);
-    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Closed)));
+    assert_eq!(
+        p.store.server_events.last(),
+        Some(&SRec::Closed(Error::Closed))
+    );
 }
 
 /// A logged-in pair with a 400 000-byte put of `name` part-way through.
@@ -521,7 +527,7 @@ fn assert_usable(p: &Pair) {
         !p.client_closed && !p.server_closed,
         "{:?} {:?}",
         p.events,
-        p.server_events
+        p.store.server_events
     );
     assert!(p.client.is_idle());
 }
@@ -567,7 +573,10 @@ fn a_client_cancel_of_a_put_is_acknowledged() {
     );
     p.drive();
     assert!(p.client.is_idle());
-    assert_eq!(p.server_events.last(), Some(&SRec::Cancelled(Error::Io)));
+    assert_eq!(
+        p.store.server_events.last(),
+        Some(&SRec::Cancelled(Error::Io))
+    );
     assert!(p.store.partial.contains_key("y"), "kept for a resume");
 }
 
@@ -636,5 +645,47 @@ fn read_only_and_exec_disabled_are_enforced_by_the_core_server() {
     }
     assert_eq!(p.store.files.len(), 1, "nothing changed");
     assert!(p.store.files.contains_key("a"));
-    assert!(!p.server_events.iter().any(|e| matches!(e, SRec::PutEnd(_))));
+    assert!(!p
+        .store
+        .server_events
+        .iter()
+        .any(|e| matches!(e, SRec::PutEnd(_))));
+}
+
+/// The store failing mid-put (a full disk): the core's session cancels
+/// the upload with the store's error, keeps what arrived for a resume, and
+/// the session goes on; the resume completes the file.
+#[test]
+fn a_store_failing_mid_put_cancels_it_keeps_the_part_and_a_resume_completes_it() {
+    let mut p = Pair::new();
+    p.login();
+    let data = bytes(300_000, 11);
+    p.store.fail_writes_after = Some(100_000);
+    let ev = p.put("big", &data, Overwrite::Fail, false);
+    assert!(ev.contains(&Rec::Failed(Error::NoSpace)), "{ev:?}");
+    assert!(!p.store.files.contains_key("big"));
+    let held = p.store.partial["big"].len();
+    assert!(held > 0 && held <= 100_000, "{held}");
+    assert_eq!(p.store.partial["big"][..], data[..held]);
+    p.store.fail_writes_after = None;
+    let ev = p.put("big", &data, Overwrite::Fail, true);
+    assert!(ev.contains(&Rec::Accepted(held as u64, None)), "{ev:?}");
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)));
+    assert_eq!(p.store.files["big"], data);
+}
+
+/// A file that shrinks while it is sent: the core's session gives the get
+/// up with `Io` rather than send a short body, and the session goes on.
+#[test]
+fn a_file_that_shrinks_during_a_get_is_cancelled_with_io() {
+    let mut p = Pair::new();
+    p.login();
+    p.store.files.insert("f".into(), bytes(50_000, 3));
+    p.store.shrink_by = 10;
+    let (_, ev) = p.get("f");
+    assert!(ev.contains(&Rec::Failed(Error::Io)), "{ev:?}");
+    p.store.shrink_by = 0;
+    let (got, ev) = p.get("f");
+    assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)), "{ev:?}");
+    assert_eq!(got, p.store.files["f"]);
 }

@@ -37,7 +37,7 @@ fn session(split: Split) -> (Vec<Rec>, Vec<SRec>) {
     events.extend(p.take());
     events.extend(p.put("测试文件.txt", b"again", Overwrite::Fail, false));
     events.retain(|e| !matches!(e, Rec::Connected(..)));
-    (events, p.server_events)
+    (events, p.store.server_events)
 }
 
 #[test]

@@ -230,7 +230,7 @@ fn server_gets(raw: &[u8]) -> Option<SRec> {
     p.login();
     p.to_server.bytes.extend(raw);
     p.drive();
-    p.server_events.last().cloned()
+    p.store.server_events.last().cloned()
 }
 
 fn raw_frame(kind: u8, payload: &[u8]) -> Vec<u8> {
@@ -286,7 +286,7 @@ fn oversized_frame_is_rejected_at_the_client_too() {
     assert_eq!(p.take(), vec![Rec::Closed(Error::FrameTooLarge)]);
     // The server hears why.
     assert_eq!(
-        p.server_events.last(),
+        p.store.server_events.last(),
         Some(&SRec::Closed(Error::FrameTooLarge))
     );
 }
@@ -302,7 +302,10 @@ fn more_body_than_announced_is_a_protocol_error() {
     p.drive();
     p.to_server.bytes.extend(raw_frame(2, b"abcde"));
     p.drive();
-    assert!(p.server_events.contains(&SRec::Closed(Error::Malformed)));
+    assert!(p
+        .store
+        .server_events
+        .contains(&SRec::Closed(Error::Malformed)));
 }
 
 #[test]
@@ -314,7 +317,7 @@ fn truncated_frame_then_eof_is_truncated() {
     p.server.handle_eof(p.now);
     p.drive();
     assert_eq!(
-        p.server_events.last(),
+        p.store.server_events.last(),
         Some(&SRec::Closed(Error::Truncated))
     );
 }
@@ -339,7 +342,10 @@ fn handshake_login_and_idle_deadlines() {
     assert!(!p.server_closed);
     p.advance(1);
     p.drive();
-    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Timeout)));
+    assert_eq!(
+        p.store.server_events.last(),
+        Some(&SRec::Closed(Error::Timeout))
+    );
     assert_eq!(p.events.last(), Some(&Rec::Closed(Error::Timeout)));
 
     // Logged in: idle for 300 s closes; activity pushes the deadline.
@@ -353,7 +359,10 @@ fn handshake_login_and_idle_deadlines() {
     assert!(!p.server_closed, "activity resets the idle timer");
     p.advance(100_001);
     p.drive();
-    assert_eq!(p.server_events.last(), Some(&SRec::Closed(Error::Timeout)));
+    assert_eq!(
+        p.store.server_events.last(),
+        Some(&SRec::Closed(Error::Timeout))
+    );
 }
 
 #[test]

@@ -1,11 +1,13 @@
-//! One session's application: the RAM store and the built-in commands
-//! behind ferry-core's `Server`, as a [`Handler`]. No heap, no shell.
+//! The device's application: the RAM store and the built-in commands as
+//! a ferry-core [`Store`], served by the core's one session
+//! (`ferry_core::app::Session`). No heap, no shell.
 
 use core::fmt::Write as _;
+use core::ops::{Deref, DerefMut};
 
-use ferry_core::digest::{self, Algorithm, Digests};
-use ferry_core::driver::Handler;
-use ferry_core::{Error, Instant, Overwrite, Request, Server, ServerEvent, Stream, Verifier};
+use ferry_core::app::{Abort, Accepted, ExecPoll, Store};
+use ferry_core::digest::{self, Algorithm, Digests, Sum};
+use ferry_core::{Entry, Error, Instant, Overwrite, Server, Stream, Verifier};
 use heapless::String;
 
 use crate::store::{file_name, RamStore, MAX_FILE_NAME};
@@ -39,53 +41,33 @@ pub enum Auth {
 /// Output of a built-in command, sent a piece at a time.
 type Output = String<2048>;
 
-#[derive(Default)]
-enum Pending {
-    #[default]
-    None,
-    Login(String<64>),
-    Request(Request),
-    SendBody(u64),
-    PutEnd(bool),
-    Abort(Error),
-}
+/// A file name on the device.
+type Name = String<MAX_FILE_NAME>;
 
-/// What one session remembers between events.
-#[derive(Default)]
-pub struct SessionState {
-    pending: Pending,
-    upload: Option<(String<MAX_FILE_NAME>, bool)>,
-    download: Option<(String<MAX_FILE_NAME>, usize, bool)>,
-    listing: Option<usize>,
-    exec: Option<(Output, usize)>,
-    /// The connection ended.
-    pub closed: bool,
-}
-
-impl SessionState {
-    /// Whether this session holds the store's upload slot.
-    pub fn uploading(&self) -> bool {
-        self.upload.is_some()
-    }
-
-    /// Whether it has output to produce without new input.
-    pub fn has_output(&self) -> bool {
-        self.listing.is_some() || self.exec.is_some() || self.download.as_ref().is_some_and(|d| d.2)
-    }
-}
-
-/// A session's state together with what it works on, for one poll.
-pub struct App<'a, const FILES: usize, const BYTES: usize> {
-    /// The session.
-    pub st: &'a mut SessionState,
-    /// The shared store.
-    pub store: &'a mut RamStore<FILES, BYTES>,
+/// The RAM store with who may log in, a random source and the time: what
+/// every session of the device serves. Derefs to the [`RamStore`].
+pub struct DeviceStore<'s, const FILES: usize, const BYTES: usize> {
+    /// The files, shared by every session.
+    pub ram: &'s mut RamStore<FILES, BYTES>,
     /// Who may log in.
-    pub auth: &'a Auth,
+    pub auth: Auth,
     /// Fills a buffer with random bytes (a hardware RNG on a device).
     pub random: fn(&mut [u8]),
-    /// Now.
+    /// Now (for `uptime`), set by the driver at each poll.
     pub now: Instant,
+}
+
+impl<const FILES: usize, const BYTES: usize> Deref for DeviceStore<'_, FILES, BYTES> {
+    type Target = RamStore<FILES, BYTES>;
+    fn deref(&self) -> &Self::Target {
+        self.ram
+    }
+}
+
+impl<const FILES: usize, const BYTES: usize> DerefMut for DeviceStore<'_, FILES, BYTES> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.ram
+    }
 }
 
 fn hex(d: &[u8; 16]) -> String<32> {
@@ -96,89 +78,14 @@ fn hex(d: &[u8; 16]) -> String<32> {
     s
 }
 
-impl<const FILES: usize, const BYTES: usize> App<'_, FILES, BYTES> {
-    fn request(&mut self, s: &mut Conn, req: Request) -> Result<(), Error> {
-        let r = match req {
-            Request::Get { path } => file_name(&path).and_then(|n| {
-                let data = self.store.read(n).ok_or(Error::NotFound)?;
-                s.offer(data.len() as u64)?;
-                let mut name = String::new();
-                let _ = name.push_str(n);
-                self.st.download = Some((name, 0, false));
-                Ok(())
-            }),
-            Request::Put {
-                path,
-                size,
-                overwrite,
-                resume: _,
-            } => file_name(&path).and_then(|n| {
-                // The device keeps no partial uploads: a resume starts over.
-                if self.store.contains(n) && overwrite != Overwrite::Replace {
-                    return Err(Error::Exists);
-                }
-                self.store.begin_upload(size)?;
-                if let Err(e) = s.accept_put(0, None) {
-                    self.store.abort_upload();
-                    return Err(e);
-                }
-                let mut name = String::new();
-                let _ = name.push_str(n);
-                self.st.upload = Some((name, overwrite == Overwrite::Replace));
-                Ok(())
-            }),
-            Request::List { path } => {
-                if !matches!(path.as_str(), "" | "/" | ".") {
-                    Err(Error::NotFound)
-                } else {
-                    self.st.listing = Some(0);
-                    Ok(())
-                }
-            }
-            Request::Stat { path } => {
-                let n = file_name(&path)?;
-                match self.store.entry(n) {
-                    Some(e) => s.reply_entry(&e),
-                    None => Err(Error::NotFound),
-                }
-            }
-            Request::Digest { path } => {
-                let n = file_name(&path)?;
-                let data = self.store.read(n).ok_or(Error::NotFound)?;
-                let alg = s.negotiated().ok_or(Error::Internal)?.digest;
-                s.reply_sum(&digest::digest(alg, data).ok_or(Error::Internal)?)
-            }
-            Request::Cd { path } => match path.as_str() {
-                "" | "/" | "." => s.reply_cwd("/"),
-                _ => Err(Error::NotFound),
-            },
-            Request::Pwd => s.reply_cwd("/"),
-            Request::Mkdir { .. } => Err(Error::Permission),
-            Request::Remove { path } => file_name(&path)
-                .and_then(|n| self.store.remove(n))
-                .and_then(|_| s.reply_ok()),
-            Request::Rename { from, to } => {
-                let (f, t) = (file_name(&from)?, file_name(&to)?);
-                self.store.rename(f, t).and_then(|_| s.reply_ok())
-            }
-            Request::RenameReplace { from, to } => {
-                let (f, t) = (file_name(&from)?, file_name(&to)?);
-                self.store.rename_replacing(f, t).and_then(|_| s.reply_ok())
-            }
-            Request::Exec { command } => match self.builtin(&command) {
-                Ok(out) => {
-                    self.st.exec = Some((out, 0));
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => s.refuse(e),
-        }
-    }
+fn name(n: &str) -> Result<Name, Error> {
+    let mut name = Name::new();
+    name.push_str(file_name(n)?)
+        .map_err(|_| Error::InvalidPath)?;
+    Ok(name)
+}
 
+impl<const FILES: usize, const BYTES: usize> DeviceStore<'_, FILES, BYTES> {
     /// The device's commands: there is no shell.
     fn builtin(&self, line: &str) -> Result<Output, Error> {
         let mut out = Output::new();
@@ -192,11 +99,11 @@ impl<const FILES: usize, const BYTES: usize> App<'_, FILES, BYTES> {
             Some("free") => w(writeln!(
                 out,
                 "{} bytes free of {BYTES}, {} of {FILES} files",
-                self.store.free(),
-                self.store.len()
+                self.ram.free(),
+                self.ram.len()
             ))?,
             Some("ls") => {
-                for e in self.store.entries() {
+                for e in self.ram.entries() {
                     w(writeln!(out, "{:>8}  {}", e.size, e.name))?;
                 }
             }
@@ -213,146 +120,143 @@ impl<const FILES: usize, const BYTES: usize> App<'_, FILES, BYTES> {
             }
             Some("md5") => {
                 let name = words.next().ok_or(Error::ExecFailed)?;
-                let data = self.store.read(file_name(name)?).ok_or(Error::NotFound)?;
-                w(writeln!(
-                    out,
-                    "{}  {name}",
-                    hex(&ferry_core::digest::md5(data))
-                ))?;
+                let data = self.ram.read(file_name(name)?).ok_or(Error::NotFound)?;
+                w(writeln!(out, "{}  {name}", hex(&digest::md5(data))))?;
             }
             _ => return Err(Error::ExecFailed),
         }
         Ok(out)
     }
-
-    fn pump(&mut self, s: &mut Conn) -> Result<(), Error> {
-        if let Some((name, pos, true)) = &mut self.st.download {
-            let Some(data) = self.store.read(name) else {
-                self.st.download = None;
-                return s.cancel(Error::NotFound);
-            };
-            loop {
-                let buf = s.send_buffer();
-                let n = buf.len().min(data.len().saturating_sub(*pos));
-                if n == 0 {
-                    break;
-                }
-                buf[..n].copy_from_slice(&data[*pos..*pos + n]);
-                s.commit_send(n)?;
-                *pos += n;
-            }
-            if s.remaining() == 0 {
-                self.st.download = None;
-            }
-        }
-        if let Some(i) = self.st.listing {
-            let mut i = i;
-            while let Some(e) = self.store.entry_at(i) {
-                match s.list_entry(&e) {
-                    Ok(()) => i += 1,
-                    Err(Error::BufferFull) => {
-                        self.st.listing = Some(i);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            self.st.listing = None;
-            s.list_end()?;
-        }
-        if let Some((out, pos)) = &mut self.st.exec {
-            while *pos < out.len() {
-                match s.exec_output(Stream::Stdout, &out.as_bytes()[*pos..]) {
-                    Ok(n) => *pos += n,
-                    Err(Error::BufferFull) => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-            }
-            self.st.exec = None;
-            s.exec_end(0)?;
-        }
-        Ok(())
-    }
 }
 
-impl<const FILES: usize, const BYTES: usize> Handler<[u8; FRAME_BUF]> for App<'_, FILES, BYTES> {
-    fn event(&mut self, event: ServerEvent<'_>) {
-        match event {
-            ServerEvent::LoginRequest { user } => {
-                let mut u = String::new();
-                let _ = u.push_str(&user);
-                self.st.pending = Pending::Login(u);
-            }
-            ServerEvent::Request(r) => self.st.pending = Pending::Request(r),
-            ServerEvent::SendBody { offset } => self.st.pending = Pending::SendBody(offset),
-            ServerEvent::Data(d) => {
-                if let Err(e) = self.store.write_upload(d) {
-                    self.st.pending = Pending::Abort(e);
-                }
-            }
-            ServerEvent::PutEnd { verified, .. } => self.st.pending = Pending::PutEnd(verified),
-            ServerEvent::Cancelled(_) => {
-                if self.st.upload.take().is_some() {
-                    self.store.abort_upload();
-                }
-                self.st.download = None;
-            }
-            ServerEvent::Closed(_) => {
-                if self.st.upload.take().is_some() {
-                    self.store.abort_upload();
-                }
-                self.st.closed = true;
-            }
-            _ => {}
+impl<const FILES: usize, const BYTES: usize> Store for DeviceStore<'_, FILES, BYTES> {
+    /// The file's name: looked up at each read.
+    type File = Name;
+    /// The target name and whether it replaces an existing file; the
+    /// bytes go behind the store's last file (one upload at a time).
+    type Upload = (Name, bool);
+    /// The index of the next file.
+    type Listing = usize;
+    /// A built-in command's whole output and how much was sent.
+    type Exec = (Output, usize);
+
+    fn verifier(&self, user: &str) -> Option<&Verifier> {
+        match &self.auth {
+            Auth::User(name, v) if name == user => Some(v),
+            _ => None,
         }
     }
 
-    fn respond(&mut self, s: &mut Conn) -> Result<(), Error> {
-        match core::mem::take(&mut self.st.pending) {
-            Pending::None => {}
-            Pending::Login(user) => {
-                let v = match self.auth {
-                    Auth::User(name, v) if *name == user => Some(v),
-                    _ => None,
-                };
-                let mut nonce = [0u8; 18];
-                (self.random)(&mut nonce);
-                s.login_verifier(v, &nonce)?;
-            }
-            Pending::Request(r) => self.request(s, r)?,
-            Pending::SendBody(offset) => {
-                if let Some((name, pos, started)) = &mut self.st.download {
-                    let data = self.store.read(name).ok_or(Error::NotFound)?;
-                    let off = usize::try_from(offset).map_err(|_| Error::BadOffset)?;
-                    s.feed_prefix(data.get(..off).ok_or(Error::BadOffset)?)?;
-                    *pos = off;
-                    *started = true;
-                }
-            }
-            Pending::PutEnd(verified) => {
-                if let Some((name, replace)) = self.st.upload.take() {
-                    if verified {
-                        let secs = self.now.as_millis() / 1000;
-                        match self.store.commit_upload(&name, replace, secs) {
-                            Ok(()) => s.finish_put()?,
-                            Err(e) => s.refuse(e)?,
-                        }
-                    } else {
-                        self.store.abort_upload();
-                    }
-                }
-            }
-            Pending::Abort(e) => {
-                if self.st.upload.take().is_some() {
-                    self.store.abort_upload();
-                }
-                s.cancel(e)?;
-            }
-        }
-        self.pump(s)
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        (self.random)(buf);
+        Ok(())
     }
 
-    fn has_output(&self) -> bool {
-        self.st.has_output()
+    fn open(&mut self, path: &str) -> Result<(Name, u64), Error> {
+        let n = name(path)?;
+        let size = self.ram.read(&n).ok_or(Error::NotFound)?.len() as u64;
+        Ok((n, size))
+    }
+
+    fn read_at(&mut self, file: &mut Name, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let data = self.ram.read(file).ok_or(Error::NotFound)?;
+        let rest = usize::try_from(at).ok().and_then(|at| data.get(at..));
+        let rest = rest.ok_or(Error::BadOffset)?;
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    /// Hashed in place, without copying through a scratch buffer.
+    fn digest(&mut self, path: &str, alg: Algorithm, _: &mut [u8]) -> Result<Sum, Error> {
+        let data = self.ram.read(file_name(path)?).ok_or(Error::NotFound)?;
+        digest::digest(alg, data).ok_or(Error::Internal)
+    }
+
+    fn begin_upload(
+        &mut self,
+        path: &str,
+        size: u64,
+        overwrite: Overwrite,
+        _resume: bool,
+        _digest: Algorithm,
+    ) -> Result<Accepted<(Name, bool)>, Error> {
+        let n = name(path)?;
+        // The device keeps no partial uploads: a resume starts over.
+        if self.ram.contains(&n) && overwrite != Overwrite::Replace {
+            return Err(Error::Exists);
+        }
+        self.ram.begin_upload(size)?;
+        let replace = overwrite == Overwrite::Replace;
+        Ok(Accepted {
+            upload: (n, replace),
+            offset: 0,
+            stored_as: None,
+        })
+    }
+
+    fn write(&mut self, _: &mut (Name, bool), data: &[u8]) -> Result<(), Error> {
+        self.ram.write_upload(data)
+    }
+
+    fn commit(&mut self, (name, replace): (Name, bool), _: Sum) -> Result<(), Error> {
+        let secs = self.now.as_millis() / 1000;
+        self.ram.commit_upload(&name, replace, secs)
+    }
+
+    fn keep(&mut self, _: (Name, bool), _: Abort) {
+        self.ram.abort_upload();
+    }
+
+    fn discard(&mut self, _: (Name, bool)) {
+        self.ram.abort_upload();
+    }
+
+    fn list(&mut self, path: &str) -> Result<usize, Error> {
+        match path {
+            "" | "/" | "." => Ok(0),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    fn next_entry(&mut self, i: &mut usize, slot: &mut Entry) -> Result<bool, Error> {
+        let Some(e) = self.ram.entry_at(*i) else {
+            return Ok(false);
+        };
+        *slot = e;
+        *i += 1;
+        Ok(true)
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        self.ram.entry(file_name(path)?).ok_or(Error::NotFound)
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), Error> {
+        self.ram.remove(file_name(path)?)
+    }
+
+    fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
+        let (f, t) = (file_name(from)?, file_name(to)?);
+        if replace {
+            self.ram.rename_replacing(f, t)
+        } else {
+            self.ram.rename(f, t)
+        }
+    }
+
+    fn exec(&mut self, command: &str) -> Result<(Output, usize), Error> {
+        Ok((self.builtin(command)?, 0))
+    }
+
+    fn exec_poll<'a>(&'a mut self, (out, pos): &'a mut (Output, usize)) -> ExecPoll<'a> {
+        match out.as_bytes().get(*pos..) {
+            Some(rest) if !rest.is_empty() => ExecPoll::Output(Stream::Stdout, rest),
+            _ => ExecPoll::Exit(0),
+        }
+    }
+
+    fn exec_consume(&mut self, x: &mut (Output, usize), n: usize) {
+        x.1 += n;
     }
 }

@@ -3,34 +3,37 @@
 //! `Server`. The caller owns the interface, the socket set and the socket
 //! buffers; [`FerryDevice::poll`] moves bytes between sockets and sessions.
 
-use ferry_core::driver::Handler;
+use ferry_core::app::{Progress, Session};
 use ferry_core::{Instant, ServerConfig};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
-use crate::app::{App, Auth, Conn, SessionState};
+use crate::app::{Auth, Conn, DeviceStore};
 use crate::store::RamStore;
 
 /// The TCP port Ferry listens on.
 pub const PORT: u16 = 7070;
 
-struct Slot {
+/// The application of one session over the device's store.
+type AppSession<'s, const FILES: usize, const BYTES: usize> =
+    Session<DeviceStore<'s, FILES, BYTES>>;
+
+struct Slot<'s, const FILES: usize, const BYTES: usize> {
     handle: SocketHandle,
     conn: Option<Conn>,
-    st: SessionState,
+    session: AppSession<'s, FILES, BYTES>,
 }
 
 /// A Ferry server on smoltcp with a RAM store of `FILES` files and `BYTES`
 /// bytes, serving `N` sessions at once.
 pub struct FerryDevice<'s, const FILES: usize, const BYTES: usize, const N: usize> {
-    /// The files. Borrowed, so a firmware can place the store in a static
-    /// of its own (no 256 KiB copy through the stack).
-    pub store: &'s mut RamStore<FILES, BYTES>,
-    slots: [Slot; N],
-    busy: Slot,
+    /// The files (borrowed, so a firmware can place the store in a static
+    /// of its own: no 256 KiB copy through the stack), with who may log
+    /// in; derefs to the [`RamStore`].
+    pub store: DeviceStore<'s, FILES, BYTES>,
+    slots: [Slot<'s, FILES, BYTES>; N],
+    busy: Slot<'s, FILES, BYTES>,
     config: ServerConfig,
-    auth: Auth,
-    random: fn(&mut [u8]),
 }
 
 impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s, FILES, BYTES, N> {
@@ -59,15 +62,18 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
         let slot = |handle| Slot {
             handle,
             conn: None,
-            st: SessionState::default(),
+            session: Session::new(),
         };
         FerryDevice {
-            store,
+            store: DeviceStore {
+                ram: store,
+                auth,
+                random,
+                now: Instant::ZERO,
+            },
             slots: sessions.map(slot),
             busy: slot(busy),
             config,
-            auth,
-            random,
         }
     }
 
@@ -80,18 +86,10 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
 
     /// Serves every socket once; call after each `Interface::poll`.
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) {
+        self.store.now = now;
         let busy = core::iter::once((&mut self.busy, true));
         for (slot, is_busy) in self.slots.iter_mut().map(|s| (s, false)).chain(busy) {
-            pump(
-                slot,
-                is_busy,
-                self.store,
-                &self.config,
-                &self.auth,
-                self.random,
-                now,
-                sockets,
-            );
+            pump(slot, is_busy, &mut self.store, &self.config, now, sockets);
         }
     }
 
@@ -109,24 +107,23 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn pump<const FILES: usize, const BYTES: usize>(
-    slot: &mut Slot,
+/// Moves bytes between one socket and its session, and lets the core's
+/// session answer what came in.
+fn pump<'s, const FILES: usize, const BYTES: usize>(
+    slot: &mut Slot<'s, FILES, BYTES>,
     busy: bool,
-    store: &mut RamStore<FILES, BYTES>,
+    store: &mut DeviceStore<'s, FILES, BYTES>,
     config: &ServerConfig,
-    auth: &Auth,
-    random: fn(&mut [u8]),
     now: Instant,
     sockets: &mut SocketSet<'_>,
 ) {
     let sock = sockets.get_mut::<tcp::Socket>(slot.handle);
     if !sock.is_open() {
         // Closed (or reset): drop the session, listen again.
-        if slot.conn.take().is_some() && slot.st.uploading() {
-            store.abort_upload();
+        if slot.conn.take().is_some() {
+            slot.session.end(store);
         }
-        slot.st = SessionState::default();
+        slot.session = Session::new();
         let _ = sock.listen(PORT);
         return;
     }
@@ -134,20 +131,11 @@ fn pump<const FILES: usize, const BYTES: usize>(
         if sock.state() != tcp::State::Established {
             return;
         }
+        let bufs = ([0; crate::app::FRAME_BUF], [0; crate::app::FRAME_BUF]);
         let c = if busy {
-            Conn::new_busy(
-                now,
-                *config,
-                [0; crate::app::FRAME_BUF],
-                [0; crate::app::FRAME_BUF],
-            )
+            Conn::new_busy(now, *config, bufs.0, bufs.1)
         } else {
-            Conn::new(
-                now,
-                *config,
-                [0; crate::app::FRAME_BUF],
-                [0; crate::app::FRAME_BUF],
-            )
+            Conn::new(now, *config, bufs.0, bufs.1)
         };
         match c {
             Ok(c) => slot.conn = Some(c),
@@ -161,13 +149,8 @@ fn pump<const FILES: usize, const BYTES: usize>(
         return;
     };
     conn.handle_timeout(now);
-    let mut app = App {
-        st: &mut slot.st,
-        store,
-        auth,
-        random,
-        now,
-    };
+    // For hashing a resumed get's held prefix.
+    let mut scratch = [0u8; 256];
     let mut eof = false;
     // Bounded, so one busy session cannot starve the others.
     for _ in 0..64 {
@@ -193,19 +176,11 @@ fn pump<const FILES: usize, const BYTES: usize>(
             conn.handle_eof(now);
             eof = true;
         }
-        let mut any = false;
-        while let Some(ev) = conn.poll_event() {
-            any = true;
-            app.event(ev);
-            if app.respond(conn).is_err() {
-                sock.abort();
-                return;
-            }
-        }
-        if app.respond(conn).is_err() {
+        let Ok(next) = slot.session.progress(conn, store, &mut scratch) else {
+            slot.session.end(store);
             sock.abort();
             return;
-        }
+        };
         let mut sent = false;
         while sock.can_send() {
             let pending = conn.transmit_buf();
@@ -220,7 +195,13 @@ fn pump<const FILES: usize, const BYTES: usize>(
                 _ => break,
             }
         }
-        if !(got || any || (sent && app.has_output())) {
+        let again = match next {
+            Progress::Closed(_) => false,
+            // More may follow once the socket takes it.
+            Progress::Transmit => sent || got,
+            Progress::Wait => got,
+        };
+        if !again {
             break;
         }
     }

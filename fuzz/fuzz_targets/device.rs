@@ -1,7 +1,7 @@
 //! Arbitrary bytes from a client, after a valid hello, into the device
-//! library: ferry-device's `App` (RAM store, built-in commands, SCRAM or
-//! anonymous) behind a core `Server`, driven by ferry-core's blocking
-//! driver over an in-memory transport. The first byte picks the read size.
+//! library: ferry-device's `DeviceStore` (RAM store, built-in commands,
+//! SCRAM or anonymous) behind a core `Server` and the core's one session,
+//! driven by ferry-core's blocking driver over an in-memory transport. The first byte picks the read size.
 #![no_main]
 
 use core::convert::Infallible;
@@ -10,7 +10,7 @@ use embedded_io::{ErrorType, Read, Write};
 use ferry_core::driver::blocking::serve;
 use ferry_core::frame::{Hello, VERSION};
 use ferry_core::{Config, Instant, Server, ServerConfig};
-use ferry_device::app::{App, SessionState, DIGESTS, FRAME_BUF};
+use ferry_device::app::{DeviceStore, DIGESTS, FRAME_BUF};
 use ferry_device::{Auth, RamStore};
 use libfuzzer_sys::fuzz_target;
 
@@ -66,11 +66,10 @@ fuzz_target!(|data: &[u8]| {
     let mut store: RamStore<4, 8192> = RamStore::default();
     let _ = store.begin_upload(3).and_then(|_| store.write_upload(b"abc"));
     let _ = store.commit_upload("seed.txt", true, 0);
-    let auth = Auth::Anonymous;
-    let mut st = SessionState::default();
-    let mut app = App { st: &mut st, store: &mut store, auth: &auth, random, now: Instant::ZERO };
+    let mut app = DeviceStore { ram: &mut store, auth: Auth::Anonymous, random, now: Instant::ZERO };
+    let mut scratch = [0u8; 256];
     let mut t = 0u64;
-    let _ = serve(&mut wire, &mut server, &mut app, move || {
+    let _ = serve(&mut wire, &mut server, &mut app, &mut scratch, move || {
         t += 1;
         Instant::from_millis(t)
     });

@@ -174,8 +174,6 @@ fn parent_of(p: &Path) -> &Path {
 pub struct Upload {
     /// Final name, relative to the root.
     pub target: PathBuf,
-    /// Partial file, relative to the root.
-    pub part: PathBuf,
     file: File,
     /// For large bodies, a thread that owns `file`'s writes, so the session
     /// hashes the next chunk while the last one is written.
@@ -503,7 +501,6 @@ impl Root {
             live.insert(self.path.join(&target), remaining.clone());
             drop(live);
             let mut up = Upload {
-                part: parent_of(&target).join(&part),
                 target: target.clone(),
                 file,
                 writer: None,
@@ -709,28 +706,19 @@ fn create_part(parent: &Dir, part: &str, size: u64) -> Result<File, Error> {
 }
 
 impl Upload {
-    /// Reads the held prefix back, `f` getting it piece by piece (to hash).
-    pub fn read_prefix(
-        &mut self,
-        mut f: impl FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        self.file.seek(SeekFrom::Start(0)).map_err(|e| map_io(&e))?;
-        let mut left = self.offset;
-        let mut buf = vec![0u8; 64 * 1024];
-        while left > 0 {
-            let want = buf.len().min(left as usize);
-            let n = self.file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
-            if n == 0 {
-                return Err(Error::Io);
+    /// Reads held bytes back from `at` (to hash a resume's prefix),
+    /// without moving the write position.
+    pub fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            match rustix::io::pread(&self.file, &mut *buf, at) {
+                Err(rustix::io::Errno::INTR) => {}
+                r => return r.map_err(|e| map_io(&e.into())),
             }
-            f(&buf[..n])?;
-            left -= n as u64;
         }
-        Ok(())
     }
 
     /// Appends body bytes; with `background`, through a writer thread
-    /// (call after `read_prefix`).
+    /// (call after reading the prefix back).
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         if let Some(e) = self.failed {
             return Err(e);

@@ -39,14 +39,9 @@ pub mod admission;
 mod client;
 mod error;
 mod exec;
-// Once private, `Upload::part` and `Session::exec_running` show as unused.
-// They stay until the core's app layer replaces the session (issue 15 step
-// 1); the expectations fail, and go, when the dead code does.
-#[expect(dead_code, reason = "Upload::part is never read")]
 mod fsroot;
 mod listing;
 mod server;
-#[expect(dead_code, reason = "Session::exec_running is never called")]
 mod session;
 mod sums;
 pub mod url;

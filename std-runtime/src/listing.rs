@@ -14,9 +14,6 @@ use crate::fsroot::{entry_of, is_part_name, map_io};
 /// A listing in progress.
 pub struct Listing {
     dir: ReadDir,
-    /// Read from the directory but not yet sent (no output room), or a read
-    /// error waiting to be sent.
-    held: Option<Result<Entry, Error>>,
     /// The directory has no more entries.
     done: bool,
 }
@@ -24,20 +21,13 @@ pub struct Listing {
 impl Listing {
     /// A listing of the directory `dir` was opened on.
     pub fn new(dir: ReadDir) -> Listing {
-        Listing {
-            dir,
-            held: None,
-            done: false,
-        }
+        Listing { dir, done: false }
     }
 
     /// The next entry to send, `None` at the end. Partial uploads, names
     /// that are not UTF-8 and entries gone before they could be described
     /// are skipped.
     pub fn next_entry(&mut self) -> Option<Result<Entry, Error>> {
-        if let Some(held) = self.held.take() {
-            return Some(held);
-        }
         while !self.done {
             let Some(item) = self.dir.next() else {
                 self.done = true;
@@ -58,12 +48,6 @@ impl Listing {
         }
         None
     }
-
-    /// Gives back what [`Self::next_entry`] returned and could not be sent
-    /// yet; the next call returns it again.
-    pub fn hold(&mut self, item: Result<Entry, Error>) {
-        self.held = Some(item);
-    }
 }
 
 #[cfg(test)]
@@ -71,8 +55,8 @@ mod tests {
     use super::*;
     use crate::fsroot::Root;
 
-    /// However many entries the directory has, the listing holds at most
-    /// one of them: the rest stay in the directory until asked for.
+    /// However many entries the directory has, the listing holds none
+    /// of them (the session keeps the one it could not send yet): the rest stay in the directory until asked for.
     #[test]
     fn a_listing_holds_at_most_one_entry_and_hides_part_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -82,10 +66,7 @@ mod tests {
         std::fs::write(dir.path().join(".f000.ferry-part"), b"partial").unwrap();
         let root = Root::open(dir.path()).unwrap();
         let mut list = root.list(std::path::Path::new("")).unwrap();
-        let first = list.next_entry().unwrap();
-        list.hold(first.clone());
-        assert_eq!(list.next_entry().unwrap(), first, "held, then given again");
-        let mut names = vec![first.unwrap().name.to_string()];
+        let mut names = Vec::new();
         while let Some(e) = list.next_entry() {
             names.push(e.unwrap().name.to_string());
         }

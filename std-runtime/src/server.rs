@@ -1,13 +1,14 @@
 //! The `ferry serve` server: tokio listeners (TCP and Unix), one task per
-//! connection, each driving a ferry-core `Server` with a [`Session`].
+//! connection, each driving a ferry-core `Server` and the core's one
+//! application session over a [`SessionStore`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
+use ferry_core::app::{Progress, Session};
 use ferry_core::digest::Digests;
-use ferry_core::driver::Handler;
 use ferry_core::{Config, Error, Instant, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
@@ -19,7 +20,7 @@ use crate::admission::{Admission, Gate, Limits, Startup};
 use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
-use crate::session::{Session, Shared};
+use crate::session::{SessionStore, Shared};
 use crate::users::Users;
 
 /// What each failed login costs the peer before it hears the answer.
@@ -479,7 +480,6 @@ impl Ctx {
             };
             let Ok(core) = core else { return };
             let t0 = StdInstant::now();
-            let session = Session::new(ctx.shared.clone(), peer.clone());
             let gate = Gate::new(
                 ctx.admission.clone(),
                 ip,
@@ -487,7 +487,8 @@ impl Ctx {
                 admit.ok(),
                 ctx.slots.clone(),
             );
-            let why = drive(stream, core, session, gate, &ctx).await;
+            let store = SessionStore::new(ctx.shared.clone(), peer.clone(), gate);
+            let why = drive(stream, core, store, &ctx).await;
             match refused {
                 Some(Error::Busy) => warn!(%peer, "refused: server busy"),
                 Some(_) => {}
@@ -527,51 +528,56 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
 }
 
 /// Runs one connection to its end; returns why it ended. Never panics on
-/// peer input: every failure is a typed close.
+/// peer input: every failure is a typed close. The request sequencing is
+/// the core's ([`Session::progress`]); this is the tokio glue: writes,
+/// reads, deadlines, command output and eviction.
 async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     mut core: ferry_core::Server<Vec<u8>>,
-    mut session: Session,
-    mut gate: Gate,
+    mut store: SessionStore,
     ctx: &Ctx,
 ) -> Error {
+    let mut session = Session::new();
+    // For hashing a resume's held prefix (and digest requests).
+    let mut scratch = vec![0u8; 64 * 1024];
     let mut spins = 0u32;
+    let mut closed = None;
     loop {
-        while let Some(ev) = core.poll_event() {
-            if let Some(e) = gate.check(&ev) {
-                core.close(e);
-                continue;
-            }
-            session.event(ev);
-            if let Err(e) = session.respond(&mut core) {
-                warn!(peer = %session.peer, error = %e, "session error");
+        let next = match session.progress(&mut core, &mut store, &mut scratch) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(peer = %store.peer, error = %e, "session error");
+                session.end(&mut store);
                 return e;
             }
+        };
+        if let Progress::Closed(e) = next {
+            closed = Some(e);
         }
-        if let Err(e) = session.respond(&mut core) {
-            warn!(peer = %session.peer, error = %e, "session error");
-            return e;
-        }
-        if session.take_login_failure() {
+        if store.take_login_failure() {
             tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
         }
         let wrote = !core.transmit_buf().is_empty();
         while !core.transmit_buf().is_empty() {
             match stream.write(core.transmit_buf()).await {
-                Ok(0) | Err(_) => return session.closed.unwrap_or(Error::Closed),
+                Ok(0) | Err(_) => {
+                    session.end(&mut store);
+                    return closed.unwrap_or(Error::Closed);
+                }
                 Ok(n) => core.transmit_done(n),
             }
         }
         // TLS may hold accepted bytes back in its own buffer; push them
         // out before waiting for input (a no-op for plain sockets).
         if wrote && stream.flush().await.is_err() {
-            return session.closed.unwrap_or(Error::Closed);
+            session.end(&mut store);
+            return closed.unwrap_or(Error::Closed);
         }
-        if let Some(e) = session.closed {
+        if let Some(e) = closed {
             linger(&mut stream).await;
             return e;
         }
-        if (session.sending() && core.remaining() > 0) || Handler::<Vec<u8>>::has_output(&session) {
+        if next == Progress::Transmit {
             spins += 1;
             if spins % 4 == 0 {
                 // Let the runtime poll its I/O driver (a yielded task
@@ -598,7 +604,8 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             tokio::time::Instant::now()
                 + Duration::from_millis(d.as_millis().saturating_sub(now.as_millis()))
         });
-        let exec = session.exec_wants_output();
+        let wants_output = store.exec_wants_output();
+        let (exec, gate) = (&mut store.exec, &store.gate);
         tokio::select! {
             r = stream.read(core.input_buf()) => match r {
                 Ok(0) | Err(_) => core.handle_eof(ctx.now()),
@@ -607,9 +614,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 core.handle_timeout(ctx.now());
             }
-            msg = session.exec_recv(), if exec => session.on_exec(msg),
+            msg = async { exec.as_mut()?.recv().await }, if wants_output => store.on_exec(msg),
             _ = gate.evicted() => {
-                warn!(peer = %session.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
+                warn!(peer = %store.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
                 core.close(Error::Busy);
             }
         }

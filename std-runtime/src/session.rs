@@ -1,18 +1,22 @@
-//! One client's session on the server: the file store and command runner
-//! behind ferry-core's `Server`, as a [`Handler`].
+//! One client's session on the server: the served directory, kept
+//! digests, uploads and commands as a ferry-core [`Store`], which the
+//! core's one session (`ferry_core::app::Session`) serves. What is std's
+//! alone lives here: file-system work off the async workers, bounded
+//! prefix hashing, `--user-dirs`, exec confinement, admission, logs.
 
 use std::collections::VecDeque;
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use ferry_core::digest::Sum;
-use ferry_core::driver::Handler;
-use ferry_core::{Error, Request, Server, ServerEvent, Stream};
+use ferry_core::app::{Abort, Accepted, Cost, ExecPoll, GetEnd, Store};
+use ferry_core::digest::{Algorithm, Sum};
+use ferry_core::{Entry, Error, Overwrite, Path, Request, ServerEvent, Stream, Verifier};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::admission::Gate;
 use crate::fsroot::{map_io, resolve, Root, Upload};
 use crate::listing::Listing;
 use crate::sums::{Sums, Version};
@@ -84,26 +88,21 @@ pub const PREFIX_HASHES: usize = 2;
 /// Output pieces queued between a command and its session, at most.
 const EXEC_QUEUE: usize = 16;
 
-enum Pending {
-    Login(String),
-    /// Logged in under `--user-dirs`: move into the user's directory.
-    EnterHome,
-    Request(Box<Request>),
-    SendBody(u64),
-    PutEnd(bool, Sum),
-    Abort(Error),
-}
-
-struct Download {
+/// A file being sent (a get).
+pub struct Download {
     file: std::fs::File,
     path: String,
     size: u64,
-    started: bool,
     start: StdInstant,
     /// The file's version when opened.
     version: Version,
-    /// Sent with a kept digest instead of hashing it.
-    vouched: bool,
+}
+
+/// An upload being received, with what its log line needs.
+pub struct Receiving {
+    upload: Upload,
+    path: String,
+    start: StdInstant,
 }
 
 /// Output of a running command, as it arrives from its pipes.
@@ -114,15 +113,24 @@ pub enum ExecMsg {
     Exit(i32),
 }
 
-struct Exec {
+/// The running command (one per session at a time).
+pub struct Exec {
     rx: mpsc::Receiver<ExecMsg>,
     queue: VecDeque<(Stream, Vec<u8>)>,
     status: Option<i32>,
     command: String,
 }
 
-/// A session: current directory, login, and the transfer in progress.
-pub struct Session {
+impl Exec {
+    /// Waits for the command's next output.
+    pub async fn recv(&mut self) -> Option<ExecMsg> {
+        self.rx.recv().await
+    }
+}
+
+/// One session's store: the directory it serves, the session's directory
+/// in it, the user, admission, and the command running.
+pub struct SessionStore {
     shared: Arc<Shared>,
     /// Where this session's paths resolve: the server's root, or under
     /// `--user-dirs` the user's own directory.
@@ -133,33 +141,27 @@ pub struct Session {
     pub peer: String,
     cwd: PathBuf,
     user: Option<String>,
-    pending: Option<Pending>,
-    upload: Option<(Upload, String, StdInstant)>,
-    download: Option<Download>,
-    exec: Option<Exec>,
-    listing: Option<Listing>,
-    /// Why the connection closed, once it has.
-    pub closed: Option<Error>,
+    /// The command running, if any (its handle in the core's session is
+    /// `()`; its pipes are here, for the driver to wait on).
+    pub exec: Option<Exec>,
+    /// This connection's side of admission.
+    pub gate: Gate,
     /// A login just failed: the driver delays the answer.
     login_failed: bool,
 }
 
-impl Session {
+impl SessionStore {
     /// A new session at the root.
-    pub fn new(shared: Arc<Shared>, peer: String) -> Self {
-        Session {
+    pub fn new(shared: Arc<Shared>, peer: String, gate: Gate) -> Self {
+        SessionStore {
             root: shared.root.clone(),
             confinement: shared.exec_confinement.clone(),
             shared,
             peer,
             cwd: PathBuf::new(),
             user: None,
-            pending: None,
-            upload: None,
-            download: None,
             exec: None,
-            listing: None,
-            closed: None,
+            gate,
             login_failed: false,
         }
     }
@@ -174,17 +176,6 @@ impl Session {
         std::mem::take(&mut self.login_failed)
     }
 
-    /// Whether a get body is being streamed (the driver keeps writing
-    /// while the server has bytes left to send).
-    pub fn sending(&self) -> bool {
-        self.download.as_ref().is_some_and(|d| d.started)
-    }
-
-    /// Whether a command is running whose output must be waited for.
-    pub fn exec_running(&self) -> bool {
-        self.exec.as_ref().is_some_and(|e| e.status.is_none())
-    }
-
     /// Whether to take more of the command's output now: only while little
     /// is queued, so a command that prints faster than the client reads is
     /// held back by the pipe instead of filling the server's memory.
@@ -192,15 +183,6 @@ impl Session {
         self.exec
             .as_ref()
             .is_some_and(|e| e.status.is_none() && e.queue.len() < EXEC_QUEUE)
-    }
-
-    /// Waits for the running command's next output (call only while
-    /// [`Self::exec_running`]).
-    pub async fn exec_recv(&mut self) -> Option<ExecMsg> {
-        match &mut self.exec {
-            Some(e) => e.rx.recv().await,
-            None => std::future::pending().await,
-        }
     }
 
     /// Queues what the command produced.
@@ -211,126 +193,6 @@ impl Session {
                 Some(ExecMsg::Exit(code)) => e.status = Some(code),
                 None => e.status = e.status.or(Some(-1)),
             }
-        }
-    }
-
-    fn request(&mut self, s: &mut Server<Vec<u8>>, req: Request) -> Result<(), Error> {
-        let root = self.root.clone();
-        let outcome = match &req {
-            Request::Get { path } => {
-                let r = resolve(&self.cwd, path).and_then(|p| root.open_read(&p));
-                match r {
-                    Ok((file, md)) => {
-                        let size = md.len();
-                        let version = Version::of(&md);
-                        let kept = s
-                            .negotiated()
-                            .and_then(|n| self.shared.sums.get(&version, n.digest));
-                        s.offer_vouched(size, kept)?;
-                        self.download = Some(Download {
-                            file,
-                            path: path.to_string(),
-                            size,
-                            started: false,
-                            start: StdInstant::now(),
-                            version,
-                            vouched: kept.is_some(),
-                        });
-                        return Ok(());
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Request::Put {
-                path,
-                size,
-                overwrite,
-                resume,
-            } => {
-                let r = resolve(&self.cwd, path)
-                    .and_then(|p| root.begin_upload(&p, *size, *overwrite, *resume));
-                match r {
-                    Ok(mut up) => {
-                        up.background = crate::writer::worth_it(
-                            up.size - up.offset,
-                            s.negotiated().map(|n| n.digest),
-                        );
-                        let name = up.target.to_string_lossy().into_owned();
-                        let renamed = (name != resolve(&self.cwd, path)?.to_string_lossy())
-                            .then(|| format!("/{name}"));
-                        s.accept_put(up.offset, renamed.as_deref())?;
-                        // Hashing what a resume already holds can take
-                        // seconds: off the async workers, a few at a time.
-                        let slots = &self.shared.prefix_slots;
-                        bounded_off_worker(slots, || up.read_prefix(|d| s.feed_prefix(d)))?;
-                        self.upload = Some((up, path.to_string(), StdInstant::now()));
-                        return Ok(());
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Request::List { path } => match resolve(&self.cwd, path).and_then(|p| root.list(&p)) {
-                Ok(listing) => {
-                    // Read and sent as output room allows (see `pump_list`).
-                    self.listing = Some(listing);
-                    return Ok(());
-                }
-                Err(e) => Err(e),
-            },
-            Request::Stat { path } => match resolve(&self.cwd, path).and_then(|p| root.stat(&p)) {
-                Ok(e) => return s.reply_entry(&e),
-                Err(e) => Err(e),
-            },
-            Request::Digest { path } => {
-                let alg = s.negotiated().ok_or(Error::Internal)?.digest;
-                // Hashing a large file takes a while: let the runtime move
-                // other sessions off this worker meanwhile.
-                let r = tokio::task::block_in_place(|| {
-                    resolve(&self.cwd, path).and_then(|p| root.digest(&p, alg))
-                });
-                match r {
-                    Ok((sum, unchanged)) => {
-                        if let Some(v) = unchanged {
-                            self.shared.sums.put(v, sum);
-                        }
-                        return s.reply_sum(&sum);
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Request::Cd { path } => {
-                let r = resolve(&self.cwd, path).and_then(|p| root.check_dir(&p).map(|_| p));
-                match r {
-                    // A directory the protocol cannot name back is refused
-                    // here, not after the session moved into it.
-                    Ok(p) if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH => {
-                        Err(Error::InvalidPath)
-                    }
-                    Ok(p) => {
-                        self.cwd = p;
-                        return s.reply_cwd(&format!("/{}", self.cwd.display()));
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Request::Pwd => return s.reply_cwd(&format!("/{}", self.cwd.display())),
-            Request::Mkdir { path } => resolve(&self.cwd, path).and_then(|p| root.mkdir(&p)),
-            Request::Remove { path } => resolve(&self.cwd, path).and_then(|p| root.remove(&p)),
-            // A bad path refuses this request; it must not end the session.
-            Request::Rename { from, to } => resolve(&self.cwd, from)
-                .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
-                .and_then(|(from, to)| root.rename(&from, &to)),
-            Request::RenameReplace { from, to } => resolve(&self.cwd, from)
-                .and_then(|from| Ok((from, resolve(&self.cwd, to)?)))
-                .and_then(|(from, to)| root.rename_replacing(&from, &to)),
-            // Exec-disabled and read-only are refused by the core server
-            // before a request gets here.
-            Request::Exec { command } => return self.start_exec(s, command.to_string()),
-        };
-        info!(peer = %self.peer, user = self.who(), request = ?req, result = ?outcome, "request");
-        match outcome {
-            Ok(()) => s.reply_ok(),
-            Err(e) => s.refuse(e),
         }
     }
 
@@ -357,127 +219,42 @@ impl Session {
         Ok(())
     }
 
-    fn start_exec(&mut self, s: &mut Server<Vec<u8>>, command: String) -> Result<(), Error> {
-        let dir = self.root.real_path(&self.cwd);
-        let rx =
-            match crate::exec::start(&self.shared, &self.confinement, &dir, &command, EXEC_QUEUE) {
-                Ok(rx) => rx,
-                Err(e) => {
-                    warn!(peer = %self.peer, %command, error = %e, "exec refused");
-                    return s.refuse(match e {
-                        crate::exec::StartError::NotAllowed => Error::Permission,
-                        crate::exec::StartError::Spawn(_) => Error::ExecFailed,
-                    });
-                }
-            };
-        info!(peer = %self.peer, user = self.who(), %command, "exec");
-        self.exec = Some(Exec {
-            rx,
-            queue: VecDeque::new(),
-            status: None,
-            command,
-        });
-        Ok(())
-    }
-
-    fn pump_download(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
-        let Some(d) = &mut self.download else {
-            return Ok(());
-        };
-        if !d.started {
-            return Ok(());
-        }
-        loop {
-            let buf = s.send_buffer();
-            if buf.is_empty() {
-                break;
-            }
-            let n = d.file.read(buf).map_err(|e| map_io(&e))?;
-            if n == 0 {
-                // The file shrank under us: give up rather than send a lie.
-                s.cancel(Error::Io)?;
-                warn!(peer = %self.peer, path = %d.path, "file shrank during get");
-                self.download = None;
-                return Ok(());
-            }
-            s.commit_send(n)?;
-            if s.remaining() == 0 {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends what of the listing fits the output buffer, reading the
-    /// directory only as far as that: a client that stops reading stops
-    /// the reading too.
-    fn pump_list(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
-        let Some(list) = &mut self.listing else {
-            return Ok(());
-        };
-        loop {
-            let item = list.next_entry();
-            let sent = match &item {
-                Some(Ok(e)) => s.list_entry(e),
-                Some(Err(e)) => s.refuse(*e),
-                None => s.list_end(),
-            };
-            match (sent, item) {
-                (Ok(()), Some(Ok(_))) => {}
-                (Ok(()), Some(Err(e))) => {
-                    warn!(peer = %self.peer, error = %e, "listing failed part-way");
-                    break;
-                }
-                (Ok(()), None) => break,
-                (Err(Error::BufferFull), Some(item)) => {
-                    list.hold(item);
-                    return Ok(());
-                }
-                (Err(Error::BufferFull), None) => return Ok(()),
-                (Err(err), _) => return Err(err),
-            }
-        }
-        self.listing = None;
-        Ok(())
-    }
-
-    fn pump_exec(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
-        let Some(e) = &mut self.exec else {
-            return Ok(());
-        };
-        while let Some((stream, data)) = e.queue.front_mut() {
-            match s.exec_output(*stream, data) {
-                Ok(n) if n == data.len() => {
-                    e.queue.pop_front();
-                }
-                Ok(n) => {
-                    data.drain(..n);
-                }
-                Err(Error::BufferFull) => return Ok(()),
-                Err(err) => return Err(err),
-            }
-        }
-        if let Some(status) = e.status {
-            s.exec_end(status)?;
-            info!(peer = %self.peer, command = %e.command, status, "exec ended");
-            self.exec = None;
-        }
+    /// The session's directory as the client sees it.
+    fn cwd_path(&self, out: &mut Path) -> Result<(), Error> {
+        *out = Path::try_from(format!("/{}", self.cwd.display()).as_str())
+            .map_err(|_| Error::InvalidPath)?;
         Ok(())
     }
 }
 
-impl Handler<Vec<u8>> for Session {
-    fn event(&mut self, event: ServerEvent<'_>) {
+impl Store for SessionStore {
+    type File = Download;
+    type Upload = Receiving;
+    type Listing = Listing;
+    /// The command's pipes are in [`SessionStore::exec`].
+    type Exec = ();
+
+    fn verifier(&self, user: &str) -> Option<&Verifier> {
+        self.shared.users.as_ref().and_then(|u| u.get(user))
+    }
+
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        getrandom::fill(buf).map_err(|_| Error::Internal)
+    }
+
+    fn on_event(&mut self, event: &ServerEvent<'_>) -> Result<(), Error> {
+        if let Some(e) = self.gate.check(event) {
+            return Err(e);
+        }
         match event {
-            ServerEvent::Connected(_) => {}
-            ServerEvent::LoginRequest { user } => {
-                self.pending = Some(Pending::Login(user.to_string()))
-            }
             ServerEvent::LoggedIn { user } => {
-                self.user = user.map(|u| u.to_string());
+                self.user = user.as_ref().map(|u| u.to_string());
                 info!(peer = %self.peer, user = self.who(), "logged in");
                 if self.shared.user_dirs {
-                    self.pending = Some(Pending::EnterHome);
+                    if let Err(e) = off_worker(|| self.enter_home()) {
+                        warn!(peer = %self.peer, user = self.who(), error = %e, "cannot enter the user's directory");
+                        return Err(Error::Permission);
+                    }
                 }
             }
             ServerEvent::LoginFailed {
@@ -488,151 +265,278 @@ impl Handler<Vec<u8>> for Session {
                 self.login_failed = true;
                 warn!(peer = %self.peer, user = user.as_deref().unwrap_or("anonymous"), %error, failures, "login failed");
             }
-            ServerEvent::Request(r) => self.pending = Some(Pending::Request(Box::new(r))),
-            ServerEvent::SendBody { offset } => self.pending = Some(Pending::SendBody(offset)),
-            ServerEvent::Data(d) => {
-                if let Some((up, _, _)) = &mut self.upload {
-                    if let Err(e) = up.write(d) {
-                        self.pending = Some(Pending::Abort(e));
-                    }
-                }
-            }
-            ServerEvent::PutEnd { verified, sum } => {
-                self.pending = Some(Pending::PutEnd(verified, sum))
-            }
-            ServerEvent::GetEnd { verified, sum } => {
-                if let Some(d) = self.download.take() {
-                    let unchanged = || {
-                        d.file
-                            .metadata()
-                            .is_ok_and(|md| Version::of(&md) == d.version)
-                    };
-                    match (d.vouched, verified) {
-                        // The client hashed what this side read: keep it.
-                        (false, true) if unchanged() => self.shared.sums.put(d.version, sum),
-                        // A kept digest failed: never offer it again.
-                        (true, false) => {
-                            warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
-                            self.shared.sums.forget(&d.version);
-                        }
-                        _ => {}
-                    }
-                    info!(peer = %self.peer, user = self.who(), path = %d.path, bytes = d.size,
-                          ms = d.start.elapsed().as_millis() as u64, verified, kept_digest = d.vouched,
-                          digest = %sum.algorithm(), sum = %sum, "get");
-                }
-            }
-            ServerEvent::Cancelled(e) => {
-                if let Some((up, path, _)) = self.upload.take() {
-                    info!(peer = %self.peer, %path, error = %e, "put cancelled; partial kept for resume");
-                    up.keep();
-                }
-                self.download = None;
-            }
-            ServerEvent::Closed(e) => {
-                if let Some((up, path, _)) = self.upload.take() {
-                    info!(peer = %self.peer, %path, "client gone mid-put; partial kept for resume");
-                    up.keep();
-                }
-                self.closed = Some(e);
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn answered(&mut self, request: &Request, result: Result<(), Error>) {
+        let logged = match request {
+            Request::Mkdir { .. }
+            | Request::Remove { .. }
+            | Request::Rename { .. }
+            | Request::RenameReplace { .. } => true,
+            // Logged when they end, or by `exec` itself.
+            Request::Exec { .. } | Request::Pwd => false,
+            _ => result.is_err(),
+        };
+        if logged {
+            info!(peer = %self.peer, user = self.who(), request = ?request, result = ?result, "request");
+        }
+    }
+
+    fn blocking<R>(&mut self, cost: Cost, f: impl FnOnce(&mut Self) -> R) -> R {
+        match cost {
+            Cost::Storage => off_worker(|| f(self)),
+            // Hashing what a resume already holds can take seconds: off
+            // the async workers, a few at a time.
+            Cost::PrefixHash => {
+                let shared = self.shared.clone();
+                bounded_off_worker(&shared.prefix_slots, || f(self))
             }
         }
     }
 
-    fn respond(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), Error> {
-        match self.pending.take() {
-            Some(Pending::Login(user)) => {
-                let v = self
-                    .shared
-                    .users
-                    .as_ref()
-                    .and_then(|u| u.get(&user))
-                    .cloned();
-                let mut nonce = [0u8; 18];
-                getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
-                s.login_verifier(v.as_ref(), &nonce)?;
-            }
-            Some(Pending::EnterHome) => {
-                if let Err(e) = off_worker(|| self.enter_home()) {
-                    warn!(peer = %self.peer, user = self.who(), error = %e, "cannot enter the user's directory");
-                    s.close(Error::Permission);
-                }
-            }
-            Some(Pending::Request(r)) => off_worker(|| self.request(s, *r))?,
-            Some(Pending::SendBody(offset)) => {
-                let slots = &self.shared.prefix_slots;
-                if let Some(d) = &mut self.download {
-                    let hash = s.prefix_needed() > 0;
-                    let mut buf = vec![0u8; 64 * 1024];
-                    // The held prefix is hashed unless the digest is kept.
-                    let mut left = s.prefix_needed();
-                    let file = &mut d.file;
-                    let mut feed = || -> Result<bool, Error> {
-                        file.seek(SeekFrom::Start(offset - left))
-                            .map_err(|e| map_io(&e))?;
-                        while left > 0 {
-                            let want = buf.len().min(left as usize);
-                            let n = file.read(&mut buf[..want]).map_err(|e| map_io(&e))?;
-                            if n == 0 {
-                                return Ok(false);
-                            }
-                            s.feed_prefix(&buf[..n])?;
-                            left -= n as u64;
-                        }
-                        Ok(true)
-                    };
-                    let whole = if hash {
-                        bounded_off_worker(slots, feed)?
-                    } else {
-                        feed()?
-                    };
-                    if !whole {
-                        return s.cancel(Error::Io);
-                    }
-                    d.started = true;
-                }
-            }
-            Some(Pending::PutEnd(verified, sum)) => {
-                if let Some((up, path, start)) = self.upload.take() {
-                    if verified {
-                        let (bytes, resumed_from) = (up.size, up.offset);
-                        // fsync and rename: file-system work.
-                        match off_worker(|| up.commit()) {
-                            Ok((stored, version)) => {
-                                // The bytes just checked are the file's.
-                                self.shared.sums.put(version, sum);
-                                s.finish_put()?;
-                                info!(peer = %self.peer, user = self.who(), %path, stored = %stored.display(),
-                                      bytes, resumed_from, ms = start.elapsed().as_millis() as u64, verified,
-                                      digest = %sum.algorithm(), sum = %sum, "put");
-                            }
-                            Err(e) => s.refuse(e)?,
-                        }
-                    } else {
-                        warn!(peer = %self.peer, user = self.who(), %path, "put failed its MD5 check; discarded");
-                        up.discard();
-                    }
-                }
-            }
-            Some(Pending::Abort(e)) => {
-                warn!(peer = %self.peer, error = %e, "put aborted");
-                if let Some((up, _, _)) = self.upload.take() {
-                    up.keep();
-                }
-                s.cancel(e)?;
-            }
-            None => {}
-        }
-        if self.download.as_ref().is_some_and(|d| d.started) {
-            off_worker(|| self.pump_download(s))?;
-        }
-        if self.listing.is_some() {
-            off_worker(|| self.pump_list(s))?;
-        }
-        self.pump_exec(s)
+    fn open(&mut self, path: &str) -> Result<(Download, u64), Error> {
+        let (file, md) = resolve(&self.cwd, path).and_then(|p| self.root.open_read(&p))?;
+        let size = md.len();
+        let d = Download {
+            file,
+            path: path.to_string(),
+            size,
+            start: StdInstant::now(),
+            version: Version::of(&md),
+        };
+        Ok((d, size))
     }
 
-    fn has_output(&self) -> bool {
-        self.listing.is_some() || self.exec.as_ref().is_some_and(|e| !e.queue.is_empty())
+    fn read_at(&mut self, d: &mut Download, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            match d.file.read_at(buf, at) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => return r.map_err(|e| map_io(&e)),
+            }
+        }
+    }
+
+    fn kept_digest(&mut self, d: &Download, alg: Algorithm) -> Option<Sum> {
+        self.shared.sums.get(&d.version, alg)
+    }
+
+    fn keep_digest(&mut self, d: &Download, sum: Sum) {
+        // The client hashed what this side read: keep it, if the file is
+        // still the one that was read.
+        if d.file
+            .metadata()
+            .is_ok_and(|md| Version::of(&md) == d.version)
+        {
+            self.shared.sums.put(d.version, sum);
+        }
+    }
+
+    fn forget_digest(&mut self, d: &Download) {
+        warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
+        self.shared.sums.forget(&d.version);
+    }
+
+    fn close(&mut self, d: Download, end: GetEnd) {
+        match end {
+            GetEnd::Done {
+                verified,
+                vouched,
+                sum,
+            } => {
+                info!(peer = %self.peer, user = self.who(), path = %d.path, bytes = d.size,
+                      ms = d.start.elapsed().as_millis() as u64, verified, kept_digest = vouched,
+                      digest = %sum.algorithm(), sum = %sum, "get");
+            }
+            GetEnd::Failed(Error::Io) => {
+                warn!(peer = %self.peer, path = %d.path, "file shrank during get")
+            }
+            GetEnd::Failed(e) => warn!(peer = %self.peer, path = %d.path, error = %e, "get failed"),
+            GetEnd::Cancelled(_) => {}
+        }
+    }
+
+    fn digest(&mut self, path: &str, alg: Algorithm, _: &mut [u8]) -> Result<Sum, Error> {
+        let (sum, unchanged) = resolve(&self.cwd, path).and_then(|p| self.root.digest(&p, alg))?;
+        if let Some(v) = unchanged {
+            self.shared.sums.put(v, sum);
+        }
+        Ok(sum)
+    }
+
+    fn begin_upload(
+        &mut self,
+        path: &str,
+        size: u64,
+        overwrite: Overwrite,
+        resume: bool,
+        digest: Algorithm,
+    ) -> Result<Accepted<Receiving>, Error> {
+        let p = resolve(&self.cwd, path)?;
+        let mut up = self.root.begin_upload(&p, size, overwrite, resume)?;
+        up.background = crate::writer::worth_it(up.size - up.offset, Some(digest));
+        let name = up.target.to_string_lossy().into_owned();
+        let stored_as = match name != p.to_string_lossy() {
+            true => {
+                Some(Path::try_from(format!("/{name}").as_str()).map_err(|_| Error::InvalidPath)?)
+            }
+            false => None,
+        };
+        Ok(Accepted {
+            offset: up.offset,
+            upload: Receiving {
+                upload: up,
+                path: path.to_string(),
+                start: StdInstant::now(),
+            },
+            stored_as,
+        })
+    }
+
+    fn read_part_at(&mut self, r: &mut Receiving, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        r.upload.read_at(at, buf)
+    }
+
+    fn write(&mut self, r: &mut Receiving, data: &[u8]) -> Result<(), Error> {
+        r.upload.write(data)
+    }
+
+    fn commit(&mut self, r: Receiving, sum: Sum) -> Result<(), Error> {
+        let (bytes, resumed_from) = (r.upload.size, r.upload.offset);
+        // fsync and rename (under `blocking`: off the async workers).
+        let (stored, version) = r.upload.commit()?;
+        // The bytes just checked are the file's.
+        self.shared.sums.put(version, sum);
+        info!(peer = %self.peer, user = self.who(), path = %r.path, stored = %stored.display(),
+              bytes, resumed_from, ms = r.start.elapsed().as_millis() as u64, verified = true,
+              digest = %sum.algorithm(), sum = %sum, "put");
+        Ok(())
+    }
+
+    fn keep(&mut self, r: Receiving, why: Abort) {
+        match why {
+            Abort::Cancelled(e) => {
+                info!(peer = %self.peer, path = %r.path, error = %e, "put cancelled; partial kept for resume")
+            }
+            Abort::Closed(_) => {
+                info!(peer = %self.peer, path = %r.path, "client gone mid-put; partial kept for resume")
+            }
+            Abort::Failed(e) => warn!(peer = %self.peer, error = %e, "put aborted"),
+        }
+        r.upload.keep();
+    }
+
+    fn discard(&mut self, r: Receiving) {
+        warn!(peer = %self.peer, user = self.who(), path = %r.path, "put failed its MD5 check; discarded");
+        r.upload.discard();
+    }
+
+    fn list(&mut self, path: &str) -> Result<Listing, Error> {
+        // Read and sent as output room allows: a client that stops reading
+        // stops the reading too.
+        resolve(&self.cwd, path).and_then(|p| self.root.list(&p))
+    }
+
+    fn next_entry(&mut self, list: &mut Listing, slot: &mut Entry) -> Result<bool, Error> {
+        match list.next_entry() {
+            Some(Ok(e)) => {
+                *slot = e;
+                Ok(true)
+            }
+            Some(Err(e)) => {
+                warn!(peer = %self.peer, error = %e, "listing failed part-way");
+                Err(e)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        resolve(&self.cwd, path).and_then(|p| self.root.stat(&p))
+    }
+
+    fn cd(&mut self, path: &str, cwd: &mut Path) -> Result<(), Error> {
+        let p = resolve(&self.cwd, path)?;
+        self.root.check_dir(&p)?;
+        // A directory the protocol cannot name back is refused here, not
+        // after the session moved into it.
+        if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
+            return Err(Error::InvalidPath);
+        }
+        self.cwd = p;
+        self.cwd_path(cwd)
+    }
+
+    fn pwd(&mut self, cwd: &mut Path) -> Result<(), Error> {
+        self.cwd_path(cwd)
+    }
+
+    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        resolve(&self.cwd, path).and_then(|p| self.root.mkdir(&p))
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), Error> {
+        resolve(&self.cwd, path).and_then(|p| self.root.remove(&p))
+    }
+
+    fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
+        // A bad path refuses this request; it must not end the session.
+        let (from, to) = (resolve(&self.cwd, from)?, resolve(&self.cwd, to)?);
+        match replace {
+            true => self.root.rename_replacing(&from, &to),
+            false => self.root.rename(&from, &to),
+        }
+    }
+
+    // Exec-disabled and read-only are refused by the core server before a
+    // request gets here.
+    fn exec(&mut self, command: &str) -> Result<(), Error> {
+        let dir = self.root.real_path(&self.cwd);
+        let rx = crate::exec::start(&self.shared, &self.confinement, &dir, command, EXEC_QUEUE)
+            .map_err(|e| {
+                warn!(peer = %self.peer, %command, error = %e, "exec refused");
+                match e {
+                    crate::exec::StartError::NotAllowed => Error::Permission,
+                    crate::exec::StartError::Spawn(_) => Error::ExecFailed,
+                }
+            })?;
+        info!(peer = %self.peer, user = self.who(), %command, "exec");
+        self.exec = Some(Exec {
+            rx,
+            queue: VecDeque::new(),
+            status: None,
+            command: command.to_string(),
+        });
+        Ok(())
+    }
+
+    fn exec_poll<'a>(&'a mut self, _: &'a mut ()) -> ExecPoll<'a> {
+        let Some(e) = &self.exec else {
+            return ExecPoll::Exit(-1);
+        };
+        match (e.queue.front(), e.status) {
+            (Some((stream, data)), _) => ExecPoll::Output(*stream, data),
+            (None, Some(status)) => ExecPoll::Exit(status),
+            (None, None) => ExecPoll::Pending,
+        }
+    }
+
+    fn exec_consume(&mut self, _: &mut (), n: usize) {
+        if let Some(e) = &mut self.exec {
+            if let Some((_, data)) = e.queue.front_mut() {
+                data.drain(..n.min(data.len()));
+                if data.is_empty() {
+                    e.queue.pop_front();
+                }
+            }
+        }
+    }
+
+    fn exec_end(&mut self, _: (), status: i32) {
+        if let Some(e) = self.exec.take() {
+            info!(peer = %self.peer, command = %e.command, status, "exec ended");
+        }
     }
 }

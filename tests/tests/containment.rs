@@ -6,17 +6,16 @@ use std::fs;
 use std::net::TcpListener;
 
 use embedded_io_adapters::std::FromStd;
-use ferry_core::driver::{blocking, Handler};
-use ferry_core::{Entry, Instant, Kind, Request, Server, ServerConfig, ServerEvent};
+use ferry_core::app;
+use ferry_core::digest::{Algorithm, Sum};
+use ferry_core::driver::blocking;
+use ferry_core::{Entry, Error, Instant, Kind, Overwrite, Server, ServerConfig};
 use ferry_tests::*;
 
 /// Serves a directory `evil` whose listing names `../escaped.txt`, and
 /// answers any get with the same few bytes.
 #[derive(Default)]
-struct Evil {
-    pending: Option<Request>,
-    sending: bool,
-}
+struct Evil;
 
 fn entry(name: &str, kind: Kind) -> Entry {
     Entry {
@@ -28,46 +27,80 @@ fn entry(name: &str, kind: Kind) -> Entry {
     }
 }
 
-impl Handler<Vec<u8>> for Evil {
-    fn event(&mut self, ev: ServerEvent<'_>) {
-        match ev {
-            ServerEvent::Request(r) => self.pending = Some(r),
-            ServerEvent::SendBody { .. } => self.sending = true,
-            _ => {}
-        }
+impl app::Store for Evil {
+    type File = ();
+    type Upload = ();
+    type Listing = std::vec::IntoIter<Entry>;
+    type Exec = ();
+
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        buf.fill(1);
+        Ok(())
     }
 
-    fn respond(&mut self, s: &mut Server<Vec<u8>>) -> Result<(), ferry_core::Error> {
-        if self.sending {
-            let sent = s.send_with(|buf| match buf.get_mut(..5) {
-                Some(head) => {
-                    head.copy_from_slice(b"pwned");
-                    (5, true)
-                }
-                None => (0, false),
-            })?;
-            self.sending = !sent;
-        }
-        match self.pending.take() {
-            Some(Request::Stat { path }) if path.ends_with("evil") => {
-                s.reply_entry(&entry("evil", Kind::Dir))
-            }
-            Some(Request::Stat { .. }) => s.reply_entry(&entry("x", Kind::File)),
-            Some(Request::List { .. }) => {
-                for name in [
-                    "ok.txt",
-                    "../escaped.txt",
-                    "/tmp/abs.txt",
-                    "sub/../../up.txt",
-                ] {
-                    s.list_entry(&entry(name, Kind::File))?;
-                }
-                s.list_end()
-            }
-            Some(Request::Get { .. }) => s.offer(5),
-            Some(_) => s.refuse(ferry_core::Error::Permission),
-            None => Ok(()),
-        }
+    fn open(&mut self, _path: &str) -> Result<((), u64), Error> {
+        Ok(((), 5))
+    }
+
+    fn read_at(&mut self, _: &mut (), at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let rest = b"pwned".get(at as usize..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    fn digest(&mut self, _: &str, _: Algorithm, _: &mut [u8]) -> Result<Sum, Error> {
+        Err(Error::Permission)
+    }
+
+    fn begin_upload(
+        &mut self,
+        _: &str,
+        _: u64,
+        _: Overwrite,
+        _: bool,
+        _: Algorithm,
+    ) -> Result<app::Accepted<()>, Error> {
+        Err(Error::Permission)
+    }
+
+    fn write(&mut self, _: &mut (), _: &[u8]) -> Result<(), Error> {
+        Err(Error::Permission)
+    }
+
+    fn commit(&mut self, _: (), _: Sum) -> Result<(), Error> {
+        Err(Error::Permission)
+    }
+
+    fn list(&mut self, _: &str) -> Result<Self::Listing, Error> {
+        let names = [
+            "ok.txt",
+            "../escaped.txt",
+            "/tmp/abs.txt",
+            "sub/../../up.txt",
+        ];
+        let all: Vec<Entry> = names.iter().map(|n| entry(n, Kind::File)).collect();
+        Ok(all.into_iter())
+    }
+
+    fn next_entry(&mut self, l: &mut Self::Listing, slot: &mut Entry) -> Result<bool, Error> {
+        Ok(l.next().map(|e| *slot = e).is_some())
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        Ok(if path.ends_with("evil") {
+            entry("evil", Kind::Dir)
+        } else {
+            entry("x", Kind::File)
+        })
+    }
+
+    fn cd(&mut self, _: &str, _: &mut ferry_core::Path) -> Result<(), Error> {
+        Err(Error::Permission)
+    }
+
+    fn pwd(&mut self, _: &mut ferry_core::Path) -> Result<(), Error> {
+        Err(Error::Permission)
     }
 }
 
@@ -85,8 +118,9 @@ fn evil_server() -> String {
                 let mut server =
                     Server::new(Instant::ZERO, cfg, vec![0; 65_536], vec![0; 65_536]).unwrap();
                 let mut io = FromStd::new(stream);
-                let _ =
-                    blocking::serve(&mut io, &mut server, &mut Evil::default(), || Instant::ZERO);
+                let _ = blocking::serve(&mut io, &mut server, &mut Evil, &mut [0; 256], || {
+                    Instant::ZERO
+                });
             });
         }
     });

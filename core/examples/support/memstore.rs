@@ -1,4 +1,4 @@
-//! An in-memory file store behind a [`Handler`]: what a device or a test
+//! An in-memory file store as an [`app::Store`]: what a device or a test
 //! serves. Shared by the `loopback` example and the driver tests.
 #![allow(dead_code)]
 
@@ -6,179 +6,130 @@ use std::collections::BTreeMap;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use ferry_core::driver::Handler;
-use ferry_core::{Entry, Error, Kind, Overwrite, Request, Server, ServerEvent, Stream, Verifier};
-
-enum Pending {
-    Login(String),
-    Request(Box<Request>),
-    SendBody(u64),
-    PutEnd(bool),
-}
+use ferry_core::app::{self, Accepted, ExecPoll};
+use ferry_core::digest::{Algorithm, Sum};
+use ferry_core::{Entry, Error, Kind, Overwrite, Stream, Verifier};
 
 /// Files in a map; `exec` knows `echo` and `true`.
 #[derive(Default)]
 pub struct MemStore {
     pub files: BTreeMap<String, Vec<u8>>,
     pub users: Vec<(String, Verifier)>,
-    pending: Option<Pending>,
-    upload: Option<(String, Vec<u8>)>,
-    /// A get body: data, position, and whether the client accepted yet.
-    sending: Option<(Vec<u8>, usize, bool)>,
-    exec_out: Option<(Vec<u8>, usize)>,
     /// Completed, verified uploads (for assertions).
     pub stored: usize,
 }
 
-impl MemStore {
-    fn entry(name: &str, size: u64) -> Entry {
-        Entry {
-            name: name.try_into().unwrap_or_default(),
-            kind: Kind::File,
-            size,
-            modified: 0,
-            mode: 0o644,
-        }
-    }
-
-    fn request<B: ferry_core::Buffer>(
-        &mut self,
-        s: &mut Server<B>,
-        req: Request,
-    ) -> Result<(), Error> {
-        match req {
-            Request::Get { path } => match self.files.get(path.as_str()) {
-                Some(data) => {
-                    s.offer(data.len() as u64)?;
-                    self.sending = Some((data.clone(), 0, false));
-                }
-                None => s.refuse(Error::NotFound)?,
-            },
-            Request::Put {
-                path, overwrite, ..
-            } => {
-                if self.files.contains_key(path.as_str()) && overwrite != Overwrite::Replace {
-                    return s.refuse(Error::Exists);
-                }
-                s.accept_put(0, None)?;
-                self.upload = Some((path.to_string(), Vec::new()));
-            }
-            Request::List { .. } => {
-                for (name, data) in &self.files {
-                    s.list_entry(&Self::entry(name, data.len() as u64))?;
-                }
-                s.list_end()?;
-            }
-            Request::Stat { path } => match self.files.get(path.as_str()) {
-                Some(d) => s.reply_entry(&Self::entry(&path, d.len() as u64))?,
-                None => s.refuse(Error::NotFound)?,
-            },
-            Request::Digest { path } => match self.files.get(path.as_str()) {
-                Some(d) => {
-                    let alg = s.negotiated().ok_or(Error::Internal)?.digest;
-                    s.reply_sum(&ferry_core::digest::digest(alg, d).ok_or(Error::Internal)?)?
-                }
-                None => s.refuse(Error::NotFound)?,
-            },
-            Request::Cd { .. } | Request::Pwd => s.reply_cwd("/")?,
-            Request::Remove { path } => match self.files.remove(path.as_str()) {
-                Some(_) => s.reply_ok()?,
-                None => s.refuse(Error::NotFound)?,
-            },
-            Request::Mkdir { .. } | Request::Rename { .. } | Request::RenameReplace { .. } => {
-                s.refuse(Error::Permission)?
-            }
-            Request::Exec { command } => match command.split_once(' ') {
-                Some(("echo", rest)) => self.exec_out = Some((format!("{rest}\n").into_bytes(), 0)),
-                None if command == "true" => s.exec_end(0)?,
-                _ => s.refuse(Error::ExecFailed)?,
-            },
-        }
-        Ok(())
+fn entry(name: &str, size: u64) -> Entry {
+    Entry {
+        name: name.try_into().unwrap_or_default(),
+        kind: Kind::File,
+        size,
+        modified: 0,
+        mode: 0o644,
     }
 }
 
-impl<B: ferry_core::Buffer> Handler<B> for MemStore {
-    fn event(&mut self, event: ServerEvent<'_>) {
-        match event {
-            ServerEvent::LoginRequest { user } => {
-                self.pending = Some(Pending::Login(user.to_string()))
-            }
-            ServerEvent::Request(r) => self.pending = Some(Pending::Request(Box::new(r))),
-            ServerEvent::SendBody { offset } => self.pending = Some(Pending::SendBody(offset)),
-            ServerEvent::Data(d) => {
-                if let Some((_, body)) = &mut self.upload {
-                    body.extend_from_slice(d);
-                }
-            }
-            ServerEvent::PutEnd { verified, .. } => self.pending = Some(Pending::PutEnd(verified)),
-            ServerEvent::Cancelled(_) | ServerEvent::Closed(_) => {
-                self.upload = None;
-                self.sending = None;
-            }
-            _ => {}
-        }
+impl app::Store for MemStore {
+    /// A get reads a snapshot of the file.
+    type File = Vec<u8>;
+    /// The name and the bytes so far.
+    type Upload = (String, Vec<u8>);
+    type Listing = std::vec::IntoIter<Entry>;
+    /// The output and how much of it was sent.
+    type Exec = (Vec<u8>, usize);
+
+    fn verifier(&self, user: &str) -> Option<&Verifier> {
+        self.users.iter().find(|(u, _)| u == user).map(|(_, v)| v)
     }
 
-    fn respond(&mut self, s: &mut Server<B>) -> Result<(), Error> {
-        match self.pending.take() {
-            Some(Pending::Login(user)) => {
-                let v = self
-                    .users
-                    .iter()
-                    .find(|(u, _)| *u == user)
-                    .map(|(_, v)| v.clone());
-                s.login_verifier(v.as_ref(), &random_bytes())?;
-            }
-            Some(Pending::Request(r)) => self.request(s, *r)?,
-            Some(Pending::SendBody(offset)) => {
-                if let Some((data, pos, started)) = &mut self.sending {
-                    if offset > 0 {
-                        s.feed_prefix(&data[..offset as usize])?;
-                    }
-                    *pos = offset as usize;
-                    *started = true;
-                }
-            }
-            Some(Pending::PutEnd(verified)) => {
-                let (name, body) = self.upload.take().ok_or(Error::Internal)?;
-                if verified {
-                    self.files.insert(name, body);
-                    self.stored += 1;
-                    s.finish_put()?;
-                }
-            }
-            None => {}
-        }
-        if let Some((data, pos, true)) = &mut self.sending {
-            if s.remaining() > 0 {
-                let at = *pos;
-                *pos += s.send_with(|buf| {
-                    let n = buf.len().min(data.len() - at);
-                    buf[..n].copy_from_slice(&data[at..at + n]);
-                    (n, n)
-                })?;
-            }
-            if s.remaining() == 0 {
-                self.sending = None;
-            }
-        }
-        if let Some((out, pos)) = &mut self.exec_out {
-            match s.exec_output(Stream::Stdout, &out[*pos..]) {
-                Ok(n) => *pos += n,
-                Err(Error::BufferFull) => {}
-                Err(e) => return Err(e),
-            }
-            if *pos == out.len() {
-                self.exec_out = None;
-                s.exec_end(0)?;
-            }
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        for (b, r) in buf.iter_mut().zip(random_bytes().iter().cycle()) {
+            *b = *r;
         }
         Ok(())
     }
 
-    fn has_output(&self) -> bool {
-        self.exec_out.is_some() || self.sending.is_some()
+    fn open(&mut self, path: &str) -> Result<(Vec<u8>, u64), Error> {
+        let data = self.files.get(path).ok_or(Error::NotFound)?;
+        Ok((data.clone(), data.len() as u64))
+    }
+
+    fn read_at(&mut self, file: &mut Vec<u8>, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let rest = file.get(at as usize..).unwrap_or_default();
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    fn begin_upload(
+        &mut self,
+        path: &str,
+        _size: u64,
+        overwrite: Overwrite,
+        _resume: bool,
+        _digest: Algorithm,
+    ) -> Result<Accepted<Self::Upload>, Error> {
+        if self.files.contains_key(path) && overwrite != Overwrite::Replace {
+            return Err(Error::Exists);
+        }
+        let upload = (path.to_string(), Vec::new());
+        Ok(Accepted {
+            upload,
+            offset: 0,
+            stored_as: None,
+        })
+    }
+
+    fn write(&mut self, up: &mut Self::Upload, data: &[u8]) -> Result<(), Error> {
+        up.1.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn commit(&mut self, (name, body): Self::Upload, _sum: Sum) -> Result<(), Error> {
+        self.files.insert(name, body);
+        self.stored += 1;
+        Ok(())
+    }
+
+    fn list(&mut self, _path: &str) -> Result<Self::Listing, Error> {
+        let all: Vec<Entry> = self
+            .files
+            .iter()
+            .map(|(name, data)| entry(name, data.len() as u64))
+            .collect();
+        Ok(all.into_iter())
+    }
+
+    fn next_entry(&mut self, l: &mut Self::Listing, slot: &mut Entry) -> Result<bool, Error> {
+        Ok(l.next().map(|e| *slot = e).is_some())
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        let d = self.files.get(path).ok_or(Error::NotFound)?;
+        Ok(entry(path, d.len() as u64))
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), Error> {
+        self.files.remove(path).map(drop).ok_or(Error::NotFound)
+    }
+
+    fn exec(&mut self, command: &str) -> Result<Self::Exec, Error> {
+        match command.split_once(' ') {
+            Some(("echo", rest)) => Ok((format!("{rest}\n").into_bytes(), 0)),
+            None if command == "true" => Ok((Vec::new(), 0)),
+            _ => Err(Error::ExecFailed),
+        }
+    }
+
+    fn exec_poll<'a>(&'a mut self, (out, pos): &'a mut Self::Exec) -> ExecPoll<'a> {
+        match &out[*pos..] {
+            [] => ExecPoll::Exit(0),
+            rest => ExecPoll::Output(Stream::Stdout, rest),
+        }
+    }
+
+    fn exec_consume(&mut self, x: &mut Self::Exec, n: usize) {
+        x.1 += n;
     }
 }
 

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use ferry_core::digest::{self, Sum};
+use ferry_core::app::{self, Abort, Accepted, ExecPoll, GetEnd, Progress, Session};
+use ferry_core::digest::{Algorithm, Sum};
 use ferry_core::{
-    Client, ClientEvent, Config, Entry, Error, Instant, Kind, Overwrite, Request, Server,
+    Client, ClientEvent, Config, Entry, Error, Instant, Kind, Overwrite, Path, Server,
     ServerConfig, ServerEvent, Stream, Verifier,
 };
 
@@ -107,7 +108,8 @@ impl Wire {
     }
 }
 
-/// The server's toy store.
+/// The server's toy store: the server half of the pair, as an
+/// [`app::Store`] behind the core's one server session.
 #[derive(Default)]
 pub struct Store {
     pub files: BTreeMap<String, Vec<u8>>,
@@ -115,11 +117,30 @@ pub struct Store {
     /// Partial uploads kept for `--resume`.
     pub partial: BTreeMap<String, Vec<u8>>,
     pub cwd: String,
+    pub users: Vec<(String, Verifier)>,
+    /// What the server application saw, for assertions.
+    pub server_events: Vec<SRec>,
+    /// Each finished transfer's digest as the server computed it.
+    pub server_sums: Vec<Sum>,
+    /// Digests the server vouches for on a get instead of hashing
+    /// (`Server::offer_vouched`), by path.
+    pub vouch: BTreeMap<String, Sum>,
+    /// Prefix bytes the server read back to hash, per get.
+    pub server_prefix_fed: Vec<u64>,
+    /// Writes fail with `NoSpace` once an upload would pass this many bytes.
+    pub fail_writes_after: Option<usize>,
+    /// Gets announce this many bytes more than the file has (a file that
+    /// shrinks while it is sent).
+    pub shrink_by: u64,
+    /// The held prefix of the get in progress ends here.
+    prefix_until: u64,
+    /// Events seen (to tell the pair something moved).
+    seen: usize,
 }
 
 impl Store {
     /// Renames a file; an existing target is refused unless `replace`.
-    fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
+    fn rename_file(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
         let (from, to) = (self.resolve(from), self.resolve(to));
         if !self.files.contains_key(&from) {
             return Err(Error::NotFound);
@@ -141,9 +162,239 @@ impl Store {
     }
 }
 
-struct Upload {
+pub struct Upload {
     target: String,
     body: Vec<u8>,
+}
+
+/// A toy command's output still to send, and its status.
+pub struct Exec(VecDeque<(Stream, Vec<u8>)>, i32);
+
+impl app::Store for Store {
+    type File = (String, Vec<u8>);
+    type Upload = Upload;
+    type Listing = std::vec::IntoIter<Entry>;
+    type Exec = Exec;
+
+    fn verifier(&self, user: &str) -> Option<&Verifier> {
+        self.users.iter().find(|(u, _)| u == user).map(|(_, v)| v)
+    }
+
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        buf.fill(7);
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: &ServerEvent<'_>) -> Result<(), Error> {
+        self.seen += 1;
+        let rec = match ev {
+            ServerEvent::LoggedIn { user } => SRec::LoggedIn(user.as_ref().map(|u| u.to_string())),
+            ServerEvent::LoginFailed {
+                error, failures, ..
+            } => SRec::LoginFailed(*error, *failures),
+            ServerEvent::PutEnd { verified, sum } => {
+                self.server_sums.push(*sum);
+                SRec::PutEnd(*verified)
+            }
+            ServerEvent::GetEnd { verified, sum } => {
+                self.server_sums.push(*sum);
+                SRec::GetEnd(*verified)
+            }
+            ServerEvent::Cancelled(e) => SRec::Cancelled(*e),
+            ServerEvent::Closed(e) => SRec::Closed(*e),
+            ServerEvent::SendBody { offset } => {
+                self.server_prefix_fed.push(0);
+                self.prefix_until = *offset;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        self.server_events.push(rec);
+        Ok(())
+    }
+
+    fn open(&mut self, path: &str) -> Result<(Self::File, u64), Error> {
+        let path = self.resolve(path);
+        let data = self.files.get(&path).ok_or(Error::NotFound)?.clone();
+        let size = data.len() as u64 + self.shrink_by;
+        Ok(((path, data), size))
+    }
+
+    fn read_at(&mut self, file: &mut Self::File, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let (at, file) = (at as usize, &file.1);
+        let n = buf.len().min(file.len().saturating_sub(at));
+        buf[..n].copy_from_slice(&file[at..at + n]);
+        if (at as u64) < self.prefix_until {
+            *self.server_prefix_fed.last_mut().unwrap() += n as u64;
+        }
+        Ok(n)
+    }
+
+    fn close(&mut self, _file: Self::File, _end: GetEnd) {
+        self.prefix_until = 0;
+    }
+
+    fn kept_digest(&mut self, file: &Self::File, _alg: Algorithm) -> Option<Sum> {
+        self.vouch.get(&file.0).copied()
+    }
+
+    fn begin_upload(
+        &mut self,
+        path: &str,
+        size: u64,
+        overwrite: Overwrite,
+        resume: bool,
+        _digest: Algorithm,
+    ) -> Result<Accepted<Upload>, Error> {
+        let mut target = self.resolve(path);
+        let mut stored_as = None;
+        if self.files.contains_key(&target) {
+            match overwrite {
+                Overwrite::Fail => return Err(Error::Exists),
+                Overwrite::Replace => {}
+                Overwrite::KeepBoth => {
+                    target = (0u32..)
+                        .map(|i| ferry_core::naming::keep_both_name(&target, i).to_string())
+                        .find(|c| !self.files.contains_key(c))
+                        .unwrap();
+                    stored_as = Some(Path::try_from(target.as_str()).unwrap());
+                }
+            }
+        }
+        if size > 64 * 1024 * 1024 {
+            return Err(Error::NoSpace);
+        }
+        let body = match (resume, self.partial.get(&target)) {
+            (true, Some(p)) if p.len() as u64 <= size => p.clone(),
+            _ => Vec::new(),
+        };
+        Ok(Accepted {
+            offset: body.len() as u64,
+            upload: Upload { target, body },
+            stored_as,
+        })
+    }
+
+    fn read_part_at(&mut self, up: &mut Upload, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let at = at as usize;
+        let n = buf.len().min(up.body.len().saturating_sub(at));
+        buf[..n].copy_from_slice(&up.body[at..at + n]);
+        Ok(n)
+    }
+
+    fn write(&mut self, up: &mut Upload, data: &[u8]) -> Result<(), Error> {
+        if self
+            .fail_writes_after
+            .is_some_and(|max| up.body.len() + data.len() > max)
+        {
+            return Err(Error::NoSpace);
+        }
+        up.body.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn commit(&mut self, up: Upload, _sum: Sum) -> Result<(), Error> {
+        self.partial.remove(&up.target);
+        self.files.insert(up.target, up.body);
+        Ok(())
+    }
+
+    fn keep(&mut self, up: Upload, _why: Abort) {
+        self.partial.insert(up.target, up.body);
+    }
+
+    fn list(&mut self, path: &str) -> Result<Self::Listing, Error> {
+        let dir = self.resolve(path);
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let entries: Vec<Entry> = self
+            .files
+            .iter()
+            .filter_map(|(name, data)| {
+                let rest = name.strip_prefix(&prefix)?;
+                (!rest.contains('/')).then(|| entry(rest, data.len() as u64))
+            })
+            .collect();
+        Ok(entries.into_iter())
+    }
+
+    fn next_entry(&mut self, l: &mut Self::Listing, slot: &mut Entry) -> Result<bool, Error> {
+        Ok(l.next().map(|e| *slot = e).is_some())
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        let d = self.files.get(&self.resolve(path)).ok_or(Error::NotFound)?;
+        Ok(entry(path, d.len() as u64))
+    }
+
+    fn cd(&mut self, path: &str, cwd: &mut Path) -> Result<(), Error> {
+        let dir = self.resolve(path);
+        if !(self.dirs.contains(&dir) || dir.is_empty()) {
+            return Err(Error::NotFound);
+        }
+        self.cwd = dir;
+        self.pwd(cwd)
+    }
+
+    fn pwd(&mut self, cwd: &mut Path) -> Result<(), Error> {
+        *cwd = Path::try_from(format!("/{}", self.cwd).as_str()).map_err(|_| Error::InvalidPath)?;
+        Ok(())
+    }
+
+    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        let dir = self.resolve(path);
+        if self.dirs.contains(&dir) || self.files.contains_key(&dir) {
+            return Err(Error::Exists);
+        }
+        self.dirs.push(dir);
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), Error> {
+        let p = self.resolve(path);
+        self.files.remove(&p).map(drop).ok_or(Error::NotFound)
+    }
+
+    fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
+        self.rename_file(from, to, replace)
+    }
+
+    fn exec(&mut self, command: &str) -> Result<Exec, Error> {
+        let mut words = command.split_whitespace();
+        let out = |s, b: &[u8]| VecDeque::from([(s, b.to_vec())]);
+        Ok(match words.next() {
+            Some("echo") => {
+                let rest: Vec<&str> = words.collect();
+                Exec(
+                    out(Stream::Stdout, format!("{}\n", rest.join(" ")).as_bytes()),
+                    0,
+                )
+            }
+            Some("warn") => Exec(out(Stream::Stderr, b"warning\n"), 2),
+            Some("true") => Exec(VecDeque::new(), 0),
+            Some("false") => Exec(VecDeque::new(), 1),
+            _ => return Err(Error::ExecFailed),
+        })
+    }
+
+    fn exec_poll<'a>(&'a mut self, x: &'a mut Exec) -> ExecPoll<'a> {
+        match x.0.front() {
+            Some((s, d)) => ExecPoll::Output(*s, d),
+            None => ExecPoll::Exit(x.1),
+        }
+    }
+
+    fn exec_consume(&mut self, x: &mut Exec, n: usize) {
+        if let Some((_, d)) = x.0.front_mut() {
+            d.drain(..n);
+            if d.is_empty() {
+                x.0.pop_front();
+            }
+        }
+    }
 }
 
 pub struct Pair {
@@ -153,9 +404,9 @@ pub struct Pair {
     pub to_server: Wire,
     pub to_client: Wire,
     pub events: Vec<Rec>,
-    pub server_events: Vec<SRec>,
     pub store: Store,
-    pub users: Vec<(String, Verifier)>,
+    pub session: Session<Store>,
+    scratch: Vec<u8>,
     /// Client side of a get: the bytes held locally (prefix for resume,
     /// then the body as it arrives).
     pub local: Vec<u8>,
@@ -166,19 +417,10 @@ pub struct Pair {
     /// Stop sending a put body after this many bytes (simulates a client
     /// that vanishes).
     pub upload_limit: Option<usize>,
-    srv_get: Option<(Vec<u8>, usize, bool)>,
-    srv_put: Option<Upload>,
     pub client_closed: bool,
     pub server_closed: bool,
     /// Each finished transfer's digest as the client computed it.
     pub client_sums: Vec<Sum>,
-    /// Each finished transfer's digest as the server computed it.
-    pub server_sums: Vec<Sum>,
-    /// Digests the server vouches for on a get instead of hashing
-    /// (`Server::offer_vouched`), by path.
-    pub vouch: BTreeMap<String, Sum>,
-    /// Prefix bytes the server was asked to read and hash, per get.
-    pub server_prefix_fed: Vec<u64>,
 }
 
 pub fn server_config() -> ServerConfig {
@@ -218,22 +460,20 @@ impl Pair {
             to_server: Wire::new(split.clone()),
             to_client: Wire::new(split),
             events: Vec::new(),
-            server_events: Vec::new(),
-            store: Store::default(),
-            users: vec![(USER.to_string(), verifier)],
+            store: Store {
+                users: vec![(USER.to_string(), verifier)],
+                ..Store::default()
+            },
+            session: Session::new(),
+            scratch: vec![0; 4096],
             local: Vec::new(),
             upload: Vec::new(),
             upload_pos: 0,
             uploading: false,
             upload_limit: None,
-            srv_get: None,
-            srv_put: None,
             client_closed: false,
             server_closed: false,
             client_sums: Vec::new(),
-            server_sums: Vec::new(),
-            vouch: BTreeMap::new(),
-            server_prefix_fed: Vec::new(),
         }
     }
 
@@ -255,7 +495,7 @@ impl Pair {
     pub fn step(&mut self) -> bool {
         let mut progress = false;
         progress |= self.pump_client_body();
-        progress |= self.pump_server_body();
+        progress |= self.server_events();
         let mut buf = [0u8; 4096];
         while let Some(n) = self.client.poll_transmit(&mut buf) {
             self.to_server.bytes.extend(&buf[..n]);
@@ -318,56 +558,18 @@ impl Pair {
                 .upload_limit
                 .unwrap_or(usize::MAX)
                 .min(self.upload.len());
-            if self.client.remaining() == 0 {
-                break;
-            }
-            let (upload, pos) = (&self.upload, self.upload_pos);
-            let n = self
-                .client
-                .send_with(|buf| {
-                    let n = buf.len().min(limit.saturating_sub(pos));
-                    buf[..n].copy_from_slice(&upload[pos..pos + n]);
-                    (n, n)
-                })
-                .unwrap();
+            let buf = self.client.send_buffer();
+            let n = buf.len().min(limit.saturating_sub(self.upload_pos));
             if n == 0 {
                 break;
             }
+            buf[..n].copy_from_slice(&self.upload[self.upload_pos..self.upload_pos + n]);
+            self.client.commit_send(n).unwrap();
             self.upload_pos += n;
             progress = true;
         }
         if self.client.remaining() == 0 {
             self.uploading = false;
-        }
-        progress
-    }
-
-    fn pump_server_body(&mut self) -> bool {
-        let Some((data, pos, true)) = &mut self.srv_get else {
-            return false;
-        };
-        let mut progress = false;
-        loop {
-            if self.server.remaining() == 0 {
-                break;
-            }
-            let at = *pos;
-            let n = self
-                .server
-                .send_with(|buf| {
-                    let n = buf.len().min(data.len() - at);
-                    buf[..n].copy_from_slice(&data[at..at + n]);
-                    (n, n)
-                })
-                .unwrap();
-            if n == 0 {
-                break;
-            }
-            *pos += n;
-            progress = true;
-        }
-        if *pos == data.len() {
-            self.srv_get = None;
         }
         progress
     }
@@ -432,207 +634,22 @@ impl Pair {
         any
     }
 
+    /// Runs the server application (the core's one session over the toy
+    /// store); whether anything moved.
     fn server_events(&mut self) -> bool {
-        let mut any = false;
-        while let Some(ev) = self.server.poll_event() {
-            any = true;
-            match ev {
-                ServerEvent::Connected(_) => {}
-                ServerEvent::LoginRequest { user } => {
-                    let v = self
-                        .users
-                        .iter()
-                        .find(|(u, _)| u == user.as_str())
-                        .map(|(_, v)| v.clone());
-                    self.server.login_verifier(v.as_ref(), &[7; 18]).unwrap();
-                }
-                ServerEvent::LoggedIn { user } => self
-                    .server_events
-                    .push(SRec::LoggedIn(user.map(|u| u.to_string()))),
-                ServerEvent::LoginFailed {
-                    error, failures, ..
-                } => self.server_events.push(SRec::LoginFailed(error, failures)),
-                ServerEvent::Request(req) => self.serve(req),
-                ServerEvent::SendBody { offset } => {
-                    let (data, _, _) = self.srv_get.take().unwrap();
-                    // Nothing to hash when the digest is vouched for.
-                    let need = self.server.prefix_needed();
-                    self.server_prefix_fed.push(need);
-                    if need > 0 {
-                        let from = (offset - need) as usize;
-                        self.server
-                            .feed_prefix(&data[from..offset as usize])
-                            .unwrap();
-                    }
-                    self.srv_get = Some((data, offset as usize, true));
-                }
-                ServerEvent::Data(d) => {
-                    let d = d.to_vec();
-                    self.srv_put.as_mut().unwrap().body.extend_from_slice(&d);
-                }
-                ServerEvent::PutEnd { verified, sum } => {
-                    self.server_sums.push(sum);
-                    let up = self.srv_put.take().unwrap();
-                    if verified {
-                        self.store.partial.remove(&up.target);
-                        self.store.files.insert(up.target, up.body);
-                        self.server.finish_put().unwrap();
-                    }
-                    self.server_events.push(SRec::PutEnd(verified));
-                }
-                ServerEvent::GetEnd { verified, sum } => {
-                    self.server_sums.push(sum);
-                    self.server_events.push(SRec::GetEnd(verified));
-                }
-                ServerEvent::Cancelled(e) => {
-                    self.keep_partial();
-                    self.srv_get = None;
-                    self.server_events.push(SRec::Cancelled(e));
-                }
-                ServerEvent::Closed(e) => {
-                    self.keep_partial();
-                    self.server_closed = true;
-                    self.server_events.push(SRec::Closed(e));
-                }
+        let seen = self.store.seen;
+        let p = self
+            .session
+            .progress(&mut self.server, &mut self.store, &mut self.scratch)
+            .unwrap();
+        match p {
+            Progress::Closed(_) => {
+                let first = !self.server_closed;
+                self.server_closed = true;
+                first || !self.server.transmit_buf().is_empty()
             }
-        }
-        any
-    }
-
-    fn keep_partial(&mut self) {
-        if let Some(up) = self.srv_put.take() {
-            self.store.partial.insert(up.target, up.body);
-        }
-    }
-
-    fn serve(&mut self, req: Request) {
-        let s = &mut self.server;
-        let store = &mut self.store;
-        match req {
-            Request::Get { path } => match store.files.get(&store.resolve(&path)) {
-                Some(data) => {
-                    let vouched = self.vouch.get(&store.resolve(&path)).copied();
-                    s.offer_vouched(data.len() as u64, vouched).unwrap();
-                    self.srv_get = Some((data.clone(), 0, false));
-                }
-                None => s.refuse(Error::NotFound).unwrap(),
-            },
-            Request::Put {
-                path,
-                size,
-                overwrite,
-                resume,
-            } => {
-                let mut target = store.resolve(&path);
-                let mut name = None;
-                if store.files.contains_key(&target) {
-                    match overwrite {
-                        Overwrite::Fail => return s.refuse(Error::Exists).unwrap(),
-                        Overwrite::Replace => {}
-                        Overwrite::KeepBoth => {
-                            target = (0u32..)
-                                .map(|i| ferry_core::naming::keep_both_name(&target, i).to_string())
-                                .find(|c| !store.files.contains_key(c))
-                                .unwrap();
-                            name = Some(target.clone());
-                        }
-                    }
-                }
-                if size > 64 * 1024 * 1024 {
-                    return s.refuse(Error::NoSpace).unwrap();
-                }
-                let prefix = match (resume, store.partial.get(&target)) {
-                    (true, Some(p)) if p.len() as u64 <= size => p.clone(),
-                    _ => Vec::new(),
-                };
-                s.accept_put(prefix.len() as u64, name.as_deref()).unwrap();
-                s.feed_prefix(&prefix).unwrap();
-                self.srv_put = Some(Upload {
-                    target,
-                    body: prefix,
-                });
-            }
-            Request::List { path } => {
-                let dir = store.resolve(&path);
-                let prefix = if dir.is_empty() {
-                    String::new()
-                } else {
-                    format!("{dir}/")
-                };
-                for (name, data) in &store.files {
-                    if let Some(rest) = name.strip_prefix(&prefix) {
-                        if !rest.contains('/') {
-                            s.list_entry(&entry(rest, data.len() as u64)).unwrap();
-                        }
-                    }
-                }
-                s.list_end().unwrap();
-            }
-            Request::Stat { path } => match store.files.get(&store.resolve(&path)) {
-                Some(d) => s.reply_entry(&entry(&path, d.len() as u64)).unwrap(),
-                None => s.refuse(Error::NotFound).unwrap(),
-            },
-            Request::Digest { path } => match store.files.get(&store.resolve(&path)) {
-                Some(d) => {
-                    let alg = s.negotiated().unwrap().digest;
-                    s.reply_sum(&digest::digest(alg, d).unwrap()).unwrap()
-                }
-                None => s.refuse(Error::NotFound).unwrap(),
-            },
-            Request::Cd { path } => {
-                let dir = store.resolve(&path);
-                if store.dirs.contains(&dir) || dir.is_empty() {
-                    store.cwd = dir;
-                    s.reply_cwd(&format!("/{}", store.cwd)).unwrap();
-                } else {
-                    s.refuse(Error::NotFound).unwrap();
-                }
-            }
-            Request::Pwd => s.reply_cwd(&format!("/{}", store.cwd)).unwrap(),
-            Request::Mkdir { path } => {
-                let dir = store.resolve(&path);
-                if store.dirs.contains(&dir) || store.files.contains_key(&dir) {
-                    s.refuse(Error::Exists).unwrap();
-                } else {
-                    store.dirs.push(dir);
-                    s.reply_ok().unwrap();
-                }
-            }
-            Request::Remove { path } => match store.files.remove(&store.resolve(&path)) {
-                Some(_) => s.reply_ok().unwrap(),
-                None => s.refuse(Error::NotFound).unwrap(),
-            },
-            Request::Rename { from, to } => match store.rename(&from, &to, false) {
-                Ok(()) => s.reply_ok().unwrap(),
-                Err(e) => s.refuse(e).unwrap(),
-            },
-            Request::RenameReplace { from, to } => match store.rename(&from, &to, true) {
-                Ok(()) => s.reply_ok().unwrap(),
-                Err(e) => s.refuse(e).unwrap(),
-            },
-            Request::Exec { command } => {
-                let mut words = command.split_whitespace();
-                match words.next() {
-                    Some("echo") => {
-                        let rest: Vec<&str> = words.collect();
-                        let line = format!("{}\n", rest.join(" "));
-                        let mut sent = 0;
-                        while sent < line.len() {
-                            sent += s
-                                .exec_output(Stream::Stdout, &line.as_bytes()[sent..])
-                                .unwrap();
-                        }
-                        s.exec_end(0).unwrap();
-                    }
-                    Some("warn") => {
-                        s.exec_output(Stream::Stderr, b"warning\n").unwrap();
-                        s.exec_end(2).unwrap();
-                    }
-                    Some("true") => s.exec_end(0).unwrap(),
-                    Some("false") => s.exec_end(1).unwrap(),
-                    _ => s.refuse(Error::ExecFailed).unwrap(),
-                }
-            }
+            Progress::Transmit => true,
+            Progress::Wait => self.store.seen != seen,
         }
     }
 

@@ -233,13 +233,13 @@ fn session(file: &[u8], verifier: &Verifier) -> Tally {
             }
         }
         if sent < file.len() {
-            let buf = client.send_buffer();
-            let n = buf.len().min(file.len() - sent);
-            buf[..n].copy_from_slice(&file[sent..sent + n]);
-            if n > 0 {
-                client.commit_send(n).unwrap();
-            }
-            sent += n;
+            sent += client
+                .send_with(|buf| {
+                    let n = buf.len().min(file.len() - sent);
+                    buf[..n].copy_from_slice(&file[sent..sent + n]);
+                    (n, n)
+                })
+                .unwrap();
         }
     }
     t

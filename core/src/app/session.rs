@@ -406,19 +406,24 @@ impl<S: Store> Session<S> {
                 let r = store.blocking(Cost::Storage, |st| -> Result<_, Error> {
                     let mut moved = false;
                     while server.remaining() > 0 {
-                        let buf = server.send_buffer();
-                        if buf.is_empty() {
-                            break;
+                        // Read straight into the output buffer.
+                        let read = server.send_with(|buf| {
+                            if buf.is_empty() {
+                                return (0, None);
+                            }
+                            match st.read_at(file, *pos, buf) {
+                                // The file shrank under us: give up rather
+                                // than send a lie.
+                                Ok(0) => (0, Some(Err(Error::Io))),
+                                Ok(n) => (n, Some(Ok(n))),
+                                Err(e) => (0, Some(Err(e))),
+                            }
+                        })?;
+                        match read {
+                            None => break,
+                            Some(Err(e)) => return Ok(Err(e)),
+                            Some(Ok(n)) => *pos += n as u64,
                         }
-                        let n = match st.read_at(file, *pos, buf) {
-                            // The file shrank under us: give up rather
-                            // than send a lie.
-                            Ok(0) => return Ok(Err(Error::Io)),
-                            Ok(n) => n,
-                            Err(e) => return Ok(Err(e)),
-                        };
-                        server.commit_send(n)?;
-                        *pos += n as u64;
                         moved = true;
                     }
                     Ok(Ok(moved))

@@ -113,10 +113,6 @@ pub(crate) struct Output<B> {
     buf: B,
     start: usize,
     end: usize,
-    /// Bumped whenever bytes behind `end` may have moved or been
-    /// overwritten; only the deprecated `send_buffer`/`commit_send` pair
-    /// reads it, to refuse a commit whose staging is gone.
-    generation: u32,
 }
 
 impl<B: Buffer> Output<B> {
@@ -125,16 +121,11 @@ impl<B: Buffer> Output<B> {
             buf,
             start: 0,
             end: 0,
-            generation: 0,
         }
     }
 
     pub fn capacity(&self) -> usize {
         self.buf.as_ref().len()
-    }
-
-    pub fn generation(&self) -> u32 {
-        self.generation
     }
 
     /// Free space at the end, compacting first.
@@ -143,7 +134,6 @@ impl<B: Buffer> Output<B> {
             self.buf.as_mut().copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            self.generation = self.generation.wrapping_add(1);
         }
         self.capacity() - self.end
     }
@@ -159,7 +149,6 @@ impl<B: Buffer> Output<B> {
             .ok_or(Error::Internal)?;
         dst.copy_from_slice(bytes);
         self.end += bytes.len();
-        self.generation = self.generation.wrapping_add(1);
         Ok(())
     }
 
@@ -172,7 +161,6 @@ impl<B: Buffer> Output<B> {
         let limit = out.len().min(HEADER_LEN + max_frame);
         let n = frame::encode_message(msg, &mut out[..limit])?;
         self.end += n;
-        self.generation = self.generation.wrapping_add(1);
         Ok(())
     }
 
@@ -207,13 +195,7 @@ impl<B: Buffer> Output<B> {
             .map_err(|_| Error::Internal)?;
         frame::write_header(head, kind, len);
         self.end += HEADER_LEN + n;
-        self.generation = self.generation.wrapping_add(1);
         Ok(())
-    }
-
-    /// Where the queue ends: the next frame's header goes here.
-    pub fn end(&self) -> usize {
-        self.end
     }
 
     /// The queued bytes.

@@ -357,18 +357,11 @@ pub trait Role {
 pub struct Endpoint<B, R> {
     pub(crate) link: Link<B>,
     pub(crate) role: R,
-    /// Where [`Endpoint::send_buffer`] staged a chunk: the output's
-    /// generation then. Only that deprecated pair reads it.
-    staged: Option<u32>,
 }
 
 impl<B: Buffer, R> Endpoint<B, R> {
     pub(crate) fn from_parts(link: Link<B>, role: R) -> Self {
-        Endpoint {
-            link,
-            role,
-            staged: None,
-        }
+        Endpoint { link, role }
     }
 }
 
@@ -462,51 +455,6 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
         self.role.transfer().map_or(0, Transfer::prefix_needed)
     }
 
-    /// **Deprecated: use [`Self::send_with`]**, which cannot be misused;
-    /// kept while the std and device drivers move over, then removed.
-    ///
-    /// Space for the next body chunk, straight in the output buffer
-    /// (empty when it is full: transmit first). Write into it, then
-    /// [`Self::commit_send`]. Queuing anything in between (a cancel, a
-    /// reply) or asking for room again voids the staging, and
-    /// `commit_send` then fails with [`Error::BadUsage`].
-    pub fn send_buffer(&mut self) -> &mut [u8] {
-        self.staged = None;
-        let Some(space) = self.body_space() else {
-            return &mut [];
-        };
-        self.staged = Some(self.link.output.generation());
-        self.link.output.space_mut(space)
-    }
-
-    /// **Deprecated: use [`Self::send_with`].**
-    ///
-    /// Sends `n` bytes written into [`Self::send_buffer`]. The MD5
-    /// trailer follows the last byte by itself.
-    pub fn commit_send(&mut self, n: usize) -> Result<(), Error> {
-        let staged = self.staged.take();
-        let Some(t) = self.role.sending() else {
-            return Err(Error::BadUsage);
-        };
-        if n > 0 {
-            let limit = usize::try_from(t.remaining()).unwrap_or(usize::MAX);
-            let limit = limit.min(self.link.chunk());
-            let out = &mut self.link.output;
-            let start = out.capacity().min(out.end() + HEADER_LEN);
-            if staged != Some(out.generation())
-                || !t.prefix_done()
-                || n > limit
-                || start + n > out.capacity()
-            {
-                return Err(Error::BadUsage);
-            }
-            t.body(self.link.output.space(start..start + n))?;
-            self.link.output.commit_frame(FrameKind::Data, n)?;
-            self.link.timers.sent();
-        }
-        self.after_send()
-    }
-
     /// Sends body bytes written in place: `fill` gets room for the next
     /// chunk straight in the output buffer and returns how many bytes it
     /// wrote and a value of its own, handed back. The room is empty when
@@ -531,7 +479,6 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
     /// Fails with [`Error::BadUsage`] if `fill` claims more bytes than it
     /// was given.
     pub fn send_with<T>(&mut self, fill: impl FnOnce(&mut [u8]) -> (usize, T)) -> Result<T, Error> {
-        self.staged = None;
         let Some(t) = self.role.sending() else {
             return match fill(&mut []) {
                 (0, value) => Ok(value),
@@ -566,18 +513,6 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
             return Err(Error::BufferFull);
         }
         Ok(n)
-    }
-
-    /// Where the next body chunk would go, compacting first; `None`
-    /// outside a body being sent.
-    fn body_space(&mut self) -> Option<Range<usize>> {
-        let t = self.role.sending()?;
-        let max = match t.prefix_done() {
-            true => usize::try_from(t.remaining()).unwrap_or(usize::MAX),
-            false => 0,
-        };
-        let max = max.min(self.link.chunk());
-        Some(self.link.output.frame_space(max, TRAILER_RESERVE))
     }
 
     /// The peer's hello arrived: the sizes agreed.

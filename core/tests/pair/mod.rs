@@ -558,13 +558,18 @@ impl Pair {
                 .upload_limit
                 .unwrap_or(usize::MAX)
                 .min(self.upload.len());
-            let buf = self.client.send_buffer();
-            let n = buf.len().min(limit.saturating_sub(self.upload_pos));
+            let (upload, pos) = (&self.upload, self.upload_pos);
+            let n = self
+                .client
+                .send_with(|buf| {
+                    let n = buf.len().min(limit.saturating_sub(pos));
+                    buf[..n].copy_from_slice(&upload[pos..pos + n]);
+                    (n, n)
+                })
+                .unwrap();
             if n == 0 {
                 break;
             }
-            buf[..n].copy_from_slice(&self.upload[self.upload_pos..self.upload_pos + n]);
-            self.client.commit_send(n).unwrap();
             self.upload_pos += n;
             progress = true;
         }

@@ -18,7 +18,7 @@ use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
 use crate::listing::Listing;
-use crate::sums::Version;
+use crate::kept_digests::Version;
 use crate::writer::Writer;
 
 /// The root directory being served.

@@ -43,7 +43,7 @@ mod fsroot;
 mod listing;
 mod server;
 mod session;
-mod sums;
+mod kept_digests;
 pub mod url;
 pub mod users;
 mod writer;

@@ -280,7 +280,7 @@ impl Server {
             exec_timeout: opts.exec_timeout,
             exec_max_output: opts.exec_max_output,
             exec_confinement: Arc::new(exec_confinement),
-            sums: Default::default(),
+            kept_digests: Default::default(),
             prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),
         });
         Ok(Server {

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::admission::Gate;
 use crate::fsroot::{map_io, resolve, Root, Upload};
 use crate::listing::Listing;
-use crate::sums::{Sums, Version};
+use crate::kept_digests::{KeptDigests, Version};
 use crate::users::Users;
 
 /// What every session of one server shares.
@@ -47,7 +47,7 @@ pub struct Shared {
     pub exec_confinement: Arc<crate::exec::Confinement>,
     /// Digests verified earlier, so unchanged files are not hashed again
     /// for a get.
-    pub sums: Sums,
+    pub kept_digests: KeptDigests,
     /// Permits for hashing a resume's held prefix ([`PREFIX_HASHES`]).
     pub prefix_slots: tokio::sync::Semaphore,
 }
@@ -320,7 +320,7 @@ impl Store for SessionStore {
     }
 
     fn kept_digest(&mut self, d: &Download, alg: Algorithm) -> Option<Sum> {
-        self.shared.sums.get(&d.version, alg)
+        self.shared.kept_digests.get(&d.version, alg)
     }
 
     fn keep_digest(&mut self, d: &Download, sum: Sum) {
@@ -330,13 +330,13 @@ impl Store for SessionStore {
             .metadata()
             .is_ok_and(|md| Version::of(&md) == d.version)
         {
-            self.shared.sums.put(d.version, sum);
+            self.shared.kept_digests.put(d.version, sum);
         }
     }
 
     fn forget_digest(&mut self, d: &Download) {
         warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
-        self.shared.sums.forget(&d.version);
+        self.shared.kept_digests.forget(&d.version);
     }
 
     fn close(&mut self, d: Download, end: GetEnd) {
@@ -361,7 +361,7 @@ impl Store for SessionStore {
     fn digest(&mut self, path: &str, alg: Algorithm, _: &mut [u8]) -> Result<Sum, Error> {
         let (sum, unchanged) = resolve(&self.cwd, path).and_then(|p| self.root.digest(&p, alg))?;
         if let Some(v) = unchanged {
-            self.shared.sums.put(v, sum);
+            self.shared.kept_digests.put(v, sum);
         }
         Ok(sum)
     }
@@ -408,7 +408,7 @@ impl Store for SessionStore {
         // fsync and rename (under `blocking`: off the async workers).
         let (stored, version) = r.upload.commit()?;
         // The bytes just checked are the file's.
-        self.shared.sums.put(version, sum);
+        self.shared.kept_digests.put(version, sum);
         info!(peer = %self.peer, user = self.who(), path = %r.path, stored = %stored.display(),
               bytes, resumed_from, ms = r.start.elapsed().as_millis() as u64, verified = true,
               digest = %sum.algorithm(), sum = %sum, "put");

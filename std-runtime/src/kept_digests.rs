@@ -46,9 +46,9 @@ impl Version {
     }
 }
 
-/// The kept digests, at most [`Sums::CAPACITY`] files (the oldest go
+/// The kept digests, at most [`KeptDigests::CAPACITY`] files (the oldest go
 /// first): about 150 bytes each, so a few MiB at most.
-pub struct Sums {
+pub struct KeptDigests {
     inner: Mutex<Inner>,
 }
 
@@ -58,15 +58,15 @@ struct Inner {
     order: VecDeque<(u64, u64)>,
 }
 
-impl Default for Sums {
+impl Default for KeptDigests {
     fn default() -> Self {
-        Sums {
+        KeptDigests {
             inner: Mutex::new(Inner::default()),
         }
     }
 }
 
-impl Sums {
+impl KeptDigests {
     pub const CAPACITY: usize = 16_384;
 
     /// The kept `algorithm` digest of exactly this version, if any.
@@ -140,7 +140,7 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"one").unwrap();
         let v1 = Version::of(&std::fs::metadata(&path).unwrap());
-        let sums = Sums::default();
+        let sums = KeptDigests::default();
         sums.put(v1, sum(Algorithm::Md5, b"one"));
         assert_eq!(
             sums.get(&v1, Algorithm::Md5),
@@ -174,12 +174,12 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"x").unwrap();
         let base = Version::of(&std::fs::metadata(&path).unwrap());
-        let sums = Sums::default();
+        let sums = KeptDigests::default();
         let at = |i: u64| Version { ino: i, ..base };
-        for i in 0..Sums::CAPACITY as u64 + 10 {
+        for i in 0..KeptDigests::CAPACITY as u64 + 10 {
             sums.put(at(i), sum(Algorithm::Md5, b"x"));
         }
-        assert_eq!(sums.len(), Sums::CAPACITY);
+        assert_eq!(sums.len(), KeptDigests::CAPACITY);
         assert_eq!(sums.get(&at(9), Algorithm::Md5), None);
         assert!(sums.get(&at(10), Algorithm::Md5).is_some());
     }

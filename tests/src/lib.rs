@@ -75,6 +75,25 @@ pub fn run(mut cmd: Command) -> Output {
     }
 }
 
+/// Runs `ferry shell URL` with `script` on its stdin (a batch, as with
+/// stdin not a terminal) and waits for it.
+pub fn shell_batch(url: &str, script: &str) -> Output {
+    let mut c = ferry();
+    c.arg("shell")
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn ferry shell");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write the batch");
+    child.wait_with_output().expect("wait for ferry shell")
+}
+
 /// The exit code of an output.
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)

@@ -7,10 +7,10 @@
 //! and `--anonymous` together.
 
 use std::fs;
-use std::io::Write;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use ferry_core::digest::{self, Algorithm};
 use ferry_tests::*;
@@ -372,20 +372,7 @@ fn shell_overwrite_takes_its_value_with_a_space_or_an_equals_sign() {
         "lcd {}\nput --overwrite replace a.txt\nput --overwrite=replace a.txt b.txt\n",
         local.path().display()
     );
-    let mut c = ferry();
-    c.arg("shell")
-        .arg(s.url("/"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = shell_batch(&s.url("/"), &script);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(fs::read_to_string(s.root.join("a.txt")).unwrap(), "new\n");
     assert_eq!(fs::read_to_string(s.root.join("b.txt")).unwrap(), "new\n");

@@ -4,9 +4,7 @@
 //! (`docs/PROTOCOL.md#messages`).
 
 use std::fs;
-use std::io::Write;
 use std::net::TcpStream;
-use std::process::Stdio;
 use std::time::{Duration, Instant as StdInstant};
 
 use embedded_io_adapters::std::FromStd;
@@ -22,20 +20,7 @@ fn cli(args: &[&str]) -> std::process::Output {
 }
 
 fn shell(url: &str, script: &str) -> std::process::Output {
-    let mut c = ferry();
-    c.arg("shell")
-        .arg(url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    shell_batch(url, script)
 }
 
 fn stderr(o: &std::process::Output) -> String {

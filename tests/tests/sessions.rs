@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ferry_tests::*;
@@ -237,20 +237,7 @@ fn echo_and_upper_echo() {
 }
 
 fn shell(url: &str, script: &str) -> std::process::Output {
-    let mut c = ferry();
-    c.arg("shell")
-        .arg(url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    shell_batch(url, script)
 }
 
 #[test]

@@ -24,27 +24,31 @@ fn as_user(password: &str, args: &[&str]) -> std::process::Output {
     run(c)
 }
 
-#[test]
-fn each_user_is_confined_to_their_own_directory() {
+/// Users alice (`pw-a`) and bob (`pw-b`) and a server over a fresh root
+/// with `extra` options; the root's path.
+fn two_users_and_a_root(extra: &[&str]) -> ((TempDir, Server), std::path::PathBuf) {
     let dir = TempDir::new().unwrap();
     let users = dir.path().join("users.txt");
     add_user(&users, "alice", "pw-a");
     add_user(&users, "bob", "pw-b");
     let root = dir.path().join("root");
     fs::create_dir(&root).unwrap();
+    let mut args = vec![
+        "--users",
+        users.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let s = Server::start(&root, &args);
+    ((dir, s), root)
+}
+
+#[test]
+fn each_user_is_confined_to_their_own_directory() {
+    let (dir, root) = two_users_and_a_root(&["--anonymous", "--user-dirs", "--allow-exec"]);
     fs::write(root.join("shared.txt"), b"top").unwrap();
-    let s = Server::start(
-        &root,
-        &[
-            "--users",
-            users.to_str().unwrap(),
-            "--anonymous",
-            "--user-dirs",
-            "--allow-exec",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let s = &dir.1;
     let url = |user: &str, path: &str| format!("ferry://{user}@{}/{path}", s.addr);
     let local = TempDir::new().unwrap();
     let src = local.path().join("a.txt");
@@ -129,22 +133,9 @@ fn each_user_is_confined_to_their_own_directory() {
 /// Without `--user-dirs` every user works in the one root (documented).
 #[test]
 fn without_user_dirs_users_share_the_root() {
-    let dir = TempDir::new().unwrap();
-    let users = dir.path().join("users.txt");
-    add_user(&users, "alice", "pw-a");
-    add_user(&users, "bob", "pw-b");
-    let root = dir.path().join("root");
-    fs::create_dir(&root).unwrap();
+    let (dir, root) = two_users_and_a_root(&[]);
     fs::write(root.join("a.txt"), b"alice's").unwrap();
-    let s = Server::start(
-        &root,
-        &[
-            "--users",
-            users.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let s = &dir.1;
     let o = as_user("pw-b", &["ls", &format!("ferry://bob@{}/", s.addr)]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("a.txt"));
 }

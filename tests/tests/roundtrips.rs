@@ -98,3 +98,68 @@ fn a_single_put_sends_one_request_and_finds_a_directory_by_the_answer() {
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     assert_eq!(std::fs::read(s.root.join("dir/f.txt")).unwrap(), b"hello");
 }
+
+/// Several files on one command line go over one connection (the relay
+/// accepts only one) and one request each: `put a b c URL/DIR` stores them
+/// inside DIR, `get URL/a URL/b DIR` fetches them into DIR.
+#[test]
+fn several_files_on_one_command_line_share_one_connection() {
+    let s = Server::anonymous(&[]);
+    std::fs::create_dir(s.root.join("dir")).unwrap();
+    let local = TempDir::new().unwrap();
+    let names = ["a.txt", "b.txt", "测试.txt"];
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(local.path().join(n), format!("file {i}")).unwrap();
+    }
+    let (addr, up) = recording_relay(s.addr.clone());
+    let mut c = ferry();
+    c.arg("put");
+    for n in names {
+        c.arg(local.path().join(n));
+    }
+    c.arg(format!("ferry://{addr}/dir")).arg("--quiet");
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(s.root.join("dir").join(n)).unwrap(),
+            format!("file {i}")
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(requests(&up.lock().unwrap()).len(), 3);
+
+    let back = TempDir::new().unwrap();
+    let (addr, up) = recording_relay(s.addr.clone());
+    let mut c = ferry();
+    c.arg("get");
+    for n in names {
+        c.arg(format!("ferry://{addr}/dir/{n}"));
+    }
+    c.arg(back.path()).arg("--quiet");
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(back.path().join(n)).unwrap(),
+            format!("file {i}")
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!requests(&up.lock().unwrap()).is_empty());
+
+    // Two servers in one command, or several files into a non-directory,
+    // are usage errors.
+    let mut c = ferry();
+    c.arg("get")
+        .arg(s.url("dir/a.txt"))
+        .arg(format!("ferry://127.0.0.1:1/dir/b.txt"))
+        .arg(back.path());
+    assert_eq!(code(&run(c)), 2);
+    let mut c = ferry();
+    c.arg("get")
+        .arg(s.url("dir/a.txt"))
+        .arg(s.url("dir/b.txt"))
+        .arg(back.path().join("a.txt"));
+    assert_eq!(code(&run(c)), 2);
+}

@@ -296,12 +296,14 @@ enum Cmd {
         /// The user name.
         user: String,
     },
-    /// Download: ferry get URL [LOCAL].
+    /// Download: ferry get URL [LOCAL], or ferry get URL... DIR (several
+    /// files of one server into a directory, over one connection).
     Get {
         /// ferry://[USER@]HOST[:PORT]/PATH
         url: String,
-        /// Local file or directory (default: the current directory).
-        local: Option<PathBuf>,
+        /// More URLs of the same server, then the local file or directory
+        /// (default: the current directory).
+        more: Vec<String>,
         #[command(flatten)]
         transfer: TransferArgs,
         #[command(flatten)]
@@ -309,10 +311,12 @@ enum Cmd {
         #[command(flatten)]
         pin: Pin,
     },
-    /// Upload: ferry put LOCAL URL.
+    /// Upload: ferry put LOCAL... URL (several files go into the remote
+    /// directory URL, over one connection).
     Put {
-        /// Local file or directory.
-        local: PathBuf,
+        /// Local files or directories.
+        #[arg(required = true, num_args = 1..)]
+        local: Vec<PathBuf>,
         /// ferry://[USER@]HOST[:PORT]/PATH (a directory keeps the name).
         url: String,
         #[command(flatten)]
@@ -544,6 +548,24 @@ impl Subject {
     }
 }
 
+/// Whether a command-line argument is a Ferry URL (not a local path).
+fn is_url(arg: &str) -> bool {
+    arg.starts_with("ferry://") || arg.starts_with("ferrys://")
+}
+
+/// `other` parsed, if it names the same server and login as `first` (the
+/// files of one command share one connection).
+fn same_server(first: &FerryUrl, other: &str) -> Result<FerryUrl, FerryError> {
+    let u = FerryUrl::parse(other)?;
+    let key = |u: &FerryUrl| (u.tls, u.user.clone(), u.host.clone(), u.port);
+    if key(&u) != key(first) {
+        return Err(FerryError::Usage(format!(
+            "{other}: every URL of one command must name the same server and user"
+        )));
+    }
+    Ok(u)
+}
+
 fn run(cmd: Cmd) -> Result<i32, FerryError> {
     match cmd {
         Cmd::Serve {
@@ -669,15 +691,33 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
         }
         Cmd::Get {
             url,
-            local,
+            mut more,
             transfer,
             connect,
             pin,
         } => {
+            // The last argument is the local side unless it is a URL.
+            let local = match more.last() {
+                Some(l) if !is_url(l) => more.pop().map(PathBuf::from),
+                _ => None,
+            };
             let url = FerryUrl::parse(&url)?;
-            let mut c = connect.open(&url, pin.digest)?;
+            let others = more
+                .iter()
+                .map(|u| same_server(&url, u))
+                .collect::<Result<Vec<_>, _>>()?;
             let local = local.unwrap_or_else(|| ".".into());
-            c.get_file(&url.path, &local, &transfer.options())?;
+            if !others.is_empty() && !local.is_dir() {
+                return Err(FerryError::Usage(format!(
+                    "{}: several files go into a directory, and this is none",
+                    local.display()
+                )));
+            }
+            let mut c = connect.open(&url, pin.digest)?;
+            // One connection for all; stops at the first failure.
+            for path in std::iter::once(&url.path).chain(others.iter().map(|u| &u.path)) {
+                c.get_file(path, &local, &transfer.options())?;
+            }
             Ok(exit::OK)
         }
         Cmd::Put {
@@ -688,10 +728,19 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             pin,
         } => {
             let url = FerryUrl::parse(&url)?;
+            // Several files go into the remote directory, as with `cp`.
+            let remote = match local.len() {
+                1 => url.path.clone(),
+                _ if url.path.ends_with('/') => url.path.clone(),
+                _ => format!("{}/", url.path),
+            };
             let mut c = connect.open(&url, pin.digest)?;
-            let stored = c.put_file(&local, &url.path, &transfer.options())?;
-            if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
-                eprintln!("ferry: stored as {stored}");
+            // One connection for all; stops at the first failure.
+            for l in &local {
+                let stored = c.put_file(l, &remote, &transfer.options())?;
+                if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
+                    eprintln!("ferry: stored as {stored}");
+                }
             }
             Ok(exit::OK)
         }

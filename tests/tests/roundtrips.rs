@@ -153,7 +153,7 @@ fn several_files_on_one_command_line_share_one_connection() {
     let mut c = ferry();
     c.arg("get")
         .arg(s.url("dir/a.txt"))
-        .arg(format!("ferry://127.0.0.1:1/dir/b.txt"))
+        .arg("ferry://127.0.0.1:1/dir/b.txt")
         .arg(back.path());
     assert_eq!(code(&run(c)), 2);
     let mut c = ferry();

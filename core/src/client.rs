@@ -129,14 +129,18 @@ pub type Client<B> = Endpoint<B, ClientRole>;
 /// The client's own state inside an [`Endpoint`].
 pub struct ClientRole {
     state: State,
+    /// The server's hello arrived (the login may have gone out before it).
+    hello: bool,
 }
 
 impl Role for ClientRole {
     fn hello_received(&mut self) -> bool {
-        if !matches!(self.state, State::Handshake) {
+        if core::mem::replace(&mut self.hello, true) {
             return false;
         }
-        self.state = State::LoggedOut;
+        if matches!(self.state, State::Handshake) {
+            self.state = State::LoggedOut;
+        }
         true
     }
 
@@ -179,6 +183,7 @@ impl<B: Buffer> Client<B> {
         let link = Link::new(now, config, Side::Client, 0, inbuf, outbuf)?;
         let role = ClientRole {
             state: State::Handshake,
+            hello: false,
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -272,9 +277,14 @@ impl<B: Buffer> Client<B> {
     // ---- commands: each queues a request and returns at once ----
 
     /// Logs in with SCRAM-SHA-256. `random` is 8–32 fresh random bytes for
-    /// the client nonce.
+    /// the client nonce. May be called before the server's hello arrived:
+    /// the client-first message then follows this side's hello at once,
+    /// saving a round trip (the server reads it after its own hello).
     pub fn login(&mut self, user: &str, password: &str, random: &[u8]) -> Result<(), Error> {
-        self.expect_state(matches!(self.role.state, State::LoggedOut))?;
+        self.expect_state(matches!(
+            self.role.state,
+            State::LoggedOut | State::Handshake
+        ))?;
         let nonce = nonce_from_random(random)?;
         let (scram, first) = ScramClient::start(user, password, &nonce)?;
         self.link.send_msg(&Message::ClientFirst(first))?;
@@ -282,9 +292,14 @@ impl<B: Buffer> Client<B> {
         Ok(())
     }
 
-    /// Logs in anonymously (the server must allow it).
+    /// Logs in anonymously (the server must allow it; if it does not, the
+    /// answer is `AnonymousNotAllowed`). May be called before the server's
+    /// hello arrived, as [`Self::login`].
     pub fn login_anonymous(&mut self) -> Result<(), Error> {
-        self.expect_state(matches!(self.role.state, State::LoggedOut))?;
+        self.expect_state(matches!(
+            self.role.state,
+            State::LoggedOut | State::Handshake
+        ))?;
         self.link.send_msg(&Message::Anonymous)?;
         self.role.state = State::Anonymous;
         Ok(())
@@ -614,4 +629,44 @@ fn to_path_or_empty(p: &str) -> Result<Path, Error> {
         return Err(Error::InvalidPath);
     }
     bounded(p, Error::InvalidPath)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Server, ServerConfig, ServerEvent};
+
+    /// A login may go out before the server's hello arrives: the first
+    /// transmit carries the hello and the login together (one round trip
+    /// less), and the server, reading its peer's hello first, logs it in.
+    #[test]
+    fn a_login_goes_out_with_the_hello() {
+        let now = Instant::ZERO;
+        let mut c = Client::new(now, Config::default(), [0u8; 2048], [0u8; 2048]).unwrap();
+        c.login_anonymous().unwrap();
+        let first = c.transmit_buf().to_vec();
+        let login = crate::frame::encode_message(&Message::Anonymous, &mut [0u8; 64]).unwrap();
+        assert_eq!(
+            first.len(),
+            crate::frame::HELLO_LEN + login,
+            "hello and login at once"
+        );
+
+        let cfg = ServerConfig {
+            allow_anonymous: true,
+            ..ServerConfig::new([1; 32])
+        };
+        let mut s = Server::new(now, cfg, [0u8; 2048], [0u8; 2048]).unwrap();
+        assert_eq!(s.handle_input(now, &first), Ok(first.len()));
+        let mut logged_in = false;
+        while let Some(ev) = s.poll_event() {
+            logged_in |= matches!(ev, ServerEvent::LoggedIn { user: None });
+        }
+        assert!(logged_in);
+        let answer = s.transmit_buf().to_vec();
+        assert_eq!(c.handle_input(now, &answer), Ok(answer.len()));
+        assert!(matches!(c.poll_event(), Some(Event::Connected(_))));
+        assert!(matches!(c.poll_event(), Some(Event::LoggedIn)));
+        assert!(c.is_logged_in());
+    }
 }

@@ -156,6 +156,13 @@ macro_rules! drivers {
                     Ok(me)
                 }
 
+                /// Queues the hello without waiting for the server's: the
+                /// next exchange (a login) goes out with it, one round trip
+                /// sooner than after [`Self::connect`].
+                pub fn start(io: T, client: Client<B>, clock: C) -> Self {
+                    Self { io, client, clock, sending: false }
+                }
+
                 /// The state machine, for getters.
                 pub fn client(&self) -> &Client<B> {
                     &self.client
@@ -581,6 +588,8 @@ fn unexpected<R>(_ev: ClientEvent<'_>) -> Result<Flow<R>, Error> {
 
 fn login_flow(ev: ClientEvent<'_>) -> Result<Flow<()>, Error> {
     match ev {
+        // A login sent before the server's hello sees the hello first.
+        ClientEvent::Connected(_) => Ok(Flow::Continue),
         ClientEvent::LoggedIn => Ok(Flow::Done(())),
         other => unexpected(other),
     }

@@ -348,7 +348,8 @@ impl Client {
             idle_timeout: Some(opts.timeout),
         };
         let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])?;
-        let inner = BlockingClient::connect(FromStd::new(conn), core, clock).map_err(proto)?;
+        // The hello goes out with the login, not a round trip before it.
+        let inner = BlockingClient::start(FromStd::new(conn), core, clock);
         Ok(Client { inner })
     }
 

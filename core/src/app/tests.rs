@@ -114,7 +114,7 @@ fn an_empty_scratch_is_refused_before_any_event_is_taken() {
     assert_eq!(r, Err(Error::BadUsage));
     // Nothing was taken: the same session goes on with a real one.
     assert!(!session.is_closed());
-    assert!(p.1.transmit_buf().len() > 0, "only the hello is queued");
+    assert!(!p.1.transmit_buf().is_empty(), "only the hello is queued");
     run(&mut p, &mut store, &mut session, &mut [0; 1]);
     assert!(p.0.is_logged_in());
 }

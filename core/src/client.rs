@@ -5,7 +5,7 @@ use crate::auth::{nonce_from_random, ScramClient};
 use crate::config::Config;
 use crate::digest::Sum;
 use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
-use crate::error::Error;
+use crate::error::{Error, SetupError};
 use crate::frame::{decode_message, FrameKind};
 use crate::message::{bounded, Entry, Message, Overwrite, Path, Request, Stream, Text};
 use crate::time::Instant;
@@ -179,7 +179,12 @@ impl<B: Buffer> Client<B> {
     /// bounds the largest frame accepted, `outbuf` the largest sent; each
     /// must be at least [`MIN_INPUT_BUFFER`](crate::MIN_INPUT_BUFFER) /
     /// [`MIN_OUTPUT_BUFFER`](crate::MIN_OUTPUT_BUFFER) bytes.
-    pub fn new(now: Instant, config: Config, inbuf: B, outbuf: B) -> Result<Self, Error> {
+    ///
+    /// A shorter buffer is [`SetupError::InsufficientSize`], saying which
+    /// and the size it needs; a config that cannot work (chunk size 0, a
+    /// digest not in this build) is the matching [`SetupError`]. Every
+    /// one converts into [`Error::BadUsage`] for `?`.
+    pub fn new(now: Instant, config: Config, inbuf: B, outbuf: B) -> Result<Self, SetupError> {
         let link = Link::new(now, config, Side::Client, 0, inbuf, outbuf)?;
         let role = ClientRole {
             state: State::Handshake,

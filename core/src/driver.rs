@@ -490,7 +490,9 @@ macro_rules! drivers {
             /// [`Session`]; returns why it closed (`Error::Closed` for a
             /// clean close). `scratch` is lent to
             /// [`Session::progress`] for hashing resumed transfers' held
-            /// prefixes. A store whose commands answer
+            /// prefixes: any size of one byte or more (larger is fewer
+            /// reads); an empty one fails at once with
+            /// `DriverError::Protocol(Error::BadUsage)`. A store whose commands answer
             /// [`ExecPoll::Pending`](crate::app::ExecPoll::Pending) needs a
             /// driver that can wait on them too: this one only waits for
             /// input.

@@ -40,6 +40,44 @@
 //! call. Frames are delivered whole, so however the stream is split (one
 //! byte per read, or many frames in one read) the events are the same.
 //!
+//! ### Buffers
+//!
+//! Every buffer is the caller's (an array, a `Vec<u8>`, a `&mut [u8]`: any
+//! [`Buffer`]), sized up front as in sunset and rustls; the core never
+//! grows one, and a buffer too small to work says the size it needs:
+//!
+//! - A connection's **input buffer** holds one whole frame and bounds the
+//!   largest frame the peer may send: at least [`MIN_INPUT_BUFFER`] bytes.
+//!   Its **output buffer** holds the hello and one frame and bounds the
+//!   largest frame sent: at least [`MIN_OUTPUT_BUFFER`] bytes. Larger
+//!   buffers mean larger frames and fewer round trips.
+//! - `Client::new` and `Server::new` refuse a shorter one with
+//!   [`SetupError::InsufficientSize`]: an [`InsufficientSize`] naming the
+//!   buffer ([`BufferKind`], the input buffer checked first) and the exact
+//!   size that works (as rustls's `InsufficientSizeError { required_size }`).
+//!   Every [`SetupError`] converts into [`Error::BadUsage`], so `?` works
+//!   in code that only knows [`Error`].
+//! - `poll_transmit(buf)` copies what fits in a buffer of any size and
+//!   `handle_input` takes what fits in the input buffer: neither fails for
+//!   size.
+//! - The scratch buffer lent to [`app::Session::progress`] (and the
+//!   drivers' `serve`) may be any size of one byte or more; larger is
+//!   fewer reads. An empty one is [`Error::BadUsage`] at the first call.
+//!
+//! ```
+//! use ferry_core::{BufferKind, Client, Config, Instant, InsufficientSize, SetupError,
+//!                  MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER};
+//!
+//! let (now, config) = (Instant::ZERO, Config::default());
+//! let r = Client::new(now, config, vec![0; 4096], vec![0; 1000]);
+//! let Err(SetupError::InsufficientSize(short)) = r else { unreachable!() };
+//! assert_eq!(short, InsufficientSize { buffer: BufferKind::Output, required: MIN_OUTPUT_BUFFER });
+//! assert_eq!(short.to_string(), "output buffer too small: 1049 bytes needed");
+//! // Exactly that much works.
+//! let client = Client::new(now, config, vec![0; MIN_INPUT_BUFFER], vec![0; short.required]);
+//! assert!(client.is_ok());
+//! ```
+//!
 //! ## Serving: the `app` layer
 //!
 //! A server rarely answers events by hand. [`app::Session`] is the one
@@ -238,7 +276,7 @@ pub use auth::Verifier;
 pub use client::{Client, ClientRole, Event as ClientEvent};
 pub use config::{Config, ServerConfig};
 pub use endpoint::{Buffer, Endpoint, Negotiated, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER};
-pub use error::{Error, Result};
+pub use error::{BufferKind, Error, InsufficientSize, Result, SetupError};
 pub use message::{
     Entry, Kind, Name, Overwrite, Path, Request, Stream, Text, User, MAX_NAME, MAX_PATH, MAX_TEXT,
     MAX_USER, MIN_FRAME,

@@ -6,7 +6,7 @@ use crate::auth::{self, parse_client_first, ClientFirst, ScramServer, Verifier};
 use crate::config::ServerConfig;
 use crate::digest::Sum;
 use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
-use crate::error::Error;
+use crate::error::{Error, SetupError};
 use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
 use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
 use crate::time::Instant;
@@ -165,7 +165,17 @@ impl Role for ServerRole {
 
 impl<B: Buffer> Server<B> {
     /// A server connection; its hello goes out at the first transmit.
-    pub fn new(now: Instant, config: ServerConfig, inbuf: B, outbuf: B) -> Result<Self, Error> {
+    /// `inbuf` and `outbuf` must be at least
+    /// [`MIN_INPUT_BUFFER`](crate::MIN_INPUT_BUFFER) /
+    /// [`MIN_OUTPUT_BUFFER`](crate::MIN_OUTPUT_BUFFER) bytes: a shorter
+    /// one is [`SetupError::InsufficientSize`] with the size it needs (as
+    /// for [`Client::new`](crate::Client::new)).
+    pub fn new(
+        now: Instant,
+        config: ServerConfig,
+        inbuf: B,
+        outbuf: B,
+    ) -> Result<Self, SetupError> {
         let mut flags = 0;
         if config.allow_anonymous {
             flags |= FLAG_ANONYMOUS;
@@ -193,7 +203,7 @@ impl<B: Buffer> Server<B> {
         config: ServerConfig,
         inbuf: B,
         outbuf: B,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SetupError> {
         Self::new_refused(now, config, inbuf, outbuf, Error::Busy)
     }
 
@@ -206,7 +216,7 @@ impl<B: Buffer> Server<B> {
         inbuf: B,
         outbuf: B,
         err: Error,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SetupError> {
         let mut s = Self::new(now, config, inbuf, outbuf)?;
         s.link.fail(err);
         Ok(s)

@@ -221,7 +221,9 @@ fn a_config_offering_a_missing_digest_is_refused() {
         ..Config::default()
     };
     let r = ferry_core::Client::new(Instant::ZERO, cc, vec![0; 4096], vec![0; 4096]);
-    assert!(matches!(r, Err(Error::BadUsage)));
+    let missing = ferry_core::SetupError::DigestUnavailable(Algorithm::Blake3);
+    assert!(matches!(r, Err(e) if e == missing));
+    assert_eq!(Error::from(missing), Error::BadUsage, "for `?`");
 }
 
 #[test]

@@ -25,6 +25,10 @@ pub const DIGESTS: Digests = if cfg!(feature = "blake3") {
 
 /// Core buffers per session (each direction): 1 KiB frames and more.
 pub const FRAME_BUF: usize = 2048;
+// Checked at build time, not at the first connection's `Conn::new`.
+const _: () = assert!(
+    FRAME_BUF >= ferry_core::MIN_INPUT_BUFFER && FRAME_BUF >= ferry_core::MIN_OUTPUT_BUFFER
+);
 
 /// The core server type of one session.
 pub type Conn = Server<[u8; FRAME_BUF]>;

@@ -347,7 +347,10 @@ impl Client {
             login_timeout: opts.timeout.min(Config::default().login_timeout),
             idle_timeout: Some(opts.timeout),
         };
-        let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])?;
+        // BUF is above both minimums and the digests come from this
+        // build: a refusal here is a bug, reported as the core's BadUsage.
+        let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])
+            .map_err(Error::from)?;
         // The hello goes out with the login, not a round trip before it.
         let inner = BlockingClient::start(FromStd::new(conn), core, clock);
         Ok(Client { inner })

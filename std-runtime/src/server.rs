@@ -34,6 +34,7 @@ const BUF: usize = 64 * 1024 + 64;
 /// (docs/BENCHMARKS.md). Beyond that, memory matters more than speed
 /// (1 000 busy sessions with big buffers would need 500 MiB).
 const BIG_BUF: usize = 256 * 1024 + 64;
+const _: () = assert!(BUF >= ferry_core::MIN_INPUT_BUFFER && BUF >= ferry_core::MIN_OUTPUT_BUFFER);
 /// Sessions that may hold [`BIG_BUF`] buffers at once.
 const BIG_BUFFERS: usize = 32;
 
@@ -478,7 +479,14 @@ impl Ctx {
                 ),
                 None => ferry_core::Server::new(accepted, ctx.config, vec![0; len], vec![0; len]),
             };
-            let Ok(core) = core else { return };
+            let core = match core {
+                Ok(core) => core,
+                Err(e) => {
+                    // BUF and BIG_BUF are above both minimums: a bug.
+                    warn!(%peer, error = %e, "connection not set up");
+                    return;
+                }
+            };
             let t0 = StdInstant::now();
             let gate = Gate::new(
                 ctx.admission.clone(),

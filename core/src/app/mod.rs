@@ -14,7 +14,7 @@
 //! output are pulled a piece at a time into caller slots, and file bytes
 //! are read straight into the connection's output buffer
 //! ([`Store::read_at`]). Prefix hashing reads into a scratch buffer the
-//! driver lends to [`Session::progress`].
+//! driver lends to [`Session::progress`]: any size of one byte or more.
 
 use crate::auth::Verifier;
 use crate::digest::{Algorithm, Hasher, Sum};
@@ -192,7 +192,8 @@ pub trait Store {
     }
 
     /// The digest of a whole file. The default opens it, hashes it
-    /// through `scratch` and keeps the result ([`Self::keep_digest`]).
+    /// through `scratch` (the driver's, never empty: see
+    /// [`Session::progress`]) and keeps the result ([`Self::keep_digest`]).
     fn digest(&mut self, path: &str, algorithm: Algorithm, scratch: &mut [u8]) -> Result<Sum, Error>
     where
         Self: Sized,
@@ -343,7 +344,8 @@ pub trait Store {
 }
 
 /// Reads `offset..end` through `read` into `scratch`, handing each piece
-/// to `each`; a source shorter than `end` is `Error::Io`.
+/// to `each`; a source shorter than `end` is `Error::Io`, an empty
+/// `scratch` with something to read `Error::BadUsage`.
 pub(crate) fn feed(
     mut read: impl FnMut(u64, &mut [u8]) -> Result<usize, Error>,
     offset: u64,
@@ -368,3 +370,6 @@ pub(crate) fn feed(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -86,15 +86,22 @@ impl<S: Store> Session<S> {
     /// the output buffer is full. Says what the driver does next.
     ///
     /// `scratch` is lent for hashing held prefixes of resumed transfers
-    /// and for digest requests: any size works, larger is fewer reads.
-    /// An `Err` is a bug in the store or the session: the application
-    /// cannot go on; drop the connection (call [`Self::end`]).
+    /// and for digest requests: any size of at least one byte works,
+    /// larger is fewer reads. An empty one is [`Error::BadUsage`] at the
+    /// first call, before any event is taken, rather than at the first
+    /// resume.
+    ///
+    /// An `Err` is a bug in the driver, the store or the session: the
+    /// application cannot go on; drop the connection (call [`Self::end`]).
     pub fn progress<B: Buffer>(
         &mut self,
         server: &mut Server<B>,
         store: &mut S,
         scratch: &mut [u8],
     ) -> Result<Progress, Error> {
+        if scratch.is_empty() {
+            return Err(Error::BadUsage);
+        }
         loop {
             if let Work::Closed(e) = self.work {
                 return Ok(Progress::Closed(e));

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::digest::{self, Algorithm, Digests};
-use crate::error::Error;
+use crate::error::{BufferKind, Error, InsufficientSize, SetupError};
 use crate::frame::{Hello, HEADER_LEN, VERSION};
 
 /// Sizes both sides agreed on in the handshake.
@@ -42,22 +42,30 @@ pub(crate) struct LocalHello {
 
 impl LocalHello {
     /// The hello for these buffer sizes and settings. Fails when a buffer
-    /// cannot hold one frame of `MIN_FRAME` bytes, when `chunk_size` is 0,
-    /// and when `config` offers a digest this build cannot compute (the two
-    /// sides would then choose differently).
+    /// cannot hold one frame of `MIN_FRAME` bytes (saying the size it
+    /// needs, the input buffer first), when `chunk_size` is 0, and when
+    /// `config` offers a digest this build cannot compute (the two sides
+    /// would then choose differently).
     pub fn new(
         side: Side,
         config: &Config,
         flags: u16,
         in_len: usize,
         out_len: usize,
-    ) -> Result<Self, Error> {
-        if in_len < super::MIN_INPUT_BUFFER
-            || out_len < super::MIN_OUTPUT_BUFFER
-            || config.chunk_size == 0
-            || config.digests.iter().any(|a| !a.is_available())
-        {
-            return Err(Error::BadUsage);
+    ) -> Result<Self, SetupError> {
+        for (buffer, len, required) in [
+            (BufferKind::Input, in_len, super::MIN_INPUT_BUFFER),
+            (BufferKind::Output, out_len, super::MIN_OUTPUT_BUFFER),
+        ] {
+            if len < required {
+                return Err(InsufficientSize { buffer, required }.into());
+            }
+        }
+        if config.chunk_size == 0 {
+            return Err(SetupError::ZeroChunkSize);
+        }
+        if let Some(a) = config.digests.iter().find(|a| !a.is_available()) {
+            return Err(SetupError::DigestUnavailable(a));
         }
         let max_frame = u32::try_from(in_len - HEADER_LEN).unwrap_or(u32::MAX);
         let max_send = u32::try_from(out_len - HEADER_LEN).unwrap_or(u32::MAX);
@@ -158,11 +166,41 @@ mod tests {
         let c = Config::default();
         let ok = LocalHello::new(Side::Client, &c, 0, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER);
         assert!(ok.is_ok());
-        for (i, o) in [
-            (MIN_INPUT_BUFFER - 1, MIN_OUTPUT_BUFFER),
-            (MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER - 1),
+        let short = |buffer, required| Err(InsufficientSize { buffer, required }.into());
+        for (i, o, e) in [
+            (
+                MIN_INPUT_BUFFER - 1,
+                MIN_OUTPUT_BUFFER,
+                short(BufferKind::Input, MIN_INPUT_BUFFER),
+            ),
+            (
+                MIN_INPUT_BUFFER,
+                MIN_OUTPUT_BUFFER - 1,
+                short(BufferKind::Output, MIN_OUTPUT_BUFFER),
+            ),
+            // Both short: the input buffer is named first.
+            (0, 0, short(BufferKind::Input, MIN_INPUT_BUFFER)),
         ] {
-            assert!(LocalHello::new(Side::Client, &c, 0, i, o).is_err());
+            assert_eq!(LocalHello::new(Side::Client, &c, 0, i, o), e);
+        }
+    }
+
+    #[test]
+    fn an_unusable_config_says_what_is_wrong() {
+        let (i, o) = (MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER);
+        let zero = Config {
+            chunk_size: 0,
+            ..Config::default()
+        };
+        let r = LocalHello::new(Side::Client, &zero, 0, i, o);
+        assert_eq!(r, Err(SetupError::ZeroChunkSize));
+        for a in Algorithm::KNOWN.into_iter().filter(|a| !a.is_available()) {
+            let c = Config {
+                digests: Digests::from_bytes([a.id(), 0, 0, 0]),
+                ..Config::default()
+            };
+            let r = LocalHello::new(Side::Server, &c, 0, i, o);
+            assert_eq!(r, Err(SetupError::DigestUnavailable(a)));
         }
     }
 

@@ -17,7 +17,7 @@ use core::ops::Range;
 
 use crate::config::Config;
 use crate::digest::{Algorithm, Sum};
-use crate::error::Error;
+use crate::error::{BufferKind, Error, InsufficientSize, SetupError};
 use crate::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN};
 use crate::message::{Message, MIN_FRAME};
 use crate::time::Instant;
@@ -32,9 +32,13 @@ use buffers::{Input, Output};
 use deadline::Deadlines;
 use handshake::{negotiate, LocalHello};
 
-/// The smallest input buffer: one frame of [`MIN_FRAME`] bytes.
+/// The smallest input buffer: one frame of [`MIN_FRAME`] bytes. A shorter
+/// one is refused with this size in
+/// [`SetupError::InsufficientSize`](crate::SetupError::InsufficientSize).
 pub const MIN_INPUT_BUFFER: usize = HEADER_LEN + MIN_FRAME as usize;
-/// The smallest output buffer: the hello and one frame of [`MIN_FRAME`] bytes.
+/// The smallest output buffer: the hello and one frame of [`MIN_FRAME`]
+/// bytes. A shorter one is refused with this size in
+/// [`SetupError::InsufficientSize`](crate::SetupError::InsufficientSize).
 pub const MIN_OUTPUT_BUFFER: usize = HELLO_LEN + HEADER_LEN + MIN_FRAME as usize;
 
 /// Room kept behind the last chunk so the trailer always fits: a frame
@@ -67,7 +71,7 @@ impl<B: Buffer> Link<B> {
         flags: u16,
         inbuf: B,
         outbuf: B,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SetupError> {
         let (in_len, out_len) = (inbuf.as_ref().len(), outbuf.as_ref().len());
         let local = LocalHello::new(side, &config, flags, in_len, out_len)?;
         let mut link = Link {
@@ -80,7 +84,13 @@ impl<B: Buffer> Link<B> {
             closed: None,
             close_reported: false,
         };
-        link.output.push_raw(&local.hello.encode())?;
+        // Fits: the output buffer holds at least the hello and a frame.
+        link.output
+            .push_raw(&local.hello.encode())
+            .map_err(|_| InsufficientSize {
+                buffer: BufferKind::Output,
+                required: MIN_OUTPUT_BUFFER,
+            })?;
         Ok(link)
     }
 

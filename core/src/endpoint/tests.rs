@@ -128,3 +128,105 @@ fn outside_a_body_send_with_offers_no_room() {
     assert_eq!(e.send_with(|_| (1, ())), Err(Error::BadUsage));
     assert_eq!(e.send_with(|buf| (0, buf.len())), Ok(0));
 }
+
+// ---- a buffer too small says the size it needs ----
+
+use crate::config::ServerConfig;
+use crate::error::{BufferKind, InsufficientSize, SetupError};
+use crate::{Client, Server};
+use std::string::ToString;
+use std::vec;
+
+fn short(buffer: BufferKind, required: usize) -> SetupError {
+    SetupError::InsufficientSize(InsufficientSize { buffer, required })
+}
+
+/// Both constructors, over `Vec` buffers of these lengths.
+fn both(in_len: usize, out_len: usize) -> [Result<(), SetupError>; 2] {
+    let now = Instant::ZERO;
+    let (i, o) = (vec![0u8; in_len], vec![0u8; out_len]);
+    let c = Client::new(now, Config::default(), i.clone(), o.clone()).map(drop);
+    let s = Server::new(now, ServerConfig::new([1; 32]), i, o).map(drop);
+    [c, s]
+}
+
+#[test]
+fn a_short_input_buffer_says_the_exact_size_it_needs() {
+    let e = short(BufferKind::Input, MIN_INPUT_BUFFER);
+    for len in [0, 1, MIN_INPUT_BUFFER / 2, MIN_INPUT_BUFFER - 1] {
+        assert_eq!(both(len, MIN_OUTPUT_BUFFER), [Err(e), Err(e)], "{len}");
+    }
+    assert_eq!(both(MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER), [Ok(()), Ok(())]);
+}
+
+#[test]
+fn a_short_output_buffer_says_the_exact_size_it_needs() {
+    let e = short(BufferKind::Output, MIN_OUTPUT_BUFFER);
+    for len in [0, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER - 1] {
+        assert_eq!(both(MIN_INPUT_BUFFER, len), [Err(e), Err(e)], "{len}");
+    }
+    assert_eq!(both(MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER), [Ok(()), Ok(())]);
+}
+
+#[test]
+fn with_both_short_the_input_is_named_first_then_the_output() {
+    let [c, _] = both(10, 10);
+    let Err(SetupError::InsufficientSize(need)) = c else {
+        panic!("{c:?}");
+    };
+    assert_eq!(need.buffer, BufferKind::Input);
+    let [c, _] = both(need.required, 10);
+    assert_eq!(c, Err(short(BufferKind::Output, MIN_OUTPUT_BUFFER)));
+}
+
+#[test]
+fn the_minimum_sizes_hold_a_whole_frame_and_the_hello() {
+    assert_eq!(MIN_INPUT_BUFFER, HEADER_LEN + MIN_FRAME as usize);
+    assert_eq!(
+        MIN_OUTPUT_BUFFER,
+        HELLO_LEN + HEADER_LEN + MIN_FRAME as usize
+    );
+    // At exactly the minimum the hello is queued and a whole control
+    // message still fits behind it.
+    let mut l = Link::new(
+        Instant::ZERO,
+        Config::default(),
+        Side::Server,
+        0,
+        vec![0u8; MIN_INPUT_BUFFER],
+        vec![0u8; MIN_OUTPUT_BUFFER],
+    )
+    .unwrap();
+    assert_eq!(l.transmit_buf().len(), HELLO_LEN);
+    assert!(l.can_send_msg());
+}
+
+#[test]
+fn the_size_error_reads_well_and_is_bad_usage_for_question_mark() {
+    let e = InsufficientSize {
+        buffer: BufferKind::Input,
+        required: MIN_INPUT_BUFFER,
+    };
+    assert_eq!(e.to_string(), "input buffer too small: 1029 bytes needed");
+    assert_eq!(SetupError::from(e).to_string(), e.to_string());
+    assert_eq!(Error::from(e), Error::BadUsage);
+    assert_eq!(Error::from(SetupError::ZeroChunkSize), Error::BadUsage);
+    // `?` in code that only knows `Error`.
+    fn build() -> Result<(), Error> {
+        Client::new(Instant::ZERO, Config::default(), vec![0; 8], vec![0; 8])?;
+        Ok(())
+    }
+    assert_eq!(build(), Err(Error::BadUsage));
+    // Never on the wire: it is a local mistake.
+    assert!(Error::from(e).is_local());
+}
+
+#[test]
+fn server_refusal_constructors_report_short_buffers_too() {
+    let now = Instant::ZERO;
+    let cfg = ServerConfig::new([1; 32]);
+    let r = Server::new_busy(now, cfg, vec![0u8; MIN_INPUT_BUFFER], vec![0u8; 100]).map(drop);
+    assert_eq!(r, Err(short(BufferKind::Output, MIN_OUTPUT_BUFFER)));
+    let r = Server::new_refused(now, cfg, vec![0u8; 1], vec![0u8; 1], Error::Penalised).map(drop);
+    assert_eq!(r, Err(short(BufferKind::Input, MIN_INPUT_BUFFER)));
+}

@@ -33,10 +33,74 @@ pub struct Root {
     partial_max_age: Duration,
 }
 
-/// Uploads in flight: target (its real path, so the roots of `--user-dirs`
-/// share one table) → body bytes still to be written, which the free
-/// space must keep room for.
-type Live = HashMap<PathBuf, Arc<AtomicU64>>;
+/// Uploads in flight, by target → what each still promises to write.
+///
+/// A target is its directory's identity (device and inode) and its name,
+/// not a path: another path to the same directory (after a `mv` of a
+/// parent, through a symlink, from another `--user-dirs` root) is the
+/// same target, so it is refused `InUse` rather than given the same part
+/// file.
+type Live = HashMap<Target, Arc<Promise>>;
+
+/// See [`Live`]: (device, inode) of the directory, and the file's name.
+type Target = (u64, u64, String);
+
+/// The free space an upload in flight still needs: body bytes not yet
+/// written. The promise lapses while the upload is idle for longer than
+/// [`PROMISE_IDLE`], so a client that announces a large file and then
+/// sends nothing cannot hold the free space for everyone (its upload may
+/// then fail with "no space" later, like any write).
+pub struct Promise {
+    remaining: AtomicU64,
+    /// When bytes last arrived (or the upload began), in milliseconds of
+    /// [`clock_ms`].
+    last: AtomicU64,
+}
+
+/// How long an upload may send nothing before its promise of free space
+/// lapses.
+pub const PROMISE_IDLE: Duration = Duration::from_secs(30);
+
+/// Milliseconds since the first call: a monotonic clock for [`Promise`].
+fn clock_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+impl Promise {
+    fn new(bytes: u64) -> Promise {
+        Promise {
+            remaining: AtomicU64::new(bytes),
+            last: AtomicU64::new(clock_ms()),
+        }
+    }
+
+    /// Bytes promised now: what remains, unless the upload went idle.
+    fn held(&self) -> u64 {
+        let idle = clock_ms().saturating_sub(self.last.load(Ordering::SeqCst));
+        if idle > PROMISE_IDLE.as_millis() as u64 {
+            0
+        } else {
+            self.remaining.load(Ordering::SeqCst)
+        }
+    }
+
+    fn wrote(&self, n: u64) {
+        let left = self.remaining.load(Ordering::SeqCst).saturating_sub(n);
+        self.remaining.store(left, Ordering::SeqCst);
+        self.last.store(clock_ms(), Ordering::SeqCst);
+    }
+}
+
+/// The identity of directory `dir` for [`Target`].
+fn dir_id(dir: &Dir) -> Result<(u64, u64), Error> {
+    use cap_std::fs::MetadataExt;
+    let md = dir.dir_metadata().map_err(|e| map_io(&e))?;
+    Ok((md.dev(), md.ino()))
+}
 
 /// The extended attribute that marks a part file as this server's own,
 /// with the size of the upload it belongs to: a resume attaches only to a
@@ -152,6 +216,7 @@ fn file_name(p: &Path) -> &str {
 
 /// The hidden sibling that holds a partial upload of `target` (kept for
 /// `--resume`, never under the real name).
+#[cfg(test)]
 pub fn part_path(target: &Path) -> PathBuf {
     let name = part_name(file_name(target));
     match target.parent() {
@@ -199,8 +264,8 @@ pub struct Upload {
 /// An upload's entry in [`Root::uploads`], removed on drop.
 struct Claim {
     live: Arc<Mutex<Live>>,
-    target: PathBuf,
-    remaining: Arc<AtomicU64>,
+    target: Target,
+    promise: Arc<Promise>,
 }
 
 impl Drop for Claim {
@@ -458,16 +523,20 @@ impl Root {
         let mut swept = false;
         loop {
             let live = lock(&self.uploads);
-            let target = self.choose_target(&live, p, policy)?;
+            // The directory, opened once: its identity keys the table, and
+            // the part file is made, renamed and removed by name in it.
+            let parent = self
+                .dir
+                .open_dir(rel(parent_of(p)))
+                .map_err(|e| map_io(&e))?;
+            let (dev, ino) = dir_id(&parent)?;
+            let key = |name: &str| (dev, ino, name.to_string());
+            let target = self.choose_target(&live, p, policy, &key)?;
             // Every name the server answers with must fit the protocol's
             // path bound ("/" + path in Accept.name).
             if target.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
                 return Err(Error::InvalidPath);
             }
-            let parent = self
-                .dir
-                .open_dir(rel(parent_of(&target)))
-                .map_err(|e| map_io(&e))?;
             let part = part_name(file_name(&target));
             let held = if resume {
                 reattach(&parent, &part, size)
@@ -476,7 +545,7 @@ impl Root {
             };
             let offset = held.as_ref().map_or(0, |(_, len)| *len);
             let need = size - offset;
-            let promised: u64 = live.values().map(|r| r.load(Ordering::SeqCst)).sum();
+            let promised: u64 = live.values().map(|r| r.held()).sum();
             if let Some(free) = self.free_space() {
                 if need > free.saturating_sub(promised) {
                     if swept {
@@ -496,9 +565,9 @@ impl Root {
                 Some((f, _)) => f,
                 None => create_part(&parent, &part, size)?,
             };
-            let remaining = Arc::new(AtomicU64::new(need));
+            let promise = Arc::new(Promise::new(need));
             let mut live = live;
-            live.insert(self.path.join(&target), remaining.clone());
+            live.insert(key(file_name(&target)), promise.clone());
             drop(live);
             let mut up = Upload {
                 target: target.clone(),
@@ -512,8 +581,8 @@ impl Root {
                 parent,
                 claim: Claim {
                     live: self.uploads.clone(),
-                    target: self.path.join(&target),
-                    remaining,
+                    target: key(file_name(&target)),
+                    promise,
                 },
             };
             up.file
@@ -524,7 +593,13 @@ impl Root {
     }
 
     /// The name a put of `p` will be stored under, or why it cannot be.
-    fn choose_target(&self, live: &Live, p: &Path, policy: Overwrite) -> Result<PathBuf, Error> {
+    fn choose_target(
+        &self,
+        live: &Live,
+        p: &Path,
+        policy: Overwrite,
+        key: &dyn Fn(&str) -> Target,
+    ) -> Result<PathBuf, Error> {
         let existing = match self.dir.metadata(p) {
             Ok(md) => Some(md),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -539,7 +614,7 @@ impl Root {
         if existing.as_ref().is_some_and(|md| md.is_dir()) {
             return Err(Error::IsADirectory);
         }
-        let in_flight = |p: &Path| live.contains_key(&self.path.join(p));
+        let in_flight = |p: &Path| live.contains_key(&key(file_name(p)));
         let taken = existing.is_some() || in_flight(p);
         if !taken {
             // The directory must exist and stay inside the root.
@@ -607,20 +682,37 @@ impl Root {
         expired: Vec<(PathBuf, SystemTime, u64)>,
         enough: u64,
     ) -> usize {
-        let live_parts: std::collections::HashSet<PathBuf> =
-            live.keys().map(|t| part_path(t)).collect();
         let (mut n, mut freed) = (0, 0u64);
         for (part, _, len) in expired {
             if freed >= enough {
                 break;
             }
-            if !live_parts.contains(&self.path.join(&part)) && self.dir.remove_file(&part).is_ok() {
+            if !self.part_in_flight(live, &part) && self.dir.remove_file(&part).is_ok() {
                 tracing::info!(part = %part.display(), bytes = len, "expired partial upload removed");
                 n += 1;
                 freed += len;
             }
         }
         n
+    }
+
+    /// Whether the part file `part` (relative to this root) belongs to an
+    /// upload in flight: its directory's identity and target name are in
+    /// the table, whatever path the upload was started by.
+    fn part_in_flight(&self, live: &Live, part: &Path) -> bool {
+        use cap_std::fs::MetadataExt;
+        let name = file_name(part);
+        let Some(target) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(ferry_core::naming::PART_SUFFIX))
+        else {
+            return false;
+        };
+        match self.dir.metadata(rel(parent_of(part))) {
+            Ok(md) => live.contains_key(&(md.dev(), md.ino(), target.to_string())),
+            // Unsure: keep it.
+            Err(_) => true,
+        }
     }
 
     /// Deletes every expired abandoned part file (run every
@@ -727,11 +819,7 @@ impl Upload {
         match r {
             Err(e) => self.failed = Some(e),
             // Written bytes now show in the free space: promise less.
-            Ok(()) => {
-                let r = &self.claim.remaining;
-                let left = r.load(Ordering::SeqCst).saturating_sub(data.len() as u64);
-                r.store(left, Ordering::SeqCst);
-            }
+            Ok(()) => self.claim.promise.wrote(data.len() as u64),
         }
         r
     }
@@ -773,6 +861,11 @@ impl Upload {
             rustix::fs::RenameFlags::NOREPLACE
         };
         let to = file_name(&self.target);
+        // The name must still be this upload's file: only ever rename (or
+        // remove) the inode written here, never what took its name.
+        if !self.part_is_ours(&part) {
+            return Err(Error::Io);
+        }
         if let Err(e) = rustix::fs::renameat_with(&self.parent, &part, &self.parent, to, flags) {
             let e = map_io(&e.into());
             if e == Error::Exists {
@@ -795,7 +888,20 @@ impl Upload {
     /// Deletes the partial file (a checksum mismatch: the bytes are bad).
     pub fn discard(mut self) {
         let _ = self.flush();
-        let _ = self.parent.remove_file(part_name(file_name(&self.target)));
+        let part = part_name(file_name(&self.target));
+        if self.part_is_ours(&part) {
+            let _ = self.parent.remove_file(part);
+        }
+    }
+
+    /// Whether `part` in the upload's directory is still the file this
+    /// upload writes (same device and inode, not a link).
+    fn part_is_ours(&self, part: &str) -> bool {
+        use cap_std::fs::MetadataExt;
+        match (self.file.metadata(), self.parent.symlink_metadata(part)) {
+            (Ok(ours), Ok(there)) => ours.dev() == there.dev() && ours.ino() == there.ino(),
+            _ => false,
+        }
     }
 }
 

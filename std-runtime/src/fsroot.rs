@@ -17,8 +17,8 @@ use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
 use ferry_core::{Entry, Error, Kind, Overwrite};
 
-use crate::listing::Listing;
 use crate::kept_digests::Version;
+use crate::listing::Listing;
 use crate::writer::Writer;
 
 /// The root directory being served.

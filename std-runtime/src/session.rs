@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use crate::admission::Gate;
 use crate::fsroot::{map_io, resolve, Root, Upload};
-use crate::listing::Listing;
 use crate::kept_digests::{KeptDigests, Version};
+use crate::listing::Listing;
 use crate::users::Users;
 
 /// What every session of one server shares.

@@ -1,6 +1,10 @@
 //! Memory: the state machines are small and a whole session allocates
 //! nothing. A counting global allocator proves the second.
+//!
+//! A binary of its own: a `#[global_allocator]` is one per program, and in
+//! the `it` binary it would sit under every other test as well.
 
+#[path = "it/pair.rs"]
 mod pair;
 
 use std::alloc::{GlobalAlloc, Layout, System};

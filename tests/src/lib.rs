@@ -1,6 +1,7 @@
-//! Helpers for the end-to-end tests in `tests/tests/`: they run the real
-//! `ferry` binary — a server on loopback, [::1] or a Unix socket, and client
-//! commands against it — and look at the files on both sides.
+//! Helpers for the end-to-end tests in `tests/tests/` (`e2e/` and the
+//! stress tests beside it): they run the real `ferry` binary — a server on
+//! loopback, [::1] or a Unix socket, and client commands against it — and
+//! look at the files on both sides.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

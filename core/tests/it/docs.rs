@@ -4,10 +4,10 @@
 // The dump's client offers BLAKE3 and SHA-256 (the workspace build has
 // them; `cargo test -p ferry-core --features sha256,blake3` alone too).
 #[cfg(all(feature = "sha256", feature = "blake3"))]
-#[path = "../examples/session_dump.rs"]
+#[path = "../../examples/session_dump.rs"]
 mod session_dump;
 
-const PROTOCOL: &str = include_str!("../../docs/PROTOCOL.md");
+const PROTOCOL: &str = include_str!("../../../docs/PROTOCOL.md");
 
 #[cfg(all(feature = "sha256", feature = "blake3"))]
 #[test]

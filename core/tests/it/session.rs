@@ -1,6 +1,6 @@
 //! Whole sessions on the in-memory Pair: the behaviour a user relies on.
 
-mod pair;
+use crate::pair;
 
 use ferry_core::digest::md5;
 use ferry_core::{Config, Error, Overwrite, ServerConfig, Stream};

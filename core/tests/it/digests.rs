@@ -5,7 +5,7 @@
 //! Run with `--features sha256,blake3` (the workspace test does) to cover
 //! all three; with no features the loops cover MD5 alone.
 
-mod pair;
+use crate::pair;
 
 use ferry_core::digest::{self, Algorithm, Digests, Sum};
 use ferry_core::frame::encode_message;

@@ -1,7 +1,7 @@
 //! Any split of the byte stream yields identical events: one byte per read,
 //! random reads, or everything glued into one.
 
-mod pair;
+use crate::pair;
 
 use ferry_core::{Config, Instant, Overwrite, Server};
 use pair::{bytes, server_config, Pair, Rec, SRec, Split};

@@ -1,7 +1,7 @@
 //! The embedded-io drivers over real sockets on loopback: TCP on 127.0.0.1
 //! and [::1], a Unix socket, and the async driver.
 
-#[path = "../examples/support/memstore.rs"]
+#[path = "../../examples/support/memstore.rs"]
 mod memstore;
 
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! The wire: every message round-trips, and hostile or broken input gives a
 //! typed error, never a panic.
 
-mod pair;
+use crate::pair;
 
 use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN, MAGIC, VERSION};

@@ -255,6 +255,47 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
     }
 }
 
+/// Opens the partial file of a download, never through a link: with
+/// `resume`, an existing one is taken up only if it is a regular file with
+/// one link, owned by this user and no longer than the file (`size`);
+/// anything else at that name (a symlink or hard link planted in a shared
+/// directory, a stale file) is unlinked — which never touches what a link
+/// points to — and a fresh file made with `O_EXCL|O_NOFOLLOW`, mode 0600.
+/// Returns the file and how many bytes it holds.
+fn open_local_part(part: &Path, resume: bool, size: u64) -> io::Result<(File, u64)> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    if resume {
+        if let Ok(f) = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nofollow)
+            .open(part)
+        {
+            let md = f.metadata()?;
+            let ours = md.is_file()
+                && md.nlink() == 1
+                && md.uid() == rustix::process::geteuid().as_raw()
+                && md.len() <= size;
+            if ours {
+                return Ok((f, md.len()));
+            }
+        }
+    }
+    match fs::remove_file(part) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nofollow)
+        .open(part)?;
+    Ok((f, 0))
+}
+
 /// The hidden partial file for a local download.
 fn local_part(target: &Path) -> PathBuf {
     let name = target
@@ -418,17 +459,8 @@ impl Client {
     ) -> Result<u64, FerryError> {
         let target = local_target(local, opts.overwrite)?;
         let part = local_part(&target);
-        let held = match (opts.resume, fs::metadata(&part)) {
-            (true, Ok(md)) if md.len() <= entry.size => md.len(),
-            _ => 0,
-        };
-        let mut out = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&part)
+        let (mut out, held) = open_local_part(&part, opts.resume, entry.size)
             .map_err(|e| FerryError::local(&part, e))?;
-        out.set_len(held).map_err(|e| FerryError::local(&part, e))?;
         {
             use std::io::Seek;
             out.seek(io::SeekFrom::Start(held))

@@ -80,7 +80,12 @@ impl Promise {
 
     /// Bytes promised now: what remains, unless the upload went idle.
     fn held(&self) -> u64 {
-        let idle = clock_ms().saturating_sub(self.last.load(Ordering::SeqCst));
+        self.held_at(clock_ms())
+    }
+
+    /// As [`Self::held`], at `now` ([`clock_ms`]).
+    fn held_at(&self, now: u64) -> u64 {
+        let idle = now.saturating_sub(self.last.load(Ordering::SeqCst));
         if idle > PROMISE_IDLE.as_millis() as u64 {
             0
         } else {
@@ -773,7 +778,11 @@ fn create_part(parent: &Dir, part: &str, size: u64) -> Result<File, Error> {
     match parent.remove_file(part) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(map_io(&e)),
+        // A directory planted there (not by a client: the name is
+        // reserved) goes if it is empty; else the name is taken — never
+        // "is a directory", which a client would read as its own target.
+        Err(_) if parent.remove_dir(part).is_ok() => {}
+        Err(_) => return Err(Error::InUse),
     }
     let mut opts = OpenOptions::new();
     opts.read(true)
@@ -908,6 +917,18 @@ impl Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_promise_of_space_lapses_while_its_upload_is_idle() {
+        let p = Promise::new(1000);
+        let t0 = p.last.load(Ordering::SeqCst);
+        let idle = PROMISE_IDLE.as_millis() as u64;
+        assert_eq!(p.held_at(t0 + idle), 1000);
+        assert_eq!(p.held_at(t0 + idle + 1), 0, "idle: promises nothing");
+        p.wrote(400);
+        let t1 = p.last.load(Ordering::SeqCst);
+        assert_eq!(p.held_at(t1 + 1), 600, "bytes arrived: promised again");
+    }
 
     #[test]
     fn resolve_stays_beneath_the_root() {

@@ -182,3 +182,45 @@ fn a_server_cannot_replace_a_local_file_without_the_policy() {
     assert_eq!(code(&run(c)), 6);
     assert_eq!(fs::read(&mine).unwrap(), b"precious");
 }
+
+/// A symlink or a hard link planted at the download's partial file
+/// (`.NAME.ferry-part` in a shared directory) is never written through,
+/// with or without `--resume`: the file outside keeps its bytes and the
+/// download lands under its name, whole.
+#[test]
+fn a_planted_link_at_the_local_part_file_is_not_written_through() {
+    let s = ferry_tests::Server::anonymous(&[]);
+    let body = random_bytes(50_000, 11);
+    std::fs::write(s.root.join("f"), &body).unwrap();
+    let top = TempDir::new().unwrap();
+    let victim = top.path().join("victim");
+    let dl = top.path().join("dl");
+    std::fs::create_dir(&dl).unwrap();
+    for (i, resume) in [false, true, false, true].into_iter().enumerate() {
+        std::fs::write(&victim, b"precious").unwrap();
+        let part = dl.join(".f.ferry-part");
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(dl.join("f"));
+        if i < 2 {
+            std::os::unix::fs::symlink(&victim, &part).unwrap();
+        } else {
+            std::fs::hard_link(&victim, &part).unwrap();
+        }
+        let mut c = ferry();
+        c.arg("get").arg(s.url("f")).arg(&dl).arg("--quiet");
+        if resume {
+            c.arg("--resume");
+        }
+        let o = run(c);
+        assert_eq!(
+            code(&o),
+            0,
+            "case {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "case {i}");
+        let got = std::fs::symlink_metadata(dl.join("f")).unwrap();
+        assert!(got.is_file(), "case {i}: a regular file, not a link");
+        assert!(std::fs::read(dl.join("f")).unwrap() == body, "case {i}");
+    }
+}

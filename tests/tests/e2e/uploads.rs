@@ -351,3 +351,37 @@ fn a_cancelled_get_stops_the_sender() {
     r.request(Request::Pwd);
     assert!(matches!(r.msg(), Message::Cwd(_)));
 }
+
+/// The review's race: A uploads `d/x`; B renames `d` to `e` and puts
+/// `e/x` — the same file by another path. B is refused as in use (it used
+/// to get a fresh part file in A's place, and A's commit then stored B's
+/// partial bytes as "verified"); A's bytes are stored whole.
+#[test]
+fn another_path_to_an_upload_in_flight_is_in_use() {
+    let s = Server::anonymous(&[]);
+    let big = random_bytes(131_072, 3);
+    let mut a = Raw::login(&s.addr);
+    a.request(Request::Mkdir { path: path("d") });
+    assert_eq!(a.msg(), Message::Ok);
+    let m = a.put_request("d/x", big.len() as u64, Overwrite::Fail);
+    assert!(matches!(m, Message::Accept { .. }), "{m:?}");
+    a.data(&big[..65_536]);
+
+    let mut b = Raw::login(&s.addr);
+    b.request(Request::Rename {
+        from: path("d"),
+        to: path("e"),
+    });
+    assert_eq!(b.msg(), Message::Ok);
+    let m = b.put_request("e/x", big.len() as u64, Overwrite::Replace);
+    assert_eq!(error_of(&m), Some(Error::InUse), "{m:?}");
+
+    a.data(&big[65_536..]);
+    a.trailer(&big);
+    assert_eq!(a.msg(), Message::Done { verified: true });
+    assert!(
+        fs::read(s.root.join("e/x")).unwrap() == big,
+        "A's bytes, whole"
+    );
+    assert!(part_files(&s.root).is_empty(), "{:?}", part_files(&s.root));
+}

@@ -117,3 +117,37 @@ pub fn error_of(m: &Message) -> Option<ferry_core::Error> {
         _ => None,
     }
 }
+
+/// A blocking ferry-core client over TCP, as the drivers give it.
+pub type Driven = ferry_core::driver::blocking::BlockingClient<
+    embedded_io_adapters::std::FromStd<TcpStream>,
+    Vec<u8>,
+    Box<dyn FnMut() -> ferry_core::Instant>,
+>;
+
+/// Connects the core's blocking driver to `addr` and logs in anonymously.
+pub fn driven_anonymous(addr: &str) -> Driven {
+    use ferry_core::{Client, Config, Instant};
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let start = std::time::Instant::now();
+    let clock: Box<dyn FnMut() -> Instant> =
+        Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
+    let core = Client::new(
+        Instant::ZERO,
+        Config::default(),
+        vec![0; 70_000],
+        vec![0; 70_000],
+    )
+    .expect("client");
+    let mut c = ferry_core::driver::blocking::BlockingClient::connect(
+        embedded_io_adapters::std::FromStd::new(stream),
+        core,
+        clock,
+    )
+    .expect("hello");
+    c.login_anonymous().expect("login");
+    c
+}

@@ -4,13 +4,10 @@
 //! (`docs/PROTOCOL.md#messages`).
 
 use std::fs;
-use std::net::TcpStream;
-use std::time::{Duration, Instant as StdInstant};
 
-use embedded_io_adapters::std::FromStd;
-use ferry_core::driver::blocking::BlockingClient;
 use ferry_core::driver::DriverError;
-use ferry_core::{Client, Config, Error, Instant, Overwrite};
+use ferry_core::{Error, Overwrite};
+use ferry_tests::raw::driven_anonymous as connect;
 use ferry_tests::*;
 
 fn cli(args: &[&str]) -> std::process::Output {
@@ -116,28 +113,6 @@ fn mkdir_of_an_existing_name_is_refused_as_existing() {
         assert!(stderr(&o).ends_with(": already exists\n"), "{}", stderr(&o));
     }
     assert_eq!(fs::read_to_string(s.root.join("f")).unwrap(), "F");
-}
-
-type Driven = BlockingClient<FromStd<TcpStream>, Vec<u8>, Box<dyn FnMut() -> Instant>>;
-
-fn connect(addr: &str) -> Driven {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let start = StdInstant::now();
-    let clock: Box<dyn FnMut() -> Instant> =
-        Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
-    let core = Client::new(
-        Instant::ZERO,
-        Config::default(),
-        vec![0; 70_000],
-        vec![0; 70_000],
-    )
-    .unwrap();
-    let mut c = BlockingClient::connect(FromStd::new(stream), core, clock).unwrap();
-    c.login_anonymous().unwrap();
-    c
 }
 
 #[test]

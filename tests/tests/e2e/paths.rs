@@ -11,41 +11,17 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::TcpStream;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use embedded_io_adapters::std::FromStd;
-use ferry_core::driver::blocking::BlockingClient;
-use ferry_core::{Client, Config, Instant, Overwrite};
+use ferry_core::Overwrite;
+use ferry_tests::raw::driven_anonymous as connect;
 use ferry_tests::*;
 
 const SECRET: &[u8] = b"the secret outside the root";
-
-type Driven = BlockingClient<FromStd<TcpStream>, Vec<u8>, Box<dyn FnMut() -> Instant>>;
-
-fn connect(addr: &str) -> Driven {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let start = StdInstant::now();
-    let clock: Box<dyn FnMut() -> Instant> =
-        Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
-    let core = Client::new(
-        Instant::ZERO,
-        Config::default(),
-        vec![0; 70_000],
-        vec![0; 70_000],
-    )
-    .unwrap();
-    let mut c = BlockingClient::connect(FromStd::new(stream), core, clock).unwrap();
-    c.login_anonymous().unwrap();
-    c
-}
 
 /// Every file and directory under `dir` with its content (directories and
 /// symlinks by kind), so any change outside the root shows.

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::admission::{Admission, Gate, Limits, Startup};
+use crate::admission::{Admission, Gate, Limits, Progress as Reached, Startup};
 use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
@@ -438,7 +438,12 @@ impl Ctx {
             };
             tokio::select! {
                 r = tokio::time::timeout(deadline, acceptor.accept(stream)) => match r {
-                    Ok(Ok(tls)) => ctx.spawn_with(tls, peer, Some(ip), ip_slot, admit, accepted),
+                    Ok(Ok(tls)) => {
+                        if let Ok(t) = &admit {
+                            t.advanced(Reached::Sent);
+                        }
+                        ctx.spawn_with(tls, peer, Some(ip), ip_slot, admit, accepted)
+                    }
                     Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => warn!(%peer, "TLS handshake timed out"),
                 },
@@ -614,10 +619,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         });
         let wants_output = store.exec_wants_output();
         let (exec, gate) = (&mut store.exec, &store.gate);
+        let mut read = 0;
         tokio::select! {
             r = stream.read(core.input_buf()) => match r {
                 Ok(0) | Err(_) => core.handle_eof(ctx.now()),
-                Ok(n) => core.input_filled(ctx.now(), n),
+                Ok(n) => {
+                    read = n;
+                    core.input_filled(ctx.now(), n)
+                }
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 core.handle_timeout(ctx.now());
@@ -627,6 +636,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 warn!(peer = %store.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
                 core.close(Error::Busy);
             }
+        }
+        if read > 0 {
+            store.gate.saw_input();
         }
     }
 }

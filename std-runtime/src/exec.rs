@@ -354,7 +354,9 @@ fn enter_child(ruleset: i32) -> io::Result<()> {
 /// (nothing can leave the process group that is killed at the end), and
 /// so do changes of mode, owner and extended attributes, which Landlock
 /// does not cover (a command could otherwise `chmod u+s` a system binary
-/// it may read, or `chown` a file outside the root). Every other system
+/// it may read, or `chown` a file outside the root). io_uring fails too:
+/// its operations (`IORING_OP_SETXATTR`, `IORING_OP_FSETXATTR`, …) run in
+/// the kernel without passing this filter. Every other system
 /// call is allowed. Other system-call ABIs (x32, 32-bit compat) kill the
 /// process: their numbers differ, and no filter here covers them.
 #[cfg(target_os = "linux")]
@@ -399,6 +401,9 @@ mod seccomp {
         libc::SYS_fremovexattr as u32,
         SETXATTRAT,
         REMOVEXATTRAT,
+        libc::SYS_io_uring_setup as u32,
+        libc::SYS_io_uring_enter as u32,
+        libc::SYS_io_uring_register as u32,
     ];
     #[cfg(target_arch = "aarch64")]
     const DENIED: &[u32] = &[
@@ -417,6 +422,9 @@ mod seccomp {
         libc::SYS_fremovexattr as u32,
         SETXATTRAT,
         REMOVEXATTRAT,
+        libc::SYS_io_uring_setup as u32,
+        libc::SYS_io_uring_enter as u32,
+        libc::SYS_io_uring_register as u32,
     ];
 
     const LOAD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;

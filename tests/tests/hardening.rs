@@ -94,3 +94,29 @@ fn a_many_address_flood_does_not_evict_real_logins() {
     assert!(n >= 1_000, "the flood ran ({n} connections)");
     assert!(failed.is_empty(), "real logins evicted: {failed:?}");
 }
+
+/// Issue: the exec seccomp filter refused the setxattr, chmod and chown
+/// families, but io_uring's operations (`IORING_OP_SETXATTR`, …) do the
+/// same without those system calls. `io_uring_setup` (425 on every
+/// architecture) now fails with EPERM.
+#[test]
+fn commands_cannot_set_up_io_uring() {
+    let python = "/usr/bin/python3";
+    if !std::path::Path::new(python).exists() {
+        eprintln!("skipped: no {python}");
+        return;
+    }
+    let s = Server::anonymous(&["--allow-exec"]);
+    let script = "import ctypes; libc = ctypes.CDLL(None, use_errno=True); \
+                  p = ctypes.create_string_buffer(120); r = libc.syscall(425, 8, p); \
+                  print('io_uring_setup', r, ctypes.get_errno())";
+    let mut c = ferry();
+    c.arg("exec")
+        .arg(s.url("/"))
+        .arg("--")
+        .arg(format!("{python} -c \"{script}\""));
+    let o = run(c);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out} {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(out.trim(), "io_uring_setup -1 1", "EPERM (1) expected");
+}

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+use crate::session::ANONYMOUS_DIR;
 use crate::admission::{Admission, Gate, Limits, Progress as Reached, Startup};
 use crate::error::FerryError;
 use crate::exec::Confinement;
@@ -208,12 +209,21 @@ impl Server {
                 "refusing to start: give --users FILE (see `ferry passwd`) or --anonymous".into(),
             ));
         }
+        // Anonymous sessions live in ROOT/anonymous under --user-dirs: a
+        // user of that name would share their files.
+        if opts.user_dirs && opts.users.as_ref().is_some_and(|u| u.get(ANONYMOUS_DIR).is_some()) {
+            return Err(FerryError::Usage(format!(
+                "refusing to start: the users file has a user named `{ANONYMOUS_DIR}`, whose \
+                 directory under --user-dirs is the anonymous sessions' one; rename that user"
+            )));
+        }
         let mut root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
         root.set_partial_max_age(opts.partial_max_age);
         // Commands are confined before the server listens: a kernel that
         // cannot confine them stops it here, with the reason.
         let exec_confinement = if opts.allow_exec {
-            Confinement::new(
+            Confinement::new_at(
+                root.as_fd(),
                 root.real_path(Path::new("")).as_path(),
                 opts.read_only,
                 opts.exec_unconfined,

@@ -120,3 +120,53 @@ fn commands_cannot_set_up_io_uring() {
     assert_eq!(code(&o), 0, "{out} {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(out.trim(), "io_uring_setup -1 1", "EPERM (1) expected");
 }
+
+/// Issue: under `--user-dirs` anonymous sessions live in `ROOT/anonymous`,
+/// so a users-file user named `anonymous` would share their files. Such a
+/// server refuses to start (exit 2), saying why; without `--user-dirs` the
+/// name is harmless.
+#[test]
+fn user_dirs_refuse_a_user_named_anonymous() {
+    let dir = TempDir::new().unwrap();
+    let users = dir.path().join("users.txt");
+    let mut c = ferry();
+    c.args(["passwd", "--users"])
+        .arg(&users)
+        .arg("anonymous")
+        .env("FERRY_PASSWORD", "pw");
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let mut c = ferry();
+    c.arg("serve")
+        .arg(&root)
+        .arg("--users")
+        .arg(&users)
+        .args(["--anonymous", "--user-dirs", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry serve started with a user named `anonymous` and --user-dirs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("user named `anonymous`"), "{err}");
+    // Without --user-dirs the server starts.
+    let s = Server::start(
+        &root,
+        &["--users", users.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+    );
+    drop(s);
+}

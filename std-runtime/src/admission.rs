@@ -541,7 +541,10 @@ mod tests {
             let (t, e) = a.start(Some(ip(&format!("10.0.9.{}", 100 + i))));
             assert_eq!(e, Some(Evicted::Budget));
             more.push(t);
-            assert!(!was_evicted(&user), "the user's startup survives the flood ({i})");
+            assert!(
+                !was_evicted(&user),
+                "the user's startup survives the flood ({i})"
+            );
         }
         assert!(flood.iter().any(was_evicted));
         assert_eq!(a.startups_now(), 8);
@@ -570,7 +573,10 @@ mod tests {
         let (c, _) = a.start(Some(ip("10.0.6.1")));
         let (_d, _) = a.start(Some(ip("10.0.5.1")));
         assert!(!was_evicted(&login));
-        assert!(was_evicted(&_b), "the bigger network's startup that has not logged in");
+        assert!(
+            was_evicted(&_b),
+            "the bigger network's startup that has not logged in"
+        );
         assert!(!was_evicted(&c));
         // Progress never goes back.
         login.advanced(Progress::Sent);
@@ -582,7 +588,10 @@ mod tests {
     fn networks_are_ipv4_24s_and_ipv6_48s() {
         assert_eq!(network(ip("127.0.2.7")), network(ip("127.0.2.200")));
         assert_ne!(network(ip("127.0.2.7")), network(ip("127.0.3.7")));
-        assert_eq!(network(ip("2001:db8:1:2::1")), network(ip("2001:db8:1:ffff::1")));
+        assert_eq!(
+            network(ip("2001:db8:1:2::1")),
+            network(ip("2001:db8:1:ffff::1"))
+        );
         assert_ne!(network(ip("2001:db8:1::1")), network(ip("2001:db8:2::1")));
         assert_eq!(network(ip("::ffff:10.0.0.1")), ip("10.0.0.0"));
     }

@@ -834,10 +834,16 @@ mod tests {
         let o = run(&["mine.txt".as_ref()]);
         assert_eq!(o.stdout, b"mine", "runs in the opened directory: {o:?}");
         let o = run(&[elsewhere.join("secret.txt").as_os_str()]);
-        assert!(!o.status.success(), "the symlink's target is out of reach: {o:?}");
+        assert!(
+            !o.status.success(),
+            "the symlink's target is out of reach: {o:?}"
+        );
         let o = run(&[alice.join("secret.txt").as_os_str()]);
         assert!(!o.status.success(), "through the symlink too: {o:?}");
         let o = run(&[moved.join("mine.txt").as_os_str()]);
-        assert_eq!(o.stdout, b"mine", "the opened directory by its new name: {o:?}");
+        assert_eq!(
+            o.stdout, b"mine",
+            "the opened directory by its new name: {o:?}"
+        );
     }
 }

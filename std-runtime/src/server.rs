@@ -16,11 +16,11 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::session::ANONYMOUS_DIR;
 use crate::admission::{Admission, Gate, Limits, Progress as Reached, Startup};
 use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
+use crate::session::ANONYMOUS_DIR;
 use crate::session::{SessionStore, Shared};
 use crate::users::Users;
 
@@ -211,7 +211,12 @@ impl Server {
         }
         // Anonymous sessions live in ROOT/anonymous under --user-dirs: a
         // user of that name would share their files.
-        if opts.user_dirs && opts.users.as_ref().is_some_and(|u| u.get(ANONYMOUS_DIR).is_some()) {
+        if opts.user_dirs
+            && opts
+                .users
+                .as_ref()
+                .is_some_and(|u| u.get(ANONYMOUS_DIR).is_some())
+        {
             return Err(FerryError::Usage(format!(
                 "refusing to start: the users file has a user named `{ANONYMOUS_DIR}`, whose \
                  directory under --user-dirs is the anonymous sessions' one; rename that user"

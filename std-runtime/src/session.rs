@@ -511,13 +511,13 @@ impl Store for SessionStore {
             command,
             EXEC_QUEUE,
         )
-            .map_err(|e| {
-                warn!(peer = %self.peer, %command, error = %e, "exec refused");
-                match e {
-                    crate::exec::StartError::NotAllowed => Error::Permission,
-                    crate::exec::StartError::Spawn(_) => Error::ExecFailed,
-                }
-            })?;
+        .map_err(|e| {
+            warn!(peer = %self.peer, %command, error = %e, "exec refused");
+            match e {
+                crate::exec::StartError::NotAllowed => Error::Permission,
+                crate::exec::StartError::Spawn(_) => Error::ExecFailed,
+            }
+        })?;
         info!(peer = %self.peer, user = self.who(), %command, "exec");
         self.exec = Some(Exec {
             rx,

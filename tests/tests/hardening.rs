@@ -22,7 +22,12 @@ fn raise_nofile() {
 /// routes all of 127/8 to lo).
 fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
     use rustix::net::{bind, connect, socket_with, AddressFamily, SocketFlags, SocketType};
-    let fd = socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::NONBLOCK, None)?;
+    let fd = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK,
+        None,
+    )?;
     bind(&fd, &SocketAddrV4::new(from, 0))?;
     match connect(&fd, &to) {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
@@ -90,7 +95,10 @@ fn a_many_address_flood_does_not_evict_real_logins() {
         t.join().unwrap();
     }
     let n = opened.load(Ordering::Relaxed);
-    eprintln!("flood: {n} connections in {:.1} s", t0.elapsed().as_secs_f32());
+    eprintln!(
+        "flood: {n} connections in {:.1} s",
+        t0.elapsed().as_secs_f32()
+    );
     assert!(n >= 1_000, "the flood ran ({n} connections)");
     assert!(failed.is_empty(), "real logins evicted: {failed:?}");
 }
@@ -166,7 +174,12 @@ fn user_dirs_refuse_a_user_named_anonymous() {
     // Without --user-dirs the server starts.
     let s = Server::start(
         &root,
-        &["--users", users.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "--users",
+            users.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
     );
     drop(s);
 }

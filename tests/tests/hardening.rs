@@ -40,8 +40,10 @@ fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
 /// can evicted `ferry ls` from 127.0.0.1 before it logged in (oldest
 /// first). Now the flood's own networks are evicted first. The flood is
 /// bounded: 50 addresses in 127.0.2.0/24 and 127.0.3.0/24, idle
-/// connections, at most 60 000 of them and only while the real clients
-/// run.
+/// connections, at most [`MAX_FLOOD`] of them, for at most 15 s and only
+/// while the real clients run.
+const MAX_FLOOD: usize = 400_000;
+
 #[test]
 fn a_many_address_flood_does_not_evict_real_logins() {
     raise_nofile();
@@ -57,12 +59,16 @@ fn a_many_address_flood_does_not_evict_real_logins() {
     let flood: Vec<_> = (0..2u8)
         .map(|t| {
             let (stop, opened) = (stop.clone(), opened.clone());
+            let started = Instant::now();
             std::thread::spawn(move || {
                 // Each thread keeps its last 300 connections open (idle);
                 // older ones were evicted by the server anyway.
                 let mut held = std::collections::VecDeque::new();
                 let mut i = 0u32;
-                while !stop.load(Ordering::Relaxed) && opened.load(Ordering::Relaxed) < 60_000 {
+                while !stop.load(Ordering::Relaxed)
+                    && opened.load(Ordering::Relaxed) < MAX_FLOOD
+                    && started.elapsed() < Duration::from_secs(15)
+                {
                     let from = Ipv4Addr::new(127, 0, 2 + t, 1 + (i % 25) as u8);
                     i += 1;
                     if let Ok(c) = connect_from(from, to) {

@@ -6,9 +6,13 @@
 //! which counts logged-in sessions only. When the budget (or one address's
 //! share of it) is full, a new connection evicts the *oldest* startup
 //! instead of being refused: idle or slow connections cannot keep a real
-//! client out, they can only push each other out, and an attacker has to
-//! open that many newer connections during a real client's login to push
-//! it out. Logged-in sessions are never evicted.
+//! client out, they can only push each other out. The victim is not simply
+//! the oldest of all: it comes from the network (IPv4 /24, IPv6 /48)
+//! holding the most startups, so a flood from many addresses evicts its
+//! own connections before a real client's one; within that network the
+//! least advanced goes first (sent nothing, then no valid hello yet, then a
+//! login started), and a connection that started a login is never evicted
+//! while one that has not is there. Logged-in sessions are never evicted.
 //!
 //! Failed logins add penalty time to their address, like OpenSSH 9.8's
 //! `PerSourcePenalties` (`authfail:5s`, `min:15s`, `max:600s`): once an
@@ -83,26 +87,102 @@ pub(crate) struct Admission {
     penalties: Mutex<HashMap<IpAddr, Penalty>>,
 }
 
+/// How far a connection that has not logged in got; eviction takes the
+/// least advanced first (within the network it picks, see
+/// [`Admission::start`]), and never one that started a login while one
+/// that has not is there to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Progress {
+    /// Nothing received yet.
+    Silent,
+    /// Bytes received (or a TLS handshake done), no valid hello yet.
+    Sent,
+    /// A valid hello.
+    Hello,
+    /// A login started (SCRAM client-first; an anonymous login is over at
+    /// once and leaves the budget).
+    Login,
+}
+
+/// The key eviction groups startups by: an IPv4 /24 or an IPv6 /48, so
+/// that one host (or one small network) using many addresses still counts
+/// as one; `None` (Unix sockets) is a group of its own.
+pub(crate) fn network(ip: IpAddr) -> IpAddr {
+    match source(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4([a, b, c, 0].into())
+        }
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[3..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+    }
+}
+
+struct Live {
+    src: Option<IpAddr>,
+    net: Option<IpAddr>,
+    progress: Progress,
+    notify: Arc<Notify>,
+}
+
 #[derive(Default)]
 struct Startups {
     next: u64,
     /// By age: the smallest id is the oldest.
-    live: BTreeMap<u64, (Option<IpAddr>, Arc<Notify>)>,
+    live: BTreeMap<u64, Live>,
     per_source: HashMap<IpAddr, usize>,
+    per_net: HashMap<Option<IpAddr>, usize>,
+}
+
+fn uncount<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: K) {
+    if let Some(n) = map.get_mut(&k) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&k);
+        }
+    }
 }
 
 impl Startups {
     fn remove(&mut self, id: u64) -> Option<Arc<Notify>> {
-        let (src, notify) = self.live.remove(&id)?;
-        if let Some(src) = src {
-            if let Some(n) = self.per_source.get_mut(&src) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_source.remove(&src);
-                }
-            }
+        let l = self.live.remove(&id)?;
+        if let Some(src) = l.src {
+            uncount(&mut self.per_source, src);
         }
-        Some(notify)
+        uncount(&mut self.per_net, l.net);
+        Some(l.notify)
+    }
+
+    /// The startup to evict when the whole budget is full: never one that
+    /// started a login while another has not; then one from the network
+    /// holding the most startups; within it the least advanced; then the
+    /// oldest.
+    fn budget_victim(&self) -> Option<u64> {
+        self.live
+            .iter()
+            .min_by_key(|(id, l)| {
+                let held = self.per_net.get(&l.net).copied().unwrap_or(0);
+                (
+                    l.progress == Progress::Login,
+                    std::cmp::Reverse(held),
+                    l.progress,
+                    **id,
+                )
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// The startup to evict when `src`'s share is full: its least advanced
+    /// (a login started last), then its oldest.
+    fn source_victim(&self, src: IpAddr) -> Option<u64> {
+        self.live
+            .iter()
+            .filter(|(_, l)| l.src == Some(src))
+            .min_by_key(|(id, l)| (l.progress, **id))
+            .map(|(id, _)| *id)
     }
 }
 
@@ -136,6 +216,13 @@ impl Startup {
     pub async fn evicted(&self) {
         self.evicted.notified().await
     }
+
+    /// Records that the connection got to `p` (never goes back).
+    pub fn advanced(&self, p: Progress) {
+        if let Some(l) = self.admission.startups().live.get_mut(&self.id) {
+            l.progress = l.progress.max(p);
+        }
+    }
 }
 
 impl Drop for Startup {
@@ -168,9 +255,15 @@ impl Admission {
     }
 
     /// Counts a new connection from `ip` (`None`: a Unix socket) as a
-    /// startup, evicting the oldest startup of its address, or the oldest
-    /// of all, if that makes room. Returns the new ticket and why a
-    /// connection was evicted, if one was.
+    /// startup. If its address's share is full, one of that address's
+    /// startups is evicted (the least advanced, then the oldest). If the
+    /// whole budget is full, the victim is chosen so that a flood from
+    /// many addresses pushes out its own connections rather than real
+    /// users' (see [`Startups::budget_victim`]): never a connection that
+    /// started a login while another has not; then one from the network
+    /// (IPv4 /24, IPv6 /48) holding the most startups; within it the least
+    /// advanced (one that sent nothing first); then the oldest. Returns the
+    /// new ticket and why a connection was evicted, if one was.
     pub fn start(self: &Arc<Self>, ip: Option<IpAddr>) -> (Startup, Option<Evicted>) {
         let src = ip.map(source);
         let mut s = self.startups();
@@ -178,12 +271,7 @@ impl Admission {
         let per_ip = self.limits.max_startups_per_ip;
         if let Some(src) = src {
             if per_ip > 0 && s.per_source.get(&src).copied().unwrap_or(0) >= per_ip {
-                let oldest = s
-                    .live
-                    .iter()
-                    .find(|(_, (from, _))| *from == Some(src))
-                    .map(|(id, _)| *id);
-                if let Some(id) = oldest {
+                if let Some(id) = s.source_victim(src) {
                     if let Some(n) = s.remove(id) {
                         n.notify_one();
                         why = Some(Evicted::PerIp);
@@ -192,7 +280,7 @@ impl Admission {
             }
         }
         while s.live.len() >= self.limits.max_startups.max(1) {
-            let Some(id) = s.live.keys().next().copied() else {
+            let Some(id) = s.budget_victim() else {
                 break;
             };
             if let Some(n) = s.remove(id) {
@@ -203,10 +291,20 @@ impl Admission {
         let id = s.next;
         s.next += 1;
         let evicted = Arc::new(Notify::new());
-        s.live.insert(id, (src, evicted.clone()));
+        let net = src.map(network);
+        s.live.insert(
+            id,
+            Live {
+                src,
+                net,
+                progress: Progress::Silent,
+                notify: evicted.clone(),
+            },
+        );
         if let Some(src) = src {
             *s.per_source.entry(src).or_insert(0) += 1;
         }
+        *s.per_net.entry(net).or_insert(0) += 1;
         drop(s);
         (
             Startup {
@@ -276,6 +374,8 @@ pub(crate) struct Gate {
     ip: Option<IpAddr>,
     peer: String,
     startup: Option<Startup>,
+    /// Input seen already (told to admission once).
+    sent: bool,
     slots: Arc<Semaphore>,
     session: Option<OwnedSemaphorePermit>,
 }
@@ -295,8 +395,24 @@ impl Gate {
             ip,
             peer,
             startup,
+            sent: false,
             slots,
             session: None,
+        }
+    }
+
+    /// The connection sent bytes: it is no longer among the first to be
+    /// evicted.
+    pub fn saw_input(&mut self) {
+        if !self.sent {
+            self.sent = true;
+            self.advance(Progress::Sent);
+        }
+    }
+
+    fn advance(&self, p: Progress) {
+        if let Some(s) = &self.startup {
+            s.advanced(p);
         }
     }
 
@@ -316,7 +432,12 @@ impl Gate {
     /// the startup budget and takes a session slot (busy if none is free).
     pub fn check(&mut self, event: &ServerEvent<'_>) -> Option<ferry_core::Error> {
         match event {
+            ServerEvent::Connected(_) => {
+                self.advance(Progress::Hello);
+                None
+            }
             ServerEvent::LoginRequest { .. } => {
+                self.advance(Progress::Login);
                 let left = self.admission.penalised(self.ip?, Instant::now())?;
                 warn!(peer = %self.peer, retry_secs = ceil_secs(left), "login refused: too many failed logins from this address");
                 Some(ferry_core::Error::Penalised)
@@ -403,6 +524,76 @@ mod tests {
         assert!(was_evicted(&t1));
         assert!(!was_evicted(&other) && !was_evicted(&t2) && !was_evicted(&t3));
         assert_eq!(a.startups_now(), 3);
+    }
+
+    #[test]
+    fn a_flood_from_many_addresses_evicts_its_own_network_first() {
+        // Budget 8: a user from 10.0.0.1 (one startup) among seven flood
+        // connections from 10.0.9.0/24 and 10.0.8.0/24, all older than
+        // the flood's next ones.
+        let a = admission(8, 0);
+        let (user, _) = a.start(Some(ip("10.0.0.1")));
+        let flood: Vec<_> = (0..7)
+            .map(|i| a.start(Some(ip(&format!("10.0.{}.{i}", 8 + i % 2)))).0)
+            .collect();
+        let mut more = Vec::new();
+        for i in 0..100 {
+            let (t, e) = a.start(Some(ip(&format!("10.0.9.{}", 100 + i))));
+            assert_eq!(e, Some(Evicted::Budget));
+            more.push(t);
+            assert!(
+                !was_evicted(&user),
+                "the user's startup survives the flood ({i})"
+            );
+        }
+        assert!(flood.iter().any(was_evicted));
+        assert_eq!(a.startups_now(), 8);
+    }
+
+    #[test]
+    fn a_started_login_is_evicted_last_and_silent_ones_first() {
+        let a = admission(3, 0);
+        // Same network, same count: progress decides, then age.
+        let (login, _) = a.start(Some(ip("10.0.0.1")));
+        login.advanced(Progress::Login);
+        let (hello, _) = a.start(Some(ip("10.0.0.2")));
+        hello.advanced(Progress::Hello);
+        let (silent, _) = a.start(Some(ip("10.0.0.3")));
+        let (t4, _) = a.start(Some(ip("10.0.0.4")));
+        assert!(was_evicted(&silent), "the silent one goes first");
+        assert!(!was_evicted(&hello) && !was_evicted(&login));
+        let (_t5, _) = a.start(Some(ip("10.0.0.5")));
+        assert!(was_evicted(&t4), "then the next silent one");
+        assert!(!was_evicted(&hello) && !was_evicted(&login));
+        // A login started is kept even against a bigger network's others.
+        let a = admission(3, 0);
+        let (login, _) = a.start(Some(ip("10.0.7.1")));
+        login.advanced(Progress::Login);
+        let (_b, _) = a.start(Some(ip("10.0.7.2")));
+        let (c, _) = a.start(Some(ip("10.0.6.1")));
+        let (_d, _) = a.start(Some(ip("10.0.5.1")));
+        assert!(!was_evicted(&login));
+        assert!(
+            was_evicted(&_b),
+            "the bigger network's startup that has not logged in"
+        );
+        assert!(!was_evicted(&c));
+        // Progress never goes back.
+        login.advanced(Progress::Sent);
+        let (_e, _) = a.start(Some(ip("10.0.4.1")));
+        assert!(!was_evicted(&login));
+    }
+
+    #[test]
+    fn networks_are_ipv4_24s_and_ipv6_48s() {
+        assert_eq!(network(ip("127.0.2.7")), network(ip("127.0.2.200")));
+        assert_ne!(network(ip("127.0.2.7")), network(ip("127.0.3.7")));
+        assert_eq!(
+            network(ip("2001:db8:1:2::1")),
+            network(ip("2001:db8:1:ffff::1"))
+        );
+        assert_ne!(network(ip("2001:db8:1::1")), network(ip("2001:db8:2::1")));
+        assert_eq!(network(ip("::ffff:10.0.0.1")), ip("10.0.0.0"));
     }
 
     #[test]

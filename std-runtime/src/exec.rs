@@ -94,7 +94,31 @@ impl Confinement {
     /// (read-only with `read_only`), read and execute in the system
     /// directories, nothing else. `unconfined` skips it (and is refused
     /// with `read_only`, which only the confinement enforces for commands).
+    #[cfg(test)]
     pub fn new(root: &Path, read_only: bool, unconfined: bool) -> Result<Self, ConfineError> {
+        Self::confine(root, None, read_only, unconfined)
+    }
+
+    /// As [`Confinement::new`], with the root's rule made from `root_fd`,
+    /// the root directory opened already (`root` is only for messages):
+    /// a symlink swapped in at `root`'s path since cannot widen the rule.
+    #[cfg(unix)]
+    pub fn new_at(
+        root_fd: std::os::fd::BorrowedFd<'_>,
+        root: &Path,
+        read_only: bool,
+        unconfined: bool,
+    ) -> Result<Self, ConfineError> {
+        Self::confine(root, Some(root_fd), read_only, unconfined)
+    }
+
+    #[cfg(unix)]
+    fn confine(
+        root: &Path,
+        root_fd: Option<std::os::fd::BorrowedFd<'_>>,
+        read_only: bool,
+        unconfined: bool,
+    ) -> Result<Self, ConfineError> {
         if unconfined {
             return if read_only {
                 Err(ConfineError::ReadOnlyUnconfined)
@@ -105,11 +129,11 @@ impl Confinement {
         #[cfg(target_os = "linux")]
         {
             check_abi(landlock_abi()).map_err(ConfineError::Unavailable)?;
-            landlock_ruleset(root, read_only).map(Confinement::Landlock)
+            landlock_ruleset(root, root_fd, read_only).map(Confinement::Landlock)
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = (root, read_only);
+            let _ = (root, root_fd, read_only);
             Err(ConfineError::Unavailable(
                 "Landlock exists on Linux only".into(),
             ))
@@ -176,7 +200,11 @@ fn check_abi(probe: Result<i64, i32>) -> Result<i64, String> {
 /// the kernel has them (ABI 6), signals to and abstract Unix sockets of
 /// processes outside the command are denied too.
 #[cfg(target_os = "linux")]
-fn landlock_ruleset(root: &Path, read_only: bool) -> Result<std::os::fd::OwnedFd, ConfineError> {
+fn landlock_ruleset(
+    root: &Path,
+    root_fd: Option<std::os::fd::BorrowedFd<'_>>,
+    read_only: bool,
+) -> Result<std::os::fd::OwnedFd, ConfineError> {
     use landlock::{
         Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
         Scope, ABI,
@@ -193,7 +221,10 @@ fn landlock_ruleset(root: &Path, read_only: bool) -> Result<std::os::fd::OwnedFd
         // Device nodes made in the root would open the disks behind it.
         all & !(AccessFs::MakeChar | AccessFs::MakeBlock)
     };
-    let mut rules: Vec<(&Path, BitFlags<AccessFs>)> = vec![(root, root_access)];
+    let mut rules: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
+    if root_fd.is_none() {
+        rules.push((root, root_access));
+    }
     rules.extend(SYSTEM_DIRS.iter().map(|p| (Path::new(*p), run)));
     rules.extend(ETC_FILES.iter().map(|p| (Path::new(*p), read)));
     rules.extend(READ_DEVICES.iter().map(|p| (Path::new(*p), read)));
@@ -210,6 +241,12 @@ fn landlock_ruleset(root: &Path, read_only: bool) -> Result<std::os::fd::OwnedFd
         .and_then(|r| r.scope(Scope::from_all(abi)))
         .and_then(|r| r.create())
         .map_err(|e| ConfineError::Unavailable(e.to_string()))?;
+    if let Some(fd) = root_fd {
+        // The directory itself, whatever its path leads to now.
+        created = created
+            .add_rule(PathBeneath::new(fd, root_access))
+            .map_err(|e| fail(root, &e))?;
+    }
     for (path, access) in rules {
         let md = match std::fs::metadata(path) {
             Ok(md) => md,
@@ -251,6 +288,8 @@ pub enum StartError {
 pub fn start(
     shared: &Shared,
     confinement: &Confinement,
+    root_fd: std::os::fd::BorrowedFd<'_>,
+    cwd: &Path,
     dir: &Path,
     command: &str,
     queue: usize,
@@ -272,8 +311,20 @@ pub fn start(
         c
     };
     let ruleset = confinement.raw_fd();
-    cmd.current_dir(dir)
-        .env_clear()
+    // The child enters `cwd` from the root's open descriptor, not by the
+    // path `dir`: a symlink swapped in for the root's path since it was
+    // opened is not followed.
+    let root_raw = std::os::fd::AsRawFd::as_raw_fd(&root_fd);
+    let cwd_c = if cwd.as_os_str().is_empty() {
+        None
+    } else {
+        use std::os::unix::ffi::OsStrExt as _;
+        Some(
+            std::ffi::CString::new(cwd.as_os_str().as_bytes())
+                .map_err(|e| StartError::Spawn(io::Error::other(e)))?,
+        )
+    };
+    cmd.env_clear()
         .env("PATH", PATH)
         .env("LANG", "C.UTF-8")
         // The root's own path, without the trailing `/` of an empty cwd.
@@ -285,9 +336,20 @@ pub fn start(
     // SAFETY: `enter_child` runs between fork and exec and only makes raw
     // system calls on values prepared before the fork (no allocation, no
     // lock), which is async-signal-safe. The ruleset descriptor stays open
-    // in the server for the server's lifetime, so it is valid in the child.
+    // in the server for the server's lifetime, and the root's for the
+    // session's, so both are valid in the child.
     unsafe {
-        cmd.pre_exec(move || enter_child(ruleset));
+        cmd.pre_exec(move || {
+            if libc::fchdir(root_raw) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(c) = &cwd_c {
+                if libc::chdir(c.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            enter_child(ruleset)
+        });
     }
     let mut child = cmd.spawn().map_err(StartError::Spawn)?;
     let (out, err) = (child.stdout.take(), child.stderr.take());
@@ -354,7 +416,9 @@ fn enter_child(ruleset: i32) -> io::Result<()> {
 /// (nothing can leave the process group that is killed at the end), and
 /// so do changes of mode, owner and extended attributes, which Landlock
 /// does not cover (a command could otherwise `chmod u+s` a system binary
-/// it may read, or `chown` a file outside the root). Every other system
+/// it may read, or `chown` a file outside the root). io_uring fails too:
+/// its operations (`IORING_OP_SETXATTR`, `IORING_OP_FSETXATTR`, …) run in
+/// the kernel without passing this filter. Every other system
 /// call is allowed. Other system-call ABIs (x32, 32-bit compat) kill the
 /// process: their numbers differ, and no filter here covers them.
 #[cfg(target_os = "linux")]
@@ -399,6 +463,9 @@ mod seccomp {
         libc::SYS_fremovexattr as u32,
         SETXATTRAT,
         REMOVEXATTRAT,
+        libc::SYS_io_uring_setup as u32,
+        libc::SYS_io_uring_enter as u32,
+        libc::SYS_io_uring_register as u32,
     ];
     #[cfg(target_arch = "aarch64")]
     const DENIED: &[u32] = &[
@@ -417,6 +484,9 @@ mod seccomp {
         libc::SYS_fremovexattr as u32,
         SETXATTRAT,
         REMOVEXATTRAT,
+        libc::SYS_io_uring_setup as u32,
+        libc::SYS_io_uring_enter as u32,
+        libc::SYS_io_uring_register as u32,
     ];
 
     const LOAD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
@@ -716,5 +786,64 @@ mod tests {
         assert!(!Confinement::new(dir.path(), false, true)
             .unwrap()
             .confined());
+    }
+
+    /// `--user-dirs`: the user's directory was opened (O_NOFOLLOW), then a
+    /// local user swapped its path for a symlink elsewhere before the
+    /// confinement was built. The rule and the command's directory come
+    /// from the open descriptor: the command stays in the real directory
+    /// and cannot read where the symlink leads.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_root_swapped_for_a_symlink_after_opening_does_not_widen_the_rules() {
+        use std::os::fd::AsFd;
+        use std::os::unix::process::CommandExt as _;
+        if check_abi(landlock_abi()).is_err() {
+            eprintln!("skipped: no Landlock");
+            return;
+        }
+        let top = tempfile::tempdir().unwrap();
+        let alice = top.path().join("alice");
+        let elsewhere = top.path().join("elsewhere");
+        std::fs::create_dir(&alice).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(alice.join("mine.txt"), b"mine").unwrap();
+        std::fs::write(elsewhere.join("secret.txt"), b"secret").unwrap();
+        let opened = std::fs::File::open(&alice).unwrap();
+        // The swap: alice moves away, a symlink takes its name.
+        let moved = top.path().join("alice.moved");
+        std::fs::rename(&alice, &moved).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &alice).unwrap();
+        let c = Confinement::new_at(opened.as_fd(), &alice, false, false).unwrap();
+        let ruleset = c.raw_fd();
+        let root_raw = std::os::fd::AsRawFd::as_raw_fd(&opened);
+        let run = |args: &[&std::ffi::OsStr]| {
+            let mut cmd = std::process::Command::new("/bin/cat");
+            cmd.args(args);
+            // SAFETY: raw system calls only, as in `start`.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::fchdir(root_raw) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    enter_child(ruleset)
+                });
+            }
+            cmd.output().unwrap()
+        };
+        let o = run(&["mine.txt".as_ref()]);
+        assert_eq!(o.stdout, b"mine", "runs in the opened directory: {o:?}");
+        let o = run(&[elsewhere.join("secret.txt").as_os_str()]);
+        assert!(
+            !o.status.success(),
+            "the symlink's target is out of reach: {o:?}"
+        );
+        let o = run(&[alice.join("secret.txt").as_os_str()]);
+        assert!(!o.status.success(), "through the symlink too: {o:?}");
+        let o = run(&[moved.join("mine.txt").as_os_str()]);
+        assert_eq!(
+            o.stdout, b"mine",
+            "the opened directory by its new name: {o:?}"
+        );
     }
 }

@@ -353,6 +353,12 @@ impl Root {
         (self.partial_max_age / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600))
     }
 
+    /// The root directory, open (what commands are confined to and start
+    /// in).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.dir)
+    }
+
     /// The root's real path (for running commands in it).
     pub fn real_path(&self, rel_path: &Path) -> PathBuf {
         self.path.join(rel_path)

@@ -16,10 +16,11 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::admission::{Admission, Gate, Limits, Startup};
+use crate::admission::{Admission, Gate, Limits, Progress as Reached, Startup};
 use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
+use crate::session::ANONYMOUS_DIR;
 use crate::session::{SessionStore, Shared};
 use crate::users::Users;
 
@@ -208,12 +209,26 @@ impl Server {
                 "refusing to start: give --users FILE (see `ferry passwd`) or --anonymous".into(),
             ));
         }
+        // Anonymous sessions live in ROOT/anonymous under --user-dirs: a
+        // user of that name would share their files.
+        if opts.user_dirs
+            && opts
+                .users
+                .as_ref()
+                .is_some_and(|u| u.get(ANONYMOUS_DIR).is_some())
+        {
+            return Err(FerryError::Usage(format!(
+                "refusing to start: the users file has a user named `{ANONYMOUS_DIR}`, whose \
+                 directory under --user-dirs is the anonymous sessions' one; rename that user"
+            )));
+        }
         let mut root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
         root.set_partial_max_age(opts.partial_max_age);
         // Commands are confined before the server listens: a kernel that
         // cannot confine them stops it here, with the reason.
         let exec_confinement = if opts.allow_exec {
-            Confinement::new(
+            Confinement::new_at(
+                root.as_fd(),
                 root.real_path(Path::new("")).as_path(),
                 opts.read_only,
                 opts.exec_unconfined,
@@ -438,7 +453,12 @@ impl Ctx {
             };
             tokio::select! {
                 r = tokio::time::timeout(deadline, acceptor.accept(stream)) => match r {
-                    Ok(Ok(tls)) => ctx.spawn_with(tls, peer, Some(ip), ip_slot, admit, accepted),
+                    Ok(Ok(tls)) => {
+                        if let Ok(t) = &admit {
+                            t.advanced(Reached::Sent);
+                        }
+                        ctx.spawn_with(tls, peer, Some(ip), ip_slot, admit, accepted)
+                    }
                     Ok(Err(e)) => warn!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => warn!(%peer, "TLS handshake timed out"),
                 },
@@ -614,10 +634,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         });
         let wants_output = store.exec_wants_output();
         let (exec, gate) = (&mut store.exec, &store.gate);
+        let mut read = 0;
         tokio::select! {
             r = stream.read(core.input_buf()) => match r {
                 Ok(0) | Err(_) => core.handle_eof(ctx.now()),
-                Ok(n) => core.input_filled(ctx.now(), n),
+                Ok(n) => {
+                    read = n;
+                    core.input_filled(ctx.now(), n)
+                }
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 core.handle_timeout(ctx.now());
@@ -627,6 +651,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 warn!(peer = %store.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
                 core.close(Error::Busy);
             }
+        }
+        if read > 0 {
+            store.gate.saw_input();
         }
     }
 }

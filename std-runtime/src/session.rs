@@ -17,6 +17,10 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::admission::Gate;
+
+/// The name anonymous sessions go by in the log, and their directory
+/// under `--user-dirs` (so no users-file user may have it there).
+pub(crate) const ANONYMOUS_DIR: &str = "anonymous";
 use crate::fsroot::{map_io, resolve, Root, Upload};
 use crate::kept_digests::{KeptDigests, Version};
 use crate::listing::Listing;
@@ -167,7 +171,7 @@ impl SessionStore {
     }
 
     fn who(&self) -> &str {
-        self.user.as_deref().unwrap_or("anonymous")
+        self.user.as_deref().unwrap_or(ANONYMOUS_DIR)
     }
 
     /// Whether a login failed since the last call (each failure costs the
@@ -206,7 +210,11 @@ impl SessionStore {
             .user_root(&name)
             .map_err(|e| crate::error::FerryError::Other(format!("{name}: {e}")))?;
         if self.shared.allow_exec {
-            let c = crate::exec::Confinement::new(
+            // The rule is made from the directory `user_root` opened
+            // (O_NOFOLLOW), not its path: a symlink swapped in at
+            // ROOT/NAME since cannot widen it.
+            let c = crate::exec::Confinement::new_at(
+                home.as_fd(),
                 &home.real_path(std::path::Path::new("")),
                 self.shared.read_only,
                 self.shared.exec_unconfined,
@@ -494,14 +502,22 @@ impl Store for SessionStore {
     // request gets here.
     fn exec(&mut self, command: &str) -> Result<(), Error> {
         let dir = self.root.real_path(&self.cwd);
-        let rx = crate::exec::start(&self.shared, &self.confinement, &dir, command, EXEC_QUEUE)
-            .map_err(|e| {
-                warn!(peer = %self.peer, %command, error = %e, "exec refused");
-                match e {
-                    crate::exec::StartError::NotAllowed => Error::Permission,
-                    crate::exec::StartError::Spawn(_) => Error::ExecFailed,
-                }
-            })?;
+        let rx = crate::exec::start(
+            &self.shared,
+            &self.confinement,
+            self.root.as_fd(),
+            &self.cwd,
+            &dir,
+            command,
+            EXEC_QUEUE,
+        )
+        .map_err(|e| {
+            warn!(peer = %self.peer, %command, error = %e, "exec refused");
+            match e {
+                crate::exec::StartError::NotAllowed => Error::Permission,
+                crate::exec::StartError::Spawn(_) => Error::ExecFailed,
+            }
+        })?;
         info!(peer = %self.peer, user = self.who(), %command, "exec");
         self.exec = Some(Exec {
             rx,

@@ -213,19 +213,35 @@ macro_rules! drivers {
                     &mut self,
                     path: &str,
                     held: u64,
+                    prefix: impl FnMut(&mut [u8]) -> Result<usize, Error>,
+                    sink: impl FnMut(&[u8]) -> Result<(), Error>,
+                ) -> Result<Got, DriverError<T::Error>> {
+                    self.get_offered(path, |_| Ok(held), prefix, sink) $($await)*
+                }
+
+                /// As [`Self::get_resume`], with the bytes held decided once
+                /// the file's size is known: `offered(size)` answers the
+                /// server's offer with how many bytes are already here (a
+                /// local partial no longer than `size`), or refuses it. A
+                /// caller that needs the size first (to pick a resume, size
+                /// a progress bar) so spends no `stat` round trip.
+                pub $($async)? fn get_offered(
+                    &mut self,
+                    path: &str,
+                    mut offered: impl FnMut(u64) -> Result<u64, Error>,
                     mut prefix: impl FnMut(&mut [u8]) -> Result<usize, Error>,
                     mut sink: impl FnMut(&[u8]) -> Result<(), Error>,
                 ) -> Result<Got, DriverError<T::Error>> {
                     self.client.get(path)?;
                     let mut size = 0;
                     self.run(None, Some(&mut prefix), |ev| match ev {
-                        ClientEvent::Offer { size: s } if held > s => {
-                            size = s;
-                            Ok(Flow::Refuse(Error::BadOffset))
-                        }
                         ClientEvent::Offer { size: s } => {
                             size = s;
-                            Ok(Flow::Accept(held))
+                            match offered(s) {
+                                Ok(held) if held > s => Ok(Flow::Refuse(Error::BadOffset)),
+                                Ok(held) => Ok(Flow::Accept(held)),
+                                Err(e) => Ok(Flow::Refuse(e)),
+                            }
                         }
                         ClientEvent::Data(d) => sink(d).map(|_| Flow::Continue),
                         ClientEvent::TransferEnd { verified: true, sum } => Ok(Flow::Done(Got { size, sum })),

@@ -296,6 +296,45 @@ fn open_local_part(part: &Path, resume: bool, size: u64) -> io::Result<(File, u6
     Ok((f, 0))
 }
 
+/// A download's local side, set up once the size is known.
+struct Receiving {
+    /// The partial file, positioned after what it holds.
+    out: File,
+    /// The same file, read from its start (at `prefix_at`, with its own
+    /// offset: `out` writes after `held`) to hash what it holds.
+    prefix: File,
+    prefix_at: u64,
+    /// Bytes already held (the resume offset).
+    held: u64,
+    /// A large MD5 or SHA-256 body is written by a thread of its own, so
+    /// hashing the next chunk overlaps writing the last (measured in
+    /// docs/BENCHMARKS.md).
+    background: Option<Writer>,
+}
+
+impl Receiving {
+    fn open(part: &Path, resume: bool, size: u64, digest: Algorithm) -> io::Result<Receiving> {
+        use std::io::Seek;
+        let (mut out, held) = open_local_part(part, resume, size)?;
+        out.seek(io::SeekFrom::Start(held))?;
+        // Chunks go straight to the file (no buffering copy): each is
+        // already a large write.
+        let prefix = out.try_clone()?;
+        let background = if writer::worth_it(size - held, Some(digest)) {
+            Some(Writer::start(out.try_clone()?).map_err(|e| io::Error::other(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(Receiving {
+            out,
+            prefix,
+            prefix_at: 0,
+            held,
+            background,
+        })
+    }
+}
+
 /// The hidden partial file for a local download.
 fn local_part(target: &Path) -> PathBuf {
     let name = target
@@ -418,35 +457,36 @@ impl Client {
         local: &Path,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
-        let entry = self
-            .inner
-            .stat(remote)
-            .map_err(|e| FerryError::remote(remote, proto(e)))?;
         let local = if local.is_dir() {
             local.join(base_name(remote))
         } else {
             local.to_path_buf()
         };
+        // One file: no lookup round trip first; a directory is refused by
+        // the server's answer ("is a directory").
+        if !opts.recursive {
+            return self.get_entry(remote, &local, opts);
+        }
+        let entry = self
+            .inner
+            .stat(remote)
+            .map_err(|e| FerryError::remote(remote, proto(e)))?;
         if entry.kind == Kind::Dir {
-            if !opts.recursive {
-                return Err(FerryError::remote(remote, Error::IsADirectory));
-            }
             return self.get_dir(remote, &local, opts);
         }
-        self.get_entry(remote, &local, &entry, opts)
+        self.get_entry(remote, &local, opts)
     }
 
-    /// Downloads the file `remote`, already looked up as `entry`, to the
+    /// Downloads the file `remote` (its size comes with the offer) to the
     /// file path `local`. A failure names `remote`, or the local file when
     /// the local side caused it.
     fn get_entry(
         &mut self,
         remote: &str,
         local: &Path,
-        entry: &Entry,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
-        self.get_entry_at(remote, local, entry, opts)
+        self.get_entry_at(remote, local, opts)
             .map_err(|e| FerryError::remote(remote, e))
     }
 
@@ -454,33 +494,16 @@ impl Client {
         &mut self,
         remote: &str,
         local: &Path,
-        entry: &Entry,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
         let target = local_target(local, opts.overwrite)?;
         let part = local_part(&target);
-        let (mut out, held) = open_local_part(&part, opts.resume, entry.size)
-            .map_err(|e| FerryError::local(&part, e))?;
-        {
-            use std::io::Seek;
-            out.seek(io::SeekFrom::Start(held))
-                .map_err(|e| FerryError::local(&part, e))?;
-        }
-        // Chunks go straight to the file (no buffering copy): each is
-        // already a large write.
-        let mut prefix_file = File::open(&part).map_err(|e| FerryError::local(&part, e))?;
-        let bar = progress(opts.quiet, entry.size, base_name(remote));
-        bar.set_position(held);
-        // A large MD5 or SHA-256 body is written by a thread of its own, so
-        // hashing the next chunk overlaps writing the last (measured in
-        // docs/BENCHMARKS.md).
-        let mut background = if writer::worth_it(entry.size - held, Some(self.negotiated_digest()))
-        {
-            let file = out.try_clone().map_err(|e| FerryError::local(&part, e))?;
-            Some(Writer::start(file).map_err(FerryError::Protocol)?)
-        } else {
-            None
-        };
+        let bar = progress(opts.quiet, 0, base_name(remote));
+        let digest = self.negotiated_digest();
+        // Set up once the server's offer says the file's size (no lookup
+        // round trip before the get): the partial file, what it already
+        // holds, and whether a writer thread is worth it.
+        let receiving: std::cell::RefCell<Option<Receiving>> = Default::default();
         // A local read or write error, kept to name the local file as the
         // cause (the driver only passes on its code).
         let local_error = std::cell::Cell::new(None);
@@ -489,35 +512,61 @@ impl Client {
             local_error.set(Some(e));
             e
         };
-        let r = self.inner.get_resume(
+        let r = self.inner.get_offered(
             remote,
-            held,
-            |buf| prefix_file.read(buf).map_err(local_io),
+            |size| {
+                let r = Receiving::open(&part, opts.resume, size, digest).map_err(local_io)?;
+                bar.set_length(size);
+                bar.set_position(r.held);
+                let held = r.held;
+                *receiving.borrow_mut() = Some(r);
+                Ok(held)
+            },
+            |buf| match receiving.borrow_mut().as_mut() {
+                Some(r) => {
+                    use std::os::unix::fs::FileExt;
+                    let n = r.prefix.read_at(buf, r.prefix_at).map_err(local_io)?;
+                    r.prefix_at += n as u64;
+                    Ok(n)
+                }
+                None => Err(Error::Internal),
+            },
             |d| {
                 bar.inc(d.len() as u64);
-                match background.as_mut() {
-                    Some(w) => w.write(d),
-                    None => out.write_all(d).map_err(local_io),
+                match receiving.borrow_mut().as_mut() {
+                    Some(Receiving {
+                        background: Some(w),
+                        ..
+                    }) => w.write(d),
+                    Some(r) => r.out.write_all(d).map_err(local_io),
+                    None => Err(Error::Internal),
                 }
             },
         );
+        let receiving = receiving.into_inner();
+        let held = receiving.as_ref().map_or(0, |r| r.held);
+        let (out, written) = match receiving {
+            Some(r) => (Some(r.out), r.background.map(Writer::finish)),
+            None => (None, None),
+        };
         // Every byte is on disk (or the first write error is known) before
         // the file is renamed into place. A write error is the cause of
         // whatever else failed (the driver only saw "I/O error").
-        let r = match (r, background.map(Writer::finish), local_error.get()) {
+        let r = match (r, written, local_error.get()) {
             (_, Some(Err(e)), _) | (Err(_), _, Some(e)) => Err(FerryError::at_local(&target, e)),
             (r, _, _) => r.map_err(proto),
         };
         bar.finish_and_clear();
-        match r {
-            Ok(got) => {
+        match (r, out) {
+            (Ok(got), Some(out)) => {
                 out.sync_all().map_err(|e| FerryError::local(&part, e))?;
                 fs::rename(&part, &target).map_err(|e| FerryError::local(&target, e))?;
                 info!(remote, local = %target.display(), bytes = got.size, resumed_from = held,
                       digest = %got.sum.algorithm(), sum = %got.sum, "get verified");
                 Ok(got.size)
             }
-            Err(e) => {
+            (Ok(_), None) => Err(FerryError::Protocol(Error::Internal)),
+            (Err(e), _) => {
                 if e.protocol() == Some(Error::ChecksumMismatch) {
                     // The bytes are bad: nothing to resume from.
                     let _ = fs::remove_file(&part);
@@ -556,7 +605,7 @@ impl Client {
             // round trip) per file.
             total += match e.kind {
                 Kind::Dir => self.get_dir(&r, &l, opts)?,
-                Kind::File => self.get_entry(&r, &l, &e, opts)?,
+                Kind::File => self.get_entry(&r, &l, opts)?,
                 _ => 0,
             };
         }

@@ -146,7 +146,12 @@ fn several_files_on_one_command_line_share_one_connection() {
         );
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert!(!requests(&up.lock().unwrap()).is_empty());
+    let reqs = requests(&up.lock().unwrap());
+    assert_eq!(reqs.len(), 3, "one get each, no lookup first: {reqs:?}");
+    assert!(
+        reqs.iter().all(|r| matches!(r, Request::Get { .. })),
+        "{reqs:?}"
+    );
 
     // Two servers in one command, or several files into a non-directory,
     // are usage errors.

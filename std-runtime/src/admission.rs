@@ -31,8 +31,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
 /// Most addresses the penalty table tracks (OpenSSH's `max-sources`
-/// default); past it, new addresses are not penalised until entries
-/// expire, and the server says so in its log.
+/// default); past it, the penalty ending soonest makes room for a new
+/// address, and the server says so in its log.
 pub(crate) const MAX_PENALISED_SOURCES: usize = 65_536;
 
 /// Admission limits, from `ferry serve`'s options.
@@ -349,8 +349,14 @@ impl Admission {
         if !table.contains_key(&src) && table.len() >= MAX_PENALISED_SOURCES {
             table.retain(|_, p| p.until > now);
             if table.len() >= MAX_PENALISED_SOURCES {
-                warn!(%src, "penalty table full ({MAX_PENALISED_SOURCES} addresses): failed login not penalised");
-                return None;
+                // Full of live penalties: the one ending soonest makes
+                // room. Failing open instead would let a guesser who first
+                // filled the table (cheap with IPv6) guess unpenalised.
+                let soonest = table.iter().min_by_key(|(_, p)| p.until).map(|(k, _)| *k);
+                if let Some(k) = soonest {
+                    warn!(%src, dropped = %k, "penalty table full ({MAX_PENALISED_SOURCES} addresses): the penalty ending soonest made room");
+                    table.remove(&k);
+                }
             }
         }
         let p = table.entry(src).or_insert(Penalty {
@@ -633,6 +639,27 @@ mod tests {
         assert_eq!(a.penalised(x, t0 + Duration::from_secs(20)), None);
         // Run out: the next failure starts from nothing.
         assert_eq!(a.login_failed(x, t0 + Duration::from_secs(21)), None);
+    }
+
+    /// A table full of live penalties still penalises a new address: the
+    /// penalty ending soonest makes room (it used to fail open).
+    #[test]
+    fn a_full_penalty_table_still_penalises_a_new_address() {
+        let a = Admission::new(Limits::default());
+        let t0 = Instant::now();
+        for i in 0..MAX_PENALISED_SOURCES as u32 {
+            let x = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let _ = a.login_failed(x, t0 + Duration::from_millis(u64::from(i % 1000)));
+        }
+        let fresh = ip("192.0.2.9");
+        for _ in 0..3 {
+            let _ = a.login_failed(fresh, t0);
+        }
+        assert_eq!(
+            a.login_failed(fresh, t0),
+            Some(Duration::from_secs(20)),
+            "tracked despite the full table"
+        );
     }
 
     #[test]

@@ -256,14 +256,14 @@ fn local_target(path: &Path, policy: Overwrite) -> Result<PathBuf, FerryError> {
 }
 
 /// Opens the partial file of a download, never through a link: with
-/// `resume`, an existing one is taken up only if it is a regular file with
-/// one link, owned by this user and no longer than the file (`size`);
+/// `resume`, an existing one is taken up only as the server takes up its
+/// own ([`crate::fsroot::resumable_len`]);
 /// anything else at that name (a symlink or hard link planted in a shared
 /// directory, a stale file) is unlinked — which never touches what a link
 /// points to — and a fresh file made with `O_EXCL|O_NOFOLLOW`, mode 0600.
 /// Returns the file and how many bytes it holds.
 fn open_local_part(part: &Path, resume: bool, size: u64) -> io::Result<(File, u64)> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     if resume {
         if let Ok(f) = OpenOptions::new()
@@ -272,13 +272,8 @@ fn open_local_part(part: &Path, resume: bool, size: u64) -> io::Result<(File, u6
             .custom_flags(nofollow)
             .open(part)
         {
-            let md = f.metadata()?;
-            let ours = md.is_file()
-                && md.nlink() == 1
-                && md.uid() == rustix::process::geteuid().as_raw()
-                && md.len() <= size;
-            if ours {
-                return Ok((f, md.len()));
+            if let Some(len) = crate::fsroot::resumable_len(&f, size) {
+                return Ok((f, len));
             }
         }
     }

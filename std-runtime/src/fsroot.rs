@@ -745,20 +745,13 @@ impl Root {
 /// attributes), and no longer than `size`. Anything else is ignored: the
 /// caller replaces it with a fresh part file.
 fn reattach(parent: &Dir, part: &str, size: u64) -> Option<(File, u64)> {
-    use cap_std::fs::{MetadataExt, OpenOptionsExt as _};
+    use cap_std::fs::OpenOptionsExt as _;
     let mut opts = OpenOptions::new();
     opts.read(true)
         .write(true)
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32);
     let f = parent.open_with(part, &opts).ok()?;
-    let md = f.metadata().ok()?;
-    let ours = md.is_file()
-        && md.nlink() == 1
-        && md.uid() == rustix::process::geteuid().as_raw()
-        && md.len() <= size;
-    if !ours {
-        return None;
-    }
+    let len = resumable_len(&f, size)?;
     let mut mark = [0u8; 64];
     match rustix::fs::fgetxattr(&f, PART_XATTR, &mut mark[..]) {
         Ok(n) if mark[..n] == *part_mark(size).as_bytes() => {}
@@ -766,8 +759,24 @@ fn reattach(parent: &Dir, part: &str, size: u64) -> Option<(File, u64)> {
         Err(rustix::io::Errno::NOTSUP) => {}
         _ => return None,
     }
-    let len = md.len();
     Some((f, len))
+}
+
+/// The length of an opened partial file (server part or client download)
+/// if it is safe to take up for a transfer of `size` bytes: a regular file
+/// (not a FIFO or device), with one link (a hard link to a file elsewhere
+/// would be written through), owned by this process's user, no longer
+/// than `size`. Both sides' resumes use this one rule.
+pub(crate) fn resumable_len(f: impl std::os::fd::AsFd, size: u64) -> Option<u64> {
+    let st = rustix::fs::fstat(f).ok()?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    let len = u64::try_from(st.st_size).ok()?;
+    let ours = regular
+        && st.st_nlink == 1
+        && st.st_uid == rustix::process::geteuid().as_raw()
+        && len <= size;
+    ours.then_some(len)
 }
 
 /// The [`PART_XATTR`] value for an upload of `size` bytes.

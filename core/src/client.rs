@@ -10,6 +10,7 @@ use crate::frame::{decode_message, FrameKind};
 use crate::message::{bounded, Entry, Message, Overwrite, Path, Request, Stream, Text};
 use crate::time::Instant;
 use crate::transfer::Transfer;
+use heapless::Deque;
 
 /// What a [`Client`] reports to its driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +50,17 @@ pub enum Event<'a> {
         /// The name the file is stored under (differs with keep-both).
         name: Option<Path>,
     },
+    /// put, with a window above 1: the body of the oldest accepted put
+    /// starts now (feed the prefix if `offset > 0`, then send it).
+    /// [`Event::Accepted`] only reported the answer.
+    SendBody {
+        /// Resume offset.
+        offset: u64,
+    },
+    /// With several requests in flight: a get or put that is not the
+    /// oldest in flight (the oldest still without an answer) was refused.
+    /// The oldest in flight failing is [`Event::Failed`].
+    Refused(Error),
     /// get: body bytes, borrowed from the input buffer; valid until the next
     /// call on the client.
     Data(&'a [u8]),
@@ -87,9 +99,14 @@ enum Pending {
     Stat,
     Sum,
     List,
+    Exec { output: bool },
+}
+
+/// A get or put sent, its answer not yet here.
+#[derive(Debug, Clone, Copy)]
+enum Head {
     Get,
     Put { size: u64 },
-    Exec { output: bool },
 }
 
 enum State {
@@ -104,8 +121,6 @@ enum State {
     },
     Receiving(Transfer),
     Sending(Transfer),
-    /// The trailer is out; waiting for `Done`. Holds this side's digest.
-    AwaitDone(Sum),
     /// Our side cancelled a get: drop body frames until the trailer.
     Discarding,
     /// Our side cancelled a put: wait for the server's error that
@@ -123,17 +138,105 @@ enum Step {
 }
 
 /// A Ferry client connection, sans-IO: an [`Endpoint`] in the client role.
-/// See the crate docs for the driving contract.
-pub type Client<B> = Endpoint<B, ClientRole>;
+/// See the crate docs for the driving contract. `W` is how many gets or
+/// puts it may have in flight at once (`docs/PROTOCOL.md#pipelining`);
+/// with 1 every request waits for the one before, as in version 2.
+pub type Client<B, const W: usize = 1> = Endpoint<B, ClientRole<W>>;
 
 /// The client's own state inside an [`Endpoint`].
-pub struct ClientRole {
+///
+/// What is in flight, in the order the server answers it: every server
+/// message answers the earliest of these by sequence number — a request
+/// (its head: offer, accept, refusal) or a body (a put's tail, a get's
+/// body) — because the server handles this side's stream in order and a
+/// request never goes out inside a body.
+pub struct ClientRole<const W: usize> {
     state: State,
     /// The server's hello arrived (the login may have gone out before it).
     hello: bool,
+    /// Gets and puts sent, their answer not here yet; with sequence numbers.
+    heads: Deque<(Head, u32), W>,
+    /// Puts accepted whose body has not started (window above 1).
+    ready: Deque<(u64, u64), W>,
+    /// Put bodies sent, waiting for `Done`: this side's digests.
+    tails: Deque<(Sum, u32), W>,
+    /// Gets accepted whose body has not started: sizes.
+    accepted: Deque<(u64, u32), W>,
+    /// Sequence number of the body in progress (or of the offer being
+    /// answered).
+    body_seq: u32,
+    next_seq: u32,
+    /// A version-3 server's `Retry`: seconds to wait.
+    retry_after: Option<u32>,
 }
 
-impl Role for ClientRole {
+impl<const W: usize> ClientRole<W> {
+    fn seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+
+    fn body_in_progress(&self) -> bool {
+        matches!(
+            self.state,
+            State::Sending(_)
+                | State::Receiving(_)
+                | State::Discarding
+                | State::CancelWait
+                | State::Offered { .. }
+        )
+    }
+
+    /// Gets and puts in flight.
+    fn in_flight(&self) -> usize {
+        self.heads.len()
+            + self.ready.len()
+            + self.tails.len()
+            + self.accepted.len()
+            + usize::from(self.body_in_progress())
+    }
+
+    /// Whether the server's next answer is for the oldest head (rather
+    /// than a body or tail).
+    fn head_first(&self) -> bool {
+        let Some(&(_, head)) = self.heads.front() else {
+            return false;
+        };
+        let earliest = [
+            self.body_in_progress().then_some(self.body_seq),
+            self.tails.front().map(|t| t.1),
+            self.accepted.front().map(|a| a.1),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(seq_min);
+        earliest.is_none_or(|e| seq_before(head, e))
+    }
+
+    /// Whether the head at the front belongs to the oldest request in
+    /// flight (its failure is then `Failed`, not `Refused`).
+    fn head_is_oldest(&self) -> bool {
+        self.ready.is_empty()
+            && self.tails.is_empty()
+            && self.accepted.is_empty()
+            && !self.body_in_progress()
+    }
+}
+
+/// Sequence order that survives wrapping (at most 2^31 apart).
+fn seq_before(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) > 0
+}
+
+fn seq_min(a: u32, b: u32) -> u32 {
+    if seq_before(a, b) {
+        a
+    } else {
+        b
+    }
+}
+
+impl<const W: usize> Role for ClientRole<W> {
     fn hello_received(&mut self) -> bool {
         if core::mem::replace(&mut self.hello, true) {
             return false;
@@ -170,7 +273,9 @@ impl Role for ClientRole {
     }
 
     fn body_sent(&mut self, sum: Sum) {
-        self.state = State::AwaitDone(sum);
+        self.state = State::Idle;
+        // Room: the put was counted in flight while its body went out.
+        let _ = self.tails.push_back((sum, self.body_seq));
     }
 }
 
@@ -185,10 +290,32 @@ impl<B: Buffer> Client<B> {
     /// digest not in this build) is the matching [`SetupError`]. Every
     /// one converts into [`Error::BadUsage`] for `?`.
     pub fn new(now: Instant, config: Config, inbuf: B, outbuf: B) -> Result<Self, SetupError> {
-        let link = Link::new(now, config, Side::Client, 0, inbuf, outbuf)?;
+        Self::with_window(now, config, inbuf, outbuf)
+    }
+}
+
+impl<B: Buffer, const W: usize> Client<B, W> {
+    /// As [`Client::new`], with up to `W` gets or puts in flight
+    /// (`docs/PROTOCOL.md#pipelining`): `Client::<_, 64>::with_window(…)`.
+    /// A `W` of 0 or above [`MAX_WINDOW`](crate::frame::MAX_WINDOW) is
+    /// [`SetupError::Window`].
+    pub fn with_window(
+        now: Instant,
+        config: Config,
+        inbuf: B,
+        outbuf: B,
+    ) -> Result<Self, SetupError> {
+        let link = Link::new(now, config, Side::Client, 0, W, inbuf, outbuf)?;
         let role = ClientRole {
             state: State::Handshake,
             hello: false,
+            heads: Deque::new(),
+            ready: Deque::new(),
+            tails: Deque::new(),
+            accepted: Deque::new(),
+            body_seq: 0,
+            next_seq: 0,
+            retry_after: None,
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -207,9 +334,40 @@ impl<B: Buffer> Client<B> {
         ) && self.link.closed.is_none()
     }
 
-    /// Whether a new request may be sent now.
+    /// Whether nothing is in flight: any request may be sent now.
     pub fn is_idle(&self) -> bool {
-        matches!(self.role.state, State::Idle) && self.link.closed.is_none()
+        matches!(self.role.state, State::Idle)
+            && self.role.in_flight() == 0
+            && self.link.closed.is_none()
+    }
+
+    /// Whether one more get (`get`) or put (`put`) may be sent now,
+    /// behind those in flight: within the window, in one direction, and
+    /// never inside a body this side sends.
+    pub fn can_pipeline(&self, get: bool) -> bool {
+        let r = &self.role;
+        if self.link.closed.is_some() || !self.is_logged_in() {
+            return false;
+        }
+        if r.in_flight() == 0 {
+            return matches!(r.state, State::Idle);
+        }
+        let puts = !r.ready.is_empty()
+            || !r.tails.is_empty()
+            || matches!(r.state, State::Sending(_) | State::CancelWait)
+            || r.heads.iter().any(|h| matches!(h.0, Head::Put { .. }));
+        let gets = !r.accepted.is_empty()
+            || matches!(
+                r.state,
+                State::Receiving(_) | State::Discarding | State::Offered { .. }
+            )
+            || r.heads.iter().any(|h| matches!(h.0, Head::Get));
+        r.in_flight() < self.window().min(W)
+            && if get {
+                !puts
+            } else {
+                !gets && !matches!(r.state, State::Sending(_) | State::CancelWait)
+            }
     }
 
     /// The next event, if the buffered input completes one.
@@ -226,6 +384,18 @@ impl<B: Buffer> Client<B> {
             // a resync trailer), so only take one when an answer fits.
             if !self.link.can_send_msg() {
                 return None;
+            }
+            // An offer waits for its answer before anything else is read.
+            if matches!(self.role.state, State::Offered { .. }) {
+                return None;
+            }
+            match self.next_body() {
+                Ok(Some(e)) => return Some(e),
+                Ok(None) => {}
+                Err(e) => {
+                    self.link.fail(e);
+                    continue;
+                }
             }
             let incoming = match self.link.next_frame() {
                 Ok(Some(i)) => i,
@@ -276,7 +446,13 @@ impl<B: Buffer> Client<B> {
     }
 
     fn mid_exchange(&self) -> bool {
-        !matches!(self.role.state, State::Idle | State::LoggedOut)
+        !matches!(self.role.state, State::Idle | State::LoggedOut) || self.role.in_flight() > 0
+    }
+
+    /// After a [`Error::Busy`] or [`Error::Penalised`] refusal from a
+    /// version-3 server: the seconds it asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.role.retry_after
     }
 
     // ---- commands: each queues a request and returns at once ----
@@ -316,10 +492,11 @@ impl<B: Buffer> Client<B> {
         self.request(Message::Echo { text, upper }, Pending::Echo)
     }
 
-    /// Downloads `path`: an [`Event::Offer`] follows.
+    /// Downloads `path`: an [`Event::Offer`] follows. May be sent while
+    /// other gets are in flight when [`Self::can_pipeline`] says so.
     pub fn get(&mut self, path: &str) -> Result<(), Error> {
         let path = to_path(path)?;
-        self.request(Message::Request(Request::Get { path }), Pending::Get)
+        self.transfer_request(Message::Request(Request::Get { path }), Head::Get)
     }
 
     /// Uploads `size` bytes to `path`: [`Event::Accepted`] follows.
@@ -331,13 +508,33 @@ impl<B: Buffer> Client<B> {
         resume: bool,
     ) -> Result<(), Error> {
         let path = to_path(path)?;
+        // A resumed put goes alone: its held prefix is hashed before its
+        // body, which a put behind others cannot do on the server.
+        if resume && self.role.in_flight() > 0 {
+            return Err(Error::BadUsage);
+        }
         let req = Request::Put {
             path,
             size,
             overwrite,
             resume,
         };
-        self.request(Message::Request(req), Pending::Put { size })
+        self.transfer_request(Message::Request(req), Head::Put { size })
+    }
+
+    fn transfer_request(&mut self, msg: Message, head: Head) -> Result<(), Error> {
+        if let Some(_e) = self.link.closed {
+            return Err(Error::Closed);
+        }
+        if !self.can_pipeline(matches!(head, Head::Get)) {
+            return Err(Error::BadUsage);
+        }
+        self.link.send_msg(&msg)?;
+        let seq = self.role.seq();
+        self.role
+            .heads
+            .push_back((head, seq))
+            .map_err(|_| Error::Internal)
     }
 
     /// Lists a directory: [`Event::Entry`] per item, then [`Event::ListEnd`].
@@ -416,7 +613,7 @@ impl<B: Buffer> Client<B> {
     }
 
     fn request(&mut self, msg: Message, pending: Pending) -> Result<(), Error> {
-        self.expect_state(matches!(self.role.state, State::Idle))?;
+        self.expect_state(matches!(self.role.state, State::Idle) && self.role.in_flight() == 0)?;
         self.link.send_msg(&msg)?;
         self.role.state = State::Await(pending);
         Ok(())
@@ -445,10 +642,24 @@ impl<B: Buffer> Client<B> {
         if offset > size {
             return Err(Error::BadOffset);
         }
+        // Only a get alone in flight starts at once (and may resume: its
+        // prefix is hashed before any body byte); behind others it starts
+        // when its first body frame arrives, which no prefix can precede.
+        let alone = self.role.in_flight() == 1;
+        if offset > 0 && !alone {
+            return Err(Error::BadUsage);
+        }
         let t = Transfer::new(size, offset, self.link.digest())?;
         self.link
             .send_msg(&Message::Accept { offset, name: None })?;
-        self.role.state = State::Receiving(t);
+        let seq = self.role.seq();
+        if alone {
+            self.role.body_seq = seq;
+            self.role.state = State::Receiving(t);
+        } else {
+            self.role.state = State::Idle;
+            let _ = self.role.accepted.push_back((size, seq));
+        }
         Ok(())
     }
 
@@ -456,9 +667,14 @@ impl<B: Buffer> Client<B> {
     /// sends no body and the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
         self.expect_state(matches!(self.role.state, State::Offered { .. }))?;
-        self.link.send_msg(&Message::Error {
-            code: err.request_code(),
-        })?;
+        let code = err.request_code();
+        // Version 3 has a message of its own: with several gets in flight
+        // an `Error` would cancel the body in progress.
+        if self.version() >= 3 {
+            self.link.send_msg(&Message::Refuse { code })?;
+        } else {
+            self.link.send_msg(&Message::Error { code })?;
+        }
         self.role.state = State::Idle;
         Ok(())
     }
@@ -482,6 +698,17 @@ impl<B: Buffer> Client<B> {
                 })?;
                 self.role.state = State::CancelWait;
             }
+            // The oldest accepted get, its body not here yet: the server
+            // ends it with a trailer whether or not it had started.
+            State::Idle if !self.role.accepted.is_empty() => {
+                self.link.send_msg(&Message::Error {
+                    code: err.request_code(),
+                })?;
+                if let Some((_, seq)) = self.role.accepted.pop_front() {
+                    self.role.body_seq = seq;
+                }
+                self.role.state = State::Discarding;
+            }
             _ => return Err(Error::BadUsage),
         }
         Ok(())
@@ -495,7 +722,10 @@ impl<B: Buffer> Client<B> {
                 let msg = decode_message(self.link.payload(range))?;
                 self.on_message(msg)
             }
-            FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
+            FrameKind::Data => {
+                self.start_get_body()?;
+                Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data))
+            }
             FrameKind::Stdout | FrameKind::Stderr => {
                 let State::Await(Pending::Exec { output }) = &mut self.role.state else {
                     return Err(Error::UnexpectedFrame);
@@ -511,9 +741,94 @@ impl<B: Buffer> Client<B> {
         }
     }
 
+    /// The first frame of the oldest accepted get's body arrived (window
+    /// above 1): it becomes the body in progress.
+    fn start_get_body(&mut self) -> Result<(), Error> {
+        if matches!(self.role.state, State::Idle) && !self.role.head_first() {
+            if let Some((size, seq)) = self.role.accepted.pop_front() {
+                self.role.body_seq = seq;
+                self.role.state = State::Receiving(Transfer::new(size, 0, self.link.digest())?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the next accepted put's body (window above 1).
+    fn next_body(&mut self) -> Result<Option<Event<'static>>, Error> {
+        if W == 1 || !matches!(self.role.state, State::Idle) {
+            return Ok(None);
+        }
+        let Some((size, offset)) = self.role.ready.pop_front() else {
+            return Ok(None);
+        };
+        self.role.body_seq = self.role.seq();
+        self.role.state = State::Sending(Transfer::new(size, offset, self.link.digest())?);
+        if offset == 0 {
+            self.after_send()?;
+        }
+        Ok(Some(Event::SendBody { offset }))
+    }
+
     fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
         if let Message::Error { code } = msg {
             return self.on_error(Error::from_wire(code));
+        }
+        if let Message::Retry { code, seconds } = msg {
+            let err = Error::from_wire(code);
+            if !err.is_fatal() {
+                return Err(Error::Malformed);
+            }
+            self.role.retry_after = Some(seconds);
+            self.link.fail_quietly(err);
+            return Err(Error::Closed);
+        }
+        match msg {
+            Message::Offer { size } => {
+                let head = self.role.head_first().then(|| self.role.heads.front());
+                if !matches!(head, Some(Some((Head::Get, _))))
+                    || !matches!(self.role.state, State::Idle)
+                {
+                    return Err(Error::UnexpectedFrame);
+                }
+                self.role.heads.pop_front();
+                self.role.state = State::Offered { size };
+                return Ok(Step::Event(Event::Offer { size }));
+            }
+            Message::Accept { offset, name } => {
+                let Some(&(Head::Put { size }, _)) = self.role.heads.front() else {
+                    return Err(Error::UnexpectedFrame);
+                };
+                if !self.role.head_first() {
+                    return Err(Error::UnexpectedFrame);
+                }
+                self.role.heads.pop_front();
+                if offset > size {
+                    // A server bug: it accepted past the end.
+                    return Err(Error::BadOffset);
+                }
+                if W > 1 {
+                    let _ = self.role.ready.push_back((size, offset));
+                    return Ok(Step::Event(Event::Accepted { offset, name }));
+                }
+                self.role.body_seq = self.role.seq();
+                self.role.state = State::Sending(Transfer::new(size, offset, self.link.digest())?);
+                // An empty file (or a complete resume) needs no body.
+                if offset == 0 {
+                    self.after_send()?;
+                }
+                return Ok(Step::Event(Event::Accepted { offset, name }));
+            }
+            Message::Done { verified } if !self.role.tails.is_empty() => {
+                if self.role.head_first() {
+                    return Err(Error::UnexpectedFrame);
+                }
+                let Some((sum, _)) = self.role.tails.pop_front() else {
+                    return Err(Error::UnexpectedFrame);
+                };
+                return Ok(Step::Event(Event::TransferEnd { verified, sum }));
+            }
+            Message::Trailer { .. } => self.start_get_body()?,
+            _ => {}
         }
         let state = core::mem::replace(&mut self.role.state, State::Idle);
         let (state, event) = match (state, msg) {
@@ -552,28 +867,6 @@ impl<B: Buffer> Client<B> {
             (State::Await(Pending::List), Message::ListEnd { .. }) => {
                 (State::Idle, Some(Event::ListEnd))
             }
-            (State::Await(Pending::Get), Message::Offer { size }) => {
-                (State::Offered { size }, Some(Event::Offer { size }))
-            }
-            (State::Await(Pending::Put { size }), Message::Accept { offset, name }) => {
-                if offset > size {
-                    // A server bug: cancel this put, keep the session.
-                    self.link.send_msg(&Message::Error {
-                        code: Error::BadOffset.code(),
-                    })?;
-                    self.role.state = State::CancelWait;
-                    return Ok(Step::Event(Event::Failed(Error::BadOffset)));
-                }
-                self.role.state = State::Sending(Transfer::new(size, offset, self.link.digest())?);
-                // An empty file (or a complete resume) needs no body.
-                if offset == 0 {
-                    self.after_send()?;
-                }
-                return Ok(Step::Event(Event::Accepted { offset, name }));
-            }
-            (State::AwaitDone(sum), Message::Done { verified }) => {
-                (State::Idle, Some(Event::TransferEnd { verified, sum }))
-            }
             (State::Receiving(t), Message::Trailer { sum }) => {
                 let verified = t.check_trailer(&sum)?;
                 let sum = t.digest();
@@ -597,28 +890,75 @@ impl<B: Buffer> Client<B> {
             self.link.fail_quietly(err);
             return Err(Error::Closed);
         }
+        let r = &mut self.role;
+        if matches!(r.state, State::Scram(..) | State::Anonymous) {
+            r.state = State::LoggedOut;
+            return Ok(Step::Event(Event::LoginFailed(err)));
+        }
+        if matches!(r.state, State::Await(_)) {
+            r.state = State::Idle;
+            return Ok(Step::Event(Event::Failed(err)));
+        }
+        // A refusal of the oldest get or put still without an answer.
+        if r.head_first() {
+            let oldest = r.head_is_oldest();
+            r.heads.pop_front();
+            return Ok(Step::Event(if oldest {
+                Event::Failed(err)
+            } else {
+                Event::Refused(err)
+            }));
+        }
+        // Else the end of the oldest body: a put's tail, or the body in
+        // progress, or a get accepted whose body had not come yet.
+        let tail = r.tails.front().map(|t| t.1);
+        let body = r.body_in_progress().then_some(r.body_seq);
+        let tail_first = match (tail, body) {
+            (Some(t), Some(b)) => seq_before(t, b),
+            (t, _) => t.is_some(),
+        };
+        if tail_first {
+            r.tails.pop_front();
+            return Ok(Step::Event(Event::Failed(err)));
+        }
+        let v3 = self.version() >= 3;
         let state = core::mem::replace(&mut self.role.state, State::Idle);
         match state {
-            State::Scram(..) | State::Anonymous => {
-                self.role.state = State::LoggedOut;
-                Ok(Step::Event(Event::LoginFailed(err)))
-            }
-            State::Await(_) | State::AwaitDone(_) | State::Receiving(_) => {
-                Ok(Step::Event(Event::Failed(err)))
-            }
             State::Sending(_) => {
                 // The server gave up mid-body; end the body so it can resync.
                 self.link.send_resync_trailer()?;
                 Ok(Step::Event(Event::Failed(err)))
             }
             // Our cancel was acknowledged, or crossed the server's own
-            // cancel (which then serves as the acknowledgement).
+            // cancel (which then serves as the acknowledgement; ours
+            // serves as the server's).
             State::CancelWait | State::Discarding => Ok(Step::Nothing),
+            State::Receiving(_) => {
+                self.ack_cancel(v3)?;
+                Ok(Step::Event(Event::Failed(err)))
+            }
+            State::Idle if !self.role.accepted.is_empty() => {
+                self.role.accepted.pop_front();
+                self.ack_cancel(v3)?;
+                Ok(Step::Event(Event::Failed(err)))
+            }
             other => {
                 self.role.state = other;
                 Err(Error::UnexpectedFrame)
             }
         }
+    }
+
+    /// The server cancelled a get: a version-3 server waits for this
+    /// side's acknowledgement, so it can tell a cancel of the next get
+    /// from one that crossed its own.
+    fn ack_cancel(&mut self, v3: bool) -> Result<(), Error> {
+        if v3 {
+            self.link.send_msg(&Message::Error {
+                code: Error::Cancelled.code(),
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -281,6 +281,9 @@ pub enum SetupError {
     /// The configuration offers a digest this build cannot compute (its
     /// feature is off): the two sides would choose differently.
     DigestUnavailable(crate::digest::Algorithm),
+    /// The window (the role's `W`) is 0 or above
+    /// [`MAX_WINDOW`](crate::frame::MAX_WINDOW).
+    Window,
 }
 
 impl From<InsufficientSize> for SetupError {
@@ -303,6 +306,7 @@ impl fmt::Display for SetupError {
             SetupError::DigestUnavailable(a) => {
                 write!(f, "digest {a} is not in this build")
             }
+            SetupError::Window => f.write_str("window is 0 or above 256"),
         }
     }
 }

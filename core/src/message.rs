@@ -252,6 +252,21 @@ pub enum Message {
     },
     /// S→C: a file's digest (answer to a digest request).
     Sum(Sum),
+    /// C→S, version 3: refuses the oldest offer not yet answered (with
+    /// several gets in flight an `Error` would cancel the body in
+    /// progress instead, so a refusal has its own message).
+    Refuse {
+        /// [`Error::code`].
+        code: u16,
+    },
+    /// S→C, version 3: a fatal refusal ([`Error::Busy`],
+    /// [`Error::Penalised`]) that says when to try again.
+    Retry {
+        /// [`Error::code`].
+        code: u16,
+        /// Seconds until a new connection may succeed (0: unknown).
+        seconds: u32,
+    },
 }
 
 impl Message {
@@ -278,6 +293,8 @@ impl Message {
             Message::ExecEnd { .. } => "exec-end",
             Message::Error { .. } => "error",
             Message::Sum(_) => "sum",
+            Message::Refuse { .. } => "refuse",
+            Message::Retry { .. } => "retry",
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::digest::Sum;
 use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
 use crate::error::{Error, SetupError};
 use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
+use heapless::Deque;
 use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
 use crate::time::Instant;
 use crate::transfer::Transfer;
@@ -65,9 +66,18 @@ pub enum Event<'a> {
         /// This side's digest of the whole file.
         sum: Sum,
     },
-    /// The client cancelled the transfer in progress; discard partial state
-    /// (or keep it for a resume).
+    /// The client cancelled the oldest transfer in flight (the one in
+    /// progress); discard partial state (or keep it for a resume).
     Cancelled(Error),
+    /// The client refused an offer: that get ends without a body. With
+    /// several gets in flight it need not be the oldest: `index` counts
+    /// the gets in flight before it (0 with one at a time).
+    Declined {
+        /// Gets in flight ahead of it.
+        index: usize,
+        /// The client's reason.
+        error: Error,
+    },
     /// The connection is over; transmit what is left, then close the socket.
     Closed(Error),
 }
@@ -92,16 +102,34 @@ enum State {
     Idle,
     Request(Kind),
     Listing(u32),
-    /// The size offered, and the file's digest if the handler vouched for it.
-    Offered(u64, Option<Sum>),
     Sending(Transfer),
-    /// The trailer is out; waiting for `Done`. Holds this side's digest.
-    AwaitDone(Sum),
     Receiving(Transfer),
     Storing,
     Discarding,
     Exec(bool),
     Closed,
+}
+
+/// A get or put in flight that has not started its body: offered gets
+/// (answered or not) and accepted puts, in request order.
+#[derive(Debug)]
+enum Ahead {
+    Get {
+        size: u64,
+        /// The file's digest, if the store vouched for it.
+        vouched: Option<Sum>,
+        answer: Answer,
+    },
+    Put {
+        size: u64,
+    },
+}
+
+/// The client's answer to an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Waiting,
+    Accept(u64),
 }
 
 enum Step {
@@ -111,20 +139,54 @@ enum Step {
 }
 
 /// A Ferry server connection, sans-IO, one per client: an [`Endpoint`]
-/// in the server role.
-pub type Server<B> = Endpoint<B, ServerRole>;
+/// in the server role. `W` is how many requests it holds in flight at
+/// once (`docs/PROTOCOL.md#pipelining`): each costs a few dozen bytes
+/// here; 1 serves one request at a time, as a version-2 server does.
+pub type Server<B, const W: usize = 1> = Endpoint<B, ServerRole<W>>;
 
 /// The server's own state inside an [`Endpoint`].
-pub struct ServerRole {
+pub struct ServerRole<const W: usize> {
     state: State,
     config: ServerConfig,
     failures: u8,
-    /// We cancelled a get; the client's own cancel may still be on the way
-    /// and is then dropped.
+    /// We cancelled a get; a version-2 client's own cancel may still be on
+    /// the way and is then dropped.
     cancel_may_cross: bool,
+    /// Gets we cancelled whose acknowledgement (the client's `Error`) a
+    /// version-3 client still owes.
+    owed_acks: u16,
+    /// A request read while others are in flight, waiting for the store's
+    /// answer (the session's state stays as it was).
+    answering: Option<Kind>,
+    /// Gets and puts in flight whose body has not started, oldest first.
+    ahead: Deque<Ahead, W>,
+    /// Gets whose body went out, waiting for `Done`: this side's digests,
+    /// oldest first.
+    sent: Deque<Sum, W>,
+    /// A refused connection's error and retry-after, sent once the
+    /// client's hello says which form it reads.
+    refusal: Option<(Error, u32)>,
 }
 
-impl Role for ServerRole {
+impl<const W: usize> ServerRole<W> {
+    /// Requests in flight: bodies waiting, in progress or awaiting `Done`.
+    fn in_flight(&self) -> usize {
+        let current = matches!(
+            self.state,
+            State::Sending(_) | State::Receiving(_) | State::Storing | State::Discarding
+        );
+        self.ahead.len() + self.sent.len() + usize::from(current)
+    }
+
+    fn puts_in_flight(&self) -> bool {
+        matches!(
+            self.state,
+            State::Receiving(_) | State::Storing | State::Discarding
+        ) || self.ahead.iter().any(|a| matches!(a, Ahead::Put { .. }))
+    }
+}
+
+impl<const W: usize> Role for ServerRole<W> {
     fn hello_received(&mut self) -> bool {
         if !matches!(self.state, State::Handshake) {
             return false;
@@ -159,7 +221,9 @@ impl Role for ServerRole {
     }
 
     fn body_sent(&mut self, sum: Sum) {
-        self.state = State::AwaitDone(sum);
+        self.state = State::Idle;
+        // Room: the get was counted in flight while its body streamed.
+        let _ = self.sent.push_back(sum);
     }
 }
 
@@ -176,24 +240,7 @@ impl<B: Buffer> Server<B> {
         inbuf: B,
         outbuf: B,
     ) -> Result<Self, SetupError> {
-        let mut flags = 0;
-        if config.allow_anonymous {
-            flags |= FLAG_ANONYMOUS;
-        }
-        if config.allow_exec {
-            flags |= FLAG_EXEC;
-        }
-        if config.read_only {
-            flags |= FLAG_READ_ONLY;
-        }
-        let link = Link::new(now, config.conn, Side::Server, flags, inbuf, outbuf)?;
-        let role = ServerRole {
-            state: State::Handshake,
-            config,
-            failures: 0,
-            cancel_may_cross: false,
-        };
-        Ok(Endpoint::from_parts(link, role))
+        Self::with_window(now, config, inbuf, outbuf)
     }
 
     /// A connection that only tells the client the server is full, then
@@ -217,9 +264,63 @@ impl<B: Buffer> Server<B> {
         outbuf: B,
         err: Error,
     ) -> Result<Self, SetupError> {
-        let mut s = Self::new(now, config, inbuf, outbuf)?;
+        let mut s = Self::with_window(now, config, inbuf, outbuf)?;
         s.link.fail(err);
         Ok(s)
+    }
+
+    /// As [`Self::new_refused`], saying when to try again: a version-3
+    /// client is told `retry_after` seconds (`Retry`), a version-2 one
+    /// only `err`. The refusal waits for the client's hello, which every
+    /// client sends at once, so it knows which form to use; a client that
+    /// sends none gets the version-2 form at the handshake deadline.
+    pub fn new_refused_retry(
+        now: Instant,
+        config: ServerConfig,
+        inbuf: B,
+        outbuf: B,
+        err: Error,
+        retry_after: u32,
+    ) -> Result<Self, SetupError> {
+        let mut s = Self::with_window(now, config, inbuf, outbuf)?;
+        s.role.refusal = Some((err, retry_after));
+        Ok(s)
+    }
+}
+
+impl<B: Buffer, const W: usize> Server<B, W> {
+    /// As [`Server::new`], holding up to `W` gets or puts in flight
+    /// (`docs/PROTOCOL.md#pipelining`); `W` of 0 or above
+    /// [`MAX_WINDOW`](crate::frame::MAX_WINDOW) is [`SetupError::Window`].
+    pub fn with_window(
+        now: Instant,
+        config: ServerConfig,
+        inbuf: B,
+        outbuf: B,
+    ) -> Result<Self, SetupError> {
+        let mut flags = 0;
+        if config.allow_anonymous {
+            flags |= FLAG_ANONYMOUS;
+        }
+        if config.allow_exec {
+            flags |= FLAG_EXEC;
+        }
+        if config.read_only {
+            flags |= FLAG_READ_ONLY;
+        }
+        let link = Link::new(now, config.conn, Side::Server, flags, W, inbuf, outbuf)?;
+        let role = ServerRole {
+            state: State::Handshake,
+            config,
+            failures: 0,
+            cancel_may_cross: false,
+            owed_acks: 0,
+            answering: None,
+            ahead: Deque::new(),
+            sent: Deque::new(),
+            refusal: None,
+        };
+        Ok(Endpoint::from_parts(link, role))
     }
 
     /// Closes the connection with `err`, sent to the client if the output
@@ -251,6 +352,19 @@ impl<B: Buffer> Server<B> {
             if !self.link.can_send_msg() {
                 return None;
             }
+            match self.next_in_flight() {
+                Ok(Some(e)) => return Some(e),
+                Ok(None) => {}
+                Err(e) => {
+                    self.link.fail(e);
+                    continue;
+                }
+            }
+            // No answer goes out inside a body: a request waits in the
+            // input until the body in progress has ended.
+            if matches!(self.role.state, State::Sending(_)) && self.link.next_is_request() {
+                return None;
+            }
             let incoming = match self.link.next_frame() {
                 Ok(Some(i)) => i,
                 Ok(None) => {
@@ -269,7 +383,18 @@ impl<B: Buffer> Server<B> {
                 }
             };
             let step = match incoming {
-                Incoming::Hello => self.on_hello().map(|n| Step::Event(Event::Connected(n))),
+                Incoming::Hello => self.on_hello().and_then(|n| {
+                    if let Some((err, seconds)) = self.role.refusal.take() {
+                        if n.version >= 3 {
+                            let code = err.code();
+                            self.link.send_msg(&Message::Retry { code, seconds })?;
+                            self.link.fail_quietly(err);
+                        } else {
+                            self.link.fail(err);
+                        }
+                    }
+                    Ok(Step::Event(Event::Connected(n)))
+                }),
                 Incoming::Frame(kind, range) => self.on_frame(kind, range),
             };
             match step {
@@ -282,6 +407,44 @@ impl<B: Buffer> Server<B> {
                     continue;
                 }
             }
+        }
+    }
+
+    /// Moves the gets and puts in flight along before more input is read:
+    /// ends a refused get at the front, starts the next accepted body.
+    /// Ends are reported oldest first, so a store holding its handles in
+    /// request order always ends the front one.
+    fn next_in_flight(&mut self) -> Result<Option<Event<'static>>, Error> {
+        if !matches!(self.role.state, State::Idle) || self.role.answering.is_some() {
+            return Ok(None);
+        }
+        let role = &mut self.role;
+        match role.ahead.front() {
+            Some(Ahead::Get {
+                size,
+                vouched,
+                answer: Answer::Accept(offset),
+            }) => {
+                let (size, vouched, offset) = (*size, *vouched, *offset);
+                role.ahead.pop_front();
+                let mut t = Transfer::new(size, offset, self.link.digest())?;
+                if let Some(sum) = vouched {
+                    t.vouch(sum);
+                }
+                self.role.state = State::Sending(t);
+                // Nothing left to hash or send (an empty file, or a resume
+                // at the end whose digest is vouched for): the trailer goes
+                // now, else nothing would ever send it.
+                self.after_send()?;
+                Ok(Some(Event::SendBody { offset }))
+            }
+            Some(Ahead::Put { size }) => {
+                let t = Transfer::new(*size, 0, self.link.digest())?;
+                role.ahead.pop_front();
+                self.role.state = State::Receiving(t);
+                Ok(None)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -317,15 +480,44 @@ impl<B: Buffer> Server<B> {
     /// Refuses the pending request (or a put whose body arrived but cannot
     /// be stored) with a typed error; the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
-        match self.role.state {
-            State::Request(_) | State::Listing(_) | State::Storing => {}
-            _ => return Err(Error::BadUsage),
+        let pipelined = self.role.answering.is_some();
+        if !pipelined
+            && !matches!(
+                self.role.state,
+                State::Request(_) | State::Listing(_) | State::Storing
+            )
+        {
+            return Err(Error::BadUsage);
         }
         self.link.send_msg(&Message::Error {
             code: err.request_code(),
         })?;
-        self.role.state = State::Idle;
+        if pipelined {
+            self.role.answering = None;
+        } else {
+            self.role.state = State::Idle;
+        }
         Ok(())
+    }
+
+    /// Takes the request being answered if it is of `kind` (`size` for a
+    /// put): a pipelined one, or the only one.
+    fn answer(&mut self, get: bool) -> Result<Option<u64>, Error> {
+        let matches = |k: Option<Kind>| match k {
+            Some(Kind::Get) if get => Some(None),
+            Some(Kind::Put { size }) if !get => Some(Some(size)),
+            _ => None,
+        };
+        if let Some(r) = matches(self.role.answering) {
+            self.role.answering = None;
+            return Ok(r);
+        }
+        let State::Request(k) = self.role.state else {
+            return Err(Error::BadUsage);
+        };
+        let r = matches(Some(k)).ok_or(Error::BadUsage)?;
+        self.role.state = State::Idle;
+        Ok(r)
     }
 
     /// mkdir, remove, rename succeeded.
@@ -404,21 +596,30 @@ impl<B: Buffer> Server<B> {
     /// — fails its check instead of passing. A `sum` in another algorithm
     /// than the negotiated one is ignored (the body is hashed as usual).
     pub fn offer_vouched(&mut self, size: u64, sum: Option<Sum>) -> Result<(), Error> {
-        if !matches!(self.role.state, State::Request(Kind::Get)) {
-            return Err(Error::BadUsage);
+        if !self.link.can_send_msg() || self.role.ahead.is_full() {
+            return Err(Error::BufferFull);
         }
+        self.answer(true)?;
         self.link.send_msg(&Message::Offer { size })?;
-        self.role.state = State::Offered(size, sum);
-        Ok(())
+        let get = Ahead::Get {
+            size,
+            vouched: sum,
+            answer: Answer::Waiting,
+        };
+        self.role.ahead.push_back(get).map_err(|_| Error::Internal)
     }
 
     /// put: accept the upload from `offset` (the length of a partial upload
     /// kept from before, or 0), optionally naming where it will be stored.
     pub fn accept_put(&mut self, offset: u64, name: Option<&str>) -> Result<(), Error> {
-        let State::Request(Kind::Put { size }) = self.role.state else {
-            return Err(Error::BadUsage);
+        let (pipelined, size) = match (self.role.answering, &self.role.state) {
+            (Some(Kind::Put { size }), _) => (true, size),
+            (None, State::Request(Kind::Put { size })) => (false, *size),
+            _ => return Err(Error::BadUsage),
         };
-        if offset > size {
+        // A pipelined put never resumes: its prefix could not be hashed
+        // before the bodies ahead of it.
+        if offset > size || (pipelined && offset > 0) {
             return Err(Error::BadOffset);
         }
         let name = match name {
@@ -427,7 +628,13 @@ impl<B: Buffer> Server<B> {
         };
         let t = Transfer::new(size, offset, self.link.digest())?;
         self.link.send_msg(&Message::Accept { offset, name })?;
-        self.role.state = State::Receiving(t);
+        self.answer(false)?;
+        if pipelined {
+            let put = Ahead::Put { size };
+            self.role.ahead.push_back(put).map_err(|_| Error::Internal)?;
+        } else {
+            self.role.state = State::Receiving(t);
+        }
         Ok(())
     }
 
@@ -452,7 +659,15 @@ impl<B: Buffer> Server<B> {
         self.link.send_msg(&Message::Error {
             code: err.request_code(),
         })?;
-        self.role.cancel_may_cross = matches!(next, State::Idle);
+        if matches!(next, State::Idle) {
+            // A version-3 client acknowledges a cancelled get with an
+            // `Error` of its own; a version-2 one may cross it with its own.
+            if self.version() >= 3 {
+                self.role.owed_acks = self.role.owed_acks.saturating_add(1);
+            } else {
+                self.role.cancel_may_cross = true;
+            }
+        }
         self.role.state = next;
         Ok(())
     }
@@ -525,6 +740,24 @@ impl<B: Buffer> Server<B> {
     fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
         if let Message::Error { code } = msg {
             return self.on_error(Error::from_wire(code));
+        }
+        if let Message::Refuse { code } = msg {
+            return self.on_refusal(Error::from_wire(code));
+        }
+        if let Message::Accept { offset, .. } = msg {
+            if !matches!(self.role.state, State::LoggedOut) {
+                return self.on_answer(Answer::Accept(offset));
+            }
+        }
+        if let Message::Done { verified } = msg {
+            let sum = self.role.sent.pop_front().ok_or(Error::UnexpectedFrame)?;
+            self.role.cancel_may_cross = false;
+            return Ok(Step::Event(Event::GetEnd { verified, sum }));
+        }
+        if let Message::Request(req) = &msg {
+            if self.role.in_flight() > 0 {
+                return self.pipelined(req);
+            }
         }
         self.role.cancel_may_cross = false;
         let state = core::mem::replace(&mut self.role.state, State::Idle);
@@ -603,27 +836,6 @@ impl<B: Buffer> Server<B> {
                 };
                 (State::Request(kind), Event::Request(req))
             }
-            (State::Offered(size, vouched), Message::Accept { offset, .. }) => {
-                if offset > size {
-                    self.link.send_msg(&Message::Error {
-                        code: Error::BadOffset.code(),
-                    })?;
-                    return Ok(Step::Nothing);
-                }
-                let mut t = Transfer::new(size, offset, self.link.digest())?;
-                if let Some(sum) = vouched {
-                    t.vouch(sum);
-                }
-                self.role.state = State::Sending(t);
-                // Nothing left to hash or send (an empty file, or a resume
-                // at the end whose digest is vouched for): the trailer goes
-                // now, else nothing would ever send it.
-                self.after_send()?;
-                return Ok(Step::Event(Event::SendBody { offset }));
-            }
-            (State::AwaitDone(sum), Message::Done { verified }) => {
-                (State::Idle, Event::GetEnd { verified, sum })
-            }
             (State::Receiving(t), Message::Trailer { sum }) => {
                 let verified = t.check_trailer(&sum)?;
                 let sum = t.digest();
@@ -646,21 +858,166 @@ impl<B: Buffer> Server<B> {
         Ok(Step::Event(event))
     }
 
+    /// A request read while others are in flight (`docs/PROTOCOL.md#pipelining`):
+    /// only a get behind gets, or a put (not resumed) behind puts, within
+    /// the window and never inside a body it sends; anything else breaks
+    /// the protocol.
+    fn pipelined(&mut self, req: &Request) -> Result<Step, Error> {
+        let role = &self.role;
+        let window = usize::from(self.link.negotiated.map_or(1, |n| n.window));
+        if role.in_flight() >= window || role.answering.is_some() {
+            return Err(Error::UnexpectedFrame);
+        }
+        let kind = match req {
+            Request::Get { .. } if !role.puts_in_flight() => Kind::Get,
+            Request::Put {
+                size,
+                resume: false,
+                path,
+                ..
+            } if role.sent.is_empty()
+                && role.ahead.iter().all(|a| matches!(a, Ahead::Put { .. }))
+                && match &role.state {
+                    State::Idle => true,
+                    State::Receiving(t) => t.untouched(),
+                    _ => false,
+                } =>
+            {
+                if crate::message::names_directory(path) {
+                    self.link.send_msg(&Message::Error {
+                        code: Error::IsADirectory.code(),
+                    })?;
+                    return Ok(Step::Nothing);
+                }
+                Kind::Put { size: *size }
+            }
+            _ => return Err(Error::UnexpectedFrame),
+        };
+        if let Some(err) = refused_by_config(&self.role.config, req) {
+            self.link.send_msg(&Message::Error {
+                code: err.request_code(),
+            })?;
+            return Ok(Step::Nothing);
+        }
+        self.role.answering = Some(kind);
+        Ok(Step::Event(Event::Request(req.clone())))
+    }
+
+    /// The client answered the oldest offer it had not answered. A
+    /// refusal ends that get at once, out of order: [`Event::Declined`]
+    /// says which.
+    fn on_answer(&mut self, answer: Answer) -> Result<Step, Error> {
+        let role = &mut self.role;
+        let at = role.ahead.iter().position(|a| {
+            matches!(
+                a,
+                Ahead::Get {
+                    answer: Answer::Waiting,
+                    ..
+                }
+            )
+        });
+        let Some(at) = at else {
+            return Err(Error::UnexpectedFrame);
+        };
+        self.role.cancel_may_cross = false;
+        match answer {
+            Answer::Accept(offset) => {
+                let alone = self.role.in_flight() == 1;
+                if let Some(Ahead::Get { size, answer, .. }) = self.role.ahead.iter_mut().nth(at) {
+                    if offset <= *size {
+                        *answer = Answer::Accept(offset);
+                        return Ok(Step::Nothing);
+                    }
+                }
+                // A client bug (its own core checks the offset). Alone,
+                // the get ends with the error and the session goes on;
+                // behind other bodies the error could not be placed.
+                if !alone {
+                    return Err(Error::BadOffset);
+                }
+                self.link.send_msg(&Message::Error {
+                    code: Error::BadOffset.code(),
+                })?;
+                self.on_refusal(Error::BadOffset)
+            }
+            Answer::Waiting => Err(Error::Internal),
+        }
+    }
+
+    /// The client refused the oldest offer it had not answered: that get
+    /// ends now, wherever it is among those in flight.
+    fn on_refusal(&mut self, error: Error) -> Result<Step, Error> {
+        let role = &mut self.role;
+        let Some(at) = role.ahead.iter().position(|a| {
+            matches!(
+                a,
+                Ahead::Get {
+                    answer: Answer::Waiting,
+                    ..
+                }
+            )
+        }) else {
+            return Err(Error::UnexpectedFrame);
+        };
+        // Remove it from the middle: rotate the rest past it.
+        for i in 0..role.ahead.len() {
+            let Some(a) = role.ahead.pop_front() else {
+                break;
+            };
+            if i != at {
+                let _ = role.ahead.push_back(a);
+            }
+        }
+        let before = role.sent.len() + usize::from(matches!(role.state, State::Sending(_)));
+        role.cancel_may_cross = false;
+        Ok(Step::Event(Event::Declined {
+            index: before + at,
+            error,
+        }))
+    }
+
     fn on_error(&mut self, err: Error) -> Result<Step, Error> {
         if err.is_fatal() {
             self.link.fail_quietly(err);
             return Err(Error::Closed);
         }
+        // The acknowledgement of a get we cancelled.
+        if self.role.owed_acks > 0 {
+            self.role.owed_acks -= 1;
+            return Ok(Step::Nothing);
+        }
+        // A get the client cancelled: the oldest it accepted and has not
+        // answered with `Done` (`docs/PROTOCOL.md#pipelining`).
+        if self.role.sent.pop_front().is_some() {
+            self.role.cancel_may_cross = false;
+            return Ok(Step::Event(Event::Cancelled(err)));
+        }
+        if !matches!(self.role.state, State::Sending(_)) {
+            match self.role.ahead.front() {
+                // Accepted, its body not started: nothing went out for it.
+                Some(Ahead::Get {
+                    answer: Answer::Accept(_),
+                    ..
+                }) => {
+                    // The client drops frames until a trailer, as for a
+                    // body in progress: send it one.
+                    self.role.ahead.pop_front();
+                    self.link.send_resync_trailer()?;
+                    return Ok(Step::Event(Event::Cancelled(err)));
+                }
+                // A version-2 client's refusal of the offer.
+                Some(Ahead::Get { .. }) => return self.on_refusal(err),
+                _ => {}
+            }
+        }
         let state = core::mem::replace(&mut self.role.state, State::Idle);
         match state {
-            // The client refused the offer.
-            State::Offered(..) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled a get: end the body so it can resync.
             State::Sending(_) => {
                 self.link.send_resync_trailer()?;
                 Ok(Step::Event(Event::Cancelled(err)))
             }
-            State::AwaitDone(_) => Ok(Step::Event(Event::Cancelled(err))),
             // The client cancelled its put: acknowledge, so it can go on.
             State::Receiving(_) => {
                 self.link.send_msg(&Message::Error {

@@ -59,6 +59,11 @@ impl Transfer {
         self.offset - self.prefix
     }
 
+    /// Whether no body byte has moved yet (a receiver between bodies).
+    pub fn untouched(&self) -> bool {
+        self.moved == 0
+    }
+
     /// Body bytes still to move.
     pub fn remaining(&self) -> u64 {
         self.size - self.offset - self.moved

@@ -27,26 +27,32 @@ pub enum Progress {
     Closed(Error),
 }
 
-/// The request in progress and the store's handle for it.
+/// The listing or command in progress and the store's handle for it.
 enum Work<S: Store> {
     Idle,
-    Get {
-        file: S::File,
-        /// Next body byte to read.
-        pos: u64,
-        /// The client accepted the offer; the body streams.
-        started: bool,
-        /// Offered with a kept digest.
-        vouched: bool,
-    },
-    Put(S::Upload),
     List(S::Listing),
     Exec(S::Exec),
     Closed(Error),
 }
 
+/// A get or put in flight and the store's handle for it.
+enum Open<S: Store> {
+    Get {
+        file: S::File,
+        /// Next body byte to read.
+        pos: u64,
+        /// The client accepted the offer; the body streams (or went out).
+        started: bool,
+        /// Offered with a kept digest.
+        vouched: bool,
+    },
+    Put(S::Upload),
+}
+
 /// One connection's server application over a [`Store`]: holds the
-/// handle of the request in progress between calls to [`Self::progress`].
+/// handles of the requests in progress between calls to
+/// [`Self::progress`] — a listing or a command, or up to `W` gets or puts
+/// in flight (the [`Server`]'s window, in request order).
 ///
 /// ```text
 /// loop {
@@ -59,20 +65,24 @@ enum Work<S: Store> {
 ///     }
 /// }
 /// ```
-pub struct Session<S: Store> {
+pub struct Session<S: Store, const W: usize = 1> {
     work: Work<S>,
+    flight: heapless::Vec<Open<S>, W>,
 }
 
-impl<S: Store> Default for Session<S> {
+impl<S: Store, const W: usize> Default for Session<S, W> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S: Store> Session<S> {
+impl<S: Store, const W: usize> Session<S, W> {
     /// A session for a new connection.
     pub const fn new() -> Self {
-        Session { work: Work::Idle }
+        Session {
+            work: Work::Idle,
+            flight: heapless::Vec::new(),
+        }
     }
 
     /// Whether the connection closed (a [`Progress::Closed`] came out).
@@ -95,7 +105,7 @@ impl<S: Store> Session<S> {
     /// application cannot go on; drop the connection (call [`Self::end`]).
     pub fn progress<B: Buffer>(
         &mut self,
-        server: &mut Server<B>,
+        server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
     ) -> Result<Progress, Error> {
@@ -112,8 +122,8 @@ impl<S: Store> Session<S> {
                     None => break,
                     Some(Event::Data(d)) => {
                         moved = true;
-                        let failed = match &mut self.work {
-                            Work::Put(up) => store.write(up, d).err(),
+                        let failed = match self.flight.first_mut() {
+                            Some(Open::Put(up)) => store.write(up, d).err(),
                             _ => None,
                         };
                         if let Some(e) = failed {
@@ -149,18 +159,32 @@ impl<S: Store> Session<S> {
     }
 
     fn release(&mut self, store: &mut S, why: Error) {
-        match core::mem::replace(&mut self.work, Work::Idle) {
-            Work::Put(up) => store.keep(up, Abort::Closed(why)),
-            Work::Get { file, .. } => store.close(file, GetEnd::Cancelled(why)),
-            _ => {}
+        self.work = Work::Idle;
+        while !self.flight.is_empty() {
+            match self.flight.remove(0) {
+                Open::Put(up) => store.keep(up, Abort::Closed(why)),
+                Open::Get { file, .. } => store.close(file, GetEnd::Cancelled(why)),
+            }
         }
+    }
+
+    /// Takes the get or put at `index` in flight (0: the oldest).
+    fn take(&mut self, index: usize) -> Option<Open<S>> {
+        (index < self.flight.len()).then(|| self.flight.remove(index))
+    }
+
+    /// The get whose body is streaming: the last one started.
+    fn sending(&self) -> Option<usize> {
+        self.flight
+            .iter()
+            .rposition(|o| matches!(o, Open::Get { started: true, .. }))
     }
 
     /// One event (never `Data`); `Some` ends `progress`.
     fn event<B: Buffer>(
         &mut self,
         ev: Event<'static>,
-        server: &mut Server<B>,
+        server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
     ) -> Result<Option<Progress>, Error> {
@@ -182,18 +206,19 @@ impl<S: Store> Session<S> {
             }
             Event::Request(req) => self.request(req, server, store, scratch)?,
             Event::SendBody { offset } => self.send_body(offset, server, store, scratch)?,
-            Event::PutEnd { verified, sum } => match self.take() {
-                Work::Put(up) if verified => {
+            Event::PutEnd { verified, sum } => match self.take(0) {
+                Some(Open::Put(up)) if verified => {
                     match store.blocking(Cost::Storage, |st| st.commit(up, sum)) {
                         Ok(()) => server.finish_put()?,
                         Err(e) => server.refuse(e)?,
                     }
                 }
-                Work::Put(up) => store.discard(up),
-                other => self.work = other,
+                Some(Open::Put(up)) => store.discard(up),
+                Some(other) => self.restore(other)?,
+                None => {}
             },
-            Event::GetEnd { verified, sum } => match self.take() {
-                Work::Get { file, vouched, .. } => {
+            Event::GetEnd { verified, sum } => match self.take(0) {
+                Some(Open::Get { file, vouched, .. }) => {
                     match (vouched, verified) {
                         // The client hashed what this side read: keep it.
                         (false, true) => store.keep_digest(&file, sum),
@@ -208,69 +233,73 @@ impl<S: Store> Session<S> {
                     };
                     store.close(file, end);
                 }
-                other => self.work = other,
+                Some(other) => self.restore(other)?,
+                None => {}
             },
-            Event::Cancelled(e) => match self.take() {
-                Work::Put(up) => store.keep(up, Abort::Cancelled(e)),
-                Work::Get { file, .. } => store.close(file, GetEnd::Cancelled(e)),
-                other => self.work = other,
+            Event::Cancelled(e) => match self.take(0) {
+                Some(Open::Put(up)) => store.keep(up, Abort::Cancelled(e)),
+                Some(Open::Get { file, .. }) => store.close(file, GetEnd::Cancelled(e)),
+                None => {}
+            },
+            Event::Declined { index, error } => match self.take(index) {
+                Some(Open::Get { file, .. }) => store.close(file, GetEnd::Cancelled(error)),
+                Some(Open::Put(up)) => store.keep(up, Abort::Cancelled(error)),
+                None => {}
             },
             _ => {}
         }
         Ok(None)
     }
 
-    fn take(&mut self) -> Work<S> {
-        core::mem::replace(&mut self.work, Work::Idle)
+    /// Puts back what an event did not end (never, with a server that
+    /// keeps its order): as the oldest in flight.
+    fn restore(&mut self, open: Open<S>) -> Result<(), Error> {
+        self.flight.insert(0, open).map_err(|_| Error::Internal)
     }
 
     /// The store failed to write: keep what arrived, tell the client.
     fn abort_put<B: Buffer>(
         &mut self,
-        server: &mut Server<B>,
+        server: &mut Server<B, W>,
         store: &mut S,
         e: Error,
     ) -> Result<(), Error> {
-        match self.take() {
-            Work::Put(up) => {
+        match self.take(0) {
+            Some(Open::Put(up)) => {
                 store.keep(up, Abort::Failed(e));
                 server.cancel(e)
             }
-            other => {
-                self.work = other;
-                Ok(())
-            }
+            Some(other) => self.restore(other),
+            None => Ok(()),
         }
     }
 
     /// Reading a get's file failed: tell the client, give the file back.
     fn fail_get<B: Buffer>(
         &mut self,
-        server: &mut Server<B>,
+        server: &mut Server<B, W>,
         store: &mut S,
         e: Error,
     ) -> Result<(), Error> {
-        match self.take() {
-            Work::Get { file, .. } => {
+        match self.sending().and_then(|i| self.take(i)) {
+            Some(Open::Get { file, .. }) => {
                 store.close(file, GetEnd::Failed(e));
                 server.cancel(e)
             }
-            other => {
-                self.work = other;
-                Ok(())
-            }
+            Some(other) => self.restore(other),
+            None => Ok(()),
         }
     }
 
     fn request<B: Buffer>(
         &mut self,
         req: Request,
-        server: &mut Server<B>,
+        server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
     ) -> Result<(), Error> {
         let alg = server.negotiated().ok_or(Error::Internal)?.digest;
-        let work = &mut self.work;
+        let (work, flight) = (&mut self.work, &mut self.flight);
         let outcome = store.blocking(Cost::Storage, |st| -> Result<_, Error> {
             let mut cwd = Path::new();
             Ok(match &req {
@@ -282,12 +311,17 @@ impl<S: Store> Session<S> {
                             return Err(e);
                         }
                         let vouched = kept.is_some();
-                        *work = Work::Get {
+                        let get = Open::Get {
                             file,
                             pos: 0,
                             started: false,
                             vouched,
                         };
+                        // Room: the server holds no more than `W` either.
+                        if let Err(Open::Get { file, .. }) = flight.push(get) {
+                            st.close(file, GetEnd::Failed(Error::Internal));
+                            return Err(Error::Internal);
+                        }
                         Ok(0)
                     }
                     Err(e) => Err(e),
@@ -304,7 +338,10 @@ impl<S: Store> Session<S> {
                             st.keep(acc.upload, Abort::Failed(e));
                             return Err(e);
                         }
-                        *work = Work::Put(acc.upload);
+                        if let Err(Open::Put(up)) = flight.push(Open::Put(acc.upload)) {
+                            st.keep(up, Abort::Failed(Error::Internal));
+                            return Err(Error::Internal);
+                        }
                         Ok(acc.offset)
                     }
                     Err(e) => Err(e),
@@ -357,7 +394,7 @@ impl<S: Store> Session<S> {
         store.answered(&req, outcome.map(|_| ()));
         // A resumed put: hash what the store already holds, so the digest
         // covers the whole file.
-        if let (Ok(offset @ 1..), Work::Put(up)) = (outcome, &mut self.work) {
+        if let (Ok(offset @ 1..), Some(Open::Put(up))) = (outcome, self.flight.first_mut()) {
             let r = store.blocking(Cost::PrefixHash, |st| {
                 let read = |at, buf: &mut [u8]| st.read_part_at(up, at, buf);
                 feed(read, 0, offset, scratch, |d| server.feed_prefix(d))
@@ -374,13 +411,17 @@ impl<S: Store> Session<S> {
     fn send_body<B: Buffer>(
         &mut self,
         offset: u64,
-        server: &mut Server<B>,
+        server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
     ) -> Result<(), Error> {
-        let Work::Get {
+        let first = self
+            .flight
+            .iter()
+            .position(|o| matches!(o, Open::Get { started: false, .. }));
+        let Some(Open::Get {
             file, pos, started, ..
-        } = &mut self.work
+        }) = first.and_then(|i| self.flight.get_mut(i))
         else {
             return Ok(());
         };
@@ -402,14 +443,10 @@ impl<S: Store> Session<S> {
 
     /// Streams what is in progress as far as output room allows; whether
     /// anything moved.
-    fn pump<B: Buffer>(&mut self, server: &mut Server<B>, store: &mut S) -> Result<bool, Error> {
-        match &mut self.work {
-            Work::Get {
-                file,
-                pos,
-                started: true,
-                ..
-            } if server.remaining() > 0 => {
+    fn pump<B: Buffer>(&mut self, server: &mut Server<B, W>, store: &mut S) -> Result<bool, Error> {
+        let sending = self.sending().filter(|_| server.remaining() > 0);
+        if let Some(Open::Get { file, pos, .. }) = sending.and_then(|i| self.flight.get_mut(i)) {
+            {
                 let r = store.blocking(Cost::Storage, |st| -> Result<_, Error> {
                     let mut moved = false;
                     while server.remaining() > 0 {
@@ -435,11 +472,13 @@ impl<S: Store> Session<S> {
                     }
                     Ok(Ok(moved))
                 })?;
-                match r {
+                return match r {
                     Ok(moved) => Ok(moved),
                     Err(e) => self.fail_get(server, store, e).map(|()| true),
-                }
+                };
             }
+        }
+        match &mut self.work {
             Work::List(listing) => {
                 let (moved, done) = store.blocking(Cost::Storage, |st| -> Result<_, Error> {
                     let mut moved = false;
@@ -494,7 +533,7 @@ impl<S: Store> Session<S> {
                                 break;
                             }
                             server.exec_end(status)?;
-                            if let Work::Exec(x) = self.take() {
+                            if let Work::Exec(x) = core::mem::replace(&mut self.work, Work::Idle) {
                                 store.exec_end(x, status);
                             }
                             return Ok(true);
@@ -509,8 +548,8 @@ impl<S: Store> Session<S> {
 }
 
 /// mkdir, remove, rename: `Ok` on the wire, or the refusal.
-fn simple<B: Buffer>(
-    server: &mut Server<B>,
+fn simple<B: Buffer, const W: usize>(
+    server: &mut Server<B, W>,
     r: Result<(), Error>,
 ) -> Result<Result<u64, Error>, Error> {
     match r {
@@ -541,6 +580,7 @@ fn detach(ev: Event<'_>) -> Event<'static> {
         Event::PutEnd { verified, sum } => Event::PutEnd { verified, sum },
         Event::GetEnd { verified, sum } => Event::GetEnd { verified, sum },
         Event::Cancelled(e) => Event::Cancelled(e),
+        Event::Declined { index, error } => Event::Declined { index, error },
         Event::Closed(e) => Event::Closed(e),
     }
 }

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::digest::{self, Algorithm, Digests};
 use crate::error::{BufferKind, Error, InsufficientSize, SetupError};
-use crate::frame::{Hello, HEADER_LEN, VERSION};
+use crate::frame::{Hello, FLAG_V3, HEADER_LEN, VERSION, WINDOW_SHIFT};
 
 /// Sizes both sides agreed on in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,12 @@ pub struct Negotiated {
     pub digest: Algorithm,
     /// What the peer offered, in its order (MD5 implied).
     pub peer_digests: Digests,
+    /// The protocol version both speak: 3 when both hellos carry
+    /// [`FLAG_V3`], else 2.
+    pub version: u16,
+    /// How many requests may be in flight at once: the smaller of both
+    /// sides' windows, 1 with a version-2 peer.
+    pub window: u16,
 }
 
 /// Which end of the connection this is: the client's digest preference
@@ -49,7 +55,8 @@ impl LocalHello {
     pub fn new(
         side: Side,
         config: &Config,
-        flags: u16,
+        mut flags: u16,
+        window: usize,
         in_len: usize,
         out_len: usize,
     ) -> Result<Self, SetupError> {
@@ -67,6 +74,10 @@ impl LocalHello {
         if let Some(a) = config.digests.iter().find(|a| !a.is_available()) {
             return Err(SetupError::DigestUnavailable(a));
         }
+        if window == 0 || window > crate::frame::MAX_WINDOW {
+            return Err(SetupError::Window);
+        }
+        flags |= FLAG_V3 | (((window - 1) as u16) << WINDOW_SHIFT);
         let max_frame = u32::try_from(in_len - HEADER_LEN).unwrap_or(u32::MAX);
         let max_send = u32::try_from(out_len - HEADER_LEN).unwrap_or(u32::MAX);
         Ok(LocalHello {
@@ -108,7 +119,16 @@ pub(crate) fn negotiate(local: &LocalHello, peer: &Hello) -> Result<Negotiated, 
         }
         Side::Server => digest::choose(peer.digests, mine),
     };
+    let (version, window) = if peer.flags & FLAG_V3 != 0 {
+        let theirs = (peer.flags >> WINDOW_SHIFT) + 1;
+        let mine = (local.hello.flags >> WINDOW_SHIFT) + 1;
+        (3, theirs.min(mine))
+    } else {
+        (2, 1)
+    };
     Ok(Negotiated {
+        version,
+        window,
         peer_flags: peer.flags,
         max_frame,
         chunk,
@@ -128,7 +148,7 @@ mod tests {
             digests,
             ..Config::default()
         };
-        LocalHello::new(side, &config, 0, 4096 + HEADER_LEN, 2048 + HEADER_LEN).unwrap()
+        LocalHello::new(side, &config, 0, 1, 4096 + HEADER_LEN, 2048 + HEADER_LEN).unwrap()
     }
 
     fn peer(max_frame: u32, chunk: u32, digests: Digests) -> Hello {
@@ -164,7 +184,7 @@ mod tests {
     #[test]
     fn buffers_too_small_for_one_frame_are_refused() {
         let c = Config::default();
-        let ok = LocalHello::new(Side::Client, &c, 0, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER);
+        let ok = LocalHello::new(Side::Client, &c, 0, 1, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER);
         assert!(ok.is_ok());
         let short = |buffer, required| Err(InsufficientSize { buffer, required }.into());
         for (i, o, e) in [
@@ -181,7 +201,7 @@ mod tests {
             // Both short: the input buffer is named first.
             (0, 0, short(BufferKind::Input, MIN_INPUT_BUFFER)),
         ] {
-            assert_eq!(LocalHello::new(Side::Client, &c, 0, i, o), e);
+            assert_eq!(LocalHello::new(Side::Client, &c, 0, 1, i, o), e);
         }
     }
 
@@ -192,14 +212,14 @@ mod tests {
             chunk_size: 0,
             ..Config::default()
         };
-        let r = LocalHello::new(Side::Client, &zero, 0, i, o);
+        let r = LocalHello::new(Side::Client, &zero, 0, 1, i, o);
         assert_eq!(r, Err(SetupError::ZeroChunkSize));
         for a in Algorithm::KNOWN.into_iter().filter(|a| !a.is_available()) {
             let c = Config {
                 digests: Digests::from_bytes([a.id(), 0, 0, 0]),
                 ..Config::default()
             };
-            let r = LocalHello::new(Side::Server, &c, 0, i, o);
+            let r = LocalHello::new(Side::Server, &c, 0, 1, i, o);
             assert_eq!(r, Err(SetupError::DigestUnavailable(a)));
         }
     }

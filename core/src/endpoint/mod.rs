@@ -69,11 +69,12 @@ impl<B: Buffer> Link<B> {
         config: Config,
         side: Side,
         flags: u16,
+        window: usize,
         inbuf: B,
         outbuf: B,
     ) -> Result<Self, SetupError> {
         let (in_len, out_len) = (inbuf.as_ref().len(), outbuf.as_ref().len());
-        let local = LocalHello::new(side, &config, flags, in_len, out_len)?;
+        let local = LocalHello::new(side, &config, flags, window, in_len, out_len)?;
         let mut link = Link {
             input: Input::new(inbuf),
             output: Output::new(outbuf),
@@ -179,6 +180,27 @@ impl<B: Buffer> Link<B> {
         self.input.take(total);
         let start = at + HEADER_LEN;
         Ok(Some(Incoming::Frame(kind, start..start + len as usize)))
+    }
+
+    /// Whether the next complete frame is a request (which a server
+    /// leaves unread while a body it sends is in progress).
+    pub fn next_is_request(&mut self) -> bool {
+        if self.negotiated.is_none() {
+            return false;
+        }
+        let (_, avail) = self.input.unread();
+        let Some(head) = avail.get(..HEADER_LEN) else {
+            return false;
+        };
+        let Ok(head) = <&[u8; HEADER_LEN]>::try_from(head) else {
+            return false;
+        };
+        match frame::read_header(head, self.local.hello.max_frame) {
+            Ok((FrameKind::Msg, len)) => avail
+                .get(HEADER_LEN..HEADER_LEN + len as usize)
+                .is_some_and(|p| matches!(frame::decode_message(p), Ok(Message::Request(_)))),
+            _ => false,
+        }
     }
 
     pub fn payload(&self, range: Range<usize>) -> &[u8] {
@@ -379,6 +401,18 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
     /// Sizes agreed in the handshake, once the peer's hello arrived.
     pub fn negotiated(&self) -> Option<Negotiated> {
         self.link.negotiated
+    }
+
+    /// The protocol version both sides speak: 3 or 2 (2 until the peer's
+    /// hello arrived).
+    pub fn version(&self) -> u16 {
+        self.link.negotiated.map_or(2, |n| n.version)
+    }
+
+    /// How many requests may be in flight at once (1 until the peer's
+    /// hello arrived, and with a version-2 peer).
+    pub fn window(&self) -> usize {
+        usize::from(self.link.negotiated.map_or(1, |n| n.window))
     }
 
     /// Whether the connection is over and every queued byte was handed

@@ -35,11 +35,14 @@ fn link() -> Link<[u8; 2048]> {
         Config::default(),
         Side::Client,
         0,
+        1,
         [0u8; 2048],
         [0u8; 2048],
     )
     .unwrap();
     l.negotiated = Some(Negotiated {
+        version: 2,
+        window: 1,
         peer_flags: 0,
         max_frame: 1024,
         chunk: 512,
@@ -193,6 +196,7 @@ fn the_minimum_sizes_hold_a_whole_frame_and_the_hello() {
         Config::default(),
         Side::Server,
         0,
+        1,
         vec![0u8; MIN_INPUT_BUFFER],
         vec![0u8; MIN_OUTPUT_BUFFER],
     )

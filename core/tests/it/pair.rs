@@ -36,6 +36,8 @@ pub enum Rec {
     Output(Stream, Vec<u8>),
     ExecEnd(i32, bool),
     Failed(Error),
+    Refused(Error),
+    SendBody(u64),
     Closed(Error),
 }
 
@@ -609,6 +611,8 @@ impl Pair {
                 ClientEvent::Output { stream, data } => Rec::Output(stream, data.to_vec()),
                 ClientEvent::ExecEnd { status, no_output } => Rec::ExecEnd(status, no_output),
                 ClientEvent::Failed(e) => Rec::Failed(e),
+                ClientEvent::Refused(e) => Rec::Refused(e),
+                ClientEvent::SendBody { offset } => Rec::SendBody(offset),
                 ClientEvent::Closed(e) => Rec::Closed(e),
             };
             match &rec {

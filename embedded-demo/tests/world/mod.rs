@@ -196,13 +196,15 @@ pub fn pump_client(c: &mut Conn, sockets: &mut SocketSet<'static>, now: Instant)
             ClientEvent::Output { stream, data } => Ev::Out(stream, data.to_vec()),
             ClientEvent::ExecEnd { status, .. } => Ev::ExecEnd(status),
             ClientEvent::TransferEnd { verified, .. } => Ev::End(verified),
-            ClientEvent::Failed(e) | ClientEvent::LoginFailed(e) => Ev::Failed(e),
+            ClientEvent::Failed(e) | ClientEvent::LoginFailed(e) | ClientEvent::Refused(e) => {
+                Ev::Failed(e)
+            }
             ClientEvent::Closed(e) => Ev::Closed(e),
             ClientEvent::Offer { .. } => {
                 c.client.accept(0).unwrap();
                 Ev::Other
             }
-            ClientEvent::Accepted { .. } => Ev::Other,
+            ClientEvent::Accepted { .. } | ClientEvent::SendBody { .. } => Ev::Other,
             ClientEvent::Sum(s) => Ev::Sum(s),
             ClientEvent::Echo(_) | ClientEvent::Done | ClientEvent::Cwd(_) => Ev::Other,
         };

@@ -77,6 +77,67 @@ pub struct Stored {
     pub sum: Sum,
 }
 
+/// Many puts on one connection, pipelined (`docs/PROTOCOL.md#pipelining`):
+/// the items of [`blocking::BlockingClient::put_many`], numbered from 0.
+pub trait Puts {
+    /// Sends the request for item `i` (`client.put(…)`, never resumed).
+    /// An error ends item `i` with it (nothing was sent) and the batch goes
+    /// on.
+    fn request<B: crate::Buffer, const W: usize>(
+        &mut self,
+        i: usize,
+        client: &mut crate::Client<B, W>,
+    ) -> Result<(), Error>;
+    /// The server accepted item `i`, to be stored as `name` when that
+    /// differs from the name asked for.
+    fn accepted(&mut self, i: usize, name: Option<&str>) {
+        let _ = (i, name);
+    }
+    /// Body bytes of item `i`, in order from its start; 0 at the end.
+    fn read(&mut self, i: usize, buf: &mut [u8]) -> Result<usize, Error>;
+    /// Item `i` ended: stored and verified, or why not.
+    fn done(&mut self, i: usize, result: Result<Sum, Error>);
+}
+
+/// Many gets on one connection, pipelined: the items of
+/// [`blocking::BlockingClient::get_many`], numbered from 0.
+pub trait Gets {
+    /// Sends the request for item `i` (`client.get(…)`). An error ends
+    /// item `i` with it and the batch goes on.
+    fn request<B: crate::Buffer, const W: usize>(
+        &mut self,
+        i: usize,
+        client: &mut crate::Client<B, W>,
+    ) -> Result<(), Error>;
+    /// The server offers item `i` with `size` bytes; an error refuses it.
+    fn offered(&mut self, i: usize, size: u64) -> Result<(), Error>;
+    /// Body bytes of item `i`, in order.
+    fn write(&mut self, i: usize, data: &[u8]) -> Result<(), Error>;
+    /// Item `i` ended: received whole and verified (its size and digest),
+    /// or why not.
+    fn done(&mut self, i: usize, result: Result<Got, Error>);
+}
+
+/// Item numbers in flight, oldest first (fixed capacity, no allocation).
+struct Items<const W: usize>(heapless::Vec<usize, W>);
+
+impl<const W: usize> Items<W> {
+    fn push(&mut self, i: usize) -> Result<(), Error> {
+        self.0.push(i).map_err(|_| Error::Internal)
+    }
+    fn pop_front(&mut self) -> Option<usize> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+    fn remove(&mut self, i: usize) {
+        if let Some(at) = self.0.iter().position(|&x| x == i) {
+            self.0.remove(at);
+        }
+    }
+    fn front(&self) -> Option<usize> {
+        self.0.first().copied()
+    }
+}
+
 /// What a client exchange waits for.
 enum Flow<R> {
     Continue,
@@ -95,8 +156,8 @@ type ReadFn<'f> = dyn FnMut(&mut [u8]) -> Result<usize, Error> + 'f;
 
 /// Reads `len` bytes from the start of the local file through `read` and
 /// adds them to the transfer's digest, a small stack buffer at a time.
-fn feed_prefix<'f, B: crate::Buffer>(
-    client: &mut crate::Client<B>,
+fn feed_prefix<'f, B: crate::Buffer, const W: usize>(
+    client: &mut crate::Client<B, W>,
     read: Option<&mut ReadFn<'f>>,
     len: u64,
 ) -> Result<(), Error> {
@@ -131,22 +192,22 @@ macro_rules! drivers {
 
             /// A client connection driven over a transport, one exchange
             /// per call.
-            pub struct $client<T, B, C> {
+            pub struct $client<T, B, C, const W: usize = 1> {
                 io: T,
-                client: Client<B>,
+                client: Client<B, W>,
                 clock: C,
                 /// The body source of a put in progress.
                 sending: bool,
             }
 
-            impl<T, B, C> $client<T, B, C>
+            impl<T, B, C, const W: usize> $client<T, B, C, W>
             where
                 T: $read + $write,
                 B: Buffer,
                 C: FnMut() -> Instant,
             {
                 /// Sends the hello and waits for the server's.
-                pub $($async)? fn connect(io: T, client: Client<B>, clock: C)
+                pub $($async)? fn connect(io: T, client: Client<B, W>, clock: C)
                     -> Result<Self, DriverError<T::Error>> {
                     let mut me = Self { io, client, clock, sending: false };
                     me.run(None, None, |ev| match ev {
@@ -159,12 +220,12 @@ macro_rules! drivers {
                 /// Queues the hello without waiting for the server's: the
                 /// next exchange (a login) goes out with it, one round trip
                 /// sooner than after [`Self::connect`].
-                pub fn start(io: T, client: Client<B>, clock: C) -> Self {
+                pub fn start(io: T, client: Client<B, W>, clock: C) -> Self {
                     Self { io, client, clock, sending: false }
                 }
 
                 /// The state machine, for getters.
-                pub fn client(&self) -> &Client<B> {
+                pub fn client(&self) -> &Client<B, W> {
                     &self.client
                 }
 
@@ -269,8 +330,10 @@ macro_rules! drivers {
                     let sum = self.run(Some(&mut source), None, |ev| match ev {
                         ClientEvent::Accepted { name, offset } => {
                             stored = name;
-                            Ok(Flow::Send(offset))
+                            // With a window the body starts at `SendBody`.
+                            Ok(if W == 1 { Flow::Send(offset) } else { Flow::Continue })
                         }
+                        ClientEvent::SendBody { offset } => Ok(Flow::Send(offset)),
                         ClientEvent::TransferEnd { verified: true, sum } => Ok(Flow::Done(sum)),
                         ClientEvent::TransferEnd { verified: false, .. } => Err(Error::ChecksumMismatch),
                         other => unexpected(other),
@@ -363,6 +426,237 @@ macro_rules! drivers {
                 pub $($async)? fn rename_replacing(&mut self, from: &str, to: &str) -> Result<(), DriverError<T::Error>> {
                     self.client.rename_replacing(from, to)?;
                     self.run(None, None, done_flow) $($await)*
+                }
+
+                /// Uploads items `0..count` of `puts` on this connection,
+                /// up to the negotiated window in flight at once
+                /// (`docs/PROTOCOL.md#pipelining`): one round trip for
+                /// many small files instead of two each. Each item ends
+                /// through [`Puts::done`]; a refusal or failure of one
+                /// leaves the others going. Returns once every item ended,
+                /// or the connection failed (items not yet ended then end
+                /// with that error).
+                pub $($async)? fn put_many(&mut self, count: usize, puts: &mut impl Puts)
+                    -> Result<(), DriverError<T::Error>> {
+                    let mut next = 0;
+                    // Items sent without an answer; accepted and not ended;
+                    // accepted whose body has not started.
+                    let (mut heads, mut bodies, mut ready) =
+                        (Items::<W>(heapless::Vec::new()), Items::<W>(heapless::Vec::new()), Items::<W>(heapless::Vec::new()));
+                    // The item whose body goes out now.
+                    let mut body: Option<usize> = None;
+                    let mut closed = None;
+                    let r = loop {
+                        while next < count && self.client.can_pipeline(false) {
+                            match puts.request(next, &mut self.client) {
+                                Ok(()) => heads.push(next)?,
+                                Err(e) => puts.done(next, Err(e)),
+                            }
+                            next += 1;
+                        }
+                        if next == count && self.client.is_idle() {
+                            break Ok(());
+                        }
+                        self.client.handle_timeout((self.clock)());
+                        while let Some(ev) = self.client.poll_event() {
+                            match ev {
+                                ClientEvent::Accepted { name, .. } => {
+                                    let i = heads.pop_front().ok_or(Error::Internal)?;
+                                    puts.accepted(i, name.as_deref());
+                                    bodies.push(i)?;
+                                    if W == 1 {
+                                        body = Some(i);
+                                    } else {
+                                        ready.push(i)?;
+                                    }
+                                }
+                                ClientEvent::SendBody { .. } => body = ready.pop_front(),
+                                ClientEvent::TransferEnd { verified, sum } => {
+                                    let i = bodies.pop_front().ok_or(Error::Internal)?;
+                                    puts.done(i, if verified { Ok(sum) } else { Err(Error::ChecksumMismatch) });
+                                }
+                                // The oldest in flight failed.
+                                ClientEvent::Failed(e) => {
+                                    let i = bodies.pop_front().or_else(|| heads.pop_front()).ok_or(Error::Internal)?;
+                                    ready.remove(i);
+                                    if body == Some(i) {
+                                        body = None;
+                                    }
+                                    puts.done(i, Err(e));
+                                }
+                                ClientEvent::Refused(e) => {
+                                    let i = heads.pop_front().ok_or(Error::Internal)?;
+                                    puts.done(i, Err(e));
+                                }
+                                ClientEvent::Closed(e) => {
+                                    closed = Some(e);
+                                    break;
+                                }
+                                _ => {}
+                            }
+                        }
+                        // The body in progress, as far as the output buffer takes it.
+                        if let Some(i) = body.filter(|_| self.client.remaining() > 0) {
+                            while self.client.remaining() > 0 {
+                                let read = self.client.send_with(|buf| {
+                                    if buf.is_empty() {
+                                        return (0, Ok(0));
+                                    }
+                                    match puts.read(i, buf) {
+                                        Ok(0) => (0, Err(Error::Io)),
+                                        Ok(n) => (n, Ok(n)),
+                                        Err(e) => (0, Err(e)),
+                                    }
+                                })?;
+                                match read {
+                                    // The output buffer is full.
+                                    Ok(0) => break,
+                                    Ok(_) => {}
+                                    Err(e) => {
+                                        // This item ends here; the server
+                                        // acknowledges the cancel.
+                                        let _ = self.client.cancel(e);
+                                        bodies.remove(i);
+                                        puts.done(i, Err(e));
+                                        body = None;
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        if self.client.remaining() == 0 {
+                            body = None;
+                        }
+                        self.flush() $($await)* ?;
+                        if let Some(e) = closed {
+                            break Err(e);
+                        }
+                        if body.is_some() || !ready.0.is_empty() {
+                            // More bodies to send: the server reads them
+                            // all, so no deadlock; answers are read after.
+                            continue;
+                        }
+                        self.read_some() $($await)* ?;
+                    };
+                    if let Err(e) = r {
+                        for i in bodies.0.iter().chain(heads.0.iter()) {
+                            puts.done(*i, Err(e));
+                        }
+                        return Err(e.into());
+                    }
+                    Ok(())
+                }
+
+                /// Downloads items `0..count` of `gets` on this connection,
+                /// up to the negotiated window in flight at once, as
+                /// [`Self::put_many`] uploads.
+                pub $($async)? fn get_many(&mut self, count: usize, gets: &mut impl Gets)
+                    -> Result<(), DriverError<T::Error>> {
+                    let (mut next, mut heads, mut bodies) = (0, Items::<W>(heapless::Vec::new()), Items::<W>(heapless::Vec::new()));
+                    let mut sizes: heapless::Vec<u64, W> = heapless::Vec::new();
+                    let mut closed = None;
+                    let r = loop {
+                        while next < count && self.client.can_pipeline(true) {
+                            match gets.request(next, &mut self.client) {
+                                Ok(()) => heads.push(next)?,
+                                Err(e) => gets.done(next, Err(e)),
+                            }
+                            next += 1;
+                        }
+                        if next == count && self.client.is_idle() {
+                            break Ok(());
+                        }
+                        self.client.handle_timeout((self.clock)());
+                        while let Some(ev) = self.client.poll_event() {
+                            match ev {
+                                ClientEvent::Offer { size } => {
+                                    let i = heads.pop_front().ok_or(Error::Internal)?;
+                                    match gets.offered(i, size) {
+                                        Ok(()) => {
+                                            self.client.accept(0)?;
+                                            bodies.push(i)?;
+                                            sizes.push(size).map_err(|_| Error::Internal)?;
+                                        }
+                                        Err(e) => {
+                                            self.client.refuse(e)?;
+                                            gets.done(i, Err(e));
+                                        }
+                                    }
+                                }
+                                ClientEvent::Data(d) => {
+                                    let i = bodies.front().ok_or(Error::Internal)?;
+                                    if let Err(e) = gets.write(i, d) {
+                                        let _ = self.client.cancel(e);
+                                        bodies.pop_front();
+                                        if !sizes.is_empty() {
+                                            sizes.remove(0);
+                                        }
+                                        gets.done(i, Err(e));
+                                    }
+                                }
+                                ClientEvent::TransferEnd { verified, sum } => {
+                                    let i = bodies.pop_front().ok_or(Error::Internal)?;
+                                    let size = if sizes.is_empty() { 0 } else { sizes.remove(0) };
+                                    gets.done(i, if verified { Ok(Got { size, sum }) } else { Err(Error::ChecksumMismatch) });
+                                }
+                                ClientEvent::Failed(e) => {
+                                    let i = match bodies.pop_front() {
+                                        Some(i) => {
+                                            if !sizes.is_empty() {
+                                                sizes.remove(0);
+                                            }
+                                            i
+                                        }
+                                        None => heads.pop_front().ok_or(Error::Internal)?,
+                                    };
+                                    gets.done(i, Err(e));
+                                }
+                                ClientEvent::Refused(e) => {
+                                    let i = heads.pop_front().ok_or(Error::Internal)?;
+                                    gets.done(i, Err(e));
+                                }
+                                ClientEvent::Closed(e) => {
+                                    closed = Some(e);
+                                    break;
+                                }
+                                _ => {}
+                            }
+                        }
+                        self.flush() $($await)* ?;
+                        if let Some(e) = closed {
+                            break Err(e);
+                        }
+                        self.read_some() $($await)* ?;
+                    };
+                    if let Err(e) = r {
+                        for i in bodies.0.iter().chain(heads.0.iter()) {
+                            gets.done(*i, Err(e));
+                        }
+                        return Err(e.into());
+                    }
+                    Ok(())
+                }
+
+                /// Waits for input (or a deadline) and hands it to the core.
+                $($async)? fn read_some(&mut self) -> Result<(), DriverError<T::Error>> {
+                    let now = (self.clock)();
+                    self.client.handle_timeout(now);
+                    let buf = self.client.input_buf();
+                    if buf.is_empty() {
+                        return Ok(());
+                    }
+                    let n = match self.io.read(buf) $($await)* {
+                        Ok(n) => n,
+                        Err(e) if peer_gone(&e) => 0,
+                        Err(e) if no_data_yet(&e) => return Ok(()),
+                        Err(e) => return Err(DriverError::Io(e)),
+                    };
+                    if n == 0 {
+                        self.client.handle_eof(now);
+                    } else {
+                        self.client.input_filled(now, n);
+                    }
+                    Ok(())
                 }
 
                 $($async)? fn flush(&mut self) -> Result<(), DriverError<T::Error>> {

@@ -8,10 +8,10 @@ use crate::digest::Sum;
 use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
 use crate::error::{Error, SetupError};
 use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
-use heapless::Deque;
 use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
 use crate::time::Instant;
 use crate::transfer::Transfer;
+use heapless::Deque;
 
 /// What a [`Server`] reports to its driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -631,7 +631,10 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         self.answer(false)?;
         if pipelined {
             let put = Ahead::Put { size };
-            self.role.ahead.push_back(put).map_err(|_| Error::Internal)?;
+            self.role
+                .ahead
+                .push_back(put)
+                .map_err(|_| Error::Internal)?;
         } else {
             self.role.state = State::Receiving(t);
         }

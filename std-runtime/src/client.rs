@@ -13,6 +13,7 @@ use std::time::{Duration, Instant as StdInstant};
 use embedded_io_adapters::std::FromStd;
 use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::driver::blocking::BlockingClient;
+use ferry_core::driver::{Gets, Got, Puts};
 use ferry_core::naming::{keep_both_name, part_name};
 use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -197,8 +198,14 @@ pub struct TransferOptions {
 
 /// A connected Ferry client.
 pub struct Client {
-    inner: BlockingClient<FromStd<Transport>, Vec<u8>, Clock>,
+    inner: BlockingClient<FromStd<Transport>, Vec<u8>, Clock, WINDOW>,
 }
+
+/// Gets or puts in flight at once on one connection
+/// (`docs/PROTOCOL.md#pipelining`): at a 50 ms round trip, 500 files of
+/// 4 KiB take about 500 / WINDOW round trips (docs/BENCHMARKS.md). The
+/// server's own window can lower it.
+pub const WINDOW: usize = 128;
 
 fn proto(e: impl Into<FerryError>) -> FerryError {
     e.into()
@@ -424,8 +431,13 @@ impl Client {
         };
         // BUF is above both minimums and the digests come from this
         // build: a refusal here is a bug, reported as the core's BadUsage.
-        let core = ferry_core::Client::new(Instant::ZERO, config, vec![0; BUF], vec![0; BUF])
-            .map_err(Error::from)?;
+        let core = ferry_core::Client::<Vec<u8>, WINDOW>::with_window(
+            Instant::ZERO,
+            config,
+            vec![0; BUF],
+            vec![0; BUF],
+        )
+        .map_err(Error::from)?;
         // The hello goes out with the login, not a round trip before it.
         let inner = BlockingClient::start(FromStd::new(conn), core, clock);
         Ok(Client { inner })
@@ -585,7 +597,7 @@ impl Client {
         let entries = self
             .list(remote)
             .map_err(|e| FerryError::remote(remote, e))?;
-        let mut total = 0;
+        let (mut files, mut dirs) = (Vec::new(), Vec::new());
         for e in entries {
             if !safe_component(&e.name) {
                 return Err(FerryError::Other(format!(
@@ -598,13 +610,64 @@ impl Client {
             let l = local.join(e.name.as_str());
             // The listing already says what each entry is: no lookup (a
             // round trip) per file.
-            total += match e.kind {
-                Kind::Dir => self.get_dir(&r, &l, opts)?,
-                Kind::File => self.get_entry(&r, &l, opts)?,
-                _ => 0,
-            };
+            match e.kind {
+                Kind::Dir => dirs.push((r, l)),
+                Kind::File => files.push(GetItem {
+                    remote: r,
+                    local: l,
+                    size: e.size,
+                }),
+                _ => {}
+            }
+        }
+        let mut total: u64 = self.get_files(&files, opts)?.iter().sum();
+        for (r, l) in dirs {
+            total += self.get_dir(&r, &l, opts)?;
         }
         Ok(total)
+    }
+
+    /// Downloads `files` (each to its exact local path), pipelined; with
+    /// `resume`, one at a time. Every file is tried; the first failure is
+    /// returned. Returns the sizes.
+    pub fn get_files(
+        &mut self,
+        files: &[GetItem],
+        opts: &TransferOptions,
+    ) -> Result<Vec<u64>, FerryError> {
+        if opts.resume {
+            return files
+                .iter()
+                .map(|f| self.get_entry(&f.remote, &f.local, opts))
+                .collect();
+        }
+        let total = files.iter().map(|f| f.size).sum();
+        let mut batch = GetBatch {
+            files,
+            overwrite: opts.overwrite,
+            open: Vec::new(),
+            results: (0..files.len()).map(|_| None).collect(),
+            bar: batch_progress(opts.quiet, total, files.len()),
+            done: 0,
+        };
+        let r = self.inner.get_many(files.len(), &mut batch).map_err(proto);
+        batch.bar.finish_and_clear();
+        let mut sizes = Vec::new();
+        for (i, res) in batch.results.into_iter().enumerate() {
+            match res {
+                Some(Ok(n)) => sizes.push(n),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    r?;
+                    return Err(FerryError::remote(
+                        &files[i].remote,
+                        FerryError::Protocol(Error::Internal),
+                    ));
+                }
+            }
+        }
+        r?;
+        Ok(sizes)
     }
 
     /// Uploads `local` to `remote` (a path, or an existing remote directory
@@ -704,6 +767,7 @@ impl Client {
             .filter_map(Result::ok)
             .collect();
         items.sort_by_key(|e| e.file_name());
+        let (mut files, mut dirs) = (Vec::new(), Vec::new());
         for item in items {
             let name = item.file_name().to_string_lossy().into_owned();
             let path = item.path();
@@ -711,16 +775,76 @@ impl Client {
             let ft = item.file_type().map_err(|e| FerryError::local(&path, e))?;
             // The target path is known: no lookup (a round trip) per file.
             if ft.is_dir() {
-                self.put_dir(&path, &target, opts)?;
+                dirs.push((path, target));
             } else if ft.is_file() {
                 let size = item
                     .metadata()
                     .map_err(|e| FerryError::local(&path, e))?
                     .len();
-                self.put_one(&path, target, size, &name, opts)?;
+                files.push(PutItem {
+                    local: path,
+                    remote: target,
+                    size,
+                });
             }
         }
+        self.put_files(&files, opts)?;
+        for (path, target) in dirs {
+            self.put_dir(&path, &target, opts)?;
+        }
         Ok(())
+    }
+
+    /// Uploads `files`, pipelined (a resume goes one file at a time: its
+    /// held prefix is hashed first). Every file is tried; the first
+    /// failure is returned. Returns the names stored under.
+    pub fn put_files(
+        &mut self,
+        files: &[PutItem],
+        opts: &TransferOptions,
+    ) -> Result<Vec<String>, FerryError> {
+        if opts.resume {
+            let mut names = Vec::new();
+            for f in files {
+                let name = base_name(&f.remote).to_string();
+                names.push(self.put_one(&f.local, f.remote.clone(), f.size, &name, opts)?);
+            }
+            return Ok(names);
+        }
+        let total = files.iter().map(|f| f.size).sum();
+        let mut batch = PutBatch {
+            files,
+            overwrite: opts.overwrite,
+            open: None,
+            names: vec![None; files.len()],
+            results: (0..files.len()).map(|_| None).collect(),
+            bar: batch_progress(opts.quiet, total, files.len()),
+            done: 0,
+        };
+        let r = self.inner.put_many(files.len(), &mut batch).map_err(proto);
+        batch.bar.finish_and_clear();
+        let mut names = Vec::new();
+        for (i, res) in batch.results.into_iter().enumerate() {
+            match res {
+                Some(Ok(sum)) => {
+                    let f = &files[i];
+                    let remote = batch.names[i].clone().unwrap_or_else(|| f.remote.clone());
+                    info!(local = %f.local.display(), %remote, bytes = f.size,
+                          digest = %sum.algorithm(), %sum, "put verified");
+                    names.push(remote);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    r?;
+                    return Err(FerryError::remote(
+                        &files[i].remote,
+                        FerryError::Protocol(Error::Internal),
+                    ));
+                }
+            }
+        }
+        r?;
+        Ok(names)
     }
 
     /// Lists a directory.
@@ -817,5 +941,197 @@ impl Client {
         out: impl FnMut(Stream, &[u8]),
     ) -> Result<(i32, bool), FerryError> {
         self.inner.exec(command, out).map_err(proto)
+    }
+}
+
+/// One file of a pipelined upload ([`Client::put_files`]).
+#[derive(Debug, Clone)]
+pub struct PutItem {
+    /// The local file.
+    pub local: PathBuf,
+    /// Exactly where it goes on the server.
+    pub remote: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// One file of a pipelined download ([`Client::get_files`]).
+#[derive(Debug, Clone)]
+pub struct GetItem {
+    /// The remote file.
+    pub remote: String,
+    /// Exactly where it goes here.
+    pub local: PathBuf,
+    /// Its size as listed (for the progress bar; the offer decides).
+    pub size: u64,
+}
+
+/// One bar for a batch: files done of all, bytes, rate, ETA.
+fn batch_progress(quiet: bool, bytes: u64, files: usize) -> ProgressBar {
+    let bar = progress(quiet, bytes, "");
+    bar.set_message(format!("0/{files} files"));
+    bar
+}
+
+/// A pipelined upload's state, for the core's driver ([`Puts`]).
+struct PutBatch<'a> {
+    files: &'a [PutItem],
+    overwrite: Overwrite,
+    /// The file whose body is being read.
+    open: Option<(usize, File)>,
+    names: Vec<Option<String>>,
+    results: Vec<Option<Result<ferry_core::digest::Sum, FerryError>>>,
+    bar: ProgressBar,
+    done: usize,
+}
+
+impl Puts for PutBatch<'_> {
+    fn request<B: ferry_core::Buffer, const W: usize>(
+        &mut self,
+        i: usize,
+        client: &mut ferry_core::Client<B, W>,
+    ) -> Result<(), Error> {
+        let f = &self.files[i];
+        client.put(&f.remote, f.size, self.overwrite, false)
+    }
+
+    fn accepted(&mut self, i: usize, name: Option<&str>) {
+        self.names[i] = name.map(str::to_string);
+    }
+
+    fn read(&mut self, i: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        let f = &self.files[i];
+        if self.open.as_ref().is_none_or(|(at, _)| *at != i) {
+            match File::open(&f.local) {
+                Ok(file) => self.open = Some((i, file)),
+                Err(e) => {
+                    let code = crate::fsroot::map_io(&e);
+                    self.results[i] = Some(Err(FerryError::local(&f.local, e)));
+                    return Err(code);
+                }
+            }
+        }
+        let Some((_, file)) = self.open.as_mut() else {
+            return Err(Error::Internal);
+        };
+        match file.read(buf) {
+            Ok(n) => {
+                self.bar.inc(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                let code = crate::fsroot::map_io(&e);
+                self.results[i] = Some(Err(FerryError::local(&f.local, e)));
+                Err(code)
+            }
+        }
+    }
+
+    fn done(&mut self, i: usize, result: Result<ferry_core::digest::Sum, Error>) {
+        if self.open.as_ref().is_some_and(|(at, _)| *at == i) {
+            self.open = None;
+        }
+        self.done += 1;
+        self.bar
+            .set_message(format!("{}/{} files", self.done, self.files.len()));
+        // A local failure recorded first names the local file.
+        if self.results[i].is_none() {
+            self.results[i] = Some(
+                result.map_err(|e| FerryError::remote(&self.files[i].remote, FerryError::from(e))),
+            );
+        }
+    }
+}
+
+/// A pipelined download's state, for the core's driver ([`Gets`]).
+struct GetBatch<'a> {
+    files: &'a [GetItem],
+    overwrite: Overwrite,
+    /// Partial files open, oldest first: (item, target, part, file).
+    open: Vec<(usize, PathBuf, PathBuf, File)>,
+    results: Vec<Option<Result<u64, FerryError>>>,
+    bar: ProgressBar,
+    done: usize,
+}
+
+impl Gets for GetBatch<'_> {
+    fn request<B: ferry_core::Buffer, const W: usize>(
+        &mut self,
+        i: usize,
+        client: &mut ferry_core::Client<B, W>,
+    ) -> Result<(), Error> {
+        client.get(&self.files[i].remote)
+    }
+
+    fn offered(&mut self, i: usize, _size: u64) -> Result<(), Error> {
+        let f = &self.files[i];
+        let fail = |results: &mut Vec<_>, e: FerryError| {
+            let code = e.protocol().unwrap_or(Error::Io);
+            results[i] = Some(Err(e));
+            code
+        };
+        let target = match local_target(&f.local, self.overwrite) {
+            Ok(t) => t,
+            Err(e) => return Err(fail(&mut self.results, e)),
+        };
+        let part = local_part(&target);
+        match open_local_part(&part, false, 0) {
+            Ok((file, _)) => {
+                self.open.push((i, target, part, file));
+                Ok(())
+            }
+            Err(e) => Err(fail(&mut self.results, FerryError::local(&part, e))),
+        }
+    }
+
+    fn write(&mut self, i: usize, data: &[u8]) -> Result<(), Error> {
+        let Some((_, _, part, file)) = self.open.iter_mut().find(|o| o.0 == i) else {
+            return Err(Error::Internal);
+        };
+        self.bar.inc(data.len() as u64);
+        file.write_all(data).map_err(|e| {
+            let code = crate::fsroot::map_io(&e);
+            self.results[i] = Some(Err(FerryError::local(part, e)));
+            code
+        })
+    }
+
+    fn done(&mut self, i: usize, result: Result<Got, Error>) {
+        self.done += 1;
+        self.bar
+            .set_message(format!("{}/{} files", self.done, self.files.len()));
+        let open = self
+            .open
+            .iter()
+            .position(|o| o.0 == i)
+            .map(|at| self.open.remove(at));
+        if self.results[i].is_some() {
+            if let Some((_, _, part, _)) = open {
+                let _ = fs::remove_file(part);
+            }
+            return;
+        }
+        let remote = &self.files[i].remote;
+        let r = match (result, open) {
+            (Ok(got), Some((_, target, part, file))) => file
+                .sync_all()
+                .and_then(|()| fs::rename(&part, &target))
+                .map(|()| {
+                    info!(remote, local = %target.display(), bytes = got.size,
+                          digest = %got.sum.algorithm(), sum = %got.sum, "get verified");
+                    got.size
+                })
+                .map_err(|e| FerryError::local(&target, e)),
+            (Ok(_), None) => Err(FerryError::Protocol(Error::Internal)),
+            (Err(e), open) => {
+                if let Some((_, _, part, _)) = open {
+                    if e == Error::ChecksumMismatch {
+                        let _ = fs::remove_file(part);
+                    }
+                }
+                Err(FerryError::remote(remote, FerryError::from(e)))
+            }
+        };
+        self.results[i] = Some(r);
     }
 }

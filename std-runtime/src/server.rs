@@ -36,6 +36,12 @@ const BUF: usize = 64 * 1024 + 64;
 /// (1 000 busy sessions with big buffers would need 500 MiB).
 const BIG_BUF: usize = 256 * 1024 + 64;
 const _: () = assert!(BUF >= ferry_core::MIN_INPUT_BUFFER && BUF >= ferry_core::MIN_OUTPUT_BUFFER);
+/// Gets or puts a session holds in flight (`docs/PROTOCOL.md#pipelining`):
+/// the same as the client's, so a batch of small files costs about
+/// count / WINDOW round trips. Each costs a few dozen bytes in the core
+/// and an open file here while in flight.
+const WINDOW: usize = crate::client::WINDOW;
+
 /// Sessions that may hold [`BIG_BUF`] buffers at once.
 const BIG_BUFFERS: usize = 32;
 
@@ -489,24 +495,6 @@ impl Ctx {
                 .then(|| ctx.big_buffers.clone().try_acquire_owned().ok())
                 .flatten();
             let len = if big.is_some() { BIG_BUF } else { BUF };
-            let core = match refused {
-                Some(e) => ferry_core::Server::new_refused(
-                    accepted,
-                    ctx.config,
-                    vec![0; BUF],
-                    vec![0; BUF],
-                    e,
-                ),
-                None => ferry_core::Server::new(accepted, ctx.config, vec![0; len], vec![0; len]),
-            };
-            let core = match core {
-                Ok(core) => core,
-                Err(e) => {
-                    // BUF and BIG_BUF are above both minimums: a bug.
-                    warn!(%peer, error = %e, "connection not set up");
-                    return;
-                }
-            };
             let t0 = StdInstant::now();
             let gate = Gate::new(
                 ctx.admission.clone(),
@@ -516,7 +504,43 @@ impl Ctx {
                 ctx.slots.clone(),
             );
             let store = SessionStore::new(ctx.shared.clone(), peer.clone(), gate);
-            let why = drive(stream, core, store, &ctx).await;
+            // BUF and BIG_BUF are above both minimums: a refusal is a bug.
+            let why = match refused {
+                Some(e) => {
+                    // A version-3 client hears when to try again.
+                    let retry = match (e, ip) {
+                        (Error::Penalised, Some(ip)) => ctx
+                            .admission
+                            .penalised(ip, StdInstant::now())
+                            .map_or(0, crate::admission::ceil_secs),
+                        _ => 0,
+                    };
+                    let core = ferry_core::Server::new_refused_retry(
+                        accepted,
+                        ctx.config,
+                        vec![0; BUF],
+                        vec![0; BUF],
+                        e,
+                        u32::try_from(retry).unwrap_or(u32::MAX),
+                    );
+                    match core {
+                        Ok(core) => drive(stream, core, store, &ctx).await,
+                        Err(e) => return warn!(%peer, error = %e, "connection not set up"),
+                    }
+                }
+                None => {
+                    let core = ferry_core::Server::<_, WINDOW>::with_window(
+                        accepted,
+                        ctx.config,
+                        vec![0; len],
+                        vec![0; len],
+                    );
+                    match core {
+                        Ok(core) => drive(stream, core, store, &ctx).await,
+                        Err(e) => return warn!(%peer, error = %e, "connection not set up"),
+                    }
+                }
+            };
             match refused {
                 Some(Error::Busy) => warn!(%peer, "refused: server busy"),
                 Some(_) => {}
@@ -559,13 +583,13 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
 /// peer input: every failure is a typed close. The request sequencing is
 /// the core's ([`Session::progress`]); this is the tokio glue: writes,
 /// reads, deadlines, command output and eviction.
-async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
     mut stream: S,
-    mut core: ferry_core::Server<Vec<u8>>,
+    mut core: ferry_core::Server<Vec<u8>, W>,
     mut store: SessionStore,
     ctx: &Ctx,
 ) -> Error {
-    let mut session = Session::new();
+    let mut session = Session::<SessionStore, W>::new();
     // For hashing a resume's held prefix (and digest requests).
     let mut scratch = vec![0u8; 64 * 1024];
     let mut spins = 0u32;

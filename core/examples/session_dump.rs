@@ -110,7 +110,71 @@ pub fn transcript() -> String {
     out
 }
 
+/// Two pipelined puts (version 3, window 2, anonymous login): both
+/// requests go out before either answer, each body after its own accept.
+pub fn pipelined() -> String {
+    let now = Instant::ZERO;
+    let cc = Config {
+        chunk_size: 8,
+        digests: Digests::MD5_ONLY,
+        ..Config::default()
+    };
+    let mut sc = ServerConfig::new([1; 32]);
+    sc.conn = cc;
+    sc.allow_anonymous = true;
+    let mut c = Client::<_, 2>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let mut s = Server::<_, 2>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let bodies: [&[u8]; 2] = [b"one", b"two"];
+    let (mut out, mut c_hello, mut s_hello) = (String::new(), false, false);
+    let mut buf = [0u8; 4096];
+    let (mut body, mut requested, mut ended) = (None::<usize>, false, 0);
+    let mut started = 0;
+    c.login_anonymous().unwrap();
+    for _ in 0..100 {
+        if let Some(n) = c.poll_transmit(&mut buf) {
+            describe("C→S", &buf[..n], &mut c_hello, &mut out);
+            s.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
+                ServerEvent::PutEnd { verified: true, .. } => s.finish_put().unwrap(),
+                _ => {}
+            }
+        }
+        if let Some(n) = s.poll_transmit(&mut buf) {
+            describe("S→C", &buf[..n], &mut s_hello, &mut out);
+            c.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                ClientEvent::SendBody { .. } => {
+                    body = Some(started);
+                    started += 1;
+                }
+                ClientEvent::TransferEnd { verified: true, .. } => ended += 1,
+                _ => {}
+            }
+        }
+        if c.is_logged_in() && !requested {
+            requested = true;
+            c.put("a", 3, Overwrite::Fail, false).unwrap();
+            c.put("b", 3, Overwrite::Fail, false).unwrap();
+        }
+        if let Some(i) = body.take() {
+            c.send_body(bodies[i]).unwrap();
+        }
+        if ended == 2 && c.is_idle() {
+            break;
+        }
+    }
+    out
+}
+
 #[allow(dead_code)]
 fn main() {
     print!("{}", transcript());
+    if std::env::args().any(|a| a == "--pipelined") {
+        print!("{}", pipelined());
+    }
 }

@@ -27,6 +27,24 @@ fn session_listing_matches_the_implementation() {
     );
 }
 
+#[cfg(all(feature = "sha256", feature = "blake3"))]
+#[test]
+fn pipelined_listing_matches_the_implementation() {
+    let start = PROTOCOL
+        .find("<!-- pipelined-dump:start -->\n```\n")
+        .expect("start marker");
+    let body = &PROTOCOL[start..];
+    let body = &body[body.find("```\n").unwrap() + 4..];
+    let end = body
+        .find("```\n<!-- pipelined-dump:end -->")
+        .expect("end marker");
+    assert_eq!(
+        &body[..end],
+        session_dump::pipelined(),
+        "regenerate with `cargo run -p ferry-core --example session_dump -- --pipelined`"
+    );
+}
+
 #[test]
 fn every_error_code_is_documented() {
     for e in ferry_core::Error::ALL {

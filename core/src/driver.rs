@@ -536,6 +536,9 @@ macro_rules! drivers {
                             // all, so no deadlock; answers are read after.
                             continue;
                         }
+                        if next == count && self.client.is_idle() {
+                            break Ok(());
+                        }
                         self.read_some() $($await)* ?;
                     };
                     if let Err(e) = r {
@@ -625,6 +628,12 @@ macro_rules! drivers {
                         self.flush() $($await)* ?;
                         if let Some(e) = closed {
                             break Err(e);
+                        }
+                        if next == count && self.client.is_idle() {
+                            break Ok(());
+                        }
+                        if next < count && self.client.can_pipeline(true) {
+                            continue;
                         }
                         self.read_some() $($await)* ?;
                     };

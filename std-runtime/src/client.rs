@@ -205,7 +205,7 @@ pub struct Client {
 /// (`docs/PROTOCOL.md#pipelining`): at a 50 ms round trip, 500 files of
 /// 4 KiB take about 500 / WINDOW round trips (docs/BENCHMARKS.md). The
 /// server's own window can lower it.
-pub const WINDOW: usize = 128;
+pub const WINDOW: usize = 256;
 
 fn proto(e: impl Into<FerryError>) -> FerryError {
     e.into()

@@ -42,6 +42,7 @@ mod exec;
 mod fsroot;
 mod kept_digests;
 mod listing;
+mod objstore;
 mod server;
 mod session;
 pub mod url;

@@ -20,6 +20,7 @@ use crate::admission::{Admission, Gate, Limits, Progress as Reached, Startup};
 use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
+use crate::objstore::ObjectRoot;
 use crate::session::ANONYMOUS_DIR;
 use crate::session::{SessionStore, Shared};
 use crate::users::Users;
@@ -118,6 +119,9 @@ pub struct ServeOptions {
     /// Serve TCP over TLS with this certificate chain and private key
     /// (PEM files). Unix sockets stay plain.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve an object store, `s3://BUCKET[/PREFIX]`, instead of `root`
+    /// (configured by the `AWS_*` variables; checked at start).
+    pub store: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -142,6 +146,7 @@ impl Default for ServeOptions {
             exec_unconfined: false,
             digests: Digests::available(),
             tls: None,
+            store: None,
         }
     }
 }
@@ -228,6 +233,31 @@ impl Server {
                  directory under --user-dirs is the anonymous sessions' one; rename that user"
             )));
         }
+        // An object store is checked (reachable, bucket there, create-only
+        // writes honoured) before anything listens: a bad one stops the
+        // server here, not at the first request.
+        let objects = match &opts.store {
+            None => None,
+            Some(url) => {
+                if opts.allow_exec {
+                    return Err(FerryError::Usage(format!(
+                        "refusing to start: exec needs a directory to run commands in; --store {url} has none (drop --allow-exec/--exec-allow)"
+                    )));
+                }
+                if opts.user_dirs {
+                    return Err(FerryError::Usage(format!(
+                        "refusing to start: --user-dirs is not supported with --store {url}"
+                    )));
+                }
+                let o = ObjectRoot::connect(url, opts.partial_max_age, opts.read_only)
+                    .await
+                    .map_err(|e| match e.is_usage() {
+                        true => FerryError::Usage(e.to_string()),
+                        false => FerryError::Other(e.to_string()),
+                    })?;
+                Some(Arc::new(o))
+            }
+        };
         let mut root = Root::open(&opts.root).map_err(|e| FerryError::local(&opts.root, e))?;
         root.set_partial_max_age(opts.partial_max_age);
         // Commands are confined before the server listens: a kernel that
@@ -304,6 +334,7 @@ impl Server {
             exec_confinement: Arc::new(exec_confinement),
             kept_digests: Default::default(),
             prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),
+            objects,
         });
         Ok(Server {
             shared,
@@ -344,6 +375,14 @@ impl Server {
         let base = self.ctx();
         let shared = self.shared.clone();
         tasks.spawn(async move {
+            if let Some(o) = shared.objects.clone() {
+                // Abandoned uploads in the store expire too, whichever
+                // server began them.
+                loop {
+                    o.sweep().await;
+                    tokio::time::sleep(o.sweep_interval()).await;
+                }
+            }
             // Abandoned part files expire (--partial-max-age); the walk is
             // file-system work, kept off the async workers.
             let every = shared.root.sweep_interval();

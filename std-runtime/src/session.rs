@@ -23,7 +23,8 @@ use crate::admission::Gate;
 pub(crate) const ANONYMOUS_DIR: &str = "anonymous";
 use crate::fsroot::{map_io, resolve, Root, Upload};
 use crate::kept_digests::{KeptDigests, Version};
-use crate::listing::Listing;
+use crate::listing;
+use crate::objstore::{self, ObjectRoot};
 use crate::users::Users;
 
 /// What every session of one server shares.
@@ -54,6 +55,8 @@ pub struct Shared {
     pub kept_digests: KeptDigests,
     /// Permits for hashing a resume's held prefix ([`PREFIX_HASHES`]).
     pub prefix_slots: tokio::sync::Semaphore,
+    /// `--store s3://…`: the files are there instead of under `root`.
+    pub objects: Option<Arc<ObjectRoot>>,
 }
 
 /// Runs file-system work (open, read, walk, fsync, rename) without
@@ -94,19 +97,41 @@ const EXEC_QUEUE: usize = 16;
 
 /// A file being sent (a get).
 pub struct Download {
-    file: std::fs::File,
+    source: Source,
     path: String,
     size: u64,
     start: StdInstant,
-    /// The file's version when opened.
-    version: Version,
+}
+
+/// Where a get's bytes come from.
+enum Source {
+    /// A file under the root, with its version when opened.
+    File(std::fs::File, Version),
+    /// An object (`--store`).
+    Object(objstore::Reading),
 }
 
 /// An upload being received, with what its log line needs.
 pub struct Receiving {
-    upload: Upload,
+    upload: Receipt,
     path: String,
     start: StdInstant,
+}
+
+/// Where an upload's bytes go.
+enum Receipt {
+    /// A part file under the root.
+    File(Upload),
+    /// Chunk objects (`--store`).
+    Object(objstore::Writing),
+}
+
+/// A listing of a directory under the root or in the object store.
+pub enum Listing {
+    /// Read as sent.
+    Dir(listing::Listing),
+    /// Read whole.
+    Object(objstore::Listing),
 }
 
 /// Output of a running command, as it arrives from its pipes.
@@ -306,21 +331,34 @@ impl Store for SessionStore {
     }
 
     fn open(&mut self, path: &str) -> Result<(Download, u64), Error> {
-        let (file, md) = resolve(&self.cwd, path).and_then(|p| self.root.open_read(&p))?;
-        let size = md.len();
+        let p = resolve(&self.cwd, path)?;
+        let (source, size) = match &self.shared.objects {
+            Some(o) => {
+                let r = o.open(&p)?;
+                let size = r.size;
+                (Source::Object(r), size)
+            }
+            None => {
+                let (file, md) = self.root.open_read(&p)?;
+                (Source::File(file, Version::of(&md)), md.len())
+            }
+        };
         let d = Download {
-            file,
+            source,
             path: path.to_string(),
             size,
             start: StdInstant::now(),
-            version: Version::of(&md),
         };
         Ok((d, size))
     }
 
     fn read_at(&mut self, d: &mut Download, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let file = match &mut d.source {
+            Source::File(file, _) => file,
+            Source::Object(r) => return r.read_at(at, buf),
+        };
         loop {
-            match d.file.read_at(buf, at) {
+            match file.read_at(buf, at) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 r => return r.map_err(|e| map_io(&e)),
             }
@@ -328,23 +366,30 @@ impl Store for SessionStore {
     }
 
     fn kept_digest(&mut self, d: &Download, alg: Algorithm) -> Option<Sum> {
-        self.shared.kept_digests.get(&d.version, alg)
+        match &d.source {
+            Source::File(_, version) => self.shared.kept_digests.get(version, alg),
+            // Kept in the object's metadata at commit, by whichever server
+            // stored it.
+            Source::Object(r) => r.digest.filter(|s| s.algorithm() == alg),
+        }
     }
 
     fn keep_digest(&mut self, d: &Download, sum: Sum) {
         // The client hashed what this side read: keep it, if the file is
-        // still the one that was read.
-        if d.file
-            .metadata()
-            .is_ok_and(|md| Version::of(&md) == d.version)
-        {
-            self.shared.kept_digests.put(d.version, sum);
+        // still the one that was read. (An object's is written at commit
+        // only: rewriting its metadata would mean copying it.)
+        if let Source::File(file, version) = &d.source {
+            if file.metadata().is_ok_and(|md| Version::of(&md) == *version) {
+                self.shared.kept_digests.put(*version, sum);
+            }
         }
     }
 
     fn forget_digest(&mut self, d: &Download) {
         warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
-        self.shared.kept_digests.forget(&d.version);
+        if let Source::File(_, version) = &d.source {
+            self.shared.kept_digests.forget(version);
+        }
     }
 
     fn close(&mut self, d: Download, end: GetEnd) {
@@ -367,6 +412,9 @@ impl Store for SessionStore {
     }
 
     fn digest(&mut self, path: &str, alg: Algorithm, _: &mut [u8]) -> Result<Sum, Error> {
+        if let Some(o) = &self.shared.objects {
+            return resolve(&self.cwd, path).and_then(|p| o.digest(&p, alg));
+        }
         let (sum, unchanged) = resolve(&self.cwd, path).and_then(|p| self.root.digest(&p, alg))?;
         if let Some(v) = unchanged {
             self.shared.kept_digests.put(v, sum);
@@ -383,9 +431,20 @@ impl Store for SessionStore {
         digest: Algorithm,
     ) -> Result<Accepted<Receiving>, Error> {
         let p = resolve(&self.cwd, path)?;
-        let mut up = self.root.begin_upload(&p, size, overwrite, resume)?;
-        up.background = crate::writer::worth_it(up.size - up.offset, Some(digest));
-        let name = up.target.to_string_lossy().into_owned();
+        let (upload, target, offset) = match &self.shared.objects {
+            Some(o) => {
+                let w = o.begin_upload(&p, size, overwrite, resume)?;
+                let (target, offset) = (w.target.clone(), w.offset);
+                (Receipt::Object(w), target, offset)
+            }
+            None => {
+                let mut up = self.root.begin_upload(&p, size, overwrite, resume)?;
+                up.background = crate::writer::worth_it(up.size - up.offset, Some(digest));
+                let (target, offset) = (up.target.clone(), up.offset);
+                (Receipt::File(up), target, offset)
+            }
+        };
+        let name = target.to_string_lossy().into_owned();
         let stored_as = match name != p.to_string_lossy() {
             true => {
                 Some(Path::try_from(format!("/{name}").as_str()).map_err(|_| Error::InvalidPath)?)
@@ -393,9 +452,9 @@ impl Store for SessionStore {
             false => None,
         };
         Ok(Accepted {
-            offset: up.offset,
+            offset,
             upload: Receiving {
-                upload: up,
+                upload,
                 path: path.to_string(),
                 start: StdInstant::now(),
             },
@@ -404,19 +463,37 @@ impl Store for SessionStore {
     }
 
     fn read_part_at(&mut self, r: &mut Receiving, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
-        r.upload.read_at(at, buf)
+        match &mut r.upload {
+            Receipt::File(up) => up.read_at(at, buf),
+            Receipt::Object(w) => w.read_at(at, buf),
+        }
     }
 
     fn write(&mut self, r: &mut Receiving, data: &[u8]) -> Result<(), Error> {
-        r.upload.write(data)
+        match &mut r.upload {
+            Receipt::File(up) => up.write(data),
+            Receipt::Object(w) => w.write(data),
+        }
     }
 
     fn commit(&mut self, r: Receiving, sum: Sum) -> Result<(), Error> {
-        let (bytes, resumed_from) = (r.upload.size, r.upload.offset);
-        // fsync and rename (under `blocking`: off the async workers).
-        let (stored, version) = r.upload.commit()?;
-        // The bytes just checked are the file's.
-        self.shared.kept_digests.put(version, sum);
+        let (stored, bytes, resumed_from) = match r.upload {
+            Receipt::File(up) => {
+                let (bytes, resumed_from) = (up.size, up.offset);
+                // fsync and rename (under `blocking`: off the async workers).
+                let (stored, version) = up.commit()?;
+                // The bytes just checked are the file's.
+                self.shared.kept_digests.put(version, sum);
+                (stored, bytes, resumed_from)
+            }
+            Receipt::Object(w) => {
+                let (stored, bytes, resumed_from) = (w.target.clone(), w.size, w.offset);
+                w.commit(sum).inspect_err(|e| {
+                    warn!(peer = %self.peer, path = %r.path, error = %e, "put refused at commit");
+                })?;
+                (stored, bytes, resumed_from)
+            }
+        };
         info!(peer = %self.peer, user = self.who(), path = %r.path, stored = %stored.display(),
               bytes, resumed_from, ms = r.start.elapsed().as_millis() as u64, verified = true,
               digest = %sum.algorithm(), sum = %sum, "put");
@@ -433,22 +510,36 @@ impl Store for SessionStore {
             }
             Abort::Failed(e) => warn!(peer = %self.peer, error = %e, "put aborted"),
         }
-        r.upload.keep();
+        match r.upload {
+            Receipt::File(up) => up.keep(),
+            Receipt::Object(w) => w.keep(),
+        }
     }
 
     fn discard(&mut self, r: Receiving) {
         warn!(peer = %self.peer, user = self.who(), path = %r.path, "put failed its MD5 check; discarded");
-        r.upload.discard();
+        match r.upload {
+            Receipt::File(up) => up.discard(),
+            Receipt::Object(w) => w.discard(),
+        }
     }
 
     fn list(&mut self, path: &str) -> Result<Listing, Error> {
         // Read and sent as output room allows: a client that stops reading
         // stops the reading too.
-        resolve(&self.cwd, path).and_then(|p| self.root.list(&p))
+        let p = resolve(&self.cwd, path)?;
+        match &self.shared.objects {
+            Some(o) => o.list(&p).map(Listing::Object),
+            None => self.root.list(&p).map(Listing::Dir),
+        }
     }
 
     fn next_entry(&mut self, list: &mut Listing, slot: &mut Entry) -> Result<bool, Error> {
-        match list.next_entry() {
+        let next = match list {
+            Listing::Dir(l) => l.next_entry(),
+            Listing::Object(l) => l.next_entry().map(Ok),
+        };
+        match next {
             Some(Ok(e)) => {
                 *slot = e;
                 Ok(true)
@@ -462,12 +553,19 @@ impl Store for SessionStore {
     }
 
     fn stat(&mut self, path: &str) -> Result<Entry, Error> {
-        resolve(&self.cwd, path).and_then(|p| self.root.stat(&p))
+        let p = resolve(&self.cwd, path)?;
+        match &self.shared.objects {
+            Some(o) => o.stat(&p),
+            None => self.root.stat(&p),
+        }
     }
 
     fn cd(&mut self, path: &str, cwd: &mut Path) -> Result<(), Error> {
         let p = resolve(&self.cwd, path)?;
-        self.root.check_dir(&p)?;
+        match &self.shared.objects {
+            Some(o) => o.check_dir(&p)?,
+            None => self.root.check_dir(&p)?,
+        }
         // A directory the protocol cannot name back is refused here, not
         // after the session moved into it.
         if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
@@ -482,16 +580,27 @@ impl Store for SessionStore {
     }
 
     fn mkdir(&mut self, path: &str) -> Result<(), Error> {
-        resolve(&self.cwd, path).and_then(|p| self.root.mkdir(&p))
+        let p = resolve(&self.cwd, path)?;
+        match &self.shared.objects {
+            Some(o) => o.mkdir(&p),
+            None => self.root.mkdir(&p),
+        }
     }
 
     fn remove(&mut self, path: &str) -> Result<(), Error> {
-        resolve(&self.cwd, path).and_then(|p| self.root.remove(&p))
+        let p = resolve(&self.cwd, path)?;
+        match &self.shared.objects {
+            Some(o) => o.remove(&p),
+            None => self.root.remove(&p),
+        }
     }
 
     fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
         // A bad path refuses this request; it must not end the session.
         let (from, to) = (resolve(&self.cwd, from)?, resolve(&self.cwd, to)?);
+        if let Some(o) = &self.shared.objects {
+            return o.rename(&from, &to, replace);
+        }
         match replace {
             true => self.root.rename_replacing(&from, &to),
             false => self.root.rename(&from, &to),

@@ -287,6 +287,12 @@ enum Cmd {
         /// where the kernel lacks Landlock; refused with --read-only.
         #[arg(long)]
         exec_unconfined: bool,
+        /// Serve an S3-compatible object store instead of a directory:
+        /// s3://BUCKET[/PREFIX], configured by AWS_ENDPOINT_URL,
+        /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and
+        /// AWS_ALLOW_HTTP. Several servers may share one store.
+        #[arg(long, value_name = "URL", conflicts_with = "root")]
+        store: Option<String>,
     },
     /// Add or update a user's verifier in a users file.
     Passwd {
@@ -593,6 +599,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             digests,
             tls_cert,
             tls_key,
+            store,
         } => {
             raise_nofile();
             // MD5 need not be listed: it is implied, after the listed ones.
@@ -647,6 +654,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 exec_max_output,
                 exec_unconfined,
                 digests,
+                store,
             };
             let rt =
                 tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;

@@ -331,6 +331,25 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         self.link.fail(err);
     }
 
+    /// As [`Self::close`], telling a version-3 client after how many
+    /// seconds to try again (`Retry`; a version-2 client hears `err`).
+    /// For fatal refusals ([`Error::Busy`], [`Error::Penalised`]); a
+    /// `seconds` of 0 is the same as [`Self::close`].
+    pub fn close_retry(&mut self, err: Error, seconds: u32) {
+        if seconds > 0 && err.is_fatal() && self.version() >= 3 {
+            let code = err.code();
+            if self
+                .link
+                .send_msg(&Message::Retry { code, seconds })
+                .is_ok()
+            {
+                self.link.fail_quietly(err);
+                return;
+            }
+        }
+        self.link.fail(err);
+    }
+
     // ---- getters ----
 
     /// The next event, if the buffered input completes one. Returns `None`

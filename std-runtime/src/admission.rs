@@ -384,6 +384,8 @@ pub(crate) struct Gate {
     sent: bool,
     slots: Arc<Semaphore>,
     session: Option<OwnedSemaphorePermit>,
+    /// Seconds until a refused login may be tried again (for `Retry`).
+    pub retry_secs: u32,
 }
 
 impl Gate {
@@ -404,6 +406,7 @@ impl Gate {
             sent: false,
             slots,
             session: None,
+            retry_secs: 0,
         }
     }
 
@@ -445,7 +448,8 @@ impl Gate {
             ServerEvent::LoginRequest { .. } => {
                 self.advance(Progress::Login);
                 let left = self.admission.penalised(self.ip?, Instant::now())?;
-                warn!(peer = %self.peer, retry_secs = ceil_secs(left), "login refused: too many failed logins from this address");
+                self.retry_secs = u32::try_from(ceil_secs(left)).unwrap_or(u32::MAX);
+                warn!(peer = %self.peer, retry_secs = self.retry_secs, "login refused: too many failed logins from this address");
                 Some(ferry_core::Error::Penalised)
             }
             ServerEvent::LoginFailed { .. } => {

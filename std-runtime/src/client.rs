@@ -446,13 +446,22 @@ impl Client {
     /// Logs in: SCRAM as `user` with `password`, or anonymously when
     /// `user` is `None`.
     pub fn login(&mut self, user: Option<&str>, password: Option<&str>) -> Result<(), FerryError> {
-        match user {
+        let r = match user {
             None => self.inner.login_anonymous().map_err(proto),
             Some(u) => {
                 let pw = password.ok_or_else(|| FerryError::Usage("no password given".into()))?;
                 self.inner.login(u, pw, &nonce()?).map_err(proto)
             }
-        }
+        };
+        // A version-3 server says when to try again.
+        r.map_err(
+            |e| match (e.protocol(), self.inner.client().retry_after()) {
+                (Some(error @ (Error::Busy | Error::Penalised)), Some(seconds @ 1..)) => {
+                    FerryError::Retry { error, seconds }
+                }
+                _ => e,
+            },
+        )
     }
 
     /// Downloads a remote file to `local` (a file path, or an existing

@@ -40,6 +40,15 @@ pub enum FerryError {
         /// Appended to its message.
         hint: &'static str,
     },
+    /// A refusal that says when to try again (a version-3 server's
+    /// `Retry`: busy, or too many failed logins from this address).
+    #[error("{}, retry in {seconds} s", describe_short(*.error))]
+    Retry {
+        /// Why the server refused.
+        error: Proto,
+        /// Seconds until it may accept.
+        seconds: u32,
+    },
     /// A local file operation failed.
     #[error("{path}: {source}")]
     Local {
@@ -73,7 +82,9 @@ impl FerryError {
     pub fn exit_code(&self) -> i32 {
         match self {
             FerryError::Usage(_) => exit::USAGE,
-            FerryError::Protocol(e) | FerryError::Hinted { error: e, .. } => code_for(*e),
+            FerryError::Protocol(e)
+            | FerryError::Hinted { error: e, .. }
+            | FerryError::Retry { error: e, .. } => code_for(*e),
             FerryError::Local { source, .. } => match source.kind() {
                 io::ErrorKind::AlreadyExists | io::ErrorKind::PermissionDenied => exit::REFUSED,
                 io::ErrorKind::StorageFull => exit::REFUSED,
@@ -88,7 +99,9 @@ impl FerryError {
     /// The protocol error inside, if any.
     pub fn protocol(&self) -> Option<Proto> {
         match self {
-            FerryError::Protocol(e) | FerryError::Hinted { error: e, .. } => Some(*e),
+            FerryError::Protocol(e)
+            | FerryError::Hinted { error: e, .. }
+            | FerryError::Retry { error: e, .. } => Some(*e),
             FerryError::At { source, .. } => source.protocol(),
             _ => None,
         }
@@ -181,6 +194,15 @@ pub fn code_for(e: Proto) -> i32 {
         | Proto::ExecFailed
         | Proto::DigestRefused => exit::REFUSED,
         _ => exit::CONNECTION,
+    }
+}
+
+/// What a refusal with a retry time says before "retry in N s".
+fn describe_short(e: Proto) -> String {
+    match e {
+        Proto::Busy => "server busy (too many connections)".into(),
+        Proto::Penalised => "too many failed logins from this address".into(),
+        e => e.message().into(),
     }
 }
 

@@ -275,6 +275,10 @@ impl Store for SessionStore {
         getrandom::fill(buf).map_err(|_| Error::Internal)
     }
 
+    fn retry_after(&self, _: Error) -> u32 {
+        self.gate.retry_secs
+    }
+
     fn on_event(&mut self, event: &ServerEvent<'_>) -> Result<(), Error> {
         if let Some(e) = self.gate.check(event) {
             return Err(e);

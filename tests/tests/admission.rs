@@ -349,6 +349,12 @@ fn failed_logins_get_an_address_refused_before_any_password_check() {
         .iter()
         .filter(|(c, e)| *c == 7 && e.contains("too many failed logins"))
         .count();
+    // Every refusal says when to try again: at connect and mid-login alike.
+    let timed = results
+        .iter()
+        .filter(|(c, e)| *c == 7 && e.contains("retry in "))
+        .count();
+    assert_eq!(timed, refused, "{results:?}");
     eprintln!(
         "100 guesses, 25 in parallel: {failed} checked and wrong, {refused} refused, {attack:?}"
     );
@@ -364,6 +370,14 @@ fn failed_logins_get_an_address_refused_before_any_password_check() {
     assert_eq!(code(&o), 7);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("too many failed logins"), "{err}");
+    // The server said when to come back (version 3's `Retry`).
+    let secs: u32 = err
+        .split("retry in ")
+        .nth(1)
+        .and_then(|r| r.split(" s").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no retry time in {err}"));
+    assert!((1..=15).contains(&secs), "{err}");
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 
     // The session logged in before is untouched.

@@ -136,6 +136,14 @@ pub trait Store {
         Ok(())
     }
 
+    /// When [`Self::on_event`] refused with `err` ([`Error::Busy`],
+    /// [`Error::Penalised`]): the seconds after which a new attempt may
+    /// succeed, told to a version-3 client (`Retry`); 0 for unknown.
+    fn retry_after(&self, err: Error) -> u32 {
+        let _ = err;
+        0
+    }
+
     /// A request was answered: `Ok` when it succeeded or its transfer,
     /// listing or command started, else the refusal sent. For logs.
     fn answered(&mut self, request: &Request, result: Result<(), Error>) {

@@ -195,7 +195,7 @@ impl<S: Store, const W: usize> Session<S, W> {
             return Ok(Some(Progress::Closed(e)));
         }
         if let Err(e) = store.on_event(&ev) {
-            server.close(e);
+            server.close_retry(e, store.retry_after(e));
             return Ok(None);
         }
         match ev {

@@ -650,6 +650,7 @@ impl Client {
                 .map(|f| self.get_entry(&f.remote, &f.local, opts))
                 .collect();
         }
+        // Sizes come with the offers; listed ones only start the bar.
         let total = files.iter().map(|f| f.size).sum();
         let mut batch = GetBatch {
             files,
@@ -1072,8 +1073,12 @@ impl Gets for GetBatch<'_> {
         client.get(&self.files[i].remote)
     }
 
-    fn offered(&mut self, i: usize, _size: u64) -> Result<(), Error> {
+    fn offered(&mut self, i: usize, size: u64) -> Result<(), Error> {
         let f = &self.files[i];
+        // The bar started from the listed sizes: correct it by the offer.
+        if size > f.size {
+            self.bar.inc_length(size - f.size);
+        }
         let fail = |results: &mut Vec<_>, e: FerryError| {
             let code = e.protocol().unwrap_or(Error::Io);
             results[i] = Some(Err(e));

@@ -49,7 +49,7 @@ pub mod url;
 pub mod users;
 mod writer;
 
-pub use client::{Client, ConnectOptions, TransferOptions};
+pub use client::{Client, ConnectOptions, GetItem, PutItem, TransferOptions};
 pub use error::{exit, FerryError};
 pub use server::{ListenAddr, ServeOptions, Server};
 pub use url::FerryUrl;

@@ -722,9 +722,26 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 )));
             }
             let mut c = connect.open(&url, pin.digest)?;
-            // One connection for all; stops at the first failure.
-            for path in std::iter::once(&url.path).chain(others.iter().map(|u| &u.path)) {
-                c.get_file(path, &local, &transfer.options())?;
+            let opts = transfer.options();
+            let paths: Vec<&String> = std::iter::once(&url.path)
+                .chain(others.iter().map(|u| &u.path))
+                .collect();
+            if paths.len() == 1 || opts.recursive {
+                // One connection for all; stops at the first failure.
+                for path in paths {
+                    c.get_file(path, &local, &opts)?;
+                }
+            } else {
+                // Several files into one directory: one pipelined batch.
+                let items: Vec<_> = paths
+                    .iter()
+                    .map(|p| ferry::GetItem {
+                        remote: p.to_string(),
+                        local: local.join(p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)),
+                        size: 0,
+                    })
+                    .collect();
+                c.get_files(&items, &opts)?;
             }
             Ok(exit::OK)
         }
@@ -743,11 +760,42 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 _ => format!("{}/", url.path),
             };
             let mut c = connect.open(&url, pin.digest)?;
-            // One connection for all; stops at the first failure.
-            for l in &local {
-                let stored = c.put_file(l, &remote, &transfer.options())?;
-                if !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth) {
-                    eprintln!("ferry: stored as {stored}");
+            let opts = transfer.options();
+            let keep_both = !transfer.quiet && matches!(transfer.overwrite, Policy::KeepBoth);
+            // Several plain files into one directory: one pipelined batch
+            // (directories and a single file go one by one).
+            let files: Option<Vec<_>> = (local.len() > 1)
+                .then(|| {
+                    local
+                        .iter()
+                        .map(|l| {
+                            let md = std::fs::metadata(l).ok().filter(|m| m.is_file())?;
+                            let name = l.file_name()?.to_string_lossy().into_owned();
+                            Some(ferry::PutItem {
+                                local: l.clone(),
+                                remote: format!("{remote}{name}"),
+                                size: md.len(),
+                            })
+                        })
+                        .collect()
+                })
+                .flatten();
+            match files {
+                Some(items) => {
+                    for stored in c.put_files(&items, &opts)? {
+                        if keep_both {
+                            eprintln!("ferry: stored as {stored}");
+                        }
+                    }
+                }
+                None => {
+                    // One connection for all; stops at the first failure.
+                    for l in &local {
+                        let stored = c.put_file(l, &remote, &opts)?;
+                        if keep_both {
+                            eprintln!("ferry: stored as {stored}");
+                        }
+                    }
                 }
             }
             Ok(exit::OK)

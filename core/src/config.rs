@@ -22,6 +22,10 @@ pub struct Config {
     /// acceptable to a server; a client whose list leaves MD5 out refuses to
     /// fall back to it ([`Error::DigestRefused`](crate::Error::DigestRefused)).
     pub digests: Digests,
+    /// The most gets or puts this side announces it holds in flight
+    /// (`docs/PROTOCOL.md#pipelining`), capped by the endpoint type's `W`;
+    /// 0 means `W`. Lower it to measure or to spare a busy server.
+    pub window: u16,
 }
 
 impl Default for Config {
@@ -32,6 +36,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(30),
             idle_timeout: Some(Duration::from_secs(300)),
             digests: Digests::available(),
+            window: 0,
         }
     }
 }

@@ -170,6 +170,9 @@ pub struct ConnectOptions<'a> {
     /// For `ferrys://`: CA certificates (PEM) to trust besides the public
     /// web roots, e.g. a self-signed one.
     pub ca: Option<&'a Path>,
+    /// Gets or puts in flight at once (1–[`WINDOW`]; the server's own
+    /// window can lower it).
+    pub window: u16,
 }
 
 impl Default for ConnectOptions<'_> {
@@ -179,6 +182,7 @@ impl Default for ConnectOptions<'_> {
             digest: None,
             timeout: Duration::from_secs(300),
             ca: None,
+            window: WINDOW as u16,
         }
     }
 }
@@ -428,6 +432,7 @@ impl Client {
             handshake_timeout: opts.timeout.min(Config::default().handshake_timeout),
             login_timeout: opts.timeout.min(Config::default().login_timeout),
             idle_timeout: Some(opts.timeout),
+            window: opts.window,
         };
         // BUF is above both minimums and the digests come from this
         // build: a refusal here is a bug, reported as the core's BadUsage.

@@ -122,6 +122,8 @@ pub struct ServeOptions {
     /// Serve an object store, `s3://BUCKET[/PREFIX]`, instead of `root`
     /// (configured by the `AWS_*` variables; checked at start).
     pub store: Option<String>,
+    /// Gets or puts a session holds in flight (`--window`, 1–256).
+    pub window: u16,
 }
 
 impl Default for ServeOptions {
@@ -147,6 +149,7 @@ impl Default for ServeOptions {
             digests: Digests::available(),
             tls: None,
             store: None,
+            window: WINDOW as u16,
         }
     }
 }
@@ -287,6 +290,7 @@ impl Server {
                 handshake_timeout: opts.login_timeout,
                 login_timeout: opts.login_timeout,
                 digests: opts.digests,
+                window: opts.window,
             },
             allow_anonymous: opts.anonymous,
             allow_exec: opts.allow_exec,

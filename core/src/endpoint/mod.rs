@@ -74,6 +74,10 @@ impl<B: Buffer> Link<B> {
         outbuf: B,
     ) -> Result<Self, SetupError> {
         let (in_len, out_len) = (inbuf.as_ref().len(), outbuf.as_ref().len());
+        let window = match usize::from(config.window) {
+            0 => window,
+            w => w.min(window),
+        };
         let local = LocalHello::new(side, &config, flags, window, in_len, out_len)?;
         let mut link = Link {
             input: Input::new(inbuf),

@@ -133,6 +133,11 @@ struct ConnectArgs {
     /// e.g. a self-signed one.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Send up to N gets or puts before their answers (1–256; the
+    /// server's window can lower it; 1: one file at a time).
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    window: u16,
 }
 
 /// `--digest` for the commands where it only pins (stat has its own).
@@ -155,6 +160,7 @@ impl ConnectArgs {
                 digest: digest.map(Into::into),
                 timeout: Duration::from_secs(self.timeout.max(1)),
                 ca: self.ca.as_deref(),
+                window: self.window,
             },
         )
     }
@@ -250,6 +256,11 @@ enum Cmd {
         /// one evicts that address's oldest (0: no per-address cap).
         #[arg(long, value_name = "N", default_value_t = 64)]
         max_startups_per_ip: usize,
+        /// Gets or puts a session may have in flight at once (1–256):
+        /// each holds an open file until its body is done.
+        #[arg(long, value_name = "N", default_value_t = 256,
+              value_parser = clap::value_parser!(u16).range(1..=256))]
+        window: u16,
         /// Seconds of penalty each failed login adds to its address
         /// (0: no penalties).
         #[arg(long, value_name = "SECS", default_value_t = 5)]
@@ -588,6 +599,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             max_connections,
             max_startups,
             max_startups_per_ip,
+            window,
             login_penalty,
             login_penalty_min,
             login_penalty_max,
@@ -655,6 +667,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 exec_unconfined,
                 digests,
                 store,
+                window,
             };
             let rt =
                 tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;

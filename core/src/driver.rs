@@ -97,6 +97,14 @@ pub trait Puts {
     fn read(&mut self, i: usize, buf: &mut [u8]) -> Result<usize, Error>;
     /// Item `i` ended: stored and verified, or why not.
     fn done(&mut self, i: usize, result: Result<Sum, Error>);
+    /// Whether item `i` is not to go ahead (checked before its request
+    /// and before its body): it is then not sent, or cancelled before any
+    /// byte of its body, and ends with `Error::Cancelled`. A shell batch's
+    /// stop-at-first-error: every item after a failed one.
+    fn skip(&self, i: usize) -> bool {
+        let _ = i;
+        false
+    }
 }
 
 /// Many gets on one connection, pipelined: the items of
@@ -116,6 +124,12 @@ pub trait Gets {
     /// Item `i` ended: received whole and verified (its size and digest),
     /// or why not.
     fn done(&mut self, i: usize, result: Result<Got, Error>);
+    /// Whether item `i` is not to go ahead: not sent, or its offer
+    /// refused (`Error::Cancelled`), as [`Puts::skip`].
+    fn skip(&self, i: usize) -> bool {
+        let _ = i;
+        false
+    }
 }
 
 /// Item numbers in flight, oldest first (fixed capacity, no allocation).
@@ -447,7 +461,11 @@ macro_rules! drivers {
                     let mut body: Option<usize> = None;
                     let mut closed = None;
                     let r = loop {
-                        while next < count && self.client.can_pipeline(false) {
+                        while next < count && puts.skip(next) {
+                            puts.done(next, Err(Error::Cancelled));
+                            next += 1;
+                        }
+                        while next < count && !puts.skip(next) && self.client.can_pipeline(false) {
                             match puts.request(next, &mut self.client) {
                                 Ok(()) => heads.push(next)?,
                                 Err(e) => puts.done(next, Err(e)),
@@ -493,6 +511,15 @@ macro_rules! drivers {
                                     break;
                                 }
                                 _ => {}
+                            }
+                        }
+                        // Stopped: a body not started yet is cancelled
+                        // before any byte of it.
+                        if let Some(i) = body.filter(|&i| puts.skip(i)) {
+                            if self.client.cancel(Error::Cancelled).is_ok() {
+                                bodies.remove(i);
+                                puts.done(i, Err(Error::Cancelled));
+                                body = None;
                             }
                         }
                         // The body in progress, as far as the output buffer takes it.
@@ -559,7 +586,11 @@ macro_rules! drivers {
                     let mut sizes: heapless::Vec<u64, W> = heapless::Vec::new();
                     let mut closed = None;
                     let r = loop {
-                        while next < count && self.client.can_pipeline(true) {
+                        while next < count && gets.skip(next) {
+                            gets.done(next, Err(Error::Cancelled));
+                            next += 1;
+                        }
+                        while next < count && !gets.skip(next) && self.client.can_pipeline(true) {
                             match gets.request(next, &mut self.client) {
                                 Ok(()) => heads.push(next)?,
                                 Err(e) => gets.done(next, Err(e)),
@@ -574,7 +605,12 @@ macro_rules! drivers {
                             match ev {
                                 ClientEvent::Offer { size } => {
                                     let i = heads.pop_front().ok_or(Error::Internal)?;
-                                    match gets.offered(i, size) {
+                                    let answer = if gets.skip(i) {
+                                        Err(Error::Cancelled)
+                                    } else {
+                                        gets.offered(i, size)
+                                    };
+                                    match answer {
                                         Ok(()) => {
                                             self.client.accept(0)?;
                                             bodies.push(i)?;

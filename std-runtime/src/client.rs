@@ -198,6 +198,10 @@ pub struct TransferOptions {
     pub recursive: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// In a batch ([`Client::put_batch`], [`Client::get_batch`]): after
+    /// the first failure send nothing more and store nothing more (a
+    /// shell batch's semantics); else every file is tried.
+    pub stop_at_first_error: bool,
 }
 
 /// A connected Ferry client.
@@ -649,11 +653,30 @@ impl Client {
         files: &[GetItem],
         opts: &TransferOptions,
     ) -> Result<Vec<u64>, FerryError> {
+        self.get_batch(files, opts).into_iter().collect()
+    }
+
+    /// Downloads `files` on this connection, up to [`WINDOW`] in flight
+    /// at once, and says how each went: its size, or why not (as
+    /// [`Self::put_batch`]).
+    pub fn get_batch(
+        &mut self,
+        files: &[GetItem],
+        opts: &TransferOptions,
+    ) -> Vec<Result<u64, FerryError>> {
         if opts.resume {
-            return files
-                .iter()
-                .map(|f| self.get_entry(&f.remote, &f.local, opts))
-                .collect();
+            let mut out = Vec::new();
+            for f in files {
+                if opts.stop_at_first_error && out.iter().any(Result::is_err) {
+                    out.push(Err(FerryError::remote(
+                        &f.remote,
+                        FerryError::Protocol(Error::Cancelled),
+                    )));
+                    continue;
+                }
+                out.push(self.get_entry(&f.remote, &f.local, opts));
+            }
+            return out;
         }
         // Sizes come with the offers; listed ones only start the bar.
         let total = files.iter().map(|f| f.size).sum();
@@ -664,25 +687,28 @@ impl Client {
             results: (0..files.len()).map(|_| None).collect(),
             bar: batch_progress(opts.quiet, total, files.len()),
             done: 0,
+            stop_at_first_error: opts.stop_at_first_error,
         };
-        let r = self.inner.get_many(files.len(), &mut batch).map_err(proto);
+        let r = self.inner.get_many(files.len(), &mut batch);
         batch.bar.finish_and_clear();
-        let mut sizes = Vec::new();
-        for (i, res) in batch.results.into_iter().enumerate() {
-            match res {
-                Some(Ok(n)) => sizes.push(n),
-                Some(Err(e)) => return Err(e),
-                None => {
-                    r?;
-                    return Err(FerryError::remote(
-                        &files[i].remote,
-                        FerryError::Protocol(Error::Internal),
-                    ));
-                }
-            }
-        }
-        r?;
-        Ok(sizes)
+        let failed = r.err().map(proto);
+        batch
+            .results
+            .into_iter()
+            .enumerate()
+            .map(|(i, res)| match res {
+                Some(r) => r,
+                None => Err(FerryError::remote(
+                    &files[i].remote,
+                    FerryError::Protocol(
+                        failed
+                            .as_ref()
+                            .and_then(FerryError::protocol)
+                            .unwrap_or(Error::Cancelled),
+                    ),
+                )),
+            })
+            .collect()
     }
 
     /// Uploads `local` to `remote` (a path, or an existing remote directory
@@ -818,13 +844,33 @@ impl Client {
         files: &[PutItem],
         opts: &TransferOptions,
     ) -> Result<Vec<String>, FerryError> {
+        self.put_batch(files, opts).into_iter().collect()
+    }
+
+    /// Uploads `files` on this connection, up to [`WINDOW`] in flight at
+    /// once (`docs/PROTOCOL.md#pipelining`), and says how each went: the
+    /// name it was stored under, or why not. With `resume`, one at a
+    /// time. With `stop_at_first_error`, the files after a failure are not
+    /// stored (`Cancelled`).
+    pub fn put_batch(
+        &mut self,
+        files: &[PutItem],
+        opts: &TransferOptions,
+    ) -> Vec<Result<String, FerryError>> {
         if opts.resume {
-            let mut names = Vec::new();
+            let mut out = Vec::new();
             for f in files {
+                if opts.stop_at_first_error && out.iter().any(Result::is_err) {
+                    out.push(Err(FerryError::remote(
+                        &f.remote,
+                        FerryError::Protocol(Error::Cancelled),
+                    )));
+                    continue;
+                }
                 let name = base_name(&f.remote).to_string();
-                names.push(self.put_one(&f.local, f.remote.clone(), f.size, &name, opts)?);
+                out.push(self.put_one(&f.local, f.remote.clone(), f.size, &name, opts));
             }
-            return Ok(names);
+            return out;
         }
         let total = files.iter().map(|f| f.size).sum();
         let mut batch = PutBatch {
@@ -835,31 +881,39 @@ impl Client {
             results: (0..files.len()).map(|_| None).collect(),
             bar: batch_progress(opts.quiet, total, files.len()),
             done: 0,
+            stop_at_first_error: opts.stop_at_first_error,
         };
-        let r = self.inner.put_many(files.len(), &mut batch).map_err(proto);
+        let r = self.inner.put_many(files.len(), &mut batch);
         batch.bar.finish_and_clear();
-        let mut names = Vec::new();
-        for (i, res) in batch.results.into_iter().enumerate() {
-            match res {
-                Some(Ok(sum)) => {
-                    let f = &files[i];
-                    let remote = batch.names[i].clone().unwrap_or_else(|| f.remote.clone());
-                    info!(local = %f.local.display(), %remote, bytes = f.size,
-                          digest = %sum.algorithm(), %sum, "put verified");
-                    names.push(remote);
+        let failed = r.err().map(proto);
+        let names = batch.names;
+        batch
+            .results
+            .into_iter()
+            .enumerate()
+            .map(|(i, res)| {
+                let f = &files[i];
+                match res {
+                    Some(Ok(sum)) => {
+                        let remote = names[i].clone().unwrap_or_else(|| f.remote.clone());
+                        info!(local = %f.local.display(), %remote, bytes = f.size,
+                              digest = %sum.algorithm(), %sum, "put verified");
+                        Ok(remote)
+                    }
+                    Some(Err(e)) => Err(e),
+                    // Never sent: the connection failed, or the batch stopped.
+                    None => Err(FerryError::remote(
+                        &f.remote,
+                        FerryError::Protocol(
+                            failed
+                                .as_ref()
+                                .and_then(FerryError::protocol)
+                                .unwrap_or(Error::Cancelled),
+                        ),
+                    )),
                 }
-                Some(Err(e)) => return Err(e),
-                None => {
-                    r?;
-                    return Err(FerryError::remote(
-                        &files[i].remote,
-                        FerryError::Protocol(Error::Internal),
-                    ));
-                }
-            }
-        }
-        r?;
-        Ok(names)
+            })
+            .collect()
     }
 
     /// Lists a directory.
@@ -998,6 +1052,7 @@ struct PutBatch<'a> {
     results: Vec<Option<Result<ferry_core::digest::Sum, FerryError>>>,
     bar: ProgressBar,
     done: usize,
+    stop_at_first_error: bool,
 }
 
 impl Puts for PutBatch<'_> {
@@ -1042,6 +1097,10 @@ impl Puts for PutBatch<'_> {
         }
     }
 
+    fn skip(&self, i: usize) -> bool {
+        self.stop_at_first_error && self.results[..i].iter().flatten().any(Result::is_err)
+    }
+
     fn done(&mut self, i: usize, result: Result<ferry_core::digest::Sum, Error>) {
         if self.open.as_ref().is_some_and(|(at, _)| *at == i) {
             self.open = None;
@@ -1067,6 +1126,7 @@ struct GetBatch<'a> {
     results: Vec<Option<Result<u64, FerryError>>>,
     bar: ProgressBar,
     done: usize,
+    stop_at_first_error: bool,
 }
 
 impl Gets for GetBatch<'_> {
@@ -1113,6 +1173,10 @@ impl Gets for GetBatch<'_> {
             self.results[i] = Some(Err(FerryError::local(part, e)));
             code
         })
+    }
+
+    fn skip(&self, i: usize) -> bool {
+        self.stop_at_first_error && self.results[..i].iter().flatten().any(Result::is_err)
     }
 
     fn done(&mut self, i: usize, result: Result<Got, Error>) {

@@ -190,6 +190,7 @@ impl TransferArgs {
             overwrite: self.overwrite.into(),
             recursive: self.recursive,
             quiet: self.quiet,
+            stop_at_first_error: false,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `ferry shell`: the FTP-like shell of the original notes (ls, cd, get,
 //! put, …). Line editing and history on a terminal; a batch of lines when
 //! stdin is not one, stopping at the first failing line (a line starting
-//! with `-` may fail, as in `sftp -b`).
+//! with `-` may fail, as in `sftp -b`). In a batch, consecutive `get` (or
+//! `put`) lines of single files that are already there to read go out as
+//! one pipelined group: one round trip for the group, not two per line;
+//! after a failing line nothing later in its group is stored.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use ferry::{exit, Client, FerryError, TransferOptions};
+use ferry::{exit, Client, FerryError, GetItem, PutItem, TransferOptions};
 
 use crate::output::{exec_and_print, format_entry, format_stat};
 
@@ -127,6 +130,19 @@ fn mv_flags(words: &mut Vec<String>) -> Result<bool, FerryError> {
 }
 
 /// State kept across lines.
+/// Which way a group of transfer lines goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Get,
+    Put,
+}
+
+/// One line of a pipelined group (a put keeps the local name as typed).
+enum Item {
+    Get(GetItem),
+    Put(String, PutItem),
+}
+
 pub struct Shell<'c> {
     client: &'c mut Client,
     local: PathBuf,
@@ -148,6 +164,99 @@ impl<'c> Shell<'c> {
         } else {
             self.local.join(p)
         }
+    }
+
+    /// A plain single-file `get` or `put` line (no `-r`, no `--resume`,
+    /// not into a directory), as one item of a pipelined group: `None`
+    /// for any other line.
+    fn transfer_item(&self, line: &str) -> Option<(Direction, TransferOptions, Item)> {
+        let mut words = split_words(line).ok()?;
+        let cmd = words.first()?.clone();
+        words.remove(0);
+        let opts = transfer_flags(&mut words).ok()?;
+        if opts.recursive || opts.resume || words.is_empty() || words.len() > 2 {
+            return None;
+        }
+        match cmd.as_str() {
+            "get" => {
+                let remote = words[0].clone();
+                let name = remote.trim_end_matches('/').rsplit('/').next()?.to_string();
+                let local = match words.get(1) {
+                    Some(l) => self.local_path(l),
+                    None => self.local.join(&name),
+                };
+                if local.is_dir() || name.is_empty() {
+                    return None;
+                }
+                let item = GetItem {
+                    remote,
+                    local,
+                    size: 0,
+                };
+                Some((Direction::Get, opts, Item::Get(item)))
+            }
+            "put" => {
+                let path = self.local_path(&words[0]);
+                let md = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                // Only an explicit file name (one not ending in `/`): a
+                // remote directory would need the server's answer first.
+                let remote = match words.get(1) {
+                    Some(r) if !r.ends_with('/') => r.clone(),
+                    Some(_) => return None,
+                    None => name,
+                };
+                let item = PutItem {
+                    local: path,
+                    remote,
+                    size: md.len(),
+                };
+                Some((Direction::Put, opts, Item::Put(words[0].clone(), item)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs a group of transfer lines as one pipelined batch; one outcome
+    /// per line, in order, printed as [`Self::line`] would.
+    fn group(
+        &mut self,
+        opts: &TransferOptions,
+        may_fail: bool,
+        items: Vec<Item>,
+    ) -> Vec<Result<(), FerryError>> {
+        let mut opts = opts.clone();
+        opts.stop_at_first_error = !may_fail;
+        let gets: Vec<GetItem> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Get(g) => Some(g.clone()),
+                Item::Put(..) => None,
+            })
+            .collect();
+        if !gets.is_empty() {
+            return self
+                .client
+                .get_batch(&gets, &opts)
+                .into_iter()
+                .zip(&gets)
+                .map(|(r, g)| r.map(|n| println!("got {} ({n} bytes, verified)", g.remote)))
+                .collect();
+        }
+        let puts: Vec<(String, PutItem)> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Put(shown, p) => Some((shown, p)),
+                Item::Get(_) => None,
+            })
+            .collect();
+        let files: Vec<PutItem> = puts.iter().map(|(_, p)| p.clone()).collect();
+        self.client
+            .put_batch(&files, &opts)
+            .into_iter()
+            .zip(&puts)
+            .map(|(r, (shown, _))| r.map(|stored| println!("put {shown} as {stored} (verified)")))
+            .collect()
     }
 
     /// Runs one line; `Ok(None)` means exit.
@@ -281,26 +390,100 @@ pub fn run(client: &mut Client) -> Result<i32, FerryError> {
             }
         }
     }
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.map_err(|e| FerryError::Other(e.to_string()))?;
+    // Lines come from a reader thread, so lines already written can be
+    // grouped without waiting for more (a script may wait for output
+    // before writing its next line).
+    let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<String>>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut pending: std::collections::VecDeque<(usize, String)> = Default::default();
+    let mut n = 0;
+    let mut next = |pending: &mut std::collections::VecDeque<(usize, String)>, wait: bool| {
+        if let Some(l) = pending.pop_front() {
+            return Ok(Some(l));
+        }
+        let got = if wait {
+            rx.recv().ok()
+        } else {
+            rx.try_recv().ok()
+        };
+        match got {
+            Some(Ok(l)) => {
+                n += 1;
+                Ok(Some((n, l)))
+            }
+            Some(Err(e)) => Err(FerryError::Other(e.to_string())),
+            None => Ok(None),
+        }
+    };
+    while let Some((n, line)) = next(&mut pending, true)? {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         let (may_fail, text) = match trimmed.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, trimmed),
+            Some(rest) => (true, rest.to_string()),
+            None => (false, trimmed.to_string()),
         };
-        match shell.line(text) {
+        // A transfer line: gather the ones right behind it that go the
+        // same way with the same options and are already here.
+        if let Some((dir, opts, first)) = shell.transfer_item(&text) {
+            let mut group = vec![(n, may_fail, text.clone(), first)];
+            while let Some((m, l)) = next(&mut pending, false)? {
+                let t = l.trim();
+                let (mf, tx) = match t.strip_prefix('-') {
+                    Some(rest) => (true, rest.to_string()),
+                    None => (false, t.to_string()),
+                };
+                match shell.transfer_item(&tx) {
+                    Some((d, o, item))
+                        if d == dir
+                            && o.overwrite == opts.overwrite
+                            && mf == may_fail
+                            && !t.is_empty() =>
+                    {
+                        group.push((m, mf, tx, item))
+                    }
+                    _ => {
+                        pending.push_back((m, l));
+                        break;
+                    }
+                }
+            }
+            if group.len() > 1 {
+                let lines: Vec<(usize, bool, String)> = group
+                    .iter()
+                    .map(|(m, f, t, _)| (*m, *f, t.clone()))
+                    .collect();
+                let items = group.into_iter().map(|(_, _, _, i)| i).collect();
+                for ((m, mf, t), r) in lines.into_iter().zip(shell.group(&opts, may_fail, items)) {
+                    match r {
+                        Ok(()) => {}
+                        Err(e) if mf => eprintln!("ferry: line {m} (ignored): {t}: {e}"),
+                        Err(e) => {
+                            eprintln!("ferry: line {m}: {t}: {e}");
+                            return Ok(e.exit_code());
+                        }
+                    }
+                }
+                continue;
+            }
+        }
+        match shell.line(&text) {
             Ok(None) => return Ok(exit::OK),
             Ok(Some(code)) if code == exit::OK || may_fail => {}
             Ok(Some(code)) => {
-                eprintln!("ferry: line {}: {text}: failed", n + 1);
+                eprintln!("ferry: line {n}: {text}: failed");
                 return Ok(code);
             }
-            Err(e) if may_fail => eprintln!("ferry: line {} (ignored): {text}: {e}", n + 1),
+            Err(e) if may_fail => eprintln!("ferry: line {n} (ignored): {text}: {e}"),
             Err(e) => {
-                eprintln!("ferry: line {}: {text}: {e}", n + 1);
+                eprintln!("ferry: line {n}: {text}: {e}");
                 return Ok(e.exit_code());
             }
         }

@@ -102,6 +102,16 @@ enum Pending {
     Exec { output: bool },
 }
 
+/// A get accepted whose body has not started (window above 1).
+#[derive(Debug, Clone, Copy)]
+struct AcceptedGet {
+    size: u64,
+    seq: u32,
+    /// This side cancelled it already: its body (or the trailer ending
+    /// it) is dropped when it comes.
+    cancelled: bool,
+}
+
 /// A get or put sent, its answer not yet here.
 #[derive(Debug, Clone, Copy)]
 enum Head {
@@ -160,8 +170,8 @@ pub struct ClientRole<const W: usize> {
     ready: Deque<(u64, u64), W>,
     /// Put bodies sent, waiting for `Done`: this side's digests.
     tails: Deque<(Sum, u32), W>,
-    /// Gets accepted whose body has not started: sizes.
-    accepted: Deque<(u64, u32), W>,
+    /// Gets accepted whose body has not started.
+    accepted: Deque<AcceptedGet, W>,
     /// Sequence number of the body in progress (or of the offer being
     /// answered).
     body_seq: u32,
@@ -205,7 +215,7 @@ impl<const W: usize> ClientRole<W> {
         let earliest = [
             self.body_in_progress().then_some(self.body_seq),
             self.tails.front().map(|t| t.1),
-            self.accepted.front().map(|a| a.1),
+            self.accepted.front().map(|a| a.seq),
         ]
         .into_iter()
         .flatten()
@@ -658,7 +668,12 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             self.role.state = State::Receiving(t);
         } else {
             self.role.state = State::Idle;
-            let _ = self.role.accepted.push_back((size, seq));
+            let get = AcceptedGet {
+                size,
+                seq,
+                cancelled: false,
+            };
+            let _ = self.role.accepted.push_back(get);
         }
         Ok(())
     }
@@ -698,16 +713,18 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 })?;
                 self.role.state = State::CancelWait;
             }
-            // The oldest accepted get, its body not here yet: the server
-            // ends it with a trailer whether or not it had started.
-            State::Idle if !self.role.accepted.is_empty() => {
+            // The oldest accepted get not cancelled yet, its body not here:
+            // the server ends it with a trailer whether or not it had
+            // started. It stays queued, so that answers to the requests
+            // sent before it (offers, refusals) are still read as such;
+            // its body is dropped when it comes.
+            State::Idle if self.role.accepted.iter().any(|a| !a.cancelled) => {
                 self.link.send_msg(&Message::Error {
                     code: err.request_code(),
                 })?;
-                if let Some((_, seq)) = self.role.accepted.pop_front() {
-                    self.role.body_seq = seq;
+                if let Some(a) = self.role.accepted.iter_mut().find(|a| !a.cancelled) {
+                    a.cancelled = true;
                 }
-                self.role.state = State::Discarding;
             }
             _ => return Err(Error::BadUsage),
         }
@@ -745,9 +762,13 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// above 1): it becomes the body in progress.
     fn start_get_body(&mut self) -> Result<(), Error> {
         if matches!(self.role.state, State::Idle) && !self.role.head_first() {
-            if let Some((size, seq)) = self.role.accepted.pop_front() {
-                self.role.body_seq = seq;
-                self.role.state = State::Receiving(Transfer::new(size, 0, self.link.digest())?);
+            if let Some(a) = self.role.accepted.pop_front() {
+                self.role.body_seq = a.seq;
+                self.role.state = if a.cancelled {
+                    State::Discarding
+                } else {
+                    State::Receiving(Transfer::new(a.size, 0, self.link.digest())?)
+                };
             }
         }
         Ok(())
@@ -938,7 +959,11 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 Ok(Step::Event(Event::Failed(err)))
             }
             State::Idle if !self.role.accepted.is_empty() => {
-                self.role.accepted.pop_front();
+                // The server cancelled a get this side had cancelled too:
+                // each cancel acknowledges the other.
+                if self.role.accepted.pop_front().is_some_and(|a| a.cancelled) {
+                    return Ok(Step::Nothing);
+                }
                 self.ack_cancel(v3)?;
                 Ok(Step::Event(Event::Failed(err)))
             }

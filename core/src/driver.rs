@@ -476,7 +476,11 @@ macro_rules! drivers {
                             break Ok(());
                         }
                         self.client.handle_timeout((self.clock)());
+                        // Whether this turn did anything: an event, body
+                        // bytes, output written.
+                        let mut moved = false;
                         while let Some(ev) = self.client.poll_event() {
+                            moved = true;
                             match ev {
                                 ClientEvent::Accepted { name, .. } => {
                                     let i = heads.pop_front().ok_or(Error::Internal)?;
@@ -538,7 +542,7 @@ macro_rules! drivers {
                                 match read {
                                     // The output buffer is full.
                                     Ok(0) => break,
-                                    Ok(_) => {}
+                                    Ok(_) => moved = true,
                                     Err(e) => {
                                         // This item ends here; the server
                                         // acknowledges the cancel.
@@ -546,6 +550,7 @@ macro_rules! drivers {
                                         bodies.remove(i);
                                         puts.done(i, Err(e));
                                         body = None;
+                                        moved = true;
                                         break;
                                     }
                                 }
@@ -554,17 +559,26 @@ macro_rules! drivers {
                         if self.client.remaining() == 0 {
                             body = None;
                         }
+                        moved |= !self.client.transmit_buf().is_empty();
                         self.flush() $($await)* ?;
                         if let Some(e) = closed {
                             break Err(e);
                         }
-                        if body.is_some() || !ready.0.is_empty() {
-                            // More bodies to send: the server reads them
-                            // all, so no deadlock; answers are read after.
+                        // More bodies to send: the server reads them all, so
+                        // no deadlock; answers are read after. Accepted
+                        // bodies waiting while nothing moves wait for the
+                        // server (the acknowledgement of a cancel): read.
+                        if body.is_some() || (!ready.0.is_empty() && moved) {
                             continue;
                         }
                         if next == count && self.client.is_idle() {
                             break Ok(());
+                        }
+                        // Items ended and the window has room: send more
+                        // before waiting (the server may have answered
+                        // everything, and then nothing more would come).
+                        if next < count && self.client.can_pipeline(false) {
+                            continue;
                         }
                         self.read_some() $($await)* ?;
                     };
@@ -850,10 +864,12 @@ macro_rules! drivers {
             /// `DriverError::Protocol(Error::BadUsage)`. A store whose commands answer
             /// [`ExecPoll::Pending`](crate::app::ExecPoll::Pending) needs a
             /// driver that can wait on them too: this one only waits for
-            /// input.
-            pub $($async)? fn $serve<T, B, S>(
+            /// input. A server with a window above 1
+            /// ([`Server::with_window`]) serves pipelined requests
+            /// (`docs/PROTOCOL.md#pipelining`).
+            pub $($async)? fn $serve<T, B, S, const W: usize>(
                 io: &mut T,
-                server: &mut Server<B>,
+                server: &mut Server<B, W>,
                 store: &mut S,
                 scratch: &mut [u8],
                 mut clock: impl FnMut() -> Instant,
@@ -863,7 +879,7 @@ macro_rules! drivers {
                 B: Buffer,
                 S: Store,
             {
-                let mut session = Session::new();
+                let mut session = Session::<S, W>::new();
                 let out = 'conn: loop {
                     server.handle_timeout(clock());
                     let next = match session.progress(server, store, scratch) {

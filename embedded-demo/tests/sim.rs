@@ -36,7 +36,7 @@ fn logged_in(w: &mut World) -> Conn {
     c
 }
 
-fn has(c: &Conn, e: &Ev) -> bool {
+fn has<const W: usize>(c: &Conn<W>, e: &Ev) -> bool {
     c.events.contains(e)
 }
 
@@ -279,4 +279,94 @@ fn the_device_negotiates_its_digest_and_answers_digest_requests() {
         c.events,
         vec![Ev::Sum(digest::digest(want, &body).unwrap())]
     );
+}
+
+/// A pipelining client (window 8) against the device, whose window is 1:
+/// the window negotiated is 1, and a batch of puts then gets, sent as a
+/// pipelining driver sends them (while `can_pipeline` allows), goes one
+/// at a time and arrives whole. On a perfect link and a lossy one.
+#[test]
+fn a_pipelining_client_against_the_device_gets_window_1() {
+    for (loss, corrupt) in [(0, 0), (5, 5)] {
+        let link = Link::new();
+        let mut w = World::new(&link, Auth::Anonymous, loss, corrupt);
+        let mut c = w.connect_windowed::<8>();
+        w.run(&mut c, |c| has(c, &Ev::Connected));
+        let n = c.client.negotiated().unwrap();
+        assert_eq!((n.version, n.window), (3, 1));
+        c.client.login_anonymous().unwrap();
+        w.run(&mut c, |c| has(c, &Ev::LoggedIn));
+        c.events.clear();
+
+        let files: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| (format!("p{i}.bin"), data(3_000 + 5_000 * i, 40 + i as u32)))
+            .collect();
+        // The puts: each sent as soon as the client may; one more than the
+        // window may never go out.
+        let mut next = 0;
+        let ended = |c: &Conn<8>| {
+            c.events
+                .iter()
+                .filter(|e| matches!(e, Ev::End(_) | Ev::Failed(_)))
+                .count()
+        };
+        while ended(&c) < files.len() {
+            while next < files.len() && c.client.can_pipeline(false) {
+                let (name, body) = &files[next];
+                c.client
+                    .put(name, body.len() as u64, Overwrite::Fail, false)
+                    .unwrap();
+                c.bodies.push_back(body.clone());
+                next += 1;
+                assert!(!c.client.can_pipeline(false), "window 1: one at a time");
+            }
+            w.step(&mut [&mut c]);
+        }
+        assert_eq!(
+            c.events
+                .iter()
+                .filter(|e| matches!(e, Ev::End(_) | Ev::Failed(_)))
+                .collect::<Vec<_>>(),
+            vec![&Ev::End(true); 5],
+            "loss {loss}"
+        );
+        for (name, body) in &files {
+            assert_eq!(w.device.store.read(name), Some(&body[..]), "{name}");
+        }
+        c.events.clear();
+
+        // The gets, in reverse order, one of a missing file.
+        let mut names: Vec<&str> = files.iter().rev().map(|f| f.0.as_str()).collect();
+        names.insert(2, "missing.bin");
+        let mut next = 0;
+        while ended(&c) < names.len() {
+            while next < names.len() && c.client.can_pipeline(true) {
+                c.client.get(names[next]).unwrap();
+                next += 1;
+                assert!(!c.client.can_pipeline(true), "window 1: one at a time");
+            }
+            w.step(&mut [&mut c]);
+        }
+        // Each get's bytes run from its data to its end.
+        let mut got: Vec<Result<Vec<u8>, ferry_core::Error>> = Vec::new();
+        let mut cur = Vec::new();
+        for e in &c.events {
+            match e {
+                Ev::Data(d) => cur.extend_from_slice(d),
+                Ev::End(true) => got.push(Ok(std::mem::take(&mut cur))),
+                Ev::Failed(e) => got.push(Err(*e)),
+                Ev::End(false) => panic!("a digest mismatch"),
+                _ => {}
+            }
+        }
+        let want: Vec<Result<Vec<u8>, ferry_core::Error>> = names
+            .iter()
+            .map(|n| match files.iter().find(|f| f.0 == *n) {
+                Some(f) => Ok(f.1.clone()),
+                None => Err(ferry_core::Error::NotFound),
+            })
+            .collect();
+        assert!(got == want, "loss {loss}: the gets differ");
+        assert!(c.client.is_idle());
+    }
 }

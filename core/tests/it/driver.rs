@@ -295,3 +295,269 @@ fn async_driver_runs_the_same_exchange() {
     });
     assert_eq!(server.join().unwrap(), Error::Closed);
 }
+
+// ---- put_many / get_many, pipelined, against `serve` ----
+
+/// A transport that keeps a copy of every byte written through it.
+struct Recorded<S>(S, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl<S: Read> Read for Recorded<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<S: Write> Write for Recorded<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.lock().unwrap().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Files to upload with `put_many`; how each ended.
+struct Uploads {
+    files: Vec<(String, Vec<u8>)>,
+    pos: Vec<usize>,
+    /// Reading this item fails after this many bytes (a local read error).
+    fail_read: Option<(usize, usize)>,
+    accepted: Vec<usize>,
+    done: Vec<Option<Result<ferry_core::digest::Sum, Error>>>,
+}
+
+impl ferry_core::driver::Puts for Uploads {
+    fn request<B: ferry_core::Buffer, const W: usize>(
+        &mut self,
+        i: usize,
+        client: &mut Client<B, W>,
+    ) -> Result<(), Error> {
+        let (name, data) = &self.files[i];
+        client.put(name, data.len() as u64, Overwrite::Fail, false)
+    }
+    fn accepted(&mut self, i: usize, _name: Option<&str>) {
+        self.accepted.push(i);
+    }
+    fn read(&mut self, i: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        let data = &self.files[i].1;
+        let end = match self.fail_read {
+            Some((f, n)) if f == i => {
+                if self.pos[i] >= n {
+                    return Err(Error::Io);
+                }
+                n
+            }
+            _ => data.len(),
+        };
+        let n = buf.len().min(end - self.pos[i]);
+        buf[..n].copy_from_slice(&data[self.pos[i]..self.pos[i] + n]);
+        self.pos[i] += n;
+        Ok(n)
+    }
+    fn done(&mut self, i: usize, result: Result<ferry_core::digest::Sum, Error>) {
+        assert!(self.done[i].is_none(), "item {i} ended twice");
+        self.done[i] = Some(result);
+    }
+}
+
+/// Files to fetch with `get_many`; what came and how each ended.
+struct Downloads {
+    names: Vec<String>,
+    /// Offers of these items are refused (`Exists`: a local file in the way).
+    refuse: Vec<usize>,
+    /// Writing this item fails once it holds this many bytes.
+    fail_write: Option<(usize, usize)>,
+    got: Vec<Vec<u8>>,
+    done: Vec<Option<Result<ferry_core::driver::Got, Error>>>,
+}
+
+impl ferry_core::driver::Gets for Downloads {
+    fn request<B: ferry_core::Buffer, const W: usize>(
+        &mut self,
+        i: usize,
+        client: &mut Client<B, W>,
+    ) -> Result<(), Error> {
+        client.get(&self.names[i])
+    }
+    fn offered(&mut self, i: usize, _size: u64) -> Result<(), Error> {
+        if self.refuse.contains(&i) {
+            return Err(Error::Exists);
+        }
+        Ok(())
+    }
+    fn write(&mut self, i: usize, data: &[u8]) -> Result<(), Error> {
+        if matches!(self.fail_write, Some((f, n)) if f == i && self.got[i].len() + data.len() > n) {
+            return Err(Error::NoSpace);
+        }
+        self.got[i].extend_from_slice(data);
+        Ok(())
+    }
+    fn done(&mut self, i: usize, result: Result<ferry_core::driver::Got, Error>) {
+        assert!(self.done[i].is_none(), "item {i} ended twice");
+        self.done[i] = Some(result);
+    }
+}
+
+/// The messages in a recorded client stream, after its hello.
+fn sent_frames(
+    stream: &[u8],
+) -> Vec<(
+    ferry_core::frame::FrameKind,
+    Option<ferry_core::message::Message>,
+)> {
+    use ferry_core::frame::{self, FrameKind, HEADER_LEN, HELLO_LEN};
+    let mut out = Vec::new();
+    let mut rest = &stream[HELLO_LEN..];
+    while rest.len() >= HEADER_LEN {
+        let (kind, len) =
+            frame::read_header(rest[..HEADER_LEN].try_into().unwrap(), u32::MAX).unwrap();
+        let payload = &rest[HEADER_LEN..HEADER_LEN + len as usize];
+        let msg = (kind == FrameKind::Msg).then(|| frame::decode_message(payload).unwrap());
+        out.push((kind, msg));
+        rest = &rest[HEADER_LEN + len as usize..];
+    }
+    out
+}
+
+/// `put_many` and `get_many` with a window of 8 against `serve` with a
+/// window of 8, over a socket pair: 20 files each way, with a refused
+/// put, a local read failure, a missing file, a refused offer and a
+/// local write failure among them. Every item ends once, as it should;
+/// the first eight requests go out back to back.
+#[test]
+fn put_many_and_get_many_against_serve_with_a_window() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let up = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let down = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server_out = down.clone();
+    let server = std::thread::spawn(move || {
+        let mut io = FromStd::new(Recorded(b, server_out));
+        let mut server = Server::<_, 8>::with_window(
+            Instant::ZERO,
+            server_config(),
+            vec![0; 16_384],
+            vec![0; 16_384],
+        )
+        .unwrap();
+        let mut st = store();
+        st.files.insert("taken".into(), b"old".to_vec());
+        let why = blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap();
+        (why, st)
+    });
+    // The client in a thread of its own, so that a batch that hangs (both
+    // sides waiting to read) fails the test instead of stalling it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client_out = up.clone();
+    std::thread::spawn(move || {
+        let up = client_out;
+        let client = Client::<_, 8>::with_window(
+            Instant::ZERO,
+            Config::default(),
+            vec![0; 16_384],
+            vec![0; 16_384],
+        )
+        .unwrap();
+        let io = FromStd::new(Recorded(a, up.clone()));
+        let mut c = blocking::BlockingClient::connect(io, client, clock()).unwrap();
+        c.login("bob", "hunter2", &[5; 16]).unwrap();
+        assert_eq!(c.client().negotiated().unwrap().window, 8);
+        let login_bytes = up.lock().unwrap().len();
+
+        let mut files: Vec<(String, Vec<u8>)> = (0..20)
+            .map(|i| {
+                (
+                    format!("f{i:02}"),
+                    (0..(i * 3_001 + 5)).map(|b| (b * 7 + i) as u8).collect(),
+                )
+            })
+            .collect();
+        files[3].0 = "taken".into();
+        let mut puts = Uploads {
+            pos: vec![0; 20],
+            fail_read: Some((11, 20_000)),
+            accepted: Vec::new(),
+            done: vec![None; 20],
+            files: files.clone(),
+        };
+        c.put_many(20, &mut puts).unwrap();
+        for (i, d) in puts.done.iter().enumerate() {
+            match (i, d) {
+                (3, Some(Err(Error::Exists))) | (11, Some(Err(Error::Io))) => {}
+                (3 | 11, _) => panic!("put {i}: {d:?}"),
+                (_, Some(Ok(sum))) => {
+                    let want = ferry_core::digest::digest(sum.algorithm(), &files[i].1);
+                    assert_eq!(Some(*sum), want, "put {i}");
+                }
+                _ => panic!("put {i}: {d:?}"),
+            }
+        }
+        assert!(!puts.accepted.contains(&3));
+        // Eight requests back to back before any body: pipelined.
+        let frames = sent_frames(&up.lock().unwrap()[..]);
+        let skip = sent_frames(&up.lock().unwrap()[..login_bytes]).len();
+        let first: Vec<_> = frames[skip..skip + 9].iter().map(|f| f.0).collect();
+        assert!(
+            frames[skip..skip + 8]
+                .iter()
+                .all(|f| matches!(f.1, Some(ferry_core::message::Message::Request(_)))),
+            "{first:?}"
+        );
+        assert!(c.client().is_idle());
+
+        let mut names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        names[5] = "missing".into();
+        let mut gets = Downloads {
+            names,
+            refuse: vec![7],
+            fail_write: Some((13, 10_000)),
+            got: vec![Vec::new(); 20],
+            done: vec![None; 20],
+        };
+        c.get_many(20, &mut gets).unwrap();
+        for (i, d) in gets.done.iter().enumerate() {
+            let r = d.as_ref().unwrap_or_else(|| panic!("get {i} never ended"));
+            match i {
+                5 => assert_eq!(r, &Err(Error::NotFound)),
+                7 => assert_eq!(r, &Err(Error::Exists)),
+                13 => assert_eq!(r, &Err(Error::NoSpace)),
+                3 => assert_eq!(gets.got[i], b"old"),
+                // The put whose read failed was never stored.
+                11 => assert_eq!(r, &Err(Error::NotFound)),
+                _ => {
+                    let got = r.as_ref().unwrap();
+                    assert_eq!(got.size, files[i].1.len() as u64, "get {i}");
+                    assert_eq!(gets.got[i], files[i].1, "get {i}");
+                }
+            }
+        }
+        assert!(c.client().is_idle());
+        // The session goes on after both batches.
+        assert_eq!(c.echo("after", false).unwrap().as_str(), "after");
+        drop(c);
+        tx.send(()).unwrap();
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let last = |s: &[u8]| -> Vec<String> {
+                let f = sent_frames(s);
+                f[f.len().saturating_sub(12)..]
+                    .iter()
+                    .map(|(k, m)| m.as_ref().map_or(format!("{k:?}"), |m| format!("{m:?}")))
+                    .collect()
+            };
+            panic!(
+                "the batches hung: both sides wait to read. Last sent by the client: \
+                 {:#?}\nby the server: {:#?}",
+                last(&up.lock().unwrap()),
+                last(&down.lock().unwrap())
+            )
+        }
+        Err(e) => panic!("the client failed (its panic is above): {e}"),
+    }
+    let (why, st) = server.join().unwrap();
+    assert_eq!(why, Error::Closed);
+    assert_eq!(st.stored, 18);
+}

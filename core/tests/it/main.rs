@@ -11,6 +11,7 @@ mod docs;
 mod driver;
 mod limits;
 mod md5;
+mod pipeline;
 mod session;
 mod spec;
 mod split;

@@ -72,7 +72,7 @@ pub struct Wire {
 }
 
 impl Wire {
-    fn new(split: Split) -> Self {
+    pub fn new(split: Split) -> Self {
         Wire {
             bytes: VecDeque::new(),
             split,
@@ -82,7 +82,7 @@ impl Wire {
         }
     }
 
-    fn next_read(&mut self) -> Vec<u8> {
+    pub fn next_read(&mut self) -> Vec<u8> {
         let n = match &self.split {
             Split::Whole => self.bytes.len(),
             Split::Cycle(v) => {
@@ -102,7 +102,7 @@ impl Wire {
         out
     }
 
-    fn unread(&mut self, rest: &[u8]) {
+    pub fn unread(&mut self, rest: &[u8]) {
         self.sent -= rest.len() as u64;
         for &b in rest.iter().rev() {
             self.bytes.push_front(b);
@@ -134,10 +134,21 @@ pub struct Store {
     /// Gets announce this many bytes more than the file has (a file that
     /// shrinks while it is sent).
     pub shrink_by: u64,
+    /// Only this path shrinks, when set.
+    pub shrink_only: Option<String>,
     /// The held prefix of the get in progress ends here.
     prefix_until: u64,
     /// Events seen (to tell the pair something moved).
-    seen: usize,
+    pub seen: usize,
+    /// Every event the server application saw but body bytes, in order
+    /// (`Debug`), for comparisons.
+    pub log: Vec<String>,
+    /// Handles (files open for a get, uploads begun) not given back yet.
+    pub open_handles: isize,
+    /// How each get ended, by path.
+    pub get_ends: Vec<(String, GetEnd)>,
+    /// Uploads ended unstored, by target.
+    pub put_aborts: Vec<(String, Abort)>,
 }
 
 impl Store {
@@ -189,6 +200,7 @@ impl app::Store for Store {
 
     fn on_event(&mut self, ev: &ServerEvent<'_>) -> Result<(), Error> {
         self.seen += 1;
+        self.log.push(format!("{ev:?}"));
         let rec = match ev {
             ServerEvent::LoggedIn { user } => SRec::LoggedIn(user.as_ref().map(|u| u.to_string())),
             ServerEvent::LoginFailed {
@@ -218,7 +230,9 @@ impl app::Store for Store {
     fn open(&mut self, path: &str) -> Result<(Self::File, u64), Error> {
         let path = self.resolve(path);
         let data = self.files.get(&path).ok_or(Error::NotFound)?.clone();
-        let size = data.len() as u64 + self.shrink_by;
+        let shrinks = self.shrink_only.as_ref().is_none_or(|p| *p == path);
+        let size = data.len() as u64 + if shrinks { self.shrink_by } else { 0 };
+        self.open_handles += 1;
         Ok(((path, data), size))
     }
 
@@ -232,8 +246,10 @@ impl app::Store for Store {
         Ok(n)
     }
 
-    fn close(&mut self, _file: Self::File, _end: GetEnd) {
+    fn close(&mut self, file: Self::File, end: GetEnd) {
         self.prefix_until = 0;
+        self.open_handles -= 1;
+        self.get_ends.push((file.0, end));
     }
 
     fn kept_digest(&mut self, file: &Self::File, _alg: Algorithm) -> Option<Sum> {
@@ -270,6 +286,7 @@ impl app::Store for Store {
             (true, Some(p)) if p.len() as u64 <= size => p.clone(),
             _ => Vec::new(),
         };
+        self.open_handles += 1;
         Ok(Accepted {
             offset: body.len() as u64,
             upload: Upload { target, body },
@@ -296,13 +313,20 @@ impl app::Store for Store {
     }
 
     fn commit(&mut self, up: Upload, _sum: Sum) -> Result<(), Error> {
+        self.open_handles -= 1;
         self.partial.remove(&up.target);
         self.files.insert(up.target, up.body);
         Ok(())
     }
 
-    fn keep(&mut self, up: Upload, _why: Abort) {
+    fn keep(&mut self, up: Upload, why: Abort) {
+        self.open_handles -= 1;
+        self.put_aborts.push((up.target.clone(), why));
         self.partial.insert(up.target, up.body);
+    }
+
+    fn discard(&mut self, _up: Upload) {
+        self.open_handles -= 1;
     }
 
     fn list(&mut self, path: &str) -> Result<Self::Listing, Error> {

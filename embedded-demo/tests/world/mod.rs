@@ -53,15 +53,19 @@ pub struct World<'l> {
     pub next_port: u16,
 }
 
-/// One client connection over the simulated link.
-pub struct Conn {
+/// One client connection over the simulated link; `W` gets or puts may
+/// be in flight at once (the device's window is 1).
+pub struct Conn<const W: usize = 1> {
     pub handle: SocketHandle,
-    pub client: Client<Vec<u8>>,
+    pub client: Client<Vec<u8>, W>,
     pub events: Vec<Ev>,
     pub upload: Vec<u8>,
     pub sent: usize,
     /// Stop sending the body after this many bytes (a vanishing client).
     pub send_limit: usize,
+    /// With a window above 1: the bodies of the puts sent, in order; each
+    /// becomes `upload` when the core says its body starts (`SendBody`).
+    pub bodies: std::collections::VecDeque<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +114,11 @@ impl<'l> World<'l> {
     }
 
     pub fn connect(&mut self) -> Conn {
+        self.connect_windowed()
+    }
+
+    /// A connection whose client may have `W` gets or puts in flight.
+    pub fn connect_windowed<const W: usize>(&mut self) -> Conn<W> {
         let mut sock = tcp_socket();
         self.next_port += 1;
         sock.connect(
@@ -119,7 +128,7 @@ impl<'l> World<'l> {
         )
         .unwrap();
         let handle = self.cli_sockets.add(sock);
-        let client = Client::new(
+        let client = Client::with_window(
             Instant::ZERO,
             Config {
                 chunk_size: 1024,
@@ -136,10 +145,11 @@ impl<'l> World<'l> {
             upload: vec![],
             sent: 0,
             send_limit: usize::MAX,
+            bodies: Default::default(),
         }
     }
 
-    pub fn step(&mut self, conns: &mut [&mut Conn]) {
+    pub fn step<const W: usize>(&mut self, conns: &mut [&mut Conn<W>]) {
         self.ms += 1;
         let now = SmolInstant::from_millis(self.ms as i64);
         let fnow = Instant::from_millis(self.ms);
@@ -158,7 +168,7 @@ impl<'l> World<'l> {
     }
 
     /// Steps until `done` (bounded: 10 minutes of virtual time).
-    pub fn run(&mut self, c: &mut Conn, mut done: impl FnMut(&Conn) -> bool) {
+    pub fn run<const W: usize>(&mut self, c: &mut Conn<W>, mut done: impl FnMut(&Conn<W>) -> bool) {
         for _ in 0..600_000 {
             if done(c) {
                 return;
@@ -172,7 +182,11 @@ impl<'l> World<'l> {
     }
 }
 
-pub fn pump_client(c: &mut Conn, sockets: &mut SocketSet<'static>, now: Instant) {
+pub fn pump_client<const W: usize>(
+    c: &mut Conn<W>,
+    sockets: &mut SocketSet<'static>,
+    now: Instant,
+) {
     let sock = sockets.get_mut::<tcp::Socket>(c.handle);
     while sock.can_recv() {
         let buf = c.client.input_buf();
@@ -204,7 +218,14 @@ pub fn pump_client(c: &mut Conn, sockets: &mut SocketSet<'static>, now: Instant)
                 c.client.accept(0).unwrap();
                 Ev::Other
             }
-            ClientEvent::Accepted { .. } | ClientEvent::SendBody { .. } => Ev::Other,
+            ClientEvent::SendBody { .. } => {
+                if let Some(body) = c.bodies.pop_front() {
+                    c.upload = body;
+                    c.sent = 0;
+                }
+                Ev::Other
+            }
+            ClientEvent::Accepted { .. } => Ev::Other,
             ClientEvent::Sum(s) => Ev::Sum(s),
             ClientEvent::Echo(_) | ClientEvent::Done | ClientEvent::Cwd(_) => Ev::Other,
         };

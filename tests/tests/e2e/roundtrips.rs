@@ -1,9 +1,12 @@
 //! What a command asks the server, counted from the bytes it sends: a
-//! single-file put spends no lookup round trip (issue 16, item 2).
+//! single-file put spends no lookup round trip (issue 16, item 2); and
+//! how many round trips it waits for, counted by a lock-step relay (issue
+//! 16: pipelined `put -r` / `get -r`).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ferry_core::frame::{self, FrameKind, HEADER_LEN, HELLO_LEN};
 use ferry_core::message::{Message, Request};
@@ -167,4 +170,132 @@ fn several_files_on_one_command_line_share_one_connection() {
         .arg(s.url("dir/b.txt"))
         .arg(back.path().join("a.txt"));
     assert_eq!(code(&run(c)), 2);
+}
+
+/// Reads from `from` until it has been quiet for `quiet` after its first
+/// byte, or sent nothing for `idle`, or closed; returns what came and
+/// whether it closed.
+fn flight(from: &mut TcpStream, quiet: Duration, idle: Duration) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    let start = Instant::now();
+    from.set_read_timeout(Some(quiet)).unwrap();
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if !out.is_empty() || start.elapsed() >= idle {
+                    return (out, false);
+                }
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// Relays one connection to `target` in lock step, as a link with a long
+/// delay would carry it: everything the client sends until it falls
+/// quiet goes over at once, then everything the server answers until it
+/// falls quiet comes back, and so on. Each round that carried client
+/// bytes is a round trip the command waited for; the count comes back
+/// once the connection closed. Independent of how fast the machine is:
+/// a side falls quiet when it waits for the other (a machine so slow it
+/// pauses 200 ms inside one flight could only add rounds).
+fn lockstep_relay(target: String) -> (String, std::sync::mpsc::Receiver<usize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut s = TcpStream::connect(target).unwrap();
+        let (quiet, idle) = (Duration::from_millis(200), Duration::from_secs(1));
+        let mut turns = 0;
+        let (mut c_done, mut s_done) = (false, false);
+        while !(c_done && s_done) {
+            if !c_done {
+                let (up, eof) = flight(&mut c, quiet, idle);
+                if !up.is_empty() {
+                    turns += 1;
+                    let _ = s.write_all(&up);
+                }
+                if eof {
+                    c_done = true;
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                }
+            }
+            if !s_done {
+                let (down, eof) = flight(&mut s, quiet, idle);
+                let _ = c.write_all(&down);
+                if eof {
+                    s_done = true;
+                    let _ = c.shutdown(std::net::Shutdown::Write);
+                }
+            }
+        }
+        tx.send(turns).unwrap();
+    });
+    (addr, rx)
+}
+
+/// Runs `args` (with `{url}` standing for the relay's URL of `path`)
+/// through a lock-step relay; the round trips it took.
+fn round_trips(s: &Server, args: &[&str], path: &str) -> usize {
+    let (addr, turns) = lockstep_relay(s.addr.clone());
+    let mut c = ferry();
+    for a in args {
+        c.arg(a.replace("{url}", &format!("ferry://{addr}/{path}")));
+    }
+    c.arg("--quiet");
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    turns.recv_timeout(Duration::from_secs(30)).unwrap()
+}
+
+/// Issue 16: `put -r` and `get -r` of 50 small files take a small
+/// constant number of round trips (the requests of a directory go out
+/// together, their bodies after them), where one file at a time took at
+/// least two per file; one small anonymous put takes at most four.
+#[test]
+fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
+    let s = Server::anonymous(&[]);
+    let local = TempDir::new().unwrap();
+    let dir = local.path().join("many");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..50 {
+        std::fs::write(
+            dir.join(format!("f{i:02}.txt")),
+            random_bytes(100 + i * 37, i as u64),
+        )
+        .unwrap();
+    }
+    let dir_arg = dir.to_str().unwrap();
+    let put = round_trips(&s, &["put", "-r", dir_arg, "{url}"], "many");
+    for i in 0..50 {
+        let name = format!("f{i:02}.txt");
+        assert_eq!(
+            std::fs::read(s.root.join("many").join(&name)).unwrap(),
+            std::fs::read(dir.join(&name)).unwrap()
+        );
+    }
+    assert!(put <= 10, "put -r of 50 files took {put} round trips");
+
+    let back = TempDir::new().unwrap();
+    let back_arg = back.path().to_str().unwrap();
+    let get = round_trips(&s, &["get", "-r", "{url}", back_arg], "many");
+    for i in 0..50 {
+        let name = format!("f{i:02}.txt");
+        assert_eq!(
+            std::fs::read(back.path().join("many").join(&name)).unwrap(),
+            std::fs::read(dir.join(&name)).unwrap()
+        );
+    }
+    assert!(get <= 10, "get -r of 50 files took {get} round trips");
+
+    let one = local.path().join("one.txt");
+    std::fs::write(&one, b"small").unwrap();
+    let single = round_trips(&s, &["put", one.to_str().unwrap(), "{url}"], "one.txt");
+    assert_eq!(std::fs::read(s.root.join("one.txt")).unwrap(), b"small");
+    assert!(single <= 4, "one small put took {single} round trips");
+    eprintln!("round trips: put -r {put}, get -r {get}, one put {single}");
 }

@@ -206,6 +206,19 @@ impl<const W: usize> ClientRole<W> {
             + usize::from(self.body_in_progress())
     }
 
+    /// What counts against the window: a put stops counting once its
+    /// trailer is out (the server commits it before reading on), so the
+    /// next window's requests overlap the last one's `Done`s. Up to `W`
+    /// such tails wait here; a version-2 session, or `W` of 1, counts
+    /// them as before.
+    fn window_used(&self, v3: bool) -> usize {
+        if v3 && W > 1 {
+            self.in_flight() - self.tails.len()
+        } else {
+            self.in_flight()
+        }
+    }
+
     /// Whether the server's next answer is for the oldest head (rather
     /// than a body or tail).
     fn head_first(&self) -> bool {
@@ -372,7 +385,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 State::Receiving(_) | State::Discarding | State::Offered { .. }
             )
             || r.heads.iter().any(|h| matches!(h.0, Head::Get));
-        r.in_flight() < self.window().min(W)
+        r.window_used(self.version() >= 3) < self.window().min(W)
             && if get {
                 !puts
             } else {
@@ -776,7 +789,8 @@ impl<B: Buffer, const W: usize> Client<B, W> {
 
     /// Starts the next accepted put's body (window above 1).
     fn next_body(&mut self) -> Result<Option<Event<'static>>, Error> {
-        if W == 1 || !matches!(self.role.state, State::Idle) {
+        // A full `tails` waits for a `Done` first (its digest goes there).
+        if W == 1 || !matches!(self.role.state, State::Idle) || self.role.tails.is_full() {
             return Ok(None);
         }
         let Some((size, offset)) = self.role.ready.pop_front() else {

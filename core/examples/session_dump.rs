@@ -45,6 +45,37 @@ fn describe(dir: &str, bytes: &[u8], seen_hello: &mut bool, out: &mut String) {
     }
 }
 
+/// One step of the exchange: what the client has goes to the server,
+/// which answers every request (a SCRAM login with `verifier`, every put
+/// accepted and stored), and what the server has goes back; both
+/// directions described into `out`.
+fn shuttle<const W: usize>(
+    c: &mut Client<Vec<u8>, W>,
+    s: &mut Server<Vec<u8>, W>,
+    verifier: Option<&Verifier>,
+    out: &mut String,
+    hellos: &mut (bool, bool),
+) {
+    let now = Instant::ZERO;
+    let mut buf = [0u8; 4096];
+    if let Some(n) = c.poll_transmit(&mut buf) {
+        describe("C→S", &buf[..n], &mut hellos.0, out);
+        s.handle_input(now, &buf[..n]).unwrap();
+    }
+    while let Some(ev) = s.poll_event() {
+        match ev {
+            ServerEvent::LoginRequest { .. } => s.login_verifier(verifier, &[0x5A; 12]).unwrap(),
+            ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
+            ServerEvent::PutEnd { verified: true, .. } => s.finish_put().unwrap(),
+            _ => {}
+        }
+    }
+    if let Some(n) = s.poll_transmit(&mut buf) {
+        describe("S→C", &buf[..n], &mut hellos.1, out);
+        c.handle_input(now, &buf[..n]).unwrap();
+    }
+}
+
 /// The whole transcript.
 pub fn transcript() -> String {
     let now = Instant::ZERO;
@@ -67,28 +98,10 @@ pub fn transcript() -> String {
     let mut s = Server::new(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
     let verifier = Verifier::new("pencil", b"ferry salt", 4096).unwrap();
     let body = "你好，世界\n".as_bytes();
-    let (mut out, mut c_hello, mut s_hello) = (String::new(), false, false);
-    let mut buf = [0u8; 4096];
+    let (mut out, mut hellos) = (String::new(), (false, false));
     let (mut sent, mut step) = (0, 0);
     for _ in 0..100 {
-        if let Some(n) = c.poll_transmit(&mut buf) {
-            describe("C→S", &buf[..n], &mut c_hello, &mut out);
-            s.handle_input(now, &buf[..n]).unwrap();
-        }
-        while let Some(ev) = s.poll_event() {
-            match ev {
-                ServerEvent::LoginRequest { .. } => {
-                    s.login_verifier(Some(&verifier), &[0x5A; 12]).unwrap()
-                }
-                ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
-                ServerEvent::PutEnd { verified: true, .. } => s.finish_put().unwrap(),
-                _ => {}
-            }
-        }
-        if let Some(n) = s.poll_transmit(&mut buf) {
-            describe("S→C", &buf[..n], &mut s_hello, &mut out);
-            c.handle_input(now, &buf[..n]).unwrap();
-        }
+        shuttle(&mut c, &mut s, Some(&verifier), &mut out, &mut hellos);
         while let Some(ev) = c.poll_event() {
             if let ClientEvent::Connected(_) = ev {
                 c.login("user", "pencil", &[0xA5; 12]).unwrap();
@@ -125,27 +138,12 @@ pub fn pipelined() -> String {
     let mut c = Client::<_, 2>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
     let mut s = Server::<_, 2>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
     let bodies: [&[u8]; 2] = [b"one", b"two"];
-    let (mut out, mut c_hello, mut s_hello) = (String::new(), false, false);
-    let mut buf = [0u8; 4096];
+    let (mut out, mut hellos) = (String::new(), (false, false));
     let (mut body, mut requested, mut ended) = (None::<usize>, false, 0);
     let mut started = 0;
     c.login_anonymous().unwrap();
     for _ in 0..100 {
-        if let Some(n) = c.poll_transmit(&mut buf) {
-            describe("C→S", &buf[..n], &mut c_hello, &mut out);
-            s.handle_input(now, &buf[..n]).unwrap();
-        }
-        while let Some(ev) = s.poll_event() {
-            match ev {
-                ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
-                ServerEvent::PutEnd { verified: true, .. } => s.finish_put().unwrap(),
-                _ => {}
-            }
-        }
-        if let Some(n) = s.poll_transmit(&mut buf) {
-            describe("S→C", &buf[..n], &mut s_hello, &mut out);
-            c.handle_input(now, &buf[..n]).unwrap();
-        }
+        shuttle(&mut c, &mut s, None, &mut out, &mut hellos);
         while let Some(ev) = c.poll_event() {
             match ev {
                 ClientEvent::SendBody { .. } => {

@@ -665,18 +665,12 @@ impl Client {
         opts: &TransferOptions,
     ) -> Vec<Result<u64, FerryError>> {
         if opts.resume {
-            let mut out = Vec::new();
-            for f in files {
-                if opts.stop_at_first_error && out.iter().any(Result::is_err) {
-                    out.push(Err(FerryError::remote(
-                        &f.remote,
-                        FerryError::Protocol(Error::Cancelled),
-                    )));
-                    continue;
-                }
-                out.push(self.get_entry(&f.remote, &f.local, opts));
-            }
-            return out;
+            return one_by_one(
+                files,
+                opts,
+                |f| &f.remote,
+                |f| self.get_entry(&f.remote, &f.local, opts),
+            );
         }
         // Sizes come with the offers; listed ones only start the bar.
         let total = files.iter().map(|f| f.size).sum();
@@ -698,15 +692,7 @@ impl Client {
             .enumerate()
             .map(|(i, res)| match res {
                 Some(r) => r,
-                None => Err(FerryError::remote(
-                    &files[i].remote,
-                    FerryError::Protocol(
-                        failed
-                            .as_ref()
-                            .and_then(FerryError::protocol)
-                            .unwrap_or(Error::Cancelled),
-                    ),
-                )),
+                None => unended(&files[i].remote, failed.as_ref()),
             })
             .collect()
     }
@@ -858,19 +844,15 @@ impl Client {
         opts: &TransferOptions,
     ) -> Vec<Result<String, FerryError>> {
         if opts.resume {
-            let mut out = Vec::new();
-            for f in files {
-                if opts.stop_at_first_error && out.iter().any(Result::is_err) {
-                    out.push(Err(FerryError::remote(
-                        &f.remote,
-                        FerryError::Protocol(Error::Cancelled),
-                    )));
-                    continue;
-                }
-                let name = base_name(&f.remote).to_string();
-                out.push(self.put_one(&f.local, f.remote.clone(), f.size, &name, opts));
-            }
-            return out;
+            return one_by_one(
+                files,
+                opts,
+                |f| &f.remote,
+                |f| {
+                    let name = base_name(&f.remote).to_string();
+                    self.put_one(&f.local, f.remote.clone(), f.size, &name, opts)
+                },
+            );
         }
         let total = files.iter().map(|f| f.size).sum();
         let mut batch = PutBatch {
@@ -901,16 +883,7 @@ impl Client {
                         Ok(remote)
                     }
                     Some(Err(e)) => Err(e),
-                    // Never sent: the connection failed, or the batch stopped.
-                    None => Err(FerryError::remote(
-                        &f.remote,
-                        FerryError::Protocol(
-                            failed
-                                .as_ref()
-                                .and_then(FerryError::protocol)
-                                .unwrap_or(Error::Cancelled),
-                        ),
-                    )),
+                    None => unended(&f.remote, failed.as_ref()),
                 }
             })
             .collect()
@@ -1033,6 +1006,35 @@ pub struct GetItem {
     pub local: PathBuf,
     /// Its size as listed (for the progress bar; the offer decides).
     pub size: u64,
+}
+
+/// A batch's files one at a time (resumes: each held prefix is hashed
+/// before its body); with `stop_at_first_error`, the ones after a failure
+/// are not tried (`Cancelled`).
+fn one_by_one<F, T>(
+    files: &[F],
+    opts: &TransferOptions,
+    remote: impl Fn(&F) -> &String,
+    mut each: impl FnMut(&F) -> Result<T, FerryError>,
+) -> Vec<Result<T, FerryError>> {
+    let mut out: Vec<Result<T, FerryError>> = Vec::new();
+    for f in files {
+        if opts.stop_at_first_error && out.iter().any(Result::is_err) {
+            out.push(unended(remote(f), None));
+        } else {
+            out.push(each(f));
+        }
+    }
+    out
+}
+
+/// A batch's file that never ended: the connection's failure, or
+/// `Cancelled` (the batch stopped before it).
+fn unended<T>(remote: &str, failed: Option<&FerryError>) -> Result<T, FerryError> {
+    let e = failed
+        .and_then(FerryError::protocol)
+        .unwrap_or(Error::Cancelled);
+    Err(FerryError::remote(remote, FerryError::Protocol(e)))
 }
 
 /// One bar for a batch: files done of all, bytes, rate, ETA.

@@ -9,19 +9,25 @@ mod session_dump;
 
 const PROTOCOL: &str = include_str!("../../../docs/PROTOCOL.md");
 
+/// The listing between `<!-- NAME:start -->` and `<!-- NAME:end -->`.
 #[cfg(all(feature = "sha256", feature = "blake3"))]
-#[test]
-fn session_listing_matches_the_implementation() {
+fn listing(name: &str) -> &'static str {
     let start = PROTOCOL
-        .find("<!-- session-dump:start -->\n```\n")
+        .find(&format!("<!-- {name}:start -->\n```\n"))
         .expect("start marker");
     let body = &PROTOCOL[start..];
     let body = &body[body.find("```\n").unwrap() + 4..];
     let end = body
-        .find("```\n<!-- session-dump:end -->")
+        .find(&format!("```\n<!-- {name}:end -->"))
         .expect("end marker");
+    &body[..end]
+}
+
+#[cfg(all(feature = "sha256", feature = "blake3"))]
+#[test]
+fn session_listing_matches_the_implementation() {
     assert_eq!(
-        &body[..end],
+        listing("session-dump"),
         session_dump::transcript(),
         "regenerate with `cargo run -p ferry-core --example session_dump`"
     );
@@ -30,16 +36,8 @@ fn session_listing_matches_the_implementation() {
 #[cfg(all(feature = "sha256", feature = "blake3"))]
 #[test]
 fn pipelined_listing_matches_the_implementation() {
-    let start = PROTOCOL
-        .find("<!-- pipelined-dump:start -->\n```\n")
-        .expect("start marker");
-    let body = &PROTOCOL[start..];
-    let body = &body[body.find("```\n").unwrap() + 4..];
-    let end = body
-        .find("```\n<!-- pipelined-dump:end -->")
-        .expect("end marker");
     assert_eq!(
-        &body[..end],
+        listing("pipelined-dump"),
         session_dump::pipelined(),
         "regenerate with `cargo run -p ferry-core --example session_dump -- --pipelined`"
     );

@@ -306,7 +306,7 @@ impl fmt::Display for SetupError {
             SetupError::DigestUnavailable(a) => {
                 write!(f, "digest {a} is not in this build")
             }
-            SetupError::Window => f.write_str("window is 0 or above 256"),
+            SetupError::Window => f.write_str("window is 0 or above 4096"),
         }
     }
 }

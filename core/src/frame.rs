@@ -27,16 +27,16 @@ pub const FLAG_EXEC: u16 = 1 << 1;
 /// Hello flag: the server refuses writes.
 pub const FLAG_READ_ONLY: u16 = 1 << 2;
 /// Hello flag, either side: this side speaks protocol version 3
-/// (pipelined requests, `Refuse`, `Retry`), and the hello's high byte
-/// ([`WINDOW_SHIFT`]) holds its window minus one. The hello's version
+/// (pipelined requests, `Refuse`, `Retry`), and the flags' bits 4–15
+/// ([`WINDOW_SHIFT`]) hold its window minus one. The hello's version
 /// field stays 2: version-2 peers refuse any other value, and ignore
 /// flags they do not know, so a version-3 side talks to them unchanged
 /// (`docs/PROTOCOL.md#versions`).
 pub const FLAG_V3: u16 = 1 << 3;
-/// Where a version-3 hello keeps its window minus one (bits 8–15).
-pub const WINDOW_SHIFT: u16 = 8;
+/// Where a version-3 hello keeps its window minus one (bits 4–15).
+pub const WINDOW_SHIFT: u16 = 4;
 /// The largest window a hello can state.
-pub const MAX_WINDOW: usize = 256;
+pub const MAX_WINDOW: usize = 4096;
 
 /// What each side announces before anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

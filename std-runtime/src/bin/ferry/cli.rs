@@ -135,8 +135,8 @@ struct ConnectArgs {
     ca: Option<PathBuf>,
     /// Send up to N gets or puts before their answers (1–256; the
     /// server's window can lower it; 1: one file at a time).
-    #[arg(long, value_name = "N", default_value_t = 256,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
     window: u16,
 }
 
@@ -259,8 +259,8 @@ enum Cmd {
         max_startups_per_ip: usize,
         /// Gets or puts a session may have in flight at once (1–256):
         /// each holds an open file until its body is done.
-        #[arg(long, value_name = "N", default_value_t = 256,
-              value_parser = clap::value_parser!(u16).range(1..=256))]
+        #[arg(long, value_name = "N", default_value_t = 1024,
+              value_parser = clap::value_parser!(u16).range(1..=1024))]
         window: u16,
         /// Seconds of penalty each failed login adds to its address
         /// (0: no penalties).

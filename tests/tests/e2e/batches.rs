@@ -171,3 +171,37 @@ fn several_files_on_one_command_line_go_in_a_few_turns_and_all_are_tried() {
     let t = turns(&log.lock().unwrap());
     assert!(t <= 10, "{t} turns for 20 files");
 }
+
+/// `--window 1` goes one file at a time (two turns each), the default
+/// window in a handful; both store the same bytes.
+#[test]
+fn window_one_is_one_file_at_a_time() {
+    let s = Server::anonymous(&[]);
+    let local = TempDir::new().unwrap();
+    files(local.path(), 20);
+    let mut counts = Vec::new();
+    for (window, dir) in [("1", "one"), ("1024", "many")] {
+        let (addr, log) = turn_relay(s.addr.clone());
+        let mut c = ferry();
+        c.arg("put")
+            .arg("-r")
+            .arg("--window")
+            .arg(window)
+            .arg(local.path())
+            .arg(format!("ferry://{addr}/{dir}"))
+            .arg("--quiet");
+        let o = run(c);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        for i in 0..20 {
+            let name = format!("f{i:02}.txt");
+            assert_eq!(
+                std::fs::read(s.root.join(dir).join(&name)).unwrap(),
+                std::fs::read(local.path().join(&name)).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        counts.push(turns(&log.lock().unwrap()));
+    }
+    assert!(counts[0] >= 40, "window 1: {counts:?}");
+    assert!(counts[1] <= 10, "window 1024: {counts:?}");
+}

@@ -734,11 +734,23 @@ impl Client {
             });
         }
         // A directory goes inside an existing remote directory, else
-        // becomes it.
-        let remote = match self.inner.stat(remote) {
-            Ok(e) if e.kind == Kind::Dir => join_remote(remote, &name),
-            _ if remote.ends_with('/') => join_remote(remote, &name),
-            _ => remote.to_string(),
+        // becomes it. Creating it first answers both at once: created, it
+        // becomes it (no lookup round trip before a fresh upload); there
+        // already, a lookup says whether it is a directory to go inside.
+        let remote = if remote.ends_with('/') {
+            join_remote(remote, &name)
+        } else {
+            match self.inner.mkdir(remote) {
+                Ok(()) => {
+                    self.put_dir_contents(local, remote, opts)?;
+                    return Ok(remote.to_string());
+                }
+                Err(e) if e.protocol() == Some(Error::Exists) => match self.inner.stat(remote) {
+                    Ok(e) if e.kind == Kind::Dir => join_remote(remote, &name),
+                    _ => remote.to_string(),
+                },
+                Err(e) => return Err(FerryError::remote(remote, proto(e))),
+            }
         };
         self.put_dir(local, &remote, opts)?;
         Ok(remote)
@@ -791,6 +803,17 @@ impl Client {
             Err(e) if e.protocol() == Some(Error::Exists) => {}
             Err(e) => return Err(FerryError::remote(remote, proto(e))),
         }
+        self.put_dir_contents(local, remote, opts)
+    }
+
+    /// Uploads what is in `local` into the remote directory `remote`,
+    /// which exists.
+    fn put_dir_contents(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: &TransferOptions,
+    ) -> Result<(), FerryError> {
         let mut items: Vec<_> = fs::read_dir(local)
             .map_err(|e| FerryError::local(local, e))?
             .filter_map(Result::ok)

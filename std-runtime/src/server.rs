@@ -378,6 +378,16 @@ impl Server {
         out
     }
 
+    /// The pipelining windows sessions get, for the start-up message.
+    pub fn window_line(&self) -> String {
+        let w = usize::from(self.ctx().config.conn.window);
+        format!(
+            "window {} (first {BIG_BUFFERS} sessions), {} after",
+            w.min(WINDOW),
+            w.min(SMALL_WINDOW)
+        )
+    }
+
     /// Serves until the task is dropped.
     pub async fn run(self) -> Result<(), FerryError> {
         let mut tasks = tokio::task::JoinSet::new();

@@ -677,6 +677,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 for a in server.addresses() {
                     println!("ferry: listening on {a}");
                 }
+                println!("ferry: {}", server.window_line());
                 let _ = std::io::stdout().flush();
                 // SIGTERM (a service manager's stop) ends the server as
                 // Ctrl-C does: the runtime shuts down, and running

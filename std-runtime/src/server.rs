@@ -582,7 +582,7 @@ impl Ctx {
                         u32::try_from(retry).unwrap_or(u32::MAX),
                     );
                     match core {
-                        Ok(core) => drive(stream, core, store, &ctx).await,
+                        Ok(core) => drive(stream, Box::new(core), store, &ctx).await,
                         Err(e) => return warn!(%peer, error = %e, "connection not set up"),
                     }
                 }
@@ -595,7 +595,7 @@ impl Ctx {
                         vec![0; len],
                     );
                     match core {
-                        Ok(core) => drive(stream, core, store, &ctx).await,
+                        Ok(core) => drive(stream, Box::new(core), store, &ctx).await,
                         Err(e) => return warn!(%peer, error = %e, "connection not set up"),
                     }
                 }
@@ -607,7 +607,7 @@ impl Ctx {
                         vec![0; len],
                     );
                     match core {
-                        Ok(core) => drive(stream, core, store, &ctx).await,
+                        Ok(core) => drive(stream, Box::new(core), store, &ctx).await,
                         Err(e) => return warn!(%peer, error = %e, "connection not set up"),
                     }
                 }
@@ -656,11 +656,14 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
 /// reads, deadlines, command output and eviction.
 async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
     mut stream: S,
-    mut core: ferry_core::Server<Vec<u8>, W>,
+    // Boxed, as the session below: at a window of 1024 they are ~100 and
+    // ~295 KiB, too much for a task's future (its stack copies in a
+    // debug build).
+    mut core: Box<ferry_core::Server<Vec<u8>, W>>,
     mut store: SessionStore,
     ctx: &Ctx,
 ) -> Error {
-    let mut session = Session::<SessionStore, W>::new();
+    let mut session = Box::new(Session::<SessionStore, W>::new());
     // For hashing a resume's held prefix (and digest requests).
     let mut scratch = vec![0u8; 64 * 1024];
     let mut spins = 0u32;

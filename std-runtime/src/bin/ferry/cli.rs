@@ -674,10 +674,12 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;
             rt.block_on(async {
                 let server = Server::bind(opts).await?;
+                // The window first: scripts read up to "listening on" and
+                // may close the pipe then (a later line would hit EPIPE).
+                let _ = writeln!(std::io::stdout(), "ferry: {}", server.window_line());
                 for a in server.addresses() {
                     println!("ferry: listening on {a}");
                 }
-                println!("ferry: {}", server.window_line());
                 let _ = std::io::stdout().flush();
                 // SIGTERM (a service manager's stop) ends the server as
                 // Ctrl-C does: the runtime shuts down, and running

@@ -372,8 +372,8 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         if self.link.closed.is_some() || !self.is_logged_in() {
             return false;
         }
-        if r.in_flight() == 0 {
-            return matches!(r.state, State::Idle);
+        if r.in_flight() == 0 || W == 1 {
+            return r.in_flight() == 0 && matches!(r.state, State::Idle);
         }
         let puts = !r.ready.is_empty()
             || !r.tails.is_empty()
@@ -668,7 +668,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         // Only a get alone in flight starts at once (and may resume: its
         // prefix is hashed before any body byte); behind others it starts
         // when its first body frame arrives, which no prefix can precede.
-        let alone = self.role.in_flight() == 1;
+        let alone = W == 1 || self.role.in_flight() == 1;
         if offset > 0 && !alone {
             return Err(Error::BadUsage);
         }
@@ -774,7 +774,8 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// The first frame of the oldest accepted get's body arrived (window
     /// above 1): it becomes the body in progress.
     fn start_get_body(&mut self) -> Result<(), Error> {
-        if matches!(self.role.state, State::Idle) && !self.role.head_first() {
+        // Window 1: a get starts at its accept, never here.
+        if W > 1 && matches!(self.role.state, State::Idle) && !self.role.head_first() {
             if let Some(a) = self.role.accepted.pop_front() {
                 self.role.body_seq = a.seq;
                 self.role.state = if a.cancelled {

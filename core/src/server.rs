@@ -885,6 +885,10 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// the window and never inside a body it sends; anything else breaks
     /// the protocol.
     fn pipelined(&mut self, req: &Request) -> Result<Step, Error> {
+        // A server of window 1 never has room (and drops this code).
+        if W == 1 {
+            return Err(Error::UnexpectedFrame);
+        }
         let role = &self.role;
         let window = usize::from(self.link.negotiated.map_or(1, |n| n.window));
         if role.in_flight() >= window || role.answering.is_some() {
@@ -982,8 +986,13 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         }) else {
             return Err(Error::UnexpectedFrame);
         };
-        // Remove it from the middle: rotate the rest past it.
-        for i in 0..role.ahead.len() {
+        // Remove it from the middle: rotate the rest past it (window 1:
+        // it is the only one).
+        let n = if W == 1 { 0 } else { role.ahead.len() };
+        if W == 1 {
+            role.ahead.pop_front();
+        }
+        for i in 0..n {
             let Some(a) = role.ahead.pop_front() else {
                 break;
             };

@@ -357,6 +357,16 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         ) && self.link.closed.is_none()
     }
 
+    /// Whether the login went out whole and only its answer is awaited
+    /// (anonymous, or SCRAM's final message sent): a get or put may
+    /// follow it at once (`docs/PROTOCOL.md#login`). The server reads it
+    /// after the login, so a refused login refuses it too (`NotLoggedIn`,
+    /// after [`Event::LoginFailed`]).
+    pub fn login_sent(&self) -> bool {
+        matches!(self.role.state, State::Anonymous | State::Scram(_, true))
+            && self.link.closed.is_none()
+    }
+
     /// Whether nothing is in flight: any request may be sent now.
     pub fn is_idle(&self) -> bool {
         matches!(self.role.state, State::Idle)
@@ -369,11 +379,12 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// never inside a body this side sends.
     pub fn can_pipeline(&self, get: bool) -> bool {
         let r = &self.role;
-        if self.link.closed.is_some() || !self.is_logged_in() {
+        let sent = self.login_sent();
+        if self.link.closed.is_some() || !(self.is_logged_in() || sent) {
             return false;
         }
         if r.in_flight() == 0 || W == 1 {
-            return r.in_flight() == 0 && matches!(r.state, State::Idle);
+            return r.in_flight() == 0 && (matches!(r.state, State::Idle) || sent);
         }
         let puts = !r.ready.is_empty()
             || !r.tails.is_empty()

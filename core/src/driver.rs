@@ -261,6 +261,50 @@ macro_rules! drivers {
                     self.run(None, None, login_flow) $($await)*
                 }
 
+                /// Starts an anonymous login without waiting for its
+                /// answer: a get or put may follow at once (one round trip
+                /// less); other requests first [`Self::finish_login`]. A
+                /// refused login fails the exchange that sees it.
+                pub fn start_login_anonymous(&mut self) -> Result<(), DriverError<T::Error>> {
+                    self.client.login_anonymous()?;
+                    Ok(())
+                }
+
+                /// Starts a SCRAM login and runs it until its last message
+                /// is out, without waiting for the server's answer to it,
+                /// as [`Self::start_login_anonymous`].
+                pub $($async)? fn start_login(&mut self, user: &str, password: &str, random: &[u8])
+                    -> Result<(), DriverError<T::Error>> {
+                    self.client.login(user, password, random)?;
+                    loop {
+                        self.flush() $($await)* ?;
+                        while let Some(ev) = self.client.poll_event() {
+                            match ev {
+                                ClientEvent::Connected(_) | ClientEvent::LoggedIn => {}
+                                ClientEvent::LoginFailed(e) | ClientEvent::Closed(e) => return Err(e.into()),
+                                _ => return Err(Error::UnexpectedFrame.into()),
+                            }
+                        }
+                        if self.client.login_sent() || self.client.is_logged_in() {
+                            return self.flush() $($await)*;
+                        }
+                        if self.client.is_closed() {
+                            return Err(Error::Closed.into());
+                        }
+                        self.read_some() $($await)* ?;
+                    }
+                }
+
+                /// Waits for the answer to a login started with
+                /// [`Self::start_login_anonymous`] or [`Self::start_login`]
+                /// (at once if it already came).
+                pub $($async)? fn finish_login(&mut self) -> Result<(), DriverError<T::Error>> {
+                    if self.client.is_logged_in() {
+                        return Ok(());
+                    }
+                    self.run(None, None, login_flow) $($await)*
+                }
+
                 /// Echo (upper-cased if `upper`).
                 pub $($async)? fn echo(&mut self, text: &str, upper: bool)
                     -> Result<Text, DriverError<T::Error>> {
@@ -955,8 +999,12 @@ fn no_data_yet<E: embedded_io::Error>(e: &E) -> bool {
     )
 }
 
-fn unexpected<R>(_ev: ClientEvent<'_>) -> Result<Flow<R>, Error> {
-    Err(Error::UnexpectedFrame)
+fn unexpected<R>(ev: ClientEvent<'_>) -> Result<Flow<R>, Error> {
+    match ev {
+        // A login started without waiting ends during the first exchange.
+        ClientEvent::Connected(_) | ClientEvent::LoggedIn => Ok(Flow::Continue),
+        _ => Err(Error::UnexpectedFrame),
+    }
 }
 
 fn login_flow(ev: ClientEvent<'_>) -> Result<Flow<()>, Error> {

@@ -325,14 +325,19 @@ struct Receiving {
 }
 
 impl Receiving {
-    fn open(part: &Path, resume: bool, size: u64, digest: Algorithm) -> io::Result<Receiving> {
+    fn open(
+        part: &Path,
+        resume: bool,
+        size: u64,
+        digest: Option<Algorithm>,
+    ) -> io::Result<Receiving> {
         use std::io::Seek;
         let (mut out, held) = open_local_part(part, resume, size)?;
         out.seek(io::SeekFrom::Start(held))?;
         // Chunks go straight to the file (no buffering copy): each is
         // already a large write.
         let prefix = out.try_clone()?;
-        let background = if writer::worth_it(size - held, Some(digest)) {
+        let background = if writer::worth_it(size - held, digest) {
             Some(Writer::start(out.try_clone()?).map_err(|e| io::Error::other(e.to_string()))?)
         } else {
             None
@@ -457,22 +462,33 @@ impl Client {
     /// Logs in: SCRAM as `user` with `password`, or anonymously when
     /// `user` is `None`.
     pub fn login(&mut self, user: Option<&str>, password: Option<&str>) -> Result<(), FerryError> {
+        // Not waiting for the answer: a get or put goes with the login
+        // (one round trip less); any other request waits for it first
+        // ([`Self::logged_in`]). A refused login fails what follows.
         let r = match user {
-            None => self.inner.login_anonymous().map_err(proto),
+            None => self.inner.start_login_anonymous().map_err(proto),
             Some(u) => {
                 let pw = password.ok_or_else(|| FerryError::Usage("no password given".into()))?;
-                self.inner.login(u, pw, &nonce()?).map_err(proto)
+                self.inner.start_login(u, pw, &nonce()?).map_err(proto)
             }
         };
-        // A version-3 server says when to try again.
-        r.map_err(
-            |e| match (e.protocol(), self.inner.client().retry_after()) {
-                (Some(error @ (Error::Busy | Error::Penalised)), Some(seconds @ 1..)) => {
-                    FerryError::Retry { error, seconds }
-                }
-                _ => e,
-            },
-        )
+        r.map_err(|e| self.with_retry(e))
+    }
+
+    /// Waits for the login's answer (at once if it came already).
+    fn logged_in(&mut self) -> Result<(), FerryError> {
+        let r = self.inner.finish_login().map_err(proto);
+        r.map_err(|e| self.with_retry(e))
+    }
+
+    /// A refusal from a version-3 server says when to try again.
+    fn with_retry(&self, e: FerryError) -> FerryError {
+        match (e.protocol(), self.inner.client().retry_after()) {
+            (Some(error @ (Error::Busy | Error::Penalised)), Some(seconds @ 1..)) => {
+                FerryError::Retry { error, seconds }
+            }
+            _ => e,
+        }
     }
 
     /// Downloads a remote file to `local` (a file path, or an existing
@@ -494,6 +510,7 @@ impl Client {
         if !opts.recursive {
             return self.get_entry(remote, &local, opts);
         }
+        self.logged_in()?;
         let entry = self
             .inner
             .stat(remote)
@@ -526,7 +543,9 @@ impl Client {
         let target = local_target(local, opts.overwrite)?;
         let part = local_part(&target);
         let bar = progress(opts.quiet, 0, base_name(remote));
-        let digest = self.negotiated_digest();
+        // Known once the server's hello is here (a login started without
+        // waiting may still be on its way): only the writer heuristic.
+        let digest = self.inner.client().negotiated().map(|n| n.digest);
         // Set up once the server's offer says the file's size (no lookup
         // round trip before the get): the partial file, what it already
         // holds, and whether a writer thread is worth it.
@@ -581,7 +600,7 @@ impl Client {
         // whatever else failed (the driver only saw "I/O error").
         let r = match (r, written, local_error.get()) {
             (_, Some(Err(e)), _) | (Err(_), _, Some(e)) => Err(FerryError::at_local(&target, e)),
-            (r, _, _) => r.map_err(proto),
+            (r, _, _) => r.map_err(|e| self.with_retry(proto(e))),
         };
         bar.finish_and_clear();
         match (r, out) {
@@ -737,6 +756,7 @@ impl Client {
         // becomes it. Creating it first answers both at once: created, it
         // becomes it (no lookup round trip before a fresh upload); there
         // already, a lookup says whether it is a directory to go inside.
+        self.logged_in()?;
         let remote = if remote.ends_with('/') {
             join_remote(remote, &name)
         } else {
@@ -784,7 +804,7 @@ impl Client {
         let stored = match (r, local_error) {
             (Ok(s), _) => s,
             (Err(_), Some(e)) => return Err(e),
-            (Err(e), None) => return Err(FerryError::remote(&remote, proto(e))),
+            (Err(e), None) => return Err(FerryError::remote(&remote, self.with_retry(proto(e)))),
         };
         let remote = stored.name.map_or(remote, |s| s.to_string());
         info!(local = %local.display(), %remote, bytes = size,
@@ -925,6 +945,7 @@ impl Client {
     /// error. Servers send directory order (`docs/PROTOCOL.md#list-and-entry`); the
     /// sort is here, where the whole listing is held anyway.
     pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
+        self.logged_in()?;
         let mut v = Vec::new();
         let mut n = 0usize;
         self.inner
@@ -946,11 +967,13 @@ impl Client {
 
     /// Describes one path.
     pub fn stat(&mut self, path: &str) -> Result<Entry, FerryError> {
+        self.logged_in()?;
         self.inner.stat(path).map_err(proto)
     }
 
     /// A remote file's digest, with the negotiated algorithm.
     pub fn digest(&mut self, path: &str) -> Result<Sum, FerryError> {
+        self.logged_in()?;
         self.inner.digest(path).map_err(proto)
     }
 
@@ -964,17 +987,20 @@ impl Client {
 
     /// Removes a file or empty directory.
     pub fn remove(&mut self, path: &str) -> Result<(), FerryError> {
+        self.logged_in()?;
         self.inner.remove(path).map_err(proto)
     }
 
     /// Creates a directory; an existing name is refused.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FerryError> {
+        self.logged_in()?;
         (self.inner.mkdir(path).map_err(proto)).map_err(on_exists(""))
     }
 
     /// Renames; an existing `to` is refused ("already exists") unless
     /// `replace`.
     pub fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), FerryError> {
+        self.logged_in()?;
         if replace {
             self.inner.rename_replacing(from, to).map_err(proto)
         } else {
@@ -985,16 +1011,19 @@ impl Client {
 
     /// Changes the session's directory; returns the new one.
     pub fn cd(&mut self, path: &str) -> Result<String, FerryError> {
+        self.logged_in()?;
         self.inner.cd(path).map(|p| p.to_string()).map_err(proto)
     }
 
     /// The session's directory.
     pub fn pwd(&mut self) -> Result<String, FerryError> {
+        self.logged_in()?;
         self.inner.pwd().map(|p| p.to_string()).map_err(proto)
     }
 
     /// Echo.
     pub fn echo(&mut self, text: &str, upper: bool) -> Result<String, FerryError> {
+        self.logged_in()?;
         self.inner
             .echo(text, upper)
             .map(|t| t.to_string())
@@ -1007,6 +1036,7 @@ impl Client {
         command: &str,
         out: impl FnMut(Stream, &[u8]),
     ) -> Result<(i32, bool), FerryError> {
+        self.logged_in()?;
         self.inner.exec(command, out).map_err(proto)
     }
 }

@@ -255,7 +255,7 @@ fn round_trips(s: &Server, args: &[&str], path: &str) -> usize {
 /// Issue 16: `put -r` and `get -r` of 50 small files take a small
 /// constant number of round trips (the requests of a directory go out
 /// together, their bodies after them), where one file at a time took at
-/// least two per file; one small anonymous put takes at most four.
+/// least two per file; one small anonymous put takes two.
 #[test]
 fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
     let s = Server::anonymous(&[]);
@@ -296,6 +296,9 @@ fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
     std::fs::write(&one, b"small").unwrap();
     let single = round_trips(&s, &["put", one.to_str().unwrap(), "{url}"], "one.txt");
     assert_eq!(std::fs::read(s.root.join("one.txt")).unwrap(), b"small");
-    assert!(single <= 4, "one small put took {single} round trips");
+    // Hello, login and the put go together; the body follows the
+    // accept: two round trips (three before the put stopped waiting for
+    // the login's answer; the issue's bound is four).
+    assert!(single <= 2, "one small put took {single} round trips");
     eprintln!("round trips: put -r {put}, get -r {get}, one put {single}");
 }

@@ -178,6 +178,23 @@ impl<const W: usize> ServerRole<W> {
         self.ahead.len() + self.sent.len() + usize::from(current)
     }
 
+    /// Where the oldest offer the client has not answered stands among
+    /// those ahead; none is a protocol error.
+    fn first_unanswered(&self) -> Result<usize, Error> {
+        self.ahead
+            .iter()
+            .position(|a| {
+                matches!(
+                    a,
+                    Ahead::Get {
+                        answer: Answer::Waiting,
+                        ..
+                    }
+                )
+            })
+            .ok_or(Error::UnexpectedFrame)
+    }
+
     fn puts_in_flight(&self) -> bool {
         matches!(
             self.state,
@@ -768,7 +785,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         }
         if let Message::Accept { offset, .. } = msg {
             if !matches!(self.role.state, State::LoggedOut) {
-                return self.on_answer(Answer::Accept(offset));
+                return self.on_accept(offset);
             }
         }
         if let Message::Done { verified } = msg {
@@ -929,75 +946,47 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         Ok(Step::Event(Event::Request(req.clone())))
     }
 
-    /// The client answered the oldest offer it had not answered. A
-    /// refusal ends that get at once, out of order: [`Event::Declined`]
-    /// says which.
-    fn on_answer(&mut self, answer: Answer) -> Result<Step, Error> {
-        let role = &mut self.role;
-        let at = role.ahead.iter().position(|a| {
-            matches!(
-                a,
-                Ahead::Get {
-                    answer: Answer::Waiting,
-                    ..
-                }
-            )
-        });
-        let Some(at) = at else {
-            return Err(Error::UnexpectedFrame);
-        };
+    /// The client accepted the oldest offer it had not answered.
+    fn on_accept(&mut self, offset: u64) -> Result<Step, Error> {
+        let at = self.role.first_unanswered()?;
         self.role.cancel_may_cross = false;
-        match answer {
-            Answer::Accept(offset) => {
-                let alone = self.role.in_flight() == 1;
-                if let Some(Ahead::Get { size, answer, .. }) = self.role.ahead.iter_mut().nth(at) {
-                    if offset <= *size {
-                        *answer = Answer::Accept(offset);
-                        return Ok(Step::Nothing);
-                    }
-                }
-                // A client bug (its own core checks the offset). Alone,
-                // the get ends with the error and the session goes on;
-                // behind other bodies the error could not be placed.
-                if !alone {
-                    return Err(Error::BadOffset);
-                }
-                self.link.send_msg(&Message::Error {
-                    code: Error::BadOffset.code(),
-                })?;
-                self.on_refusal(Error::BadOffset)
+        let alone = self.role.in_flight() == 1;
+        if let Some(Ahead::Get { size, answer, .. }) = self.role.ahead.iter_mut().nth(at) {
+            if offset <= *size {
+                *answer = Answer::Accept(offset);
+                return Ok(Step::Nothing);
             }
-            Answer::Waiting => Err(Error::Internal),
         }
+        // A client bug (its own core checks the offset). Alone, the get
+        // ends with the error and the session goes on; behind other
+        // bodies the error could not be placed.
+        if !alone {
+            return Err(Error::BadOffset);
+        }
+        self.link.send_msg(&Message::Error {
+            code: Error::BadOffset.code(),
+        })?;
+        self.on_refusal(Error::BadOffset)
     }
 
     /// The client refused the oldest offer it had not answered: that get
-    /// ends now, wherever it is among those in flight.
+    /// ends now, out of order, wherever it is among those in flight
+    /// ([`Event::Declined`] says which).
     fn on_refusal(&mut self, error: Error) -> Result<Step, Error> {
+        let at = self.role.first_unanswered()?;
         let role = &mut self.role;
-        let Some(at) = role.ahead.iter().position(|a| {
-            matches!(
-                a,
-                Ahead::Get {
-                    answer: Answer::Waiting,
-                    ..
-                }
-            )
-        }) else {
-            return Err(Error::UnexpectedFrame);
-        };
         // Remove it from the middle: rotate the rest past it (window 1:
-        // it is the only one).
-        let n = if W == 1 { 0 } else { role.ahead.len() };
+        // it is the only one, and the rotation compiles away).
         if W == 1 {
             role.ahead.pop_front();
-        }
-        for i in 0..n {
-            let Some(a) = role.ahead.pop_front() else {
-                break;
-            };
-            if i != at {
-                let _ = role.ahead.push_back(a);
+        } else {
+            for i in 0..role.ahead.len() {
+                let Some(a) = role.ahead.pop_front() else {
+                    break;
+                };
+                if i != at {
+                    let _ = role.ahead.push_back(a);
+                }
             }
         }
         let before = role.sent.len() + usize::from(matches!(role.state, State::Sending(_)));

@@ -562,7 +562,6 @@ impl Ctx {
                 ctx.slots.clone(),
             );
             let store = SessionStore::new(ctx.shared.clone(), peer.clone(), gate);
-            // BUF and BIG_BUF are above both minimums: a refusal is a bug.
             let why = match refused {
                 Some(e) => {
                     // A version-3 client hears when to try again.
@@ -581,10 +580,7 @@ impl Ctx {
                         e,
                         u32::try_from(retry).unwrap_or(u32::MAX),
                     );
-                    match core {
-                        Ok(core) => drive(stream, Box::new(core), store, &ctx).await,
-                        Err(e) => return warn!(%peer, error = %e, "connection not set up"),
-                    }
+                    set_up_and_drive(stream, core, store, &ctx).await
                 }
                 // The sessions with big buffers get the big window too.
                 None if big.is_some() => {
@@ -594,10 +590,7 @@ impl Ctx {
                         vec![0; len],
                         vec![0; len],
                     );
-                    match core {
-                        Ok(core) => drive(stream, Box::new(core), store, &ctx).await,
-                        Err(e) => return warn!(%peer, error = %e, "connection not set up"),
-                    }
+                    set_up_and_drive(stream, core, store, &ctx).await
                 }
                 None => {
                     let core = ferry_core::Server::<_, SMALL_WINDOW>::with_window(
@@ -606,11 +599,11 @@ impl Ctx {
                         vec![0; len],
                         vec![0; len],
                     );
-                    match core {
-                        Ok(core) => drive(stream, Box::new(core), store, &ctx).await,
-                        Err(e) => return warn!(%peer, error = %e, "connection not set up"),
-                    }
+                    set_up_and_drive(stream, core, store, &ctx).await
                 }
+            };
+            let Some(why) = why else {
+                return;
             };
             match refused {
                 Some(Error::Busy) => warn!(%peer, "refused: server busy"),
@@ -648,6 +641,24 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
         .with_single_cert(certs, key)
         .map_err(|e| FerryError::Usage(format!("TLS certificate and key: {e}")))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Drives a connection whose core was just made; `None` (logged) if it
+/// could not be made — BUF and BIG_BUF are above both minimums, so that
+/// is a bug.
+async fn set_up_and_drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
+    stream: S,
+    core: Result<ferry_core::Server<Vec<u8>, W>, ferry_core::SetupError>,
+    store: SessionStore,
+    ctx: &Ctx,
+) -> Option<Error> {
+    match core {
+        Ok(core) => Some(drive(stream, Box::new(core), store, ctx).await),
+        Err(e) => {
+            warn!(peer = %store.peer, error = %e, "connection not set up");
+            None
+        }
+    }
 }
 
 /// Runs one connection to its end; returns why it ended. Never panics on

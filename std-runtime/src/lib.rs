@@ -36,6 +36,7 @@
 // The API: the root's re-exports, the admission limits a server takes, the
 // URL form, and the users file. Everything else is the implementation.
 pub mod admission;
+mod budget;
 mod client;
 mod error;
 mod exec;

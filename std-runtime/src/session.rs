@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::admission::Gate;
+use crate::budget::{Counted, Held, GET_FILES};
 
 /// The name anonymous sessions go by in the log, and their directory
 /// under `--user-dirs` (so no users-file user may have it there).
@@ -105,10 +106,39 @@ pub struct Download {
 
 /// Where a get's bytes come from.
 enum Source {
-    /// A file under the root, with its version when opened.
-    File(std::fs::File, Version),
+    /// A file under the root.
+    File(GetFile),
     /// An object (`--store`).
     Object(objstore::Reading),
+}
+
+/// A get's file under the root, by its path and the version offered:
+/// open from the offer while the session holds fewer than
+/// [`GET_FILES`], else opened when its body starts (checked to be the
+/// same version), and closed once its last byte is read — the client's
+/// `Done` may come much later (see [`crate::budget`]).
+struct GetFile {
+    open: Option<(std::fs::File, Counted)>,
+    path: PathBuf,
+    version: Version,
+}
+
+impl GetFile {
+    /// The file, opened again if it was closed: it must still be the
+    /// version whose size was offered (else `Io`: sending it would not be
+    /// the file the client accepted). One body is read at a time, so it
+    /// may take one count past [`GET_FILES`].
+    fn file(&mut self, root: &Root, held: &Held) -> Result<&std::fs::File, Error> {
+        if self.open.is_none() {
+            let (file, md) = root.open_read(&self.path)?;
+            if Version::of(&md) != self.version {
+                return Err(Error::Io);
+            }
+            let count = held.take(GET_FILES + 1).ok_or(Error::Internal)?;
+            self.open = Some((file, count));
+        }
+        self.open.as_ref().map(|(f, _)| f).ok_or(Error::Internal)
+    }
 }
 
 /// An upload being received, with what its log line needs.
@@ -177,6 +207,10 @@ pub struct SessionStore {
     pub gate: Gate,
     /// A login just failed: the driver delays the answer.
     login_failed: bool,
+    /// Files held open for gets (see [`GetFile`]).
+    get_files: Held,
+    /// Directories held open for puts (see [`crate::budget::PUT_DIRS`]).
+    put_dirs: Held,
 }
 
 impl SessionStore {
@@ -192,6 +226,8 @@ impl SessionStore {
             exec: None,
             gate,
             login_failed: false,
+            get_files: Held::default(),
+            put_dirs: Held::default(),
         }
     }
 
@@ -344,7 +380,20 @@ impl Store for SessionStore {
             }
             None => {
                 let (file, md) = self.root.open_read(&p)?;
-                (Source::File(file, Version::of(&md)), md.len())
+                // The file is checked now (it exists, is a regular file,
+                // its size is what is offered); kept open only within the
+                // session's budget.
+                let open = self.get_files.take(GET_FILES).map(|n| (file, n));
+                let version = Version::of(&md);
+                let size = md.len();
+                (
+                    Source::File(GetFile {
+                        open,
+                        path: p,
+                        version,
+                    }),
+                    size,
+                )
             }
         };
         let d = Download {
@@ -357,21 +406,30 @@ impl Store for SessionStore {
     }
 
     fn read_at(&mut self, d: &mut Download, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
-        let file = match &mut d.source {
-            Source::File(file, _) => file,
+        let get = match &mut d.source {
+            Source::File(get) => get,
             Source::Object(r) => return r.read_at(at, buf),
         };
-        loop {
+        let file = get.file(&self.root, &self.get_files).inspect_err(|e| {
+            warn!(peer = %self.peer, path = %d.path, error = %e, "file changed between its offer and its body");
+        })?;
+        let n = loop {
             match file.read_at(buf, at) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                r => return r.map_err(|e| map_io(&e)),
+                r => break r.map_err(|e| map_io(&e))?,
             }
+        };
+        // The last byte is read: the file is closed (and uncounted) now,
+        // not when the client's `Done` comes.
+        if at + n as u64 >= d.size {
+            get.open = None;
         }
+        Ok(n)
     }
 
     fn kept_digest(&mut self, d: &Download, alg: Algorithm) -> Option<Sum> {
         match &d.source {
-            Source::File(_, version) => self.shared.kept_digests.get(version, alg),
+            Source::File(get) => self.shared.kept_digests.get(&get.version, alg),
             // Kept in the object's metadata at commit, by whichever server
             // stored it.
             Source::Object(r) => r.digest.filter(|s| s.algorithm() == alg),
@@ -382,17 +440,18 @@ impl Store for SessionStore {
         // The client hashed what this side read: keep it, if the file is
         // still the one that was read. (An object's is written at commit
         // only: rewriting its metadata would mean copying it.)
-        if let Source::File(file, version) = &d.source {
-            if file.metadata().is_ok_and(|md| Version::of(&md) == *version) {
-                self.shared.kept_digests.put(*version, sum);
+        if let Source::File(get) = &d.source {
+            // By path: the file was closed after its last byte.
+            if self.root.version(&get.path) == Some(get.version) {
+                self.shared.kept_digests.put(get.version, sum);
             }
         }
     }
 
     fn forget_digest(&mut self, d: &Download) {
         warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
-        if let Source::File(_, version) = &d.source {
-            self.shared.kept_digests.forget(version);
+        if let Source::File(get) = &d.source {
+            self.shared.kept_digests.forget(&get.version);
         }
     }
 
@@ -442,7 +501,9 @@ impl Store for SessionStore {
                 (Receipt::Object(w), target, offset)
             }
             None => {
-                let mut up = self.root.begin_upload(&p, size, overwrite, resume)?;
+                let mut up = self
+                    .root
+                    .begin_upload(&p, size, overwrite, resume, &self.put_dirs)?;
                 up.background = crate::writer::worth_it(up.size - up.offset, Some(digest));
                 let (target, offset) = (up.target.clone(), up.offset);
                 (Receipt::File(up), target, offset)

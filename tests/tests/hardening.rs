@@ -1,7 +1,7 @@
 //! Hardening found by a black-box review: a many-address flood cannot
 //! evict real users before they log in, commands cannot reach io_uring or
-//! System V IPC, and `--user-dirs` confinement does not follow a swapped
-//! path.
+//! System V IPC, a command's processes, memory and CPU time are capped,
+//! and `--user-dirs` confinement does not follow a swapped path.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -316,6 +316,142 @@ fn commands_cannot_attach_to_a_segment_of_another_process() {
         "EPERM (1) expected: {}",
         text(&o.stderr)
     );
+}
+
+/// The pids of processes with `mark` as an argument (zombies have no
+/// arguments).
+fn running(mark: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == mark.as_bytes()))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Kills, by pid, what a failing test left behind (an old build leaves
+/// sleepers carrying the mark).
+struct Reap(String);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for pid in running(&self.0) {
+            // SAFETY: kill(2) takes integers; the pid carries our mark.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Issue: commands ran with the server's RLIMIT_NPROC, which the kernel
+/// never enforces for root; a command could start processes until the
+/// machine had no pids left. Under `--exec-max-procs 32`, a command that
+/// starts 3 000 background sleeps is stopped with the message and status
+/// the client shows, far fewer than 200 were ever started (each iteration
+/// appends a line first), none is left, and a `ferry ls` meanwhile
+/// succeeds.
+#[test]
+fn a_command_starting_thousands_of_processes_is_stopped() {
+    let s = Server::anonymous(&["--allow-exec", "--exec-max-procs", "32"]);
+    let mark = format!("302.{}", std::process::id());
+    let _reap = Reap(mark.clone());
+    let started = s.root.join("started");
+    let t0 = Instant::now();
+    let o = std::thread::scope(|scope| {
+        let bomb = scope.spawn(|| {
+            exec(
+                &s,
+                &format!("for i in $(seq 3000); do echo $i >> started; sleep {mark} & done; wait"),
+            )
+        });
+        // While it runs (or as soon as it has begun), the server answers.
+        while !started.exists() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut c = ferry();
+        c.args(["ls", &s.url("")]);
+        let ls = run(c);
+        assert_eq!(code(&ls), 0, "ls failed: {}", text(&ls.stderr));
+        assert!(text(&ls.stdout).contains("started"), "{}", text(&ls.stdout));
+        bomb.join().unwrap()
+    });
+    let took = t0.elapsed();
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("ferry: command stopped: more than 32 processes"),
+        "{err}"
+    );
+    assert!(err.contains("status -9"), "{err}");
+    let n = std::fs::read_to_string(&started).unwrap().lines().count();
+    assert!(n < 200, "{n} sleeps started");
+    let t = Instant::now();
+    while !running(&mark).is_empty() && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        running(&mark).is_empty(),
+        "sleeps of the command left running"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    eprintln!("stopped after {n} sleeps started, in {took:?}");
+}
+
+/// Issue: commands had no memory limit. Under `--exec-max-memory 64 MiB`,
+/// four processes of ~38 MiB each (within the per-process RLIMIT_DATA,
+/// over the limit together) are stopped with the message, and one process
+/// asking for 200 MiB at once fails its allocation (RLIMIT_DATA).
+#[test]
+fn a_command_using_too_much_memory_is_stopped() {
+    let python = "/usr/bin/python3";
+    if !std::path::Path::new(python).exists() {
+        eprintln!("skipped: no {python}");
+        return;
+    }
+    let s = Server::anonymous(&["--allow-exec", "--exec-max-memory", "67108864"]);
+    let t0 = Instant::now();
+    let o = exec(
+        &s,
+        &format!(
+            "for i in 1 2 3 4; do {python} -c \"b = b'x' * (30 << 20); import time; \
+             time.sleep(20)\" & done; wait"
+        ),
+    );
+    let took = t0.elapsed();
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("ferry: command stopped: memory over the limit of 67108864 bytes"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let o = exec(&s, &format!("{python} -c \"b = b'x' * (200 << 20)\""));
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("MemoryError"), "{err}");
+    assert!(!err.contains("ferry: command stopped"), "{err}");
+    eprintln!("4 × 38 MiB stopped in {took:?}");
+}
+
+/// Issue: commands had no CPU limit. Under `--exec-max-cpu 1`, a busy
+/// loop is stopped after about a second of CPU with the message, before
+/// the 60 s time limit (at nice +10 on a busy machine a second of CPU can
+/// take several seconds to use).
+#[test]
+fn a_command_using_too_much_cpu_is_stopped() {
+    let s = Server::anonymous(&["--allow-exec", "--exec-max-cpu", "1"]);
+    let t0 = Instant::now();
+    let o = exec(&s, "while :; do :; done");
+    let took = t0.elapsed();
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("ferry: command stopped: CPU time over the limit of 1 s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(45), "{took:?}");
+    eprintln!("busy loop stopped in {took:?}");
 }
 
 /// Issue: under `--user-dirs` anonymous sessions live in `ROOT/anonymous`,

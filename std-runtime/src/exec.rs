@@ -1,7 +1,8 @@
 //! Running one `exec` command on the server: the child is confined to the
 //! root by Landlock, gets a minimal environment, runs in a session of its
 //! own that nothing it starts can leave, and everything it started is
-//! killed when it ends, times out, prints too much or its client goes.
+//! killed when it ends, times out, prints too much, starts too many
+//! processes, uses too much memory or CPU time, or its client goes.
 //! What a command can touch is listed in docs/SECURITY.md ("Commands").
 
 use std::io;
@@ -23,6 +24,100 @@ const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Time a command's processes get between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(1);
+
+/// How often a command's process group is counted and measured against
+/// its [`ExecLimits`]: what forks within one interval can overshoot the
+/// process cap, so it is short. One scan of `/proc` took 2.4 ms with ~80
+/// processes on this machine, debug build
+/// (`tests::a_scan_finds_this_process_group` prints it): each running
+/// command costs the server that every interval.
+const WATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How much commands yield the CPU: nice +10 for each process, and for the
+/// session's scheduler autogroup where the kernel has them.
+const NICE: i32 = 10;
+
+/// Caps on one command, so that it cannot starve the server and other
+/// sessions (`--exec-max-procs`, `--exec-max-memory`, `--exec-max-cpu`).
+/// The group's totals are watched by the server ([`WATCH_INTERVAL`]); each
+/// process also gets kernel limits as a second line ([`enter_child`]).
+/// RLIMIT_NPROC is not used: the kernel never enforces it for root, and it
+/// counts every task of the uid, the server's threads included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecLimits {
+    /// Most tasks (processes, their threads and unreaped zombies) in the
+    /// command's process group at once.
+    pub max_procs: u64,
+    /// Most memory of the group together, in bytes: resident anonymous and
+    /// shared-memory pages (not the shared libraries' file pages). Also
+    /// each process's RLIMIT_DATA.
+    pub max_memory: u64,
+    /// Most CPU time of the group together (what its reaped children used
+    /// included). Each process's RLIMIT_CPU is one second more, so the
+    /// watcher, which says why, normally acts first.
+    pub max_cpu: Duration,
+}
+
+impl Default for ExecLimits {
+    /// 64 tasks, 1 GiB, 30 s of CPU: room for a pipeline or a build step,
+    /// not for one command to take a small server's memory or both cores.
+    fn default() -> Self {
+        ExecLimits {
+            max_procs: 64,
+            max_memory: 1 << 30,
+            max_cpu: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Which of a command's [`ExecLimits`] it passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breach {
+    Procs,
+    Memory,
+    Cpu,
+}
+
+impl ExecLimits {
+    /// The first limit `usage` is over, if any.
+    fn breach(&self, usage: &Usage) -> Option<Breach> {
+        if usage.tasks > self.max_procs {
+            Some(Breach::Procs)
+        } else if usage.memory > self.max_memory {
+            Some(Breach::Memory)
+        } else if usage.cpu > self.max_cpu {
+            Some(Breach::Cpu)
+        } else {
+            None
+        }
+    }
+
+    /// What the client is told when the command is stopped for `breach`.
+    fn message(&self, breach: Breach) -> String {
+        match breach {
+            Breach::Procs => format!("command stopped: more than {} processes", self.max_procs),
+            Breach::Memory => format!(
+                "command stopped: memory over the limit of {} bytes",
+                self.max_memory
+            ),
+            Breach::Cpu => format!(
+                "command stopped: CPU time over the limit of {} s",
+                self.max_cpu.as_secs()
+            ),
+        }
+    }
+}
+
+/// What a process group holds at one moment.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Usage {
+    /// Tasks: each process's threads, zombies as one.
+    tasks: u64,
+    /// Resident anonymous and shared-memory bytes.
+    memory: u64,
+    /// CPU time of the live processes and of the children they reaped.
+    cpu: Duration,
+}
 
 /// System directories a program needs to start and run (its binary, the
 /// dynamic loader, libraries, locales): read and execute, never write.
@@ -311,6 +406,7 @@ pub fn start(
         c
     };
     let ruleset = confinement.raw_fd();
+    let limits = shared.exec_limits;
     // The child enters `cwd` from the root's open descriptor, not by the
     // path `dir`: a symlink swapped in for the root's path since it was
     // opened is not followed.
@@ -348,7 +444,7 @@ pub fn start(
                     return Err(io::Error::last_os_error());
                 }
             }
-            enter_child(ruleset)
+            enter_child(ruleset, &limits)
         });
     }
     let mut child = cmd.spawn().map_err(StartError::Spawn)?;
@@ -362,11 +458,11 @@ pub fn start(
     tokio::spawn(supervise(
         child,
         group,
-        out,
-        err,
+        (out, err),
         tx,
         shared.exec_timeout,
         shared.exec_max_output,
+        limits,
     ));
     Ok(rx)
 }
@@ -376,13 +472,57 @@ pub fn start(
 /// runs commands without capabilities, so none can load a kernel module
 /// or bypass file permissions), no privilege gain through set-uid
 /// programs, the Landlock ruleset (`ruleset` ≥ 0), and the seccomp filter
-/// ([`seccomp`]).
-fn enter_child(ruleset: i32) -> io::Result<()> {
+/// ([`seccomp`]). Each process also gets `limits` as kernel limits
+/// (RLIMIT_DATA, RLIMIT_CPU, inherited by what it starts) and nice +10:
+/// the server's watcher counts the group as a whole, these hold even
+/// between its scans.
+fn enter_child(ruleset: i32, limits: &ExecLimits) -> io::Result<()> {
     // SAFETY (for each call below): plain system calls with integer
-    // arguments, or a pointer to the static filter; none allocates.
+    // arguments, or pointers to locals or the static filter; none allocates.
     unsafe {
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
+        }
+        let cpu = limits.max_cpu.as_secs().saturating_add(1);
+        for (resource, want) in [
+            (libc::RLIMIT_DATA, limits.max_memory),
+            (libc::RLIMIT_CPU, cpu),
+        ] {
+            // Never above the server's own hard limit: raising it needs
+            // CAP_SYS_RESOURCE.
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(resource, &mut l) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let v = want.min(l.rlim_max);
+            l = libc::rlimit {
+                rlim_cur: v,
+                rlim_max: v,
+            };
+            if libc::setrlimit(resource, &l) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // A positive increment cannot fail (the result is the new value).
+        libc::nice(NICE);
+        #[cfg(target_os = "linux")]
+        {
+            // setsid made a new scheduler autogroup, and the kernel shares
+            // the CPU between autogroups before nice values count: the
+            // group's own nice makes the command yield to the server.
+            // Missing without CONFIG_SCHED_AUTOGROUP: ignored.
+            let fd = libc::open(
+                c"/proc/self/autogroup".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if fd >= 0 {
+                let v = b"10";
+                libc::write(fd, v.as_ptr().cast(), v.len());
+                libc::close(fd);
+            }
         }
         #[cfg(target_os = "linux")]
         {
@@ -418,9 +558,14 @@ fn enter_child(ruleset: i32) -> io::Result<()> {
 /// does not cover (a command could otherwise `chmod u+s` a system binary
 /// it may read, or `chown` a file outside the root). io_uring fails too:
 /// its operations (`IORING_OP_SETXATTR`, `IORING_OP_FSETXATTR`, …) run in
-/// the kernel without passing this filter. Every other system
-/// call is allowed. Other system-call ABIs (x32, 32-bit compat) kill the
-/// process: their numbers differ, and no filter here covers them.
+/// the kernel without passing this filter. System V IPC fails too
+/// (`shm*`, `msg*`, `sem*`): Landlock does not cover it, so a command
+/// could attach to another process's segment, queue or semaphores of the
+/// server's uid, or create ones that outlive it and the server. x86_64
+/// and aarch64 have one call each, no `ipc` multiplexer (that is 32-bit
+/// x86's, whose ABI is killed here). Every other system call is allowed.
+/// Other system-call ABIs (x32, 32-bit compat) kill the process: their
+/// numbers differ, and no filter here covers them.
 #[cfg(target_os = "linux")]
 mod seccomp {
     use std::io;
@@ -466,6 +611,19 @@ mod seccomp {
         libc::SYS_io_uring_setup as u32,
         libc::SYS_io_uring_enter as u32,
         libc::SYS_io_uring_register as u32,
+        // System V IPC, which Landlock does not cover (see the module doc).
+        libc::SYS_shmget as u32,
+        libc::SYS_shmat as u32,
+        libc::SYS_shmdt as u32,
+        libc::SYS_shmctl as u32,
+        libc::SYS_msgget as u32,
+        libc::SYS_msgsnd as u32,
+        libc::SYS_msgrcv as u32,
+        libc::SYS_msgctl as u32,
+        libc::SYS_semget as u32,
+        libc::SYS_semop as u32,
+        libc::SYS_semtimedop as u32,
+        libc::SYS_semctl as u32,
     ];
     #[cfg(target_arch = "aarch64")]
     const DENIED: &[u32] = &[
@@ -487,6 +645,19 @@ mod seccomp {
         libc::SYS_io_uring_setup as u32,
         libc::SYS_io_uring_enter as u32,
         libc::SYS_io_uring_register as u32,
+        // System V IPC, which Landlock does not cover (see the module doc).
+        libc::SYS_shmget as u32,
+        libc::SYS_shmat as u32,
+        libc::SYS_shmdt as u32,
+        libc::SYS_shmctl as u32,
+        libc::SYS_msgget as u32,
+        libc::SYS_msgsnd as u32,
+        libc::SYS_msgrcv as u32,
+        libc::SYS_msgctl as u32,
+        libc::SYS_semget as u32,
+        libc::SYS_semop as u32,
+        libc::SYS_semtimedop as u32,
+        libc::SYS_semctl as u32,
     ];
 
     const LOAD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
@@ -569,18 +740,10 @@ fn group_alive(group: i32) -> bool {
         return true;
     };
     dir.flatten().any(|e| {
-        // "PID (COMM) STATE PPID PGRP …"; COMM may hold anything but the
-        // last ')'.
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
-        pgrp == Some(group) && state != Some("Z") && state != Some("X")
+        std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .is_some_and(|p| p.pgrp == group && !p.zombie)
     })
 }
 
@@ -598,6 +761,121 @@ async fn kill_group(group: i32) {
         }
     }
     signal_group(group, libc::SIGKILL);
+}
+
+/// Kills `group` with SIGKILL at once, without [`GRACE`]: it broke a
+/// limit, and a fork bomb must not fork on through a grace period. The
+/// signal is sent again each interval while the group lives (a fork racing
+/// the first one), for at most [`GRACE`].
+async fn kill_group_now(group: i32) {
+    let until = Instant::now() + GRACE;
+    while signal_group(group, libc::SIGKILL) && Instant::now() < until {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        if !group_alive(group) {
+            return;
+        }
+    }
+}
+
+/// One scan of `/proc`: the tasks, memory and CPU time of `group`. The
+/// group's members cannot leave it (`setsid`/`setpgid` are refused), so
+/// what is not found here is not the command's.
+fn group_usage(group: i32) -> Usage {
+    let mut usage = Usage::default();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return usage;
+    };
+    // SAFETY: sysconf takes and returns integers.
+    let ticks = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        t if t > 0 => t as u64,
+        _ => 100,
+    };
+    let mut cpu_ticks = 0u64;
+    let mut stat = String::with_capacity(512);
+    for e in dir.flatten() {
+        let name = e.file_name();
+        if !name
+            .as_encoded_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_digit)
+        {
+            continue;
+        }
+        let path = e.path();
+        stat.clear();
+        let read = std::fs::File::open(path.join("stat"))
+            .and_then(|mut f| io::Read::read_to_string(&mut f, &mut stat));
+        if read.is_err() {
+            continue;
+        }
+        let Some(p) = parse_stat(&stat) else {
+            continue;
+        };
+        if p.pgrp != group {
+            continue;
+        }
+        usage.tasks += p.threads.max(1);
+        cpu_ticks += p.cpu_ticks;
+        if !p.zombie {
+            usage.memory += resident_private(&path);
+        }
+    }
+    usage.cpu = Duration::from_millis(cpu_ticks.saturating_mul(1000) / ticks);
+    usage
+}
+
+/// The fields of `/proc/PID/stat` the watcher needs.
+#[derive(Debug, PartialEq, Eq)]
+struct Stat {
+    pgrp: i32,
+    zombie: bool,
+    /// utime + stime + cutime + cstime, in clock ticks.
+    cpu_ticks: u64,
+    threads: u64,
+}
+
+/// Parses "PID (COMM) STATE PPID PGRP … UTIME STIME CUTIME CSTIME …
+/// NUM_THREADS …" (proc(5)); COMM may hold anything but the last ')'.
+fn parse_stat(stat: &str) -> Option<Stat> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Field 3 (state) is index 0 here.
+    let f: Vec<&str> = rest.split_whitespace().take(18).collect();
+    let num = |i: usize| f.get(i)?.parse::<u64>().ok();
+    Some(Stat {
+        pgrp: f.get(2)?.parse().ok()?,
+        zombie: matches!(f.first(), Some(&"Z") | Some(&"X")),
+        cpu_ticks: num(11)? + num(12)? + num(13)? + num(14)?,
+        threads: num(17)?,
+    })
+}
+
+/// A process's resident anonymous and shared-memory bytes (`RssAnon` and
+/// `RssShmem` of `/proc/PID/status`); 0 if it is gone.
+fn resident_private(proc_dir: &Path) -> u64 {
+    let Ok(status) = std::fs::read_to_string(proc_dir.join("status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .filter(|l| l.starts_with("RssAnon:") || l.starts_with("RssShmem:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 1024
+}
+
+/// Measures `group` every [`WATCH_INTERVAL`] and returns the first limit
+/// it passes; never returns while it stays within them.
+async fn watch(group: i32, limits: ExecLimits) -> Breach {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let usage = group_usage(group);
+        if let Some(b) = limits.breach(&usage) {
+            tracing::info!(group, ?usage, "command over a limit: {:?}", b);
+            return b;
+        }
+    }
 }
 
 /// Forwards one pipe, counting against the shared output budget; past it,
@@ -652,6 +930,8 @@ enum End {
     OverLimit,
     /// It ran past the time limit.
     TimedOut,
+    /// It passed one of its [`ExecLimits`].
+    Breach(Breach),
     /// Its session is gone: nobody reads the output.
     Gone,
 }
@@ -660,15 +940,19 @@ enum End {
 /// exec, output included: at the deadline the group is killed and the pipe
 /// readers stop even if something (an inherited descriptor) keeps a pipe
 /// open. When the command ends for any reason its whole process group is
-/// killed, so background jobs do not outlive it.
+/// killed, so background jobs do not outlive it; over one of `limits`, at
+/// once.
 async fn supervise(
     mut child: tokio::process::Child,
     group: i32,
-    out: impl AsyncRead + Unpin + Send + 'static,
-    err: impl AsyncRead + Unpin + Send + 'static,
+    (out, err): (
+        impl AsyncRead + Unpin + Send + 'static,
+        impl AsyncRead + Unpin + Send + 'static,
+    ),
     tx: mpsc::Sender<ExecMsg>,
     limit: Duration,
     max_output: u64,
+    limits: ExecLimits,
 ) {
     let mut guard = GroupGuard(Some(group));
     let deadline = Instant::now() + limit;
@@ -695,6 +979,7 @@ async fn supervise(
         biased;
         _ = budget.1.notified() => End::OverLimit,
         _ = tx.closed() => End::Gone,
+        b = watch(group, limits) => End::Breach(b),
         r = tokio::time::timeout_at(deadline, child.wait()) => match r {
             Ok(Ok(st)) => End::Exited(st.code().unwrap_or_else(|| {
                 use std::os::unix::process::ExitStatusExt;
@@ -704,6 +989,9 @@ async fn supervise(
             Err(_) => End::TimedOut,
         },
     };
+    if let End::Breach(_) = end {
+        kill_group_now(group).await;
+    }
     kill_group(group).await;
     guard.0 = None;
     if !matches!(end, End::Exited(_)) {
@@ -749,6 +1037,10 @@ async fn supervise(
             let _ = tx.send(stopped("command timed out")).await;
             -9
         }
+        End::Breach(b) => {
+            let _ = tx.send(stopped(&limits.message(b))).await;
+            -9
+        }
         End::Gone => return,
     };
     let _ = tx.send(ExecMsg::Exit(status)).await;
@@ -786,6 +1078,155 @@ mod tests {
         assert!(!Confinement::new(dir.path(), false, true)
             .unwrap()
             .confined());
+    }
+
+    /// Landlock does not cover System V IPC: a command could attach to
+    /// another process's shared memory, message queue or semaphores (same
+    /// uid: the server's), or leave a segment behind that outlives it.
+    /// Each call, made in a confined child with arguments that are merely
+    /// invalid (`EINVAL`/`ENOENT` unfiltered, nothing created), must fail
+    /// with EPERM from the filter.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_system_v_ipc_call_is_refused() {
+        use libc::c_long;
+        use std::os::unix::process::CommandExt as _;
+        // A key nobody uses, so the get calls find nothing (ENOENT).
+        let key = 0x7e57_0000 | (std::process::id() as c_long & 0xffff);
+        let null = 0 as c_long;
+        let calls: [(&str, c_long, [c_long; 5]); 12] = [
+            (
+                "shmget",
+                libc::SYS_shmget,
+                [libc::IPC_PRIVATE as c_long, 0, 0, 0, 0],
+            ),
+            ("shmat", libc::SYS_shmat, [-1, null, 0, 0, 0]),
+            ("shmdt", libc::SYS_shmdt, [null, 0, 0, 0, 0]),
+            (
+                "shmctl",
+                libc::SYS_shmctl,
+                [-1, libc::IPC_STAT as c_long, null, 0, 0],
+            ),
+            ("msgget", libc::SYS_msgget, [key, 0, 0, 0, 0]),
+            ("msgsnd", libc::SYS_msgsnd, [-1, null, 0, 0, 0]),
+            ("msgrcv", libc::SYS_msgrcv, [-1, null, 0, 0, 0]),
+            (
+                "msgctl",
+                libc::SYS_msgctl,
+                [-1, libc::IPC_STAT as c_long, null, 0, 0],
+            ),
+            ("semget", libc::SYS_semget, [key, 0, 0, 0, 0]),
+            ("semop", libc::SYS_semop, [-1, null, 0, 0, 0]),
+            ("semtimedop", libc::SYS_semtimedop, [-1, null, 0, null, 0]),
+            (
+                "semctl",
+                libc::SYS_semctl,
+                [-1, 0, libc::IPC_STAT as c_long, null, 0],
+            ),
+        ];
+        for (name, nr, a) in calls {
+            let mut cmd = std::process::Command::new("/bin/true");
+            // SAFETY: raw system calls only, as in `start`; the errno is
+            // read without allocating.
+            unsafe {
+                cmd.pre_exec(move || {
+                    enter_child(-1, &ExecLimits::default())?;
+                    let r = libc::syscall(nr, a[0], a[1], a[2], a[3], a[4]);
+                    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                    if r == -1 && errno == libc::EPERM {
+                        Ok(())
+                    } else if r == -1 {
+                        Err(io::Error::from_raw_os_error(errno))
+                    } else {
+                        // It succeeded (no message: no allocation here).
+                        Err(io::ErrorKind::Other.into())
+                    }
+                });
+            }
+            let r = cmd.status();
+            assert!(
+                r.as_ref().is_ok_and(|s| s.success()),
+                "{name} was not refused with EPERM: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stat_lines_give_group_threads_and_cpu_whatever_the_name() {
+        // A name with ") " and digits in it must not shift the fields.
+        let line = "4242 (a) 1 2 (x) S 1 777 777 0 -1 4194560 10 0 0 0 \
+                    150 50 30 20 20 0 3 0 123 4096 100 18446744073709551615";
+        let p = parse_stat(line).unwrap();
+        assert_eq!(
+            p,
+            Stat {
+                pgrp: 777,
+                zombie: false,
+                cpu_ticks: 250,
+                threads: 3
+            }
+        );
+        let z = parse_stat("9 (sh) Z 1 9 9 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0").unwrap();
+        assert!(z.zombie);
+        assert_eq!(parse_stat("9 (sh) S 1"), None);
+    }
+
+    #[test]
+    fn each_limit_is_reported_with_its_value() {
+        let l = ExecLimits {
+            max_procs: 32,
+            max_memory: 64 << 20,
+            max_cpu: Duration::from_secs(2),
+        };
+        let at = Usage {
+            tasks: 32,
+            memory: 64 << 20,
+            cpu: Duration::from_secs(2),
+        };
+        assert_eq!(l.breach(&at), None, "at each limit is within it");
+        for (usage, breach, msg) in [
+            (
+                Usage { tasks: 33, ..at },
+                Breach::Procs,
+                "more than 32 processes",
+            ),
+            (
+                Usage {
+                    memory: (64 << 20) + 1,
+                    ..at
+                },
+                Breach::Memory,
+                "memory over the limit of 67108864 bytes",
+            ),
+            (
+                Usage {
+                    cpu: Duration::from_millis(2010),
+                    ..at
+                },
+                Breach::Cpu,
+                "CPU time over the limit of 2 s",
+            ),
+        ] {
+            assert_eq!(l.breach(&usage), Some(breach));
+            assert!(l.message(breach).ends_with(msg), "{}", l.message(breach));
+        }
+    }
+
+    /// The test's own process group (the test harness's): at least this
+    /// process and its threads, its memory, some CPU; one scan's cost.
+    #[test]
+    fn a_scan_finds_this_process_group() {
+        // SAFETY: getpgrp takes nothing and cannot fail.
+        let group = unsafe { libc::getpgrp() };
+        let v = vec![1u8; 8 << 20];
+        let t = std::time::Instant::now();
+        let u = group_usage(group);
+        let took = t.elapsed();
+        assert!(u.tasks >= 2, "{u:?}");
+        assert!(u.memory >= 8 << 20, "{u:?}");
+        assert_eq!(v.len(), 8 << 20);
+        assert_eq!(group_usage(-5), Usage::default());
+        eprintln!("one /proc scan: {took:?} ({u:?})");
     }
 
     /// `--user-dirs`: the user's directory was opened (O_NOFOLLOW), then a
@@ -826,7 +1267,7 @@ mod tests {
                     if libc::fchdir(root_raw) != 0 {
                         return Err(io::Error::last_os_error());
                     }
-                    enter_child(ruleset)
+                    enter_child(ruleset, &ExecLimits::default())
                 });
             }
             cmd.output().unwrap()

@@ -52,5 +52,6 @@ mod writer;
 
 pub use client::{Client, ConnectOptions, GetItem, PutItem, TransferOptions};
 pub use error::{exit, FerryError};
+pub use exec::ExecLimits;
 pub use server::{ListenAddr, ServeOptions, Server};
 pub use url::FerryUrl;

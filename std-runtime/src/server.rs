@@ -216,6 +216,8 @@ pub struct ServeOptions {
     pub exec_timeout: Duration,
     /// Most output one command may send (stdout and stderr together).
     pub exec_max_output: u64,
+    /// Caps on one command's processes, memory and CPU time.
+    pub exec_limits: crate::exec::ExecLimits,
     /// Run commands without the Landlock confinement to the root (needed
     /// where the kernel lacks Landlock; refused with `read_only`).
     pub exec_unconfined: bool,
@@ -251,6 +253,7 @@ impl Default for ServeOptions {
             login_timeout: Duration::from_secs(30),
             exec_timeout: Duration::from_secs(60),
             exec_max_output: 64 << 20,
+            exec_limits: Default::default(),
             exec_unconfined: false,
             digests: Digests::available(),
             tls: None,
@@ -443,6 +446,7 @@ impl Server {
             exec_allow: opts.exec_allow,
             exec_timeout: opts.exec_timeout,
             exec_max_output: opts.exec_max_output,
+            exec_limits: opts.exec_limits,
             exec_confinement: Arc::new(exec_confinement),
             kept_digests: Default::default(),
             prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),

@@ -49,6 +49,8 @@ pub struct Shared {
     pub exec_timeout: Duration,
     /// Most output (stdout and stderr together) one command may send.
     pub exec_max_output: u64,
+    /// Caps on one command's processes, memory and CPU time.
+    pub exec_limits: crate::exec::ExecLimits,
     /// How commands are confined to the root.
     pub exec_confinement: Arc<crate::exec::Confinement>,
     /// Digests verified earlier, so unchanged files are not hashed again

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry::admission::Limits;
 use ferry::users::{name_problem, Users};
 use ferry::{
-    exit, Client, ConnectOptions, FerryError, FerryUrl, ListenAddr, ServeOptions, Server,
-    TransferOptions,
+    exit, Client, ConnectOptions, ExecLimits, FerryError, FerryUrl, ListenAddr, ServeOptions,
+    Server, TransferOptions,
 };
 use ferry_core::digest::{Algorithm, Digests};
 use ferry_core::{Overwrite, Verifier};
@@ -195,6 +195,27 @@ impl TransferArgs {
     }
 }
 
+/// Caps on one command (`ferry serve`): [`ExecLimits`].
+#[derive(Debug, Args)]
+struct ExecLimitArgs {
+    /// Stop a command whose processes and threads together pass N at
+    /// once (counted every 20 ms; the kernel's RLIMIT_NPROC does not
+    /// hold for root).
+    #[arg(long, value_name = "N", default_value_t = ExecLimits::default().max_procs,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    exec_max_procs: u64,
+    /// Stop a command whose processes together hold more than BYTES of
+    /// memory; each process is also limited to BYTES (RLIMIT_DATA).
+    #[arg(long, value_name = "BYTES", default_value_t = ExecLimits::default().max_memory,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    exec_max_memory: u64,
+    /// Stop a command whose processes together used more than SECS of
+    /// CPU time (each process: RLIMIT_CPU of SECS + 1).
+    #[arg(long, value_name = "SECS", default_value_t = ExecLimits::default().max_cpu.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    exec_max_cpu: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Serve a directory.
@@ -294,6 +315,10 @@ enum Cmd {
         /// together).
         #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
         exec_max_output: u64,
+        /// --exec-max-procs, --exec-max-memory, --exec-max-cpu (boxed:
+        /// `Cmd`'s variants stay near one size).
+        #[command(flatten)]
+        exec_limits: Box<ExecLimitArgs>,
         /// Run commands without confining them to the root (Landlock):
         /// they can then read and write whatever the server can. Needed
         /// where the kernel lacks Landlock; refused with --read-only.
@@ -608,6 +633,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             login_timeout,
             exec_timeout,
             exec_max_output,
+            exec_limits,
             exec_unconfined,
             digests,
             tls_cert,
@@ -665,6 +691,11 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 tls: tls_cert.zip(tls_key),
                 exec_timeout: Duration::from_secs(exec_timeout.max(1)),
                 exec_max_output,
+                exec_limits: ExecLimits {
+                    max_procs: exec_limits.exec_max_procs,
+                    max_memory: exec_limits.exec_max_memory,
+                    max_cpu: Duration::from_secs(exec_limits.exec_max_cpu),
+                },
                 exec_unconfined,
                 digests,
                 store,

@@ -161,6 +161,28 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
     Ok(out.iter().collect())
 }
 
+/// Refuses with `InvalidPath` a resolved path the protocol could not name
+/// back: `/` and the path must fit a message path ([`MAX_PATH`] bytes), as
+/// `Cwd` and a keep-both `Accept.name` carry it. Every request that
+/// creates a name (mkdir, rename's target, put's target) is checked here
+/// before anything is made, so none creates a name the server would then
+/// refuse to `cd` into or name (`docs/PROTOCOL.md#paths`).
+///
+/// [`MAX_PATH`]: ferry_core::message::MAX_PATH
+pub fn check_bound(p: &Path) -> Result<(), Error> {
+    if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
+        return Err(Error::InvalidPath);
+    }
+    Ok(())
+}
+
+/// [`resolve`] for a name a request will create: also [`check_bound`].
+pub fn resolve_new(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
+    let p = resolve(cwd, path)?;
+    check_bound(&p)?;
+    Ok(p)
+}
+
 /// A test hook standing in for a slow disk: with `FERRY_TEST_SLOW_OPEN=NAME`
 /// in the server's environment, opening a file named NAME to read takes
 /// 5 s (`tests/tests/stalls.rs` shows other sessions go on meanwhile).

@@ -130,6 +130,9 @@ enum Ahead {
 enum Answer {
     Waiting,
     Accept(u64),
+    /// An offset past the size: the get ends with `BadOffset` where its
+    /// body would go (`docs/PROTOCOL.md#get-server-sends`).
+    BadOffset,
 }
 
 enum Step {
@@ -474,6 +477,24 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 self.after_send()?;
                 Ok(Some(Event::SendBody { offset }))
             }
+            // Its body's turn, but the offset was past the size: the get
+            // ends as one this side cancelled before its body would
+            // (`docs/PROTOCOL.md#get-server-sends`).
+            Some(Ahead::Get {
+                answer: Answer::BadOffset,
+                ..
+            }) => {
+                role.ahead.pop_front();
+                let index = role.sent.len();
+                self.link.send_msg(&Message::Error {
+                    code: Error::BadOffset.code(),
+                })?;
+                self.get_ended_here();
+                Ok(Some(Event::Declined {
+                    index,
+                    error: Error::BadOffset,
+                }))
+            }
             Some(Ahead::Put { size }) => {
                 let t = Transfer::new(*size, 0, self.link.digest())?;
                 role.ahead.pop_front();
@@ -699,16 +720,21 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             code: err.request_code(),
         })?;
         if matches!(next, State::Idle) {
-            // A version-3 client acknowledges a cancelled get with an
-            // `Error` of its own; a version-2 one may cross it with its own.
-            if self.version() >= 3 {
-                self.role.owed_acks = self.role.owed_acks.saturating_add(1);
-            } else {
-                self.role.cancel_may_cross = true;
-            }
+            self.get_ended_here();
         }
         self.role.state = next;
         Ok(())
+    }
+
+    /// This side ended a get with an `Error`: a version-3 client
+    /// acknowledges it with an `Error` of its own; a version-2 one may
+    /// cross it with its own.
+    fn get_ended_here(&mut self) {
+        if self.version() >= 3 {
+            self.role.owed_acks = self.role.owed_acks.saturating_add(1);
+        } else {
+            self.role.cancel_may_cross = true;
+        }
     }
 
     /// exec: a piece of output; returns how many bytes were taken (at most
@@ -950,23 +976,18 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     fn on_accept(&mut self, offset: u64) -> Result<Step, Error> {
         let at = self.role.first_unanswered()?;
         self.role.cancel_may_cross = false;
-        let alone = self.role.in_flight() == 1;
         if let Some(Ahead::Get { size, answer, .. }) = self.role.ahead.iter_mut().nth(at) {
-            if offset <= *size {
-                *answer = Answer::Accept(offset);
-                return Ok(Step::Nothing);
-            }
+            // An offset past the size is a client bug (its own core checks
+            // it). The get still keeps its place: its error goes out in
+            // body order ([`Self::next_in_flight`]), so the client can
+            // place it at any window and the session goes on.
+            *answer = if offset <= *size {
+                Answer::Accept(offset)
+            } else {
+                Answer::BadOffset
+            };
         }
-        // A client bug (its own core checks the offset). Alone, the get
-        // ends with the error and the session goes on; behind other
-        // bodies the error could not be placed.
-        if !alone {
-            return Err(Error::BadOffset);
-        }
-        self.link.send_msg(&Message::Error {
-            code: Error::BadOffset.code(),
-        })?;
-        self.on_refusal(Error::BadOffset)
+        Ok(Step::Nothing)
     }
 
     /// The client refused the oldest offer it had not answered: that get

@@ -179,6 +179,28 @@ pub fn resolve(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
     Ok(out.iter().collect())
 }
 
+/// Refuses with `InvalidPath` a resolved path the protocol could not name
+/// back: `/` and the path must fit a message path ([`MAX_PATH`] bytes), as
+/// `Cwd` and a keep-both `Accept.name` carry it. Every request that
+/// creates a name (mkdir, rename's target, put's target) is checked here
+/// before anything is made, so none creates a name the server would then
+/// refuse to `cd` into or name (`docs/PROTOCOL.md#paths`).
+///
+/// [`MAX_PATH`]: ferry_core::message::MAX_PATH
+pub fn check_bound(p: &Path) -> Result<(), Error> {
+    if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
+        return Err(Error::InvalidPath);
+    }
+    Ok(())
+}
+
+/// [`resolve`] for a name a request will create: also [`check_bound`].
+pub fn resolve_new(cwd: &Path, path: &str) -> Result<PathBuf, Error> {
+    let p = resolve(cwd, path)?;
+    check_bound(&p)?;
+    Ok(p)
+}
+
 /// A test hook standing in for a slow disk: with `FERRY_TEST_SLOW_OPEN=NAME`
 /// in the server's environment, opening a file named NAME to read takes
 /// 5 s (`tests/tests/stalls.rs` shows other sessions go on meanwhile).
@@ -549,6 +571,8 @@ impl Root {
     }
 
     fn exists(&self, p: &Path) -> bool {
+        #[cfg(test)]
+        tests::probed(self.uploads.try_lock().is_err());
         self.dir.symlink_metadata(p).is_ok()
     }
 
@@ -596,7 +620,6 @@ impl Root {
         }
         let mut swept = false;
         loop {
-            let live = lock(&self.uploads);
             // The directory, opened once: its identity keys the table, and
             // a resume's part file is reattached by name in it.
             let parent = self
@@ -605,7 +628,14 @@ impl Root {
                 .map_err(|e| map_io(&e))?;
             let (dev, ino) = dir_id(&parent)?;
             let key = |name: &str| (dev, ino, name.to_string());
-            let target = self.choose_target(&live, p, policy, &key)?;
+            // Chosen without the uploads lock (it stats names on disk),
+            // claimed under it: a name another upload claimed meanwhile
+            // is chosen again.
+            let target = self.choose_target(p, policy, &key)?;
+            let live = lock(&self.uploads);
+            if live.contains_key(&key(file_name(&target))) {
+                continue;
+            }
             // Every name the server answers with must fit the protocol's
             // path bound ("/" + path in Accept.name).
             if target.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
@@ -681,9 +711,12 @@ impl Root {
     }
 
     /// The name a put of `p` will be stored under, or why it cannot be.
+    /// Called without the uploads lock (each look at the table takes it
+    /// briefly): the caller claims the name under the lock and chooses
+    /// again if another upload claimed it first, and a name that appears
+    /// on disk meanwhile is refused by the commit's no-replace rename.
     fn choose_target(
         &self,
-        live: &Live,
         p: &Path,
         policy: Overwrite,
         key: &dyn Fn(&str) -> Target,
@@ -702,7 +735,7 @@ impl Root {
         if existing.as_ref().is_some_and(|md| md.is_dir()) {
             return Err(Error::IsADirectory);
         }
-        let in_flight = |p: &Path| live.contains_key(&key(file_name(p)));
+        let in_flight = |p: &Path| lock(&self.uploads).contains_key(&key(file_name(p)));
         let taken = existing.is_some() || in_flight(p);
         if !taken {
             // The directory exists and stays inside the root: the caller
@@ -717,14 +750,21 @@ impl Root {
             Overwrite::KeepBoth => {
                 let base = file_name(p);
                 let parent = parent_of(p);
-                for n in 0u32.. {
-                    let name = ferry_core::naming::keep_both_name(base, n).to_string();
-                    let cand = parent.join(name);
-                    if !self.exists(&cand) && !in_flight(&cand) {
-                        return Ok(cand);
-                    }
-                }
-                Err(Error::Exists)
+                let name = |n| parent.join(ferry_core::naming::keep_both_name(base, n).to_string());
+                let taken = |n| {
+                    let cand = name(n);
+                    self.exists(&cand) || in_flight(&cand)
+                };
+                // From where the last search here ended: one probe when
+                // nothing else took names since, O(log n) when it did or
+                // there is no hint. 9 000 names probed one by one cost
+                // 13 ms per put (docs/BENCHMARKS.md).
+                let hint = key(base);
+                let n = next_free(keep_both_hints().get(&hint), taken).ok_or(Error::Exists)?;
+                keep_both_hints().set(hint, n.saturating_add(1));
+                let cand = name(n);
+                check_bound(&cand)?;
+                Ok(cand)
             }
         }
     }
@@ -817,6 +857,65 @@ impl Root {
         }
         self.drop_partials(&lock(&self.uploads), expired, u64::MAX, true)
     }
+}
+
+/// The first `n` from `start` that is not `taken`, if the taken ones run
+/// on from `start` without a gap (keep-both names are taken in order):
+/// O(log n) probes, doubling steps then halving. Across a gap (a name
+/// removed since) it may return a later free `n`: still free, so still a
+/// right answer.
+fn next_free(start: u32, mut taken: impl FnMut(u32) -> bool) -> Option<u32> {
+    if !taken(start) {
+        return Some(start);
+    }
+    // taken(lo) and !taken(hi) from here on.
+    let (mut lo, mut step) = (start, 1u32);
+    let mut hi = loop {
+        let hi = start.checked_add(step)?;
+        if !taken(hi) {
+            break hi;
+        }
+        lo = hi;
+        step = step.checked_mul(2)?;
+    };
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if taken(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi)
+}
+
+/// Where the next keep-both search of a (directory, name) starts: the `n`
+/// after the last one chosen. Only a hint — a stale one costs probes,
+/// never a wrong name ([`next_free`] checks every answer) — so one table
+/// serves every root in the process. Bounded: cleared when full.
+struct KeepBothHints(Mutex<HashMap<Target, u32>>);
+
+/// Hints kept at most (a few MiB at worst).
+const KEEP_BOTH_HINTS: usize = 4096;
+
+impl KeepBothHints {
+    fn get(&self, k: &Target) -> u32 {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(k).copied().unwrap_or(0)
+    }
+
+    fn set(&self, k: Target, n: u32) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= KEEP_BOTH_HINTS && !m.contains_key(&k) {
+            m.clear();
+        }
+        m.insert(k, n);
+    }
+}
+
+fn keep_both_hints() -> &'static KeepBothHints {
+    static HINTS: std::sync::OnceLock<KeepBothHints> = std::sync::OnceLock::new();
+    HINTS.get_or_init(|| KeepBothHints(Mutex::new(HashMap::new())))
 }
 
 /// Reopens a part file kept from an earlier upload of `size` bytes, if it
@@ -1056,6 +1155,113 @@ impl Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// [`Root::exists`] calls on this thread: the probes a keep-both
+        /// search makes.
+        static PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    thread_local! {
+        /// Of those, made while the uploads lock was held (by this
+        /// thread, in a test where no other takes it).
+        static LOCKED_PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    pub(super) fn probed(locked: bool) {
+        PROBES.with(|c| c.set(c.get() + 1));
+        LOCKED_PROBES.with(|c| c.set(c.get() + u64::from(locked)));
+    }
+
+    fn probes() -> u64 {
+        PROBES.with(|c| c.replace(0))
+    }
+
+    /// Stores `body` under a keep-both put of `name`; where it went.
+    fn keep_both_put(root: &Root, name: &str, body: &[u8]) -> PathBuf {
+        let mut up = root
+            .begin_upload(
+                Path::new(name),
+                body.len() as u64,
+                Overwrite::KeepBoth,
+                false,
+            )
+            .unwrap();
+        up.write(body).unwrap();
+        up.commit().unwrap().0
+    }
+
+    /// Issue 6: with 3 000 `k.new.N` taken, a keep-both put probed each in
+    /// turn (3 001 stats, under the server-wide uploads lock). Now none is
+    /// made under that lock, a search without a hint is logarithmic, and
+    /// the next put of the name starts where the last one ended.
+    #[test]
+    fn keep_both_probes_few_names_however_many_are_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "probed";
+        std::fs::write(dir.path().join(base), b"0").unwrap();
+        for n in 0..3000 {
+            let name = ferry_core::naming::keep_both_name(base, n).to_string();
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let root = Root::open(dir.path()).unwrap();
+        probes();
+        LOCKED_PROBES.with(|c| c.set(0));
+        let first = keep_both_put(&root, base, b"first");
+        let cold = probes();
+        let locked = LOCKED_PROBES.with(|c| c.get());
+        assert_eq!(locked, 0, "probes made under the server-wide uploads lock");
+        assert_eq!(first, PathBuf::from(format!("{base}.new.3000")));
+        assert!(cold <= 2 * 12 + 2, "{cold} probes without a hint");
+        let second = keep_both_put(&root, base, b"second");
+        let warm = probes();
+        assert_eq!(second, PathBuf::from(format!("{base}.new.3001")));
+        assert!(warm <= 2, "{warm} probes from the hint");
+        assert_eq!(std::fs::read(dir.path().join(&first)).unwrap(), b"first");
+    }
+
+    /// Two sessions keep-both putting one name at once, through 1 000
+    /// taken names: every file lands under a name of its own with exactly
+    /// its bytes (none lost, none mixed), and each put probes a few
+    /// names, not the 1 000.
+    #[test]
+    fn racing_keep_both_puts_never_share_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "raced";
+        std::fs::write(dir.path().join(base), b"0").unwrap();
+        for n in 0..1000 {
+            let name = ferry_core::naming::keep_both_name(base, n).to_string();
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let root = Arc::new(Root::open(dir.path()).unwrap());
+        const PUTS: usize = 100;
+        let racers: Vec<_> = (0..2)
+            .map(|t| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    probes();
+                    let stored: Vec<_> = (0..PUTS)
+                        .map(|i| {
+                            let body = format!("racer {t} put {i}");
+                            (keep_both_put(&root, base, body.as_bytes()), body)
+                        })
+                        .collect();
+                    (stored, probes())
+                })
+            })
+            .collect();
+        let mut names = std::collections::HashSet::new();
+        for r in racers {
+            let (stored, probed) = r.join().unwrap();
+            assert!(probed <= 8 * PUTS as u64, "{probed} probes for {PUTS} puts");
+            for (name, body) in stored {
+                assert!(names.insert(name.clone()), "{name:?} stored twice");
+                let got = std::fs::read(dir.path().join(&name)).unwrap();
+                assert_eq!(got, body.as_bytes(), "{name:?}");
+            }
+        }
+        assert_eq!(names.len(), 2 * PUTS);
+    }
 
     #[test]
     fn a_promise_of_space_lapses_while_its_upload_is_idle() {

@@ -700,9 +700,7 @@ impl ObjectRoot {
         let key = self.key(p)?;
         wait(async {
             let target = self.choose_target(p, &key, policy).await?;
-            if target.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
-                return Err(Error::InvalidPath);
-            }
+            crate::fsroot::check_bound(&target)?;
             let target_s = target.to_str().ok_or(Error::InvalidPath)?.to_string();
             let parent = self.key(p.parent().unwrap_or(FsPath::new("")))?;
             if self.head(&parent).await?.is_some() && !parent.as_ref().is_empty() {

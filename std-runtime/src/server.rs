@@ -230,7 +230,9 @@ pub struct ServeOptions {
     /// Serve an object store, `s3://BUCKET[/PREFIX]`, instead of `root`
     /// (configured by the `AWS_*` variables; checked at start).
     pub store: Option<String>,
-    /// Gets or puts a session holds in flight (`--window`, 1–256).
+    /// Gets or puts a session holds in flight at most (`--window`,
+    /// 1–1024): the first [`BIG_BUFFERS`] sessions get up to [`WINDOW`]
+    /// (1024), later ones up to [`SMALL_WINDOW`] (64); 0 means those.
     pub window: u16,
 }
 

@@ -22,7 +22,7 @@ use crate::budget::{Counted, Held, GET_FILES};
 /// The name anonymous sessions go by in the log, and their directory
 /// under `--user-dirs` (so no users-file user may have it there).
 pub(crate) const ANONYMOUS_DIR: &str = "anonymous";
-use crate::fsroot::{map_io, resolve, Root, Upload};
+use crate::fsroot::{check_bound, map_io, resolve, resolve_new, Root, Upload};
 use crate::kept_digests::{KeptDigests, Version};
 use crate::listing;
 use crate::objstore::{self, ObjectRoot};
@@ -495,7 +495,7 @@ impl Store for SessionStore {
         resume: bool,
         digest: Algorithm,
     ) -> Result<Accepted<Receiving>, Error> {
-        let p = resolve(&self.cwd, path)?;
+        let p = resolve_new(&self.cwd, path)?;
         let (upload, target, offset) = match &self.shared.objects {
             Some(o) => {
                 let w = o.begin_upload(&p, size, overwrite, resume)?;
@@ -635,9 +635,7 @@ impl Store for SessionStore {
         }
         // A directory the protocol cannot name back is refused here, not
         // after the session moved into it.
-        if p.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
-            return Err(Error::InvalidPath);
-        }
+        check_bound(&p)?;
         self.cwd = p;
         self.cwd_path(cwd)
     }
@@ -647,7 +645,7 @@ impl Store for SessionStore {
     }
 
     fn mkdir(&mut self, path: &str) -> Result<(), Error> {
-        let p = resolve(&self.cwd, path)?;
+        let p = resolve_new(&self.cwd, path)?;
         match &self.shared.objects {
             Some(o) => o.mkdir(&p),
             None => self.root.mkdir(&p),
@@ -664,7 +662,7 @@ impl Store for SessionStore {
 
     fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), Error> {
         // A bad path refuses this request; it must not end the session.
-        let (from, to) = (resolve(&self.cwd, from)?, resolve(&self.cwd, to)?);
+        let (from, to) = (resolve(&self.cwd, from)?, resolve_new(&self.cwd, to)?);
         if let Some(o) = &self.shared.objects {
             return o.rename(&from, &to, replace);
         }

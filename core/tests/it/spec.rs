@@ -66,7 +66,7 @@ fn server(cfg: ServerConfig) -> Server<Vec<u8>> {
     Server::new(T0, cfg, vec![0; 4096], vec![0; 4096]).unwrap()
 }
 
-fn drain_server(s: &mut Server<Vec<u8>>) -> Vec<u8> {
+fn drain_server<const W: usize>(s: &mut Server<Vec<u8>, W>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     while let Some(n) = s.poll_transmit(&mut buf) {
@@ -85,7 +85,7 @@ fn drain_client(c: &mut Client<Vec<u8>>) -> Vec<u8> {
 }
 
 /// Debug names of the server's events for `input`.
-fn feed_server(s: &mut Server<Vec<u8>>, input: &[u8]) -> Vec<String> {
+fn feed_server<const W: usize>(s: &mut Server<Vec<u8>, W>, input: &[u8]) -> Vec<String> {
     s.handle_input(T0, input).unwrap();
     let mut evs = Vec::new();
     while let Some(ev) = s.poll_event() {
@@ -434,6 +434,101 @@ fn a_get_accept_past_the_size_is_bad_offset_and_ends_the_get() {
     // The get ends for the store too (it gives its file back).
     assert_eq!(evs, ["Declined { index: 0, error: BadOffset }"]);
     assert_eq!(drain_server(&mut s), error(Error::BadOffset));
+    let evs = feed_server(&mut s, &request(Request::Pwd));
+    assert_eq!(evs, ["Request(Pwd)"]);
+}
+
+/// A version-3 server of window `W` with an anonymous session logged in
+/// by a client of window `window` (chunk 1024, MD5), its output drained.
+fn logged_in_v3<const W: usize>(window: u16) -> Server<Vec<u8>, W> {
+    let mut s = Server::with_window(T0, config(), vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut input = Hello {
+        version: VERSION,
+        flags: frame::FLAG_V3 | ((window - 1) << 4),
+        max_frame: 4091,
+        chunk: 1024,
+        digests: Digests::from_bytes([1, 0, 0, 0]),
+    }
+    .encode()
+    .to_vec();
+    input.extend(msg(&Message::Anonymous));
+    feed_server(&mut s, &input);
+    drain_server(&mut s);
+    s
+}
+
+fn accept(offset: u64) -> Vec<u8> {
+    msg(&Message::Accept { offset, name: None })
+}
+
+/// One rule at every window (docs/PROTOCOL.md#get-server-sends): an
+/// offset past the size ends that get with `Error(BadOffset)` where its
+/// body would go, the version-3 client acknowledges it as any get the
+/// server ended, and the session goes on. Window 1 first, then three
+/// gets in flight where the bad accept is read while the first body
+/// streams: its error waits for that body's trailer and the third get is
+/// still served.
+#[test]
+fn a_bad_get_offset_ends_only_that_get_at_every_window() {
+    let mut s = logged_in_v3::<1>(1);
+    feed_server(&mut s, &request(Request::Get { path: path("a") }));
+    s.offer(5).unwrap();
+    drain_server(&mut s);
+    let evs = feed_server(&mut s, &accept(6));
+    assert_eq!(evs, ["Declined { index: 0, error: BadOffset }"]);
+    assert_eq!(drain_server(&mut s), error(Error::BadOffset));
+    // The client's acknowledgement is taken, not read as a cancel.
+    assert!(feed_server(&mut s, &error(Error::Cancelled)).is_empty());
+    let evs = feed_server(&mut s, &request(Request::Pwd));
+    assert_eq!(evs, ["Request(Pwd)"]);
+
+    let mut s = logged_in_v3::<4>(4);
+    for (name, size) in [("x", 10), ("a", 5), ("b", 3)] {
+        let evs = feed_server(&mut s, &request(Request::Get { path: path(name) }));
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        s.offer(size).unwrap();
+    }
+    drain_server(&mut s);
+    let evs = feed_server(&mut s, &accept(0));
+    assert_eq!(evs, ["SendBody { offset: 0 }"]);
+    assert_eq!(s.send_body(b"xxxx").unwrap(), 4);
+    let mut input = accept(6);
+    input.extend(accept(0));
+    let evs = feed_server(&mut s, &input);
+    assert!(evs.is_empty(), "nothing ends inside x's body: {evs:?}");
+    assert_eq!(drain_server(&mut s), data(b"xxxx"));
+    assert_eq!(s.send_body(b"xxxxxx").unwrap(), 6);
+    let evs = feed_server(&mut s, &[]);
+    assert_eq!(
+        evs,
+        [
+            "Declined { index: 1, error: BadOffset }",
+            "SendBody { offset: 0 }"
+        ]
+    );
+    assert_eq!(s.send_body(b"bbb").unwrap(), 3);
+    let out = drain_server(&mut s);
+    let trailer_x = msg(&Message::Trailer {
+        sum: Sum::new(Algorithm::Md5, &digest::md5(b"xxxxxxxxxx")).unwrap(),
+    });
+    let mut want = data(b"xxxxxx");
+    want.extend(&trailer_x);
+    want.extend(error(Error::BadOffset));
+    want.extend(data(b"bbb"));
+    assert!(
+        out.starts_with(&want),
+        "x's body, its trailer, then a's error, then b's body"
+    );
+    // x's Done, the acknowledgement of a's end, b's Done.
+    let mut input = msg(&Message::Done { verified: true });
+    input.extend(error(Error::Cancelled));
+    input.extend(msg(&Message::Done { verified: true }));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert!(
+        evs.iter().all(|e| e.starts_with("GetEnd { verified: true")),
+        "{evs:?}"
+    );
     let evs = feed_server(&mut s, &request(Request::Pwd));
     assert_eq!(evs, ["Request(Pwd)"]);
 }

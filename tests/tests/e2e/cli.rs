@@ -408,3 +408,27 @@ fn serve_takes_users_and_anonymous_together() {
         assert_eq!(code(&o), want, "alice with {pw:?}: {}", stderr(&o));
     }
 }
+
+/// `ferry serve --help` states the window range the server takes and the
+/// default it uses (1–1024, 1024; sessions past the first 32 get at most
+/// 64), not the 1–256 it once said.
+#[test]
+fn serve_help_states_the_real_window_range_and_default() {
+    let o = ferry_run(&["serve", "--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let help = stdout(&o);
+    let at = help.find("--window <N>").expect("a --window line");
+    // The option's text, up to the next option.
+    let text = &help[at..];
+    let text = &text[..text[1..].find("\n  -").map_or(text.len(), |i| i + 1)];
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("(1–1024"), "{text}");
+    assert!(text.contains("[default: 1024]"), "{text}");
+    assert!(text.contains("64"), "{text}");
+    assert!(!text.contains("256"), "{text}");
+    // And it takes what it says.
+    for (n, ok) in [("1024", true), ("1025", false), ("0", false)] {
+        let o = ferry_run(&["serve", "--window", n, "--help"]);
+        assert_eq!(o.status.success(), ok, "--window {n}: {}", stderr(&o));
+    }
+}

@@ -360,3 +360,67 @@ fn mkfifo(p: &Path) {
         .unwrap();
     assert!(st.success());
 }
+
+/// docs/PROTOCOL.md#paths: no request creates a name the server would then
+/// refuse to reach. From a session directory 400 bytes long as `Cwd`
+/// names it (`/` and 399), a relative name of 79 bytes makes an absolute
+/// path of exactly 480 (the bound); 80 is one over. mkdir, mv's target
+/// and put's target (also a keep-both name) one over are refused with
+/// `InvalidPath` and nothing appears on disk; at the bound each works and
+/// the directory can be `cd`ed into.
+#[test]
+fn no_request_creates_a_name_cd_would_refuse() {
+    use ferry_core::{message::MAX_PATH, Error};
+    let s = Server::anonymous(&[]);
+    let comp = "c".repeat(99);
+    let cwd = [comp.as_str(); 4].join("/");
+    assert_eq!(cwd.len() + 1, 400);
+    let dir = s.root.join(&cwd);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("src"), b"src").unwrap();
+    let at_bound = "b".repeat(MAX_PATH - 401);
+    let over = "o".repeat(MAX_PATH - 400);
+    // A name that fits whose keep-both name (`NAME.new`) would not.
+    let kept = "k".repeat(MAX_PATH - 401);
+    fs::write(dir.join(&kept), b"old").unwrap();
+    let before = snapshot(&s.root);
+
+    let mut c = connect(&s.addr);
+    assert_eq!(c.cd(&cwd).unwrap().len(), 400);
+    let refused = |r: Result<(), Option<Error>>| assert_eq!(r, Err(Some(Error::InvalidPath)));
+    refused(c.mkdir(&over).map_err(|e| e.protocol()));
+    refused(c.mkdir(&format!("{over}/x")).map_err(|e| e.protocol()));
+    refused(c.rename("src", &over).map_err(|e| e.protocol()));
+    refused(c.rename_replacing("src", &over).map_err(|e| e.protocol()));
+    let one = |buf: &mut [u8]| -> Result<usize, Error> {
+        buf[0] = b'x';
+        Ok(1)
+    };
+    for (name, ow) in [
+        (&over, Overwrite::Fail),
+        (&over, Overwrite::KeepBoth),
+        (&kept, Overwrite::KeepBoth),
+    ] {
+        let r = c.put(name, 1, ow, false, one).map(|_| ());
+        refused(r.map_err(|e| e.protocol()));
+    }
+    assert_eq!(snapshot(&s.root), before, "nothing was created");
+
+    // At the bound: made, moved, stored, and reachable.
+    c.mkdir(&at_bound).unwrap();
+    let there = c.cd(&at_bound).unwrap();
+    assert_eq!(there.len(), MAX_PATH);
+    c.cd("..").unwrap();
+    c.rename("src", &"r".repeat(MAX_PATH - 401)).unwrap();
+    c.put(&"p".repeat(MAX_PATH - 401), 1, Overwrite::Fail, false, one)
+        .unwrap();
+    assert!(dir.join(&at_bound).is_dir());
+    assert_eq!(
+        fs::read(dir.join("r".repeat(MAX_PATH - 401))).unwrap(),
+        b"src"
+    );
+    assert_eq!(
+        fs::read(dir.join("p".repeat(MAX_PATH - 401))).unwrap(),
+        b"x"
+    );
+}

@@ -133,7 +133,7 @@ struct ConnectArgs {
     /// e.g. a self-signed one.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
-    /// Send up to N gets or puts before their answers (1–256; the
+    /// Send up to N gets or puts before their answers (1–1024; the
     /// server's window can lower it; 1: one file at a time).
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -278,8 +278,9 @@ enum Cmd {
         /// one evicts that address's oldest (0: no per-address cap).
         #[arg(long, value_name = "N", default_value_t = 64)]
         max_startups_per_ip: usize,
-        /// Gets or puts a session may have in flight at once (1–256):
-        /// each holds an open file until its body is done.
+        /// Gets or puts a session may have in flight at once (1–1024):
+        /// the first 32 sessions get up to 1024, later ones at most 64.
+        /// Each holds an open file until its body is done.
         #[arg(long, value_name = "N", default_value_t = 1024,
               value_parser = clap::value_parser!(u16).range(1..=1024))]
         window: u16,

@@ -1178,13 +1178,14 @@ mod tests {
     }
 
     /// Stores `body` under a keep-both put of `name`; where it went.
-    fn keep_both_put(root: &Root, name: &str, body: &[u8]) -> PathBuf {
+    fn keep_both_put(root: &Arc<Root>, name: &str, body: &[u8]) -> PathBuf {
         let mut up = root
             .begin_upload(
                 Path::new(name),
                 body.len() as u64,
                 Overwrite::KeepBoth,
                 false,
+                &Held::default(),
             )
             .unwrap();
         up.write(body).unwrap();
@@ -1204,7 +1205,7 @@ mod tests {
             let name = ferry_core::naming::keep_both_name(base, n).to_string();
             std::fs::write(dir.path().join(name), b"").unwrap();
         }
-        let root = Root::open(dir.path()).unwrap();
+        let root = Arc::new(Root::open(dir.path()).unwrap());
         probes();
         LOCKED_PROBES.with(|c| c.set(0));
         let first = keep_both_put(&root, base, b"first");

@@ -29,28 +29,36 @@ use crate::users::Users;
 /// What each failed login costs the peer before it hears the answer.
 pub const LOGIN_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
-/// Buffer per direction per connection: one 64 KiB chunk plus its header.
+/// Buffer per direction of a refused connection (it sends a hello and
+/// one error): one 64 KiB chunk plus its header.
 const BUF: usize = 64 * 1024 + 64;
-/// The first [`BIG_BUFFERS`] concurrent sessions get 256 KiB chunks
-/// instead: four times fewer socket reads, file writes and wake-ups per
-/// byte, measured at +50 % on a 1 GiB put over loopback
-/// (docs/BENCHMARKS.md). Beyond that, memory matters more than speed
-/// (1 000 busy sessions with big buffers would need 500 MiB).
-const BIG_BUF: usize = 256 * 1024 + 64;
 const _: () = assert!(BUF >= ferry_core::MIN_INPUT_BUFFER && BUF >= ferry_core::MIN_OUTPUT_BUFFER);
-/// Gets or puts a session holds in flight (`docs/PROTOCOL.md#pipelining`),
-/// for the first [`BIG_BUFFERS`] sessions (those with big buffers): at a
-/// 50 ms round trip, 2000 files of 4 KiB take 0.56 s up and 0.45 s down
-/// at 1024, 0.71 / 1.10 s at 256 (tmpfs, docs/BENCHMARKS.md). It costs
-/// ~400 KiB of fixed state per session (core 100 KiB, session 295 KiB,
-/// measured with `size_of`), and an open file per get or put in flight.
+/// Buffer per direction of every other connection: 256 KiB chunks, four
+/// times fewer socket reads, file writes and wake-ups per byte than 64 KiB,
+/// measured at +50 % on a 1 GiB put over loopback (docs/BENCHMARKS.md).
+/// Mapped, not allocated ([`buffer`]): a page costs memory only once
+/// bytes pass through it, so a connection that sends nothing (not logged
+/// in, idle) holds a few pages, and a busy one at most both buffers.
+const BIG_BUF: usize = 256 * 1024 + 64;
+/// Gets or puts a session holds in flight (`docs/PROTOCOL.md#pipelining`):
+/// at a 50 ms round trip, 2000 files of 4 KiB take 0.56 s up and 0.45 s
+/// down at 1024, 0.71 / 1.10 s at 256 (tmpfs, docs/BENCHMARKS.md). Every
+/// connection gets it: the hello that announces it goes out at connect,
+/// before any login, so a window (and buffers) handed out by turns let
+/// 32 silent connections push every real user to a smaller one. It costs
+/// ~125 KiB of fixed state per connection (core ~100 KiB, session ~24 KiB
+/// with its file handles boxed; `footprint` below keeps it bounded).
 const WINDOW: usize = crate::client::WINDOW;
 
-/// The window of the other sessions: 64, ~27 KiB of state each.
-const SMALL_WINDOW: usize = 64;
+/// The buffers a connection's core works in.
+type Buf = memmap2::MmapMut;
 
-/// Sessions that may hold [`BIG_BUF`] buffers at once.
-const BIG_BUFFERS: usize = 32;
+/// A zeroed buffer of `len` bytes whose pages are committed only when
+/// written (an anonymous private mapping; `calloc` may reuse heap memory
+/// and zero it, committing it all).
+fn buffer(len: usize) -> std::io::Result<Buf> {
+    memmap2::MmapMut::map_anon(len)
+}
 
 /// Descriptors kept for the server itself: listeners, the root, the
 /// runtime, the object store's connections, logs, what blocking work
@@ -231,8 +239,7 @@ pub struct ServeOptions {
     /// (configured by the `AWS_*` variables; checked at start).
     pub store: Option<String>,
     /// Gets or puts a session holds in flight at most (`--window`,
-    /// 1–1024): the first [`BIG_BUFFERS`] sessions get up to [`WINDOW`]
-    /// (1024), later ones up to [`SMALL_WINDOW`] (64); 0 means those.
+    /// 1–1024; every session the same, [`WINDOW`] by default).
     pub window: u16,
 }
 
@@ -272,7 +279,6 @@ pub struct Server {
     tcp: Vec<TcpListener>,
     unix: Vec<(UnixListener, PathBuf)>,
     slots: Arc<Semaphore>,
-    big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     admission: Arc<Admission>,
     start: StdInstant,
@@ -464,7 +470,6 @@ impl Server {
             tcp,
             unix,
             slots: Arc::new(Semaphore::new(sessions)),
-            big_buffers: Arc::new(Semaphore::new(BIG_BUFFERS)),
             per_ip: Arc::new(PerIp::new(opts.max_per_ip)),
             admission: Arc::new(Admission::new(opts.admission)),
             start: StdInstant::now(),
@@ -494,11 +499,7 @@ impl Server {
     /// The pipelining windows sessions get, for the start-up message.
     pub fn window_line(&self) -> String {
         let w = usize::from(self.ctx().config.conn.window);
-        format!(
-            "window {} (first {BIG_BUFFERS} sessions), {} after",
-            w.min(WINDOW),
-            w.min(SMALL_WINDOW)
-        )
+        format!("window {}", w.min(WINDOW))
     }
 
     /// Serves until the task is dropped.
@@ -584,7 +585,6 @@ impl Server {
             shared: self.shared.clone(),
             config: self.config,
             slots: self.slots.clone(),
-            big_buffers: self.big_buffers.clone(),
             per_ip: self.per_ip.clone(),
             admission: self.admission.clone(),
             start: self.start,
@@ -600,7 +600,6 @@ struct Ctx {
     shared: Arc<Shared>,
     config: ServerConfig,
     slots: Arc<Semaphore>,
-    big_buffers: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     admission: Arc<Admission>,
     start: StdInstant,
@@ -743,11 +742,6 @@ impl Ctx {
         tokio::spawn(async move {
             let _counted = counted;
             let refused = admit.as_ref().err().copied();
-            let big = refused
-                .is_none()
-                .then(|| ctx.big_buffers.clone().try_acquire_owned().ok())
-                .flatten();
-            let len = if big.is_some() { BIG_BUF } else { BUF };
             let t0 = StdInstant::now();
             let gate = Gate::new(
                 ctx.admission.clone(),
@@ -757,6 +751,14 @@ impl Ctx {
                 ctx.slots.clone(),
             );
             let store = SessionStore::new(ctx.shared.clone(), peer.clone(), gate);
+            let len = if refused.is_some() { BUF } else { BIG_BUF };
+            let (inbuf, outbuf) = match buffer(len).and_then(|i| Ok((i, buffer(len)?))) {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(%peer, error = %e, "connection dropped: no memory for its buffers");
+                    return;
+                }
+            };
             let why = match refused {
                 Some(e) => {
                     // A version-3 client hears when to try again.
@@ -770,30 +772,21 @@ impl Ctx {
                     let core = ferry_core::Server::new_refused_retry(
                         accepted,
                         ctx.config,
-                        vec![0; BUF],
-                        vec![0; BUF],
+                        inbuf,
+                        outbuf,
                         e,
                         u32::try_from(retry).unwrap_or(u32::MAX),
-                    );
-                    set_up_and_drive(stream, core, store, &ctx).await
-                }
-                // The sessions with big buffers get the big window too.
-                None if big.is_some() => {
-                    let core = ferry_core::Server::<_, WINDOW>::with_window(
-                        accepted,
-                        ctx.config,
-                        vec![0; len],
-                        vec![0; len],
-                    );
+                    )
+                    .map(Box::new);
                     set_up_and_drive(stream, core, store, &ctx).await
                 }
                 None => {
-                    let core = ferry_core::Server::<_, SMALL_WINDOW>::with_window(
-                        accepted,
-                        ctx.config,
-                        vec![0; len],
-                        vec![0; len],
-                    );
+                    // Boxed at once: held inline, this task's future would
+                    // carry a second copy (measured: 359 KiB a connection).
+                    let core = ferry_core::Server::<_, WINDOW>::with_window(
+                        accepted, ctx.config, inbuf, outbuf,
+                    )
+                    .map(Box::new);
                     set_up_and_drive(stream, core, store, &ctx).await
                 }
             };
@@ -853,12 +846,12 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
 /// is a bug.
 async fn set_up_and_drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
     stream: S,
-    core: Result<ferry_core::Server<Vec<u8>, W>, ferry_core::SetupError>,
+    core: Result<Box<ferry_core::Server<Buf, W>>, ferry_core::SetupError>,
     store: SessionStore,
     ctx: &Ctx,
 ) -> Option<Error> {
     match core {
-        Ok(core) => Some(drive(stream, Box::new(core), store, ctx).await),
+        Ok(core) => Some(drive(stream, core, store, ctx).await),
         Err(e) => {
             warn!(peer = %store.peer, error = %e, "connection not set up");
             None
@@ -875,13 +868,18 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
     // Boxed, as the session below: at a window of 1024 they are ~100 and
     // ~295 KiB, too much for a task's future (its stack copies in a
     // debug build).
-    mut core: Box<ferry_core::Server<Vec<u8>, W>>,
+    mut core: Box<ferry_core::Server<Buf, W>>,
     mut store: SessionStore,
     ctx: &Ctx,
 ) -> Error {
     let mut session = Box::new(Session::<SessionStore, W>::new());
     // For hashing a resume's held prefix (and digest requests).
-    let mut scratch = vec![0u8; 64 * 1024];
+    // Mapped, as the buffers: most sessions never touch it.
+    let Ok(mut scratch) = buffer(64 * 1024) else {
+        warn!(peer = %store.peer, "connection dropped: no memory for its buffers");
+        session.end(&mut store);
+        return Error::Internal;
+    };
     let mut spins = 0u32;
     let mut closed = None;
     loop {
@@ -1018,5 +1016,23 @@ mod tests {
         let t2 = tokio::time::Instant::now();
         f.failed(&reset, "test").await;
         assert_eq!(t2.elapsed(), Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod footprint {
+    use super::*;
+
+    /// Every connection gets the window-1024 state now (the slot is gone,
+    /// see [`WINDOW`]), so what it costs is bounded here.
+    #[test]
+    fn window_state_per_connection() {
+        let core = std::mem::size_of::<ferry_core::Server<Buf, WINDOW>>();
+        let session = std::mem::size_of::<Session<SessionStore, WINDOW>>();
+        println!("core {core} B, session {session} B");
+        assert!(
+            core + session <= 128 * 1024,
+            "core {core} B, session {session} B"
+        );
     }
 }

@@ -299,8 +299,12 @@ impl SessionStore {
 }
 
 impl Store for SessionStore {
-    type File = Download;
-    type Upload = Receiving;
+    /// Boxed, as the upload: the core's session holds one per request in
+    /// flight (1024), so what it holds inline is a pointer, not ~300
+    /// bytes (session state at window 1024: 295 KiB before, see
+    /// `server::WINDOW`).
+    type File = Box<Download>;
+    type Upload = Box<Receiving>;
     type Listing = Listing;
     /// The command's pipes are in [`SessionStore::exec`].
     type Exec = ();
@@ -372,7 +376,7 @@ impl Store for SessionStore {
         }
     }
 
-    fn open(&mut self, path: &str) -> Result<(Download, u64), Error> {
+    fn open(&mut self, path: &str) -> Result<(Box<Download>, u64), Error> {
         let p = resolve(&self.cwd, path)?;
         let (source, size) = match &self.shared.objects {
             Some(o) => {
@@ -404,10 +408,10 @@ impl Store for SessionStore {
             size,
             start: StdInstant::now(),
         };
-        Ok((d, size))
+        Ok((Box::new(d), size))
     }
 
-    fn read_at(&mut self, d: &mut Download, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+    fn read_at(&mut self, d: &mut Box<Download>, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
         let get = match &mut d.source {
             Source::File(get) => get,
             Source::Object(r) => return r.read_at(at, buf),
@@ -429,7 +433,7 @@ impl Store for SessionStore {
         Ok(n)
     }
 
-    fn kept_digest(&mut self, d: &Download, alg: Algorithm) -> Option<Sum> {
+    fn kept_digest(&mut self, d: &Box<Download>, alg: Algorithm) -> Option<Sum> {
         match &d.source {
             Source::File(get) => self.shared.kept_digests.get(&get.version, alg),
             // Kept in the object's metadata at commit, by whichever server
@@ -438,7 +442,7 @@ impl Store for SessionStore {
         }
     }
 
-    fn keep_digest(&mut self, d: &Download, sum: Sum) {
+    fn keep_digest(&mut self, d: &Box<Download>, sum: Sum) {
         // The client hashed what this side read: keep it, if the file is
         // still the one that was read. (An object's is written at commit
         // only: rewriting its metadata would mean copying it.)
@@ -450,14 +454,14 @@ impl Store for SessionStore {
         }
     }
 
-    fn forget_digest(&mut self, d: &Download) {
+    fn forget_digest(&mut self, d: &Box<Download>) {
         warn!(peer = %self.peer, path = %d.path, "kept digest failed the client's check; dropped");
         if let Source::File(get) = &d.source {
             self.shared.kept_digests.forget(&get.version);
         }
     }
 
-    fn close(&mut self, d: Download, end: GetEnd) {
+    fn close(&mut self, d: Box<Download>, end: GetEnd) {
         match end {
             GetEnd::Done {
                 verified,
@@ -494,7 +498,7 @@ impl Store for SessionStore {
         overwrite: Overwrite,
         resume: bool,
         digest: Algorithm,
-    ) -> Result<Accepted<Receiving>, Error> {
+    ) -> Result<Accepted<Box<Receiving>>, Error> {
         let p = resolve_new(&self.cwd, path)?;
         let (upload, target, offset) = match &self.shared.objects {
             Some(o) => {
@@ -520,30 +524,35 @@ impl Store for SessionStore {
         };
         Ok(Accepted {
             offset,
-            upload: Receiving {
+            upload: Box::new(Receiving {
                 upload,
                 path: path.to_string(),
                 start: StdInstant::now(),
-            },
+            }),
             stored_as,
         })
     }
 
-    fn read_part_at(&mut self, r: &mut Receiving, at: u64, buf: &mut [u8]) -> Result<usize, Error> {
+    fn read_part_at(
+        &mut self,
+        r: &mut Box<Receiving>,
+        at: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
         match &mut r.upload {
             Receipt::File(up) => up.read_at(at, buf),
             Receipt::Object(w) => w.read_at(at, buf),
         }
     }
 
-    fn write(&mut self, r: &mut Receiving, data: &[u8]) -> Result<(), Error> {
+    fn write(&mut self, r: &mut Box<Receiving>, data: &[u8]) -> Result<(), Error> {
         match &mut r.upload {
             Receipt::File(up) => up.write(data),
             Receipt::Object(w) => w.write(data),
         }
     }
 
-    fn commit(&mut self, r: Receiving, sum: Sum) -> Result<(), Error> {
+    fn commit(&mut self, r: Box<Receiving>, sum: Sum) -> Result<(), Error> {
         let (stored, bytes, resumed_from) = match r.upload {
             Receipt::File(up) => {
                 let (bytes, resumed_from) = (up.size, up.offset);
@@ -567,7 +576,7 @@ impl Store for SessionStore {
         Ok(())
     }
 
-    fn keep(&mut self, r: Receiving, why: Abort) {
+    fn keep(&mut self, r: Box<Receiving>, why: Abort) {
         match why {
             Abort::Cancelled(e) => {
                 info!(peer = %self.peer, path = %r.path, error = %e, "put cancelled; partial kept for resume")
@@ -583,7 +592,7 @@ impl Store for SessionStore {
         }
     }
 
-    fn discard(&mut self, r: Receiving) {
+    fn discard(&mut self, r: Box<Receiving>) {
         warn!(peer = %self.peer, user = self.who(), path = %r.path, "put failed its MD5 check; discarded");
         match r.upload {
             Receipt::File(up) => up.discard(),

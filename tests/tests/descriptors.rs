@@ -274,3 +274,74 @@ fn bodiless_puts_cannot_use_up_the_inodes() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The window and the `max_frame` a server hello announces.
+fn hello_of(s: &mut TcpStream) -> (usize, u32) {
+    let mut b = [0u8; ferry_core::frame::HELLO_LEN];
+    s.read_exact(&mut b).expect("server hello");
+    let h = Hello::decode(&b).expect("a hello");
+    let window = match h.flags & FLAG_V3 {
+        0 => 1,
+        _ => usize::from(h.flags >> WINDOW_SHIFT) + 1,
+    };
+    (window, h.max_frame)
+}
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue: the window 1024 and the 256 KiB frames went to the first 32
+/// connections at connect, so 32 silent ones (renewed every 30 s) pushed
+/// every real user to window 64 and 64 KiB frames. Now every connection
+/// gets the same; what a silent one costs is bounded instead.
+#[test]
+fn silent_connections_change_nothing_a_newcomer_gets() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let log = dir.path().join("log");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let (mut server, addr) = serve_limited(&root, 4096, &log, &[]);
+    let mut first = TcpStream::connect(&addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let alone = hello_of(&mut first);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib(server.id());
+    // Silent: they read the server's hello and send nothing.
+    let silent: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            hello_of(&mut s);
+            s
+        })
+        .collect();
+    let mut newcomer = TcpStream::connect(&addr).unwrap();
+    newcomer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let after = hello_of(&mut newcomer);
+    assert_eq!(
+        after, alone,
+        "a newcomer's window and max_frame after 100 silent connections"
+    );
+    assert_eq!(after.0, 1024);
+    let grown = rss_kib(server.id()).saturating_sub(before);
+    assert!(
+        grown <= 100 * 200,
+        "100 silent connections took {grown} KiB ({} KiB each)",
+        grown / 100
+    );
+    eprintln!("100 silent connections: +{grown} KiB resident");
+    drop(silent);
+    let _ = server.kill();
+    let _ = server.wait();
+}

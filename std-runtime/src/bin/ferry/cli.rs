@@ -278,9 +278,9 @@ enum Cmd {
         /// one evicts that address's oldest (0: no per-address cap).
         #[arg(long, value_name = "N", default_value_t = 64)]
         max_startups_per_ip: usize,
-        /// Gets or puts a session may have in flight at once (1–1024):
-        /// the first 32 sessions get up to 1024, later ones at most 64.
-        /// Each holds an open file until its body is done.
+        /// Gets or puts a session may have in flight at once (1–1024),
+        /// the same for every session. A session keeps a few files open
+        /// however many it has in flight.
         #[arg(long, value_name = "N", default_value_t = 1024,
               value_parser = clap::value_parser!(u16).range(1..=1024))]
         window: u16,

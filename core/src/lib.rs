@@ -266,6 +266,7 @@ pub mod frame;
 pub mod message;
 pub mod naming;
 mod server;
+mod setup;
 mod time;
 mod transfer;
 
@@ -276,10 +277,11 @@ pub use auth::Verifier;
 pub use client::{Client, ClientRole, Event as ClientEvent};
 pub use config::{Config, ServerConfig};
 pub use endpoint::{Buffer, Endpoint, Negotiated, MIN_INPUT_BUFFER, MIN_OUTPUT_BUFFER};
-pub use error::{BufferKind, Error, InsufficientSize, Result, SetupError};
+pub use error::{Error, Result};
 pub use message::{
     Entry, Kind, Name, Overwrite, Path, Request, Stream, Text, User, MAX_NAME, MAX_PATH, MAX_TEXT,
     MAX_USER, MIN_FRAME,
 };
 pub use server::{Event as ServerEvent, Server, ServerRole};
+pub use setup::{BufferKind, InsufficientSize, SetupError};
 pub use time::Instant;

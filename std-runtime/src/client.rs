@@ -554,7 +554,7 @@ impl Client {
         // cause (the driver only passes on its code).
         let local_error = std::cell::Cell::new(None);
         let local_io = |e: io::Error| {
-            let e = crate::fsroot::map_io(&e);
+            let e = crate::mapping::map_io(&e);
             local_error.set(Some(e));
             e
         };
@@ -1132,7 +1132,7 @@ impl Puts for PutBatch<'_> {
             match File::open(&f.local) {
                 Ok(file) => self.open = Some((i, file)),
                 Err(e) => {
-                    let code = crate::fsroot::map_io(&e);
+                    let code = crate::mapping::map_io(&e);
                     self.results[i] = Some(Err(FerryError::local(&f.local, e)));
                     return Err(code);
                 }
@@ -1147,7 +1147,7 @@ impl Puts for PutBatch<'_> {
                 Ok(n)
             }
             Err(e) => {
-                let code = crate::fsroot::map_io(&e);
+                let code = crate::mapping::map_io(&e);
                 self.results[i] = Some(Err(FerryError::local(&f.local, e)));
                 Err(code)
             }
@@ -1226,7 +1226,7 @@ impl Gets for GetBatch<'_> {
         };
         self.bar.inc(data.len() as u64);
         file.write_all(data).map_err(|e| {
-            let code = crate::fsroot::map_io(&e);
+            let code = crate::mapping::map_io(&e);
             self.results[i] = Some(Err(FerryError::local(part, e)));
             code
         })

@@ -17,7 +17,27 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use crate::session::{ExecMsg, Shared};
+/// Output of a running command, as it arrives from its pipes.
+pub enum ExecMsg {
+    /// Bytes from stdout or stderr.
+    Out(Stream, Vec<u8>),
+    /// The command ended with this status.
+    Exit(i32),
+}
+
+/// Which commands a server runs and what each may use: set once from
+/// `ferry serve`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// If not empty: only these programs, started directly (no shell).
+    pub allow: Vec<String>,
+    /// Time limit for one command.
+    pub timeout: Duration,
+    /// Most output (stdout and stderr together) one command may send.
+    pub max_output: u64,
+    /// Processes, memory and CPU time of one command.
+    pub limits: ExecLimits,
+}
 
 /// The search path every command gets (the server's own is not passed on).
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -381,7 +401,7 @@ pub enum StartError {
 /// which holds at most `queue` pieces; dropping the receiver (the session
 /// ended) kills the command and everything it started.
 pub fn start(
-    shared: &Shared,
+    policy: &Policy,
     confinement: &Confinement,
     root_fd: std::os::fd::BorrowedFd<'_>,
     cwd: &Path,
@@ -389,7 +409,7 @@ pub fn start(
     command: &str,
     queue: usize,
 ) -> Result<mpsc::Receiver<ExecMsg>, StartError> {
-    let mut cmd = if shared.exec_allow.is_empty() {
+    let mut cmd = if policy.allow.is_empty() {
         let mut c = tokio::process::Command::new("sh");
         c.arg("-c").arg(command);
         c
@@ -398,7 +418,7 @@ pub fn start(
         // to the program as they are — no shell sees `;`, `|` or `$`.
         let mut words = command.split_whitespace();
         let program = words.next().unwrap_or("");
-        if !shared.exec_allow.iter().any(|a| a == program) {
+        if !policy.allow.iter().any(|a| a == program) {
             return Err(StartError::NotAllowed);
         }
         let mut c = tokio::process::Command::new(program);
@@ -406,7 +426,7 @@ pub fn start(
         c
     };
     let ruleset = confinement.raw_fd();
-    let limits = shared.exec_limits;
+    let limits = policy.limits;
     // The child enters `cwd` from the root's open descriptor, not by the
     // path `dir`: a symlink swapped in for the root's path since it was
     // opened is not followed.
@@ -460,8 +480,8 @@ pub fn start(
         group,
         (out, err),
         tx,
-        shared.exec_timeout,
-        shared.exec_max_output,
+        policy.timeout,
+        policy.max_output,
         limits,
     ));
     Ok(rx)

@@ -15,11 +15,13 @@ use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, File, OpenOptions};
 use ferry_core::digest::{Algorithm, Hasher, Sum};
-use ferry_core::{Entry, Error, Kind, Overwrite};
+use ferry_core::{Entry, Error, Overwrite};
 
 use crate::budget::{Counted, Held, PUT_DIRS};
 use crate::kept_digests::Version;
 use crate::listing::Listing;
+pub use crate::mapping::map_io;
+use crate::mapping::{entry_of, is_part_name};
 use crate::writer::Writer;
 
 /// The root directory being served.
@@ -130,29 +132,6 @@ fn dir_id(dir: &Dir) -> Result<(u64, u64), Error> {
 /// file carrying it (see [`Root::reattach`]).
 const PART_XATTR: &str = "user.ferry.part";
 
-pub use ferry_core::naming::is_part_name;
-
-/// Maps an I/O error to the protocol's typed refusal.
-pub fn map_io(e: &io::Error) -> Error {
-    use io::ErrorKind::*;
-    match e.kind() {
-        NotFound => Error::NotFound,
-        AlreadyExists => Error::Exists,
-        PermissionDenied if e.to_string().contains("outside") => Error::OutsideRoot,
-        PermissionDenied => Error::Permission,
-        StorageFull | QuotaExceeded => Error::NoSpace,
-        FileTooLarge => Error::TooLarge,
-        NotADirectory => Error::NotADirectory,
-        IsADirectory => Error::IsADirectory,
-        DirectoryNotEmpty => Error::NotEmpty,
-        InvalidFilename | InvalidInput => Error::InvalidPath,
-        ReadOnlyFilesystem => Error::ReadOnly,
-        _ if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => Error::OutsideRoot,
-        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => Error::OutsideRoot,
-        _ => Error::Io,
-    }
-}
-
 /// Resolves `path` against the session directory `cwd` (both relative to
 /// the root; a leading `/` means the root). `..` may climb back up but never
 /// above the root; NUL bytes are `InvalidPath`, as the client and the
@@ -218,39 +197,6 @@ fn rel(p: &Path) -> &Path {
         Path::new(".")
     } else {
         p
-    }
-}
-
-/// The entry the server sends for `name` with metadata `md`
-/// (`docs/PROTOCOL.md#list-and-entry`).
-pub(crate) fn entry_of(name: &str, md: &cap_std::fs::Metadata) -> Entry {
-    use cap_std::fs::MetadataExt;
-    let kind = if md.is_dir() {
-        Kind::Dir
-    } else if md.is_file() {
-        Kind::File
-    } else if md.file_type().is_symlink() {
-        Kind::Symlink
-    } else {
-        Kind::Other
-    };
-    let modified = md
-        .modified()
-        .ok()
-        .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let mut bounded = ferry_core::message::Name::new();
-    for c in name.chars() {
-        if bounded.push(c).is_err() {
-            break;
-        }
-    }
-    Entry {
-        name: bounded,
-        kind,
-        size: md.len(),
-        modified,
-        mode: md.mode() & 0o7777,
     }
 }
 

@@ -43,6 +43,7 @@ mod exec;
 mod fsroot;
 mod kept_digests;
 mod listing;
+mod mapping;
 mod objstore;
 mod server;
 mod session;

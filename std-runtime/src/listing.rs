@@ -9,7 +9,7 @@
 use cap_std::fs::ReadDir;
 use ferry_core::{Entry, Error};
 
-use crate::fsroot::{entry_of, is_part_name, map_io};
+use crate::mapping::{entry_of, is_part_name, map_io};
 
 /// A listing in progress.
 pub struct Listing {
@@ -53,7 +53,6 @@ impl Listing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fsroot::Root;
 
     /// However many entries the directory has, the listing holds none
     /// of them (the session keeps the one it could not send yet): the rest stay in the directory until asked for.
@@ -64,8 +63,8 @@ mod tests {
             std::fs::write(dir.path().join(format!("f{i:03}")), b"x").unwrap();
         }
         std::fs::write(dir.path().join(".f000.ferry-part"), b"partial").unwrap();
-        let root = Root::open(dir.path()).unwrap();
-        let mut list = root.list(std::path::Path::new("")).unwrap();
+        let root = cap_std::fs::Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority());
+        let mut list = Listing::new(root.unwrap().read_dir(".").unwrap());
         let mut names = Vec::new();
         while let Some(e) = list.next_entry() {
             names.push(e.unwrap().name.to_string());

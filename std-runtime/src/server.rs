@@ -65,6 +65,10 @@ fn buffer(len: usize) -> std::io::Result<Buf> {
 /// opens for a moment.
 const RESERVE_FDS: usize = 64;
 
+/// How long a connection past the budget waits for a lingering one to
+/// go (see `Ctx::counted`).
+const SHED_WAIT: Duration = Duration::from_millis(100);
+
 /// Connections refused in the ordinary way (hello, then `Busy` or
 /// `Penalised` once the client's hello is read) at once; past that the
 /// accept loop answers with the version-2 refusal and closes at once.
@@ -104,7 +108,11 @@ fn descriptor_budget(
             "the descriptor limit allows fewer sessions than --max-connections: {sessions}"
         );
     }
-    Ok((sessions, sessions + max_startups + REFUSING))
+    // Every connection holds its socket; a session up to SESSION_FDS - 1
+    // more. What sessions cannot take, connections not logged in and
+    // lingering ones may (at least `max_startups + REFUSING`).
+    let conns = limit.saturating_sub(RESERVE_FDS + sessions * (SESSION_FDS - 1));
+    Ok((sessions, conns))
 }
 
 /// The accept loop's answer to failed accepts: with descriptors or buffers
@@ -285,6 +293,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     conns: Arc<Semaphore>,
     overflow: Arc<[u8]>,
+    shed: Arc<tokio::sync::Notify>,
 }
 
 /// Sessions per IP address, for `--max-per-ip`.
@@ -451,10 +460,12 @@ impl Server {
             users: opts.users,
             read_only: opts.read_only,
             allow_exec: opts.allow_exec,
-            exec_allow: opts.exec_allow,
-            exec_timeout: opts.exec_timeout,
-            exec_max_output: opts.exec_max_output,
-            exec_limits: opts.exec_limits,
+            exec: crate::exec::Policy {
+                allow: opts.exec_allow,
+                timeout: opts.exec_timeout,
+                max_output: opts.exec_max_output,
+                limits: opts.exec_limits,
+            },
             exec_confinement: Arc::new(exec_confinement),
             kept_digests: Default::default(),
             prefix_slots: tokio::sync::Semaphore::new(crate::session::PREFIX_HASHES),
@@ -466,6 +477,7 @@ impl Server {
             shared,
             overflow: overflow_refusal(config).into(),
             conns: Arc::new(Semaphore::new(conns)),
+            shed: Default::default(),
             config,
             tcp,
             unix,
@@ -536,7 +548,7 @@ impl Server {
                     match l.accept().await {
                         Ok((s, peer)) => {
                             failures.succeeded();
-                            let Some(conn) = ctx.counted(&s) else {
+                            let Some(conn) = ctx.counted(&s).await else {
                                 continue;
                             };
                             let _ = s.set_nodelay(true);
@@ -559,7 +571,7 @@ impl Server {
                     match l.accept().await {
                         Ok((s, _)) => {
                             failures.succeeded();
-                            let Some(conn) = ctx.counted(&s) else {
+                            let Some(conn) = ctx.counted(&s).await else {
                                 continue;
                             };
                             let admit = ctx.admit(None, false, &peer);
@@ -591,6 +603,7 @@ impl Server {
             tls: self.tls.clone(),
             conns: self.conns.clone(),
             overflow: self.overflow.clone(),
+            shed: self.shed.clone(),
         }
     }
 }
@@ -608,6 +621,8 @@ struct Ctx {
     conns: Arc<Semaphore>,
     /// What a connection past that count hears ([`overflow_refusal`]).
     overflow: Arc<[u8]>,
+    /// Tells lingering connections to go (see [`Ctx::counted`]).
+    shed: Arc<tokio::sync::Notify>,
 }
 
 /// A counted connection (see [`descriptor_budget`]); uncounted when its
@@ -645,10 +660,20 @@ fn overflow_refusal(config: ServerConfig) -> Vec<u8> {
 impl Ctx {
     /// Counts an accepted connection, or, past the descriptor budget,
     /// answers it "server busy" without waiting and closes it.
-    fn counted(&self, s: &impl std::os::fd::AsFd) -> Option<Conn> {
-        match self.conns.clone().try_acquire_owned() {
-            Ok(c) => Some(c),
-            Err(_) => {
+    /// Counts an accepted connection. At the budget, connections that
+    /// are only lingering after their last word (refused, evicted,
+    /// closed) are told to go at once and the newcomer waits up to
+    /// [`SHED_WAIT`] for their places: a flood's evicted connections must
+    /// not take a real user's. Past that it is answered "server busy"
+    /// without waiting and closed.
+    async fn counted(&self, s: &impl std::os::fd::AsFd) -> Option<Conn> {
+        if let Ok(c) = self.conns.clone().try_acquire_owned() {
+            return Some(c);
+        }
+        self.shed.notify_waiters();
+        match tokio::time::timeout(SHED_WAIT, self.conns.clone().acquire_owned()).await {
+            Ok(Ok(c)) => Some(c),
+            _ => {
                 refuse_now(s, &self.overflow);
                 None
             }
@@ -914,7 +939,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
             return closed.unwrap_or(Error::Closed);
         }
         if let Some(e) = closed {
-            linger(&mut stream).await;
+            linger(&mut stream, &ctx.shed).await;
             return e;
         }
         if next == Progress::Transmit {
@@ -974,17 +999,21 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
 /// sends (for up to a second). Closing with unread input would make the
 /// kernel answer with a reset, and the peer could lose our last error
 /// frame ("server busy", "timed out") before reading it.
-async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, shed: &tokio::sync::Notify) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let drain = tokio::time::timeout(Duration::from_secs(1), async {
         while let Ok(n) = stream.read(&mut sink).await {
             if n == 0 {
                 break;
             }
         }
-    })
-    .await;
+    });
+    // Cut short when the server needs the place (see `Ctx::counted`).
+    tokio::select! {
+        _ = drain => {}
+        _ = shed.notified() => {}
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Instant as StdInstant;
 
 use ferry_core::app::{Abort, Accepted, Cost, ExecPoll, GetEnd, Store};
 use ferry_core::digest::{Algorithm, Sum};
@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::admission::Gate;
 use crate::budget::{Counted, Held, GET_FILES};
+use crate::exec::ExecMsg;
 
 /// The name anonymous sessions go by in the log, and their directory
 /// under `--user-dirs` (so no users-file user may have it there).
@@ -43,14 +44,8 @@ pub struct Shared {
     pub read_only: bool,
     /// Run `exec` requests.
     pub allow_exec: bool,
-    /// If not empty: only these programs, started directly (no shell).
-    pub exec_allow: Vec<String>,
-    /// Time limit for one command.
-    pub exec_timeout: Duration,
-    /// Most output (stdout and stderr together) one command may send.
-    pub exec_max_output: u64,
-    /// Caps on one command's processes, memory and CPU time.
-    pub exec_limits: crate::exec::ExecLimits,
+    /// Which commands run, and their limits.
+    pub exec: crate::exec::Policy,
     /// How commands are confined to the root.
     pub exec_confinement: Arc<crate::exec::Confinement>,
     /// Digests verified earlier, so unchanged files are not hashed again
@@ -164,14 +159,6 @@ pub enum Listing {
     Dir(listing::Listing),
     /// Read whole.
     Object(objstore::Listing),
-}
-
-/// Output of a running command, as it arrives from its pipes.
-pub enum ExecMsg {
-    /// Bytes from stdout or stderr.
-    Out(Stream, Vec<u8>),
-    /// The command ended with this status.
-    Exit(i32),
 }
 
 /// The running command (one per session at a time).
@@ -686,7 +673,7 @@ impl Store for SessionStore {
     fn exec(&mut self, command: &str) -> Result<(), Error> {
         let dir = self.root.real_path(&self.cwd);
         let rx = crate::exec::start(
-            &self.shared,
+            &self.shared.exec,
             &self.confinement,
             self.root.as_fd(),
             &self.cwd,

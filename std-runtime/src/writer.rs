@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use ferry_core::Error;
 
-use crate::fsroot::map_io;
+use crate::mapping::map_io;
 
 /// Writes a body's chunks on a thread of its own, in order, through a
 /// small pool of buffers (no allocation per chunk), so the receiving side

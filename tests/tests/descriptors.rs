@@ -122,6 +122,7 @@ fn unanswered_gets_hold_a_few_descriptors_and_a_newcomer_gets_through() {
         .map(|_| flood(&addr, gets(), Duration::from_millis(500)))
         .collect();
     let during = open_fds(server.id());
+    eprintln!("six sessions of 1024 unanswered gets: {before} -> {during} descriptors");
     assert!(
         during <= before + 6 * 8,
         "six sessions of 1024 unanswered gets hold {} descriptors (before: {before})",
@@ -141,6 +142,7 @@ fn unanswered_gets_hold_a_few_descriptors_and_a_newcomer_gets_through() {
         "1 MiB get during the attack: {st:?} after {took:?}"
     );
     assert_eq!(std::fs::read(&back).unwrap(), big);
+    eprintln!("a newcomer's 1 MiB get during the attack: {took:?}");
     drop(held);
     let _ = server.kill();
     let _ = server.wait();
@@ -169,6 +171,7 @@ fn puts_abandoned_before_their_bodies_leave_no_part_files() {
         .map(|c| flood(&addr, puts(c), Duration::from_millis(500)))
         .collect();
     let during = open_fds(server.id());
+    eprintln!("three sessions of 1024 puts awaiting bodies: {before} -> {during} descriptors");
     assert!(
         during <= before + 3 * 8,
         "three sessions of 1024 puts awaiting bodies hold {} descriptors",
@@ -246,6 +249,7 @@ fn bodiless_puts_cannot_use_up_the_inodes() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let (free, all) = fs.inodes();
+    eprintln!("after five connections of 1024 bodiless puts: {free} of {all} inodes free");
     assert!(
         free * 10 >= all * 9,
         "after the attack {free} of {all} inodes are free"

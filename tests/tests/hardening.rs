@@ -92,7 +92,9 @@ fn a_many_address_flood_does_not_evict_real_logins() {
     for i in 0..20 {
         let mut c = ferry();
         c.args(["ls", &s.url("")]);
+        let t = Instant::now();
         let o = run(c);
+        eprintln!("ls {i}: {:?}", t.elapsed());
         if code(&o) != 0 {
             failed.push((i, String::from_utf8_lossy(&o.stderr).into_owned()));
         }

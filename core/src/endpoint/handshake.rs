@@ -4,8 +4,9 @@
 
 use crate::config::Config;
 use crate::digest::{self, Algorithm, Digests};
-use crate::error::{BufferKind, Error, InsufficientSize, SetupError};
+use crate::error::Error;
 use crate::frame::{Hello, FLAG_V3, HEADER_LEN, VERSION, WINDOW_SHIFT};
+use crate::setup::{BufferKind, InsufficientSize, SetupError};
 
 /// Sizes both sides agreed on in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,9 +17,10 @@ use core::ops::Range;
 
 use crate::config::Config;
 use crate::digest::{Algorithm, Sum};
-use crate::error::{BufferKind, Error, InsufficientSize, SetupError};
+use crate::error::Error;
 use crate::frame::{self, FrameKind, Hello, HEADER_LEN, HELLO_LEN};
 use crate::message::{Message, MIN_FRAME};
+use crate::setup::{BufferKind, InsufficientSize, SetupError};
 use crate::time::Instant;
 use crate::transfer::Transfer;
 

@@ -135,7 +135,7 @@ fn outside_a_body_send_with_offers_no_room() {
 // ---- a buffer too small says the size it needs ----
 
 use crate::config::ServerConfig;
-use crate::error::{BufferKind, InsufficientSize, SetupError};
+use crate::setup::{BufferKind, InsufficientSize, SetupError};
 use crate::{Client, Server};
 use std::string::ToString;
 use std::vec;

@@ -257,6 +257,7 @@ pub mod digest;
 pub mod driver;
 mod endpoint;
 mod error;
+pub mod link;
 // Wire internals: the frame layout and the message enum. Public for the
 // workspace's wire tests, benches and fuzz targets, not part of the API;
 // what a driver needs of them is re-exported below.

@@ -10,7 +10,6 @@ mod session_dump;
 const PROTOCOL: &str = include_str!("../../../docs/PROTOCOL.md");
 
 /// The listing between `<!-- NAME:start -->` and `<!-- NAME:end -->`.
-#[cfg(all(feature = "sha256", feature = "blake3"))]
 fn listing(name: &str) -> &'static str {
     let start = PROTOCOL
         .find(&format!("<!-- {name}:start -->\n```\n"))
@@ -49,4 +48,38 @@ fn every_error_code_is_documented() {
         let row = format!("| {} | `{:?}` | {} |", e.code(), e, e.message());
         assert!(PROTOCOL.contains(&row), "missing row: {row}");
     }
+}
+
+/// The serial link's example frames are what `ferry_core::link` sends:
+/// a `Sync` of epoch 01020304, and the first data frame ("hi") once it
+/// and a peer of epoch 0a0b0c0d have heard each other.
+#[test]
+fn serial_link_frames_match_the_implementation() {
+    use ferry_core::link::{Link, LinkConfig};
+    use ferry_core::Instant;
+    let cfg = LinkConfig::default();
+    let len = Link::<Vec<u8>, 16>::buffer_len(1024);
+    let new = |epoch| Link::<Vec<u8>, 16>::new(Instant::ZERO, cfg, epoch, vec![0; len]).unwrap();
+    let (mut a, mut b) = (new(0x0102_0304), new(0x0A0B_0C0D));
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let sync = a.transmit(Instant::ZERO).to_vec();
+    a.transmit_done(sync.len());
+    b.handle_line(Instant::ZERO, &sync);
+    let answer = b.transmit(Instant::ZERO).to_vec();
+    b.transmit_done(answer.len());
+    a.handle_line(Instant::ZERO, &answer);
+    assert!(a.is_up() && b.is_up());
+    assert_eq!(a.write(b"hi"), 2);
+    let data = a.transmit(Instant::ZERO).to_vec();
+    let text = format!("Sync  {}\nData  {}\n", hex(&sync), hex(&data));
+    assert_eq!(
+        listing("serial-frames"),
+        text,
+        "paste into docs/PROTOCOL.md:\n{text}"
+    );
 }

@@ -1,0 +1,787 @@
+//! A reliable, ordered byte stream over an unreliable byte pipe — a UART,
+//! RS-485, a radio modem — for the Ferry session above it
+//! (docs/PROTOCOL.md#serial-link). Sans-IO like the rest of the core: the
+//! driver feeds line bytes and time in, takes line bytes out, and moves
+//! stream bytes between the link and the session.
+//!
+//! - **Framing**: every frame is COBS-encoded and ends with a zero byte,
+//!   so a receiver finds the next frame after garbage, a dropped byte or
+//!   a cut line; a CRC-32 covers each frame.
+//! - **Selective repeat**: numbered data frames, cumulative and selective
+//!   acknowledgements (a 32-frame bitmap); a frame is sent again when a
+//!   frame sent after it is acknowledged (fast), or when the adaptive
+//!   retransmission timer runs out (Karn, doubling to 1 s).
+//! - **Epochs**: each side starts with a random epoch and announces it
+//!   (`Sync`); data frames carry the link's id (both epochs combined), so
+//!   after either side restarts no frame of the old link is accepted, and
+//!   the stream above sees [`LinkEvent::Reset`]: a clean close, after
+//!   which the client resumes.
+//! - **Flow control**: each acknowledgement carries the receiver's free
+//!   frames (credit); a small receiver sets a small window.
+//! - **Keepalive**: a side silent for [`LinkConfig::keepalive`] probes;
+//!   hearing nothing for [`LinkConfig::dead_after`] is
+//!   [`LinkEvent::Down`]. A cable pulled for less than that costs only
+//!   the time it was out.
+//! - **Adaptation**: the payload size follows the measured loss: from the
+//!   bytes sent per frame lost, the size that maximises goodput,
+//!   `sqrt(overhead × bytes / lost)` (1 024 bytes on a clean line, ~500
+//!   at a bit error rate of 1e-5, ~160 at 1e-4); the timers follow the
+//!   measured round trip, starting from the line rate.
+//!
+//! Driving: after any input (`handle_line`, `handle_timeout`, `write`,
+//! `read`) drain [`Link::transmit`] / [`Link::transmit_done`] and
+//! [`Link::poll_event`], then sleep until [`Link::poll_timeout`] or input.
+
+mod wire;
+
+use core::time::Duration;
+
+pub use wire::crc32;
+
+use crate::endpoint::Buffer;
+use crate::setup::{BufferKind, InsufficientSize, SetupError};
+use crate::time::Instant;
+
+/// What the link is told once.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkConfig {
+    /// The largest payload of one data frame, 64–1024 bytes.
+    pub max_payload: u16,
+    /// The line rate in bits per second (8N1: a byte is 10 bits), for the
+    /// first retransmission timer; measured round trips take over.
+    pub baud: u32,
+    /// Silence (nothing sent) after which this side probes the peer.
+    pub keepalive: Duration,
+    /// Silence (nothing heard) after which the link is down.
+    pub dead_after: Duration,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            max_payload: 1024,
+            baud: 115_200,
+            keepalive: Duration::from_secs(1),
+            dead_after: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What happened to the link, for the stream above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A link with the peer is up: a new, empty stream.
+    Up,
+    /// The peer restarted (a new epoch): the stream so far is gone, every
+    /// byte not yet acknowledged with it. The session above is closed.
+    Reset,
+    /// Nothing heard for [`LinkConfig::dead_after`]: the stream is gone.
+    Down,
+}
+
+/// The smallest payload the adaptation chooses.
+const MIN_PAYLOAD: usize = 64;
+/// Bytes a data frame adds to its payload on the wire (header, CRC,
+/// COBS's first byte, the delimiter): the adaptation's overhead.
+const OVERHEAD: u64 = (wire::DATA_HEADER + wire::CRC_LEN + 2) as u64;
+/// The retransmission timer's bounds.
+const RTO_MIN: u64 = 20;
+const RTO_MAX: u64 = 1000;
+/// How often a side that has no link yet says `Sync`.
+const SYNC_EVERY: u64 = 250;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct TxSlot {
+    len: u16,
+    /// When its last byte left the line, as far as the line rate tells
+    /// (frames queued behind others leave later: a round trip measured
+    /// from there has no queueing in it), and the order of that sending.
+    sent_at: u64,
+    order: u32,
+    tries: u8,
+    sacked: bool,
+    resend: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RxSlot {
+    len: u16,
+    have: bool,
+}
+
+/// One side of a serial link, holding up to `N` frames in flight each
+/// way (at most 32: the selective acknowledgement's bitmap).
+pub struct Link<B, const N: usize = 16> {
+    buf: B,
+    cfg: LinkConfig,
+    epoch: u32,
+    peer: Option<u32>,
+    sync_due: bool,
+    ack_due: bool,
+    probe_due: bool,
+    events: [Option<LinkEvent>; 2],
+    // Sending: frames snd_una..snd_nxt are unacknowledged; the frame at
+    // snd_nxt is being filled with `fill` bytes.
+    tx: [TxSlot; N],
+    snd_una: u16,
+    snd_nxt: u16,
+    fill: usize,
+    peer_limit: u16,
+    order: u32,
+    // Receiving: frames rd_seq..rcv_nxt are held for reading (out of
+    // order ones beyond, flagged), `rd_off` of the first read already.
+    rx: [RxSlot; N],
+    rd_seq: u16,
+    rd_off: usize,
+    rcv_nxt: u16,
+    // Timers and measures, in milliseconds.
+    srtt: u64,
+    rttvar: u64,
+    rto: u64,
+    last_heard: u64,
+    last_sent: u64,
+    last_sync: u64,
+    /// When the frames handed to the line so far will have left it.
+    line_free_at: u64,
+    now: u64,
+    payload: usize,
+    sent_bytes: u64,
+    lost: u64,
+    // The frame being sent (encoded) and the one being received (raw).
+    out_len: usize,
+    out_off: usize,
+    raw_len: usize,
+    raw_overflow: bool,
+}
+
+impl<B: Buffer, const N: usize> Link<B, N> {
+    /// The buffer length `Link::new` needs for `max_payload`.
+    pub const fn buffer_len(max_payload: usize) -> usize {
+        let frame = wire::DATA_HEADER + max_payload + wire::CRC_LEN;
+        2 * N * max_payload + frame + 2 * wire::encoded_len(frame)
+    }
+
+    /// A link starting with `epoch` (random: a restart must pick another;
+    /// 0, which means "none" on the wire, is taken as 1) in the caller's
+    /// `buf` of [`Self::buffer_len`] bytes at least.
+    pub fn new(now: Instant, cfg: LinkConfig, epoch: u32, buf: B) -> Result<Self, SetupError> {
+        let epoch = epoch.max(1);
+        if N == 0 || N > 32 || !(64..=1024).contains(&cfg.max_payload) {
+            return Err(SetupError::Window);
+        }
+        let required = Self::buffer_len(usize::from(cfg.max_payload));
+        if buf.as_ref().len() < required {
+            return Err(SetupError::InsufficientSize(InsufficientSize {
+                buffer: BufferKind::Input,
+                required,
+            }));
+        }
+        // The first timer: a window of full frames on the line, twice.
+        let frame_ms = wire::encoded_len(Self::frame_len(usize::from(cfg.max_payload))) as u64
+            * 10_000
+            / u64::from(cfg.baud.max(300));
+        let mut link = Link {
+            buf,
+            cfg,
+            epoch,
+            peer: None,
+            sync_due: true,
+            ack_due: false,
+            probe_due: false,
+            events: [None; 2],
+            tx: [TxSlot::default(); N],
+            snd_una: 0,
+            snd_nxt: 0,
+            fill: 0,
+            peer_limit: 0,
+            order: 0,
+            rx: [RxSlot::default(); N],
+            rd_seq: 0,
+            rd_off: 0,
+            rcv_nxt: 0,
+            srtt: 0,
+            rttvar: 0,
+            rto: (2 * N as u64 * frame_ms + 100).clamp(RTO_MIN, RTO_MAX),
+            last_heard: now.as_millis(),
+            last_sent: now.as_millis(),
+            last_sync: 0,
+            line_free_at: 0,
+            now: now.as_millis(),
+            payload: usize::from(cfg.max_payload),
+            sent_bytes: 0,
+            lost: 0,
+            out_len: 0,
+            out_off: 0,
+            raw_len: 0,
+            raw_overflow: false,
+        };
+        link.clear_streams();
+        Ok(link)
+    }
+
+    const fn frame_len(payload: usize) -> usize {
+        wire::DATA_HEADER + payload + wire::CRC_LEN
+    }
+
+    fn p(&self) -> usize {
+        usize::from(self.cfg.max_payload)
+    }
+
+    // Regions of the buffer.
+    fn tx_at(&self, seq: u16) -> usize {
+        usize::from(seq) % N * self.p()
+    }
+    fn rx_at(&self, seq: u16) -> usize {
+        (N + usize::from(seq) % N) * self.p()
+    }
+    fn frame_at(&self) -> usize {
+        2 * N * self.p()
+    }
+    fn out_at(&self) -> usize {
+        self.frame_at() + Self::frame_len(self.p())
+    }
+    fn raw_at(&self) -> usize {
+        self.out_at() + wire::encoded_len(Self::frame_len(self.p()))
+    }
+    fn raw_cap(&self) -> usize {
+        wire::encoded_len(Self::frame_len(self.p()))
+    }
+
+    /// Whether a link with the peer is up (the stream carries bytes).
+    pub fn is_up(&self) -> bool {
+        self.peer.is_some()
+    }
+
+    /// The link's id in data and acknowledgement frames: both epochs, so
+    /// a frame of an older link (either side restarted since) never
+    /// matches.
+    fn link_id(&self) -> Option<u32> {
+        self.peer.map(|p| p ^ self.epoch)
+    }
+
+    /// Starts over as after a restart, with a new `epoch`: the stream is
+    /// dropped and the peer hears of it.
+    pub fn restart(&mut self, now: Instant, epoch: u32) {
+        self.now = now.as_millis();
+        self.epoch = epoch.max(1);
+        if self.peer.take().is_some() {
+            self.push_event(LinkEvent::Reset);
+        }
+        self.clear_streams();
+        self.sync_due = true;
+    }
+
+    fn clear_streams(&mut self) {
+        self.tx = [TxSlot::default(); N];
+        self.rx = [RxSlot::default(); N];
+        self.snd_una = 0;
+        self.snd_nxt = 0;
+        self.fill = 0;
+        self.peer_limit = N as u16;
+        self.rd_seq = 0;
+        self.rd_off = 0;
+        self.rcv_nxt = 0;
+        self.ack_due = false;
+        self.probe_due = false;
+        self.out_len = 0;
+        self.out_off = 0;
+    }
+
+    fn push_event(&mut self, e: LinkEvent) {
+        if self.events[0].is_none() {
+            self.events[0] = Some(e);
+        } else {
+            self.events[1] = Some(e);
+        }
+    }
+
+    /// The next thing that happened to the link.
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        let e = self.events[0].take();
+        self.events[0] = self.events[1].take();
+        e
+    }
+
+    // ---- the stream side ----
+
+    /// Takes up to `data.len()` bytes of the stream to send; returns how
+    /// many (0 while the link is not up or its window is full).
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if !self.is_up() {
+            return 0;
+        }
+        let mut taken = 0;
+        while taken < data.len() {
+            if self.in_flight() >= N as u16 {
+                break;
+            }
+            let room = self.payload.saturating_sub(self.fill);
+            if room == 0 {
+                self.cut();
+                continue;
+            }
+            let n = room.min(data.len() - taken);
+            let at = self.tx_at(self.snd_nxt) + self.fill;
+            self.buf.as_mut()[at..at + n].copy_from_slice(&data[taken..taken + n]);
+            self.fill += n;
+            taken += n;
+        }
+        taken
+    }
+
+    /// Stream bytes that arrived in order, as many as fit in `out`.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let mut given = 0;
+        while given < out.len() && self.rd_seq != self.rcv_nxt {
+            let slot = usize::from(self.rd_seq) % N;
+            let len = usize::from(self.rx[slot].len);
+            let n = (len - self.rd_off).min(out.len() - given);
+            let at = self.rx_at(self.rd_seq) + self.rd_off;
+            out[given..given + n].copy_from_slice(&self.buf.as_ref()[at..at + n]);
+            given += n;
+            self.rd_off += n;
+            if self.rd_off == len {
+                self.rx[slot] = RxSlot::default();
+                self.rd_seq = self.rd_seq.wrapping_add(1);
+                self.rd_off = 0;
+                // Room again: the peer may be waiting for it.
+                self.ack_due = true;
+            }
+        }
+        given
+    }
+
+    /// Stream bytes sent and not yet acknowledged, or waiting to be sent.
+    pub fn unacknowledged(&self) -> usize {
+        (0..self.in_flight())
+            .map(|i| usize::from(self.tx[usize::from(self.snd_una.wrapping_add(i)) % N].len))
+            .sum::<usize>()
+            + self.fill
+    }
+
+    fn in_flight(&self) -> u16 {
+        self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// Closes the frame being filled: it goes out next.
+    fn cut(&mut self) {
+        if self.fill == 0 || self.in_flight() >= N as u16 {
+            return;
+        }
+        let slot = usize::from(self.snd_nxt) % N;
+        self.tx[slot] = TxSlot {
+            len: self.fill as u16,
+            resend: true,
+            ..TxSlot::default()
+        };
+        self.snd_nxt = self.snd_nxt.wrapping_add(1);
+        self.fill = 0;
+    }
+
+    // ---- the line side ----
+
+    /// Bytes from the line, any amount, garbage included.
+    pub fn handle_line(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = self.now.max(now.as_millis());
+        let (raw, cap) = (self.raw_at(), self.raw_cap());
+        for &b in bytes {
+            if b != 0 {
+                if self.raw_len < cap {
+                    self.buf.as_mut()[raw + self.raw_len] = b;
+                    self.raw_len += 1;
+                } else {
+                    self.raw_overflow = true;
+                }
+                continue;
+            }
+            let len = core::mem::take(&mut self.raw_len);
+            if core::mem::take(&mut self.raw_overflow) || len == 0 {
+                continue;
+            }
+            let frame = &mut self.buf.as_mut()[raw..raw + len];
+            if let Ok(n) = cobs::decode_in_place(frame) {
+                if let Some(f) = wire::parse(&frame[..n]) {
+                    self.on_frame(f);
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, f: wire::Frame) {
+        match f {
+            wire::Frame::Sync { epoch, known } => self.on_sync(epoch, known),
+            wire::Frame::Data {
+                link,
+                seq,
+                ack,
+                credit,
+                len,
+            } if Some(link) == self.link_id() => {
+                self.last_heard = self.now;
+                self.on_ack(ack, credit, 0);
+                self.on_data(seq, len);
+            }
+            wire::Frame::Ack {
+                link,
+                ack,
+                credit,
+                sack,
+                flags,
+            } if Some(link) == self.link_id() => {
+                self.last_heard = self.now;
+                self.on_ack(ack, credit, sack);
+                if flags & wire::FLAG_PROBE != 0 {
+                    self.ack_due = true;
+                }
+            }
+            // Another link's (an older epoch's) frame: never accepted.
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, epoch: u32, known: u32) {
+        self.last_heard = self.now;
+        if known != self.epoch {
+            // The peer does not know this side yet (or any more).
+            self.sync_due = true;
+        }
+        match self.peer {
+            Some(p) if p == epoch => {}
+            old => {
+                // A new peer epoch: the peer (re)started.
+                if old.is_some() {
+                    self.push_event(LinkEvent::Reset);
+                }
+                self.clear_streams();
+                self.peer = Some(epoch);
+                self.push_event(LinkEvent::Up);
+            }
+        }
+    }
+
+    fn on_data(&mut self, seq: u16, len: usize) {
+        self.ack_due = true;
+        let ahead = seq.wrapping_sub(self.rd_seq);
+        let slot = usize::from(seq) % N;
+        // Outside the window, or had already: acknowledged again only.
+        if ahead >= N as u16 || seq.wrapping_sub(self.rcv_nxt) >= N as u16 || self.rx[slot].have {
+            return;
+        }
+        if len > self.p() {
+            return;
+        }
+        let from = self.raw_at() + wire::DATA_HEADER;
+        let to = self.rx_at(seq);
+        self.buf.as_mut().copy_within(from..from + len, to);
+        self.rx[slot] = RxSlot {
+            len: len as u16,
+            have: true,
+        };
+        while self.rx[usize::from(self.rcv_nxt) % N].have
+            && self.rcv_nxt.wrapping_sub(self.rd_seq) < N as u16
+        {
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            if self.rcv_nxt.wrapping_sub(self.rd_seq) >= N as u16 {
+                break;
+            }
+        }
+    }
+
+    /// Frames the peer may still send beyond what it has acknowledged.
+    fn credit(&self) -> u8 {
+        (N as u16 - self.rcv_nxt.wrapping_sub(self.rd_seq)) as u8
+    }
+
+    /// The selective bitmap: bit i for frame `rcv_nxt + 1 + i` held.
+    fn sack(&self) -> u32 {
+        let mut bits = 0u32;
+        for i in 0..(N as u16).saturating_sub(1).min(32) {
+            let seq = self.rcv_nxt.wrapping_add(1 + i);
+            if seq.wrapping_sub(self.rd_seq) < N as u16 && self.rx[usize::from(seq) % N].have {
+                bits |= 1 << i;
+            }
+        }
+        bits
+    }
+
+    fn on_ack(&mut self, ack: u16, credit: u8, sack: u32) {
+        let acked = ack.wrapping_sub(self.snd_una);
+        if acked > self.in_flight() {
+            return;
+        }
+        for _ in 0..acked {
+            let slot = usize::from(self.snd_una) % N;
+            let s = self.tx[slot];
+            // Karn: only frames sent once measure the round trip.
+            if s.tries == 1 {
+                self.sample_rtt(self.now.saturating_sub(s.sent_at));
+            }
+            self.tx[slot] = TxSlot::default();
+            self.snd_una = self.snd_una.wrapping_add(1);
+        }
+        self.peer_limit = ack.wrapping_add(u16::from(credit));
+        // Selective acknowledgements, and the newest frame they show
+        // arrived: any frame sent before it and missing is lost.
+        let mut newest = None;
+        for i in 0..32u16 {
+            if sack & (1 << i) == 0 {
+                continue;
+            }
+            let seq = ack.wrapping_add(1 + i);
+            if seq.wrapping_sub(self.snd_una) >= self.in_flight() {
+                break;
+            }
+            let slot = &mut self.tx[usize::from(seq) % N];
+            slot.sacked = true;
+            newest = Some(newest.map_or(slot.order, |o: u32| o.max(slot.order)));
+        }
+        if let Some(newest) = newest {
+            for i in 0..self.in_flight() {
+                let seq = self.snd_una.wrapping_add(i);
+                let s = &mut self.tx[usize::from(seq) % N];
+                if !s.sacked && !s.resend && s.tries > 0 && s.order < newest {
+                    s.resend = true;
+                    self.lost += 1;
+                    self.adapt();
+                }
+            }
+        }
+    }
+
+    fn sample_rtt(&mut self, rtt: u64) {
+        if self.srtt == 0 {
+            self.srtt = rtt.max(1);
+            self.rttvar = rtt / 2;
+        } else {
+            let err = self.srtt.abs_diff(rtt);
+            self.rttvar = (3 * self.rttvar + err) / 4;
+            self.srtt = (7 * self.srtt + rtt) / 8;
+        }
+        self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(RTO_MIN, RTO_MAX);
+    }
+
+    /// The payload size that maximises goodput for the loss measured.
+    fn adapt(&mut self) {
+        // Old measures fade: the line may have changed.
+        if self.sent_bytes > 1 << 19 {
+            self.sent_bytes /= 2;
+            self.lost /= 2;
+        }
+        let best = match self.lost {
+            0 => u64::MAX,
+            lost => isqrt(OVERHEAD * self.sent_bytes / lost),
+        };
+        self.payload = usize::try_from(best)
+            .unwrap_or(usize::MAX)
+            .clamp(MIN_PAYLOAD, self.p());
+    }
+
+    // ---- time ----
+
+    /// When to call [`Self::handle_timeout`] at the latest.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut at = match self.peer {
+            None => self.last_sync + SYNC_EVERY,
+            Some(_) => {
+                let ka = self.last_sent + ms(self.cfg.keepalive);
+                let dead = self.last_heard + ms(self.cfg.dead_after);
+                ka.min(dead)
+            }
+        };
+        if let Some(s) = self.oldest_unacked() {
+            at = at.min(s.sent_at + self.rto);
+        }
+        Some(Instant::from_millis(at))
+    }
+
+    fn oldest_unacked(&self) -> Option<TxSlot> {
+        (0..self.in_flight())
+            .map(|i| self.tx[usize::from(self.snd_una.wrapping_add(i)) % N])
+            .filter(|s| s.tries > 0 && !s.sacked && !s.resend)
+            .min_by_key(|s| s.sent_at)
+    }
+
+    /// Time passed: resends, probes, declares the link down.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now.as_millis());
+        let Some(_) = self.peer else {
+            if self.now >= self.last_sync + SYNC_EVERY {
+                self.sync_due = true;
+            }
+            return;
+        };
+        if self.now >= self.last_heard + ms(self.cfg.dead_after) {
+            self.peer = None;
+            self.clear_streams();
+            self.push_event(LinkEvent::Down);
+            self.sync_due = true;
+            return;
+        }
+        if let Some(s) = self.oldest_unacked() {
+            if self.now >= s.sent_at + self.rto {
+                // Everything not acknowledged goes again; the timer backs
+                // off (a pulled cable costs a retry a second at most).
+                for i in 0..self.in_flight() {
+                    let t = &mut self.tx[usize::from(self.snd_una.wrapping_add(i)) % N];
+                    if t.tries > 0 && !t.sacked {
+                        t.resend = true;
+                    }
+                }
+                self.lost += 1;
+                self.adapt();
+                self.rto = (self.rto * 2).min(RTO_MAX);
+                self.probe_due = true;
+            }
+        }
+        if self.now >= self.last_sent + ms(self.cfg.keepalive) {
+            self.probe_due = true;
+        }
+        // Stopped by the peer's credit with bytes to send: ask again.
+        if self.fill > 0 && self.blocked() && self.now >= self.last_sent + self.rto {
+            self.probe_due = true;
+        }
+    }
+
+    fn blocked(&self) -> bool {
+        self.snd_nxt.wrapping_sub(self.snd_una) >= self.peer_limit.wrapping_sub(self.snd_una)
+    }
+
+    // ---- output ----
+
+    /// The line bytes to send now (a frame, or the rest of one); call
+    /// [`Self::transmit_done`] with what was written.
+    pub fn transmit(&mut self, now: Instant) -> &[u8] {
+        self.now = self.now.max(now.as_millis());
+        if self.out_off == self.out_len {
+            self.out_off = 0;
+            self.out_len = self.stage();
+        }
+        let at = self.out_at();
+        &self.buf.as_ref()[at + self.out_off..at + self.out_len]
+    }
+
+    /// `n` bytes of [`Self::transmit`] went to the line.
+    pub fn transmit_done(&mut self, n: usize) {
+        self.out_off = (self.out_off + n).min(self.out_len);
+    }
+
+    /// Encodes the next frame due into the output region; its length.
+    fn stage(&mut self) -> usize {
+        let frame =
+            if self.sync_due || (self.peer.is_none() && self.now >= self.last_sync + SYNC_EVERY) {
+                self.sync_due = false;
+                self.last_sync = self.now;
+                wire::Frame::Sync {
+                    epoch: self.epoch,
+                    known: self.peer.unwrap_or(0),
+                }
+            } else if let Some(link) = self.link_id() {
+                match self.next_data() {
+                    Some(seq) => self.data_frame(link, seq),
+                    None if self.ack_due || self.probe_due => {
+                        let flags = if core::mem::take(&mut self.probe_due) {
+                            wire::FLAG_PROBE
+                        } else {
+                            0
+                        };
+                        self.ack_due = false;
+                        wire::Frame::Ack {
+                            link,
+                            ack: self.rcv_nxt,
+                            credit: self.credit(),
+                            sack: self.sack(),
+                            flags,
+                        }
+                    }
+                    None => return 0,
+                }
+            } else {
+                return 0;
+            };
+        let at = self.frame_at();
+        let n = wire::write(&frame, &mut self.buf.as_mut()[at..]);
+        let out = self.out_at();
+        let cap = self.raw_cap();
+        let b = self.buf.as_mut();
+        let (head, tail) = b.split_at_mut(out);
+        let len = wire::encode(&head[at..at + n], &mut tail[..cap]);
+        self.last_sent = self.now;
+        self.sent_bytes += len as u64;
+        // 10 bits a byte (8N1).
+        let on_line = len as u64 * 10_000 / u64::from(self.cfg.baud.max(300));
+        self.line_free_at = self.line_free_at.max(self.now) + on_line;
+        if let wire::Frame::Data { seq, .. } = frame {
+            self.tx[usize::from(seq) % N].sent_at = self.line_free_at;
+        }
+        len
+    }
+
+    /// The next data frame to send: one to send again first, then a new
+    /// one within the peer's credit (the frame being filled is cut when
+    /// nothing else is due, so a short write does not wait).
+    fn next_data(&mut self) -> Option<u16> {
+        let limit = self.peer_limit;
+        let within = |seq: u16, una: u16| seq.wrapping_sub(una) < limit.wrapping_sub(una);
+        for i in 0..self.in_flight() {
+            let seq = self.snd_una.wrapping_add(i);
+            if self.tx[usize::from(seq) % N].resend && within(seq, self.snd_una) {
+                return Some(seq);
+            }
+        }
+        if within(self.snd_nxt, self.snd_una) {
+            self.cut();
+            let seq = self.snd_nxt.wrapping_sub(1);
+            if self.in_flight() > 0 && self.tx[usize::from(seq) % N].resend {
+                return Some(seq);
+            }
+        }
+        None
+    }
+
+    /// Stages data frame `seq` (its payload copied behind the header).
+    fn data_frame(&mut self, link: u32, seq: u16) -> wire::Frame {
+        let slot = usize::from(seq) % N;
+        self.order = self.order.wrapping_add(1);
+        let t = &mut self.tx[slot];
+        t.resend = false;
+        t.tries = t.tries.saturating_add(1);
+        t.order = self.order;
+        let len = usize::from(t.len);
+        let from = self.tx_at(seq);
+        let to = self.frame_at() + wire::DATA_HEADER;
+        self.buf.as_mut().copy_within(from..from + len, to);
+        // The acknowledgement rides along, unless frames came out of order
+        // (then a separate `Ack` carries the bitmap).
+        if self.sack() == 0 {
+            self.ack_due = false;
+        }
+        wire::Frame::Data {
+            link,
+            seq,
+            ack: self.rcv_nxt,
+            credit: self.credit(),
+            len,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+/// The integer square root (Newton's method).
+fn isqrt(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let mut x = n;
+    let mut y = x.div_ceil(2);
+    while y < x {
+        x = y;
+        y = (x + n / x) / 2;
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! The serial link's frames on the wire (docs/PROTOCOL.md#serial-link):
+//! a header, a payload, a CRC-32, all COBS-encoded and ended by a zero
+//! byte, so a receiver finds the next frame after any garbage.
+
+/// Frame kinds (the first byte of a decoded frame).
+pub(crate) const SYNC: u8 = 1;
+pub(crate) const DATA: u8 = 2;
+pub(crate) const ACK: u8 = 3;
+
+/// `Ack.flags` bit 0: answer with an `Ack` (a probe: keepalive, or a
+/// sender stopped by a zero credit).
+pub(crate) const FLAG_PROBE: u8 = 1;
+
+/// `Sync`: kind, the sender's epoch, the epoch it knows of the peer.
+pub(crate) const SYNC_LEN: usize = 1 + 4 + 4;
+/// `Data` header: kind, link id, seq, ack, credit.
+pub(crate) const DATA_HEADER: usize = 1 + 4 + 2 + 2 + 1;
+/// `Ack`: kind, link id, ack, credit, selective bitmap, flags.
+pub(crate) const ACK_LEN: usize = 1 + 4 + 2 + 1 + 4 + 1;
+/// The CRC-32 after every frame.
+pub(crate) const CRC_LEN: usize = 4;
+
+/// Bytes on the wire for a decoded frame of `n` bytes: COBS's worst case
+/// and the delimiter.
+pub(crate) const fn encoded_len(n: usize) -> usize {
+    n + n / 254 + 1 + 1
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib and Ethernet), bit by bit: the
+/// line is far slower than the loop, and a table would cost 1 KiB of
+/// flash on a device the whole link must fit in 4 KiB of.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// A decoded, checked frame's header. A `Data` frame's payload follows
+/// its header ([`DATA_HEADER`] bytes in), `len` bytes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame {
+    Sync {
+        epoch: u32,
+        known: u32,
+    },
+    Data {
+        link: u32,
+        seq: u16,
+        ack: u16,
+        credit: u8,
+        len: usize,
+    },
+    Ack {
+        link: u32,
+        ack: u16,
+        credit: u8,
+        sack: u32,
+        flags: u8,
+    },
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Checks and parses a decoded frame (CRC included); `None` for anything
+/// damaged or unknown — the sender will send it again.
+pub(crate) fn parse(b: &[u8]) -> Option<Frame> {
+    let body_len = b.len().checked_sub(CRC_LEN)?;
+    let (body, crc) = b.split_at(body_len);
+    if crc32(body).to_be_bytes() != crc {
+        return None;
+    }
+    match (*body.first()?, body.len()) {
+        (SYNC, SYNC_LEN) => Some(Frame::Sync {
+            epoch: be32(body, 1),
+            known: be32(body, 5),
+        }),
+        (DATA, n) if n > DATA_HEADER => Some(Frame::Data {
+            link: be32(body, 1),
+            seq: be16(body, 5),
+            ack: be16(body, 7),
+            credit: body[9],
+            len: n - DATA_HEADER,
+        }),
+        (ACK, ACK_LEN) => Some(Frame::Ack {
+            link: be32(body, 1),
+            ack: be16(body, 5),
+            credit: body[7],
+            sack: be32(body, 8),
+            flags: body[12],
+        }),
+        _ => None,
+    }
+}
+
+/// Writes `frame`'s header and its CRC into `out` (for `Data`, its `len`
+/// payload bytes are in place after the header already); returns the
+/// decoded length.
+pub(crate) fn write(frame: &Frame, out: &mut [u8]) -> usize {
+    let n = match *frame {
+        Frame::Sync { epoch, known } => {
+            out[0] = SYNC;
+            out[1..5].copy_from_slice(&epoch.to_be_bytes());
+            out[5..9].copy_from_slice(&known.to_be_bytes());
+            SYNC_LEN
+        }
+        Frame::Data {
+            link,
+            seq,
+            ack,
+            credit,
+            len,
+        } => {
+            out[0] = DATA;
+            out[1..5].copy_from_slice(&link.to_be_bytes());
+            out[5..7].copy_from_slice(&seq.to_be_bytes());
+            out[7..9].copy_from_slice(&ack.to_be_bytes());
+            out[9] = credit;
+            DATA_HEADER + len
+        }
+        Frame::Ack {
+            link,
+            ack,
+            credit,
+            sack,
+            flags,
+        } => {
+            out[0] = ACK;
+            out[1..5].copy_from_slice(&link.to_be_bytes());
+            out[5..7].copy_from_slice(&ack.to_be_bytes());
+            out[7] = credit;
+            out[8..12].copy_from_slice(&sack.to_be_bytes());
+            out[12] = flags;
+            ACK_LEN
+        }
+    };
+    let crc = crc32(&out[..n]);
+    out[n..n + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
+    n + CRC_LEN
+}
+
+/// COBS-encodes `frame` into `out` and appends the zero delimiter;
+/// returns the bytes written (`out` holds [`encoded_len`] at least).
+/// (0 if it does not fit: a caller bug, nothing is sent).
+pub(crate) fn encode(frame: &[u8], out: &mut [u8]) -> usize {
+    let Some(body) = out.len().checked_sub(1) else {
+        return 0;
+    };
+    match cobs::try_encode(frame, &mut out[..body]) {
+        Ok(n) => {
+            out[n] = 0;
+            n + 1
+        }
+        Err(_) => 0,
+    }
+}

@@ -4,6 +4,9 @@
 //! A binary of its own: a `#[global_allocator]` is one per program, and in
 //! the `it` binary it would sit under every other test as well.
 
+#[path = "it/line.rs"]
+#[allow(dead_code)]
+mod line;
 #[path = "it/pair.rs"]
 mod pair;
 

@@ -4,12 +4,14 @@
 //!
 //! Run one module with a filter: `cargo test -p ferry-core --test it -- session::`.
 
+mod line;
 mod pair;
 
 mod digests;
 mod docs;
 mod driver;
 mod limits;
+mod link;
 mod md5;
 mod pipeline;
 mod session;

@@ -447,6 +447,9 @@ pub struct Pair {
     pub server_closed: bool,
     /// Each finished transfer's digest as the client computed it.
     pub client_sums: Vec<Sum>,
+    /// Two serial links and a simulated line between the two sides,
+    /// instead of a reliable stream: each step is then a millisecond.
+    pub line: Option<crate::line::Transport>,
 }
 
 pub fn server_config() -> ServerConfig {
@@ -500,7 +503,42 @@ impl Pair {
             client_closed: false,
             server_closed: false,
             client_sums: Vec::new(),
+            line: None,
         }
+    }
+
+    /// A pair whose sides talk through `line` (two links, a faulty line).
+    pub fn over(line: crate::line::Transport) -> Self {
+        Pair {
+            line: Some(line),
+            ..Self::new()
+        }
+    }
+
+    /// A new connection over the same line to the same store (after the
+    /// link under the last one reset): fresh cores and session.
+    pub fn reconnect(&mut self) {
+        let line = self.line.take();
+        let store = std::mem::take(&mut self.store);
+        let now = self.now;
+        *self = Self::new();
+        self.now = now;
+        self.client = Client::new(
+            now,
+            Config::default(),
+            vec![0; 256 * 1024],
+            vec![0; 256 * 1024],
+        )
+        .unwrap();
+        self.server = Server::new(
+            now,
+            server_config(),
+            vec![0; 256 * 1024],
+            vec![0; 256 * 1024],
+        )
+        .unwrap();
+        self.store = store;
+        self.line = line;
     }
 
     /// Drives both sides until nothing moves (bounded).
@@ -524,18 +562,54 @@ impl Pair {
         progress |= self.server_events();
         let mut buf = [0u8; 4096];
         while let Some(n) = self.client.poll_transmit(&mut buf) {
-            self.to_server.bytes.extend(&buf[..n]);
+            match &mut self.line {
+                Some(l) => l.client_sent(&buf[..n]),
+                None => self.to_server.bytes.extend(&buf[..n]),
+            }
             progress = true;
         }
         while let Some(n) = self.server.poll_transmit(&mut buf) {
-            self.to_client.bytes.extend(&buf[..n]);
+            match &mut self.line {
+                Some(l) => l.server_sent(&buf[..n]),
+                None => self.to_client.bytes.extend(&buf[..n]),
+            }
             progress = true;
         }
+        progress |= self.carry();
         progress |= self.deliver_to_server();
         progress |= self.deliver_to_client();
         progress |= self.client_events();
         progress |= self.server_events();
         progress
+    }
+
+    /// Over a line: one millisecond of it, the sessions' timers, and a
+    /// reset link closing the session above it as a reset socket does.
+    fn carry(&mut self) -> bool {
+        let Some(line) = &mut self.line else {
+            return false;
+        };
+        self.now = Instant::from_millis(self.now.as_millis() + 1);
+        let c = line.step(
+            self.now.as_millis(),
+            &mut self.to_server.bytes,
+            &mut self.to_client.bytes,
+        );
+        if c.client_eof && !self.client_closed {
+            self.to_client.bytes.clear();
+            self.client.handle_eof(self.now);
+        }
+        if c.server_eof && !self.server_closed {
+            self.to_server.bytes.clear();
+            self.server.handle_eof(self.now);
+        }
+        if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.client.handle_timeout(self.now);
+        }
+        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.server.handle_timeout(self.now);
+        }
+        c.busy || c.client_eof || c.server_eof
     }
 
     fn deliver_to_server(&mut self) -> bool {

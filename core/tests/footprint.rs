@@ -50,6 +50,17 @@ fn client_and_server_fit_in_4_kib() {
     assert!(s <= 4096, "Server is {s} bytes");
 }
 
+/// A device's serial link (window 4, 256-byte frames): its state and the
+/// buffer it needs, the RAM it costs besides the session's.
+#[test]
+fn a_device_serial_link_fits_in_3_5_kib_of_ram() {
+    type L = ferry_core::link::Link<&'static mut [u8], 4>;
+    let state = core::mem::size_of::<L>();
+    let buffer = L::buffer_len(256);
+    println!("size_of Link<_, 4> = {state} bytes, its buffer (256-byte frames) {buffer} bytes");
+    assert!(state + buffer <= 3584, "{state} + {buffer} bytes");
+}
+
 /// Fixed-size byte pipe: no allocation.
 struct Pipe {
     buf: [u8; 8192],

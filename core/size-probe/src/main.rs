@@ -109,6 +109,61 @@ pub extern "C" fn _start() -> ! {
         c.handle_timeout(black_box(now));
         s.handle_timeout(black_box(now));
     }
+    #[cfg(feature = "link")]
+    {
+        sink += link_session(now, &mut file);
+    }
     black_box(sink);
     loop {}
+}
+
+/// A device's serial link (window 4, 256-byte frames): every path of it
+/// linked in, for `.ci/size-report` to tell what it costs.
+#[cfg(feature = "link")]
+fn link_session(now: Instant, file: &mut [u8]) -> usize {
+    use ferry_core::link::{Link, LinkConfig};
+    type L<'a> = Link<&'a mut [u8], 4>;
+    const LEN: usize = Link::<&'static mut [u8], 4>::buffer_len(256);
+    let cfg = LinkConfig {
+        max_payload: 256,
+        ..LinkConfig::default()
+    };
+    let (mut ab, mut bb) = ([0u8; LEN], [0u8; LEN]);
+    let (Ok(mut a), Ok(mut b)) = (
+        L::new(now, cfg, black_box(1), &mut ab[..]),
+        L::new(now, cfg, black_box(2), &mut bb[..]),
+    ) else {
+        return 0;
+    };
+    let mut wire = [0u8; 600];
+    let mut got = 0;
+    for round in 0..black_box(100u64) {
+        let t = Instant::from_millis(black_box(round * 7));
+        got += a.write(file);
+        carry(&mut a, &mut b, t, &mut wire);
+        carry(&mut b, &mut a, t, &mut wire);
+        got += b.read(file);
+        if black_box(round) == 50 {
+            a.restart(t, 3);
+        }
+    }
+    got + a.unacknowledged()
+}
+
+#[cfg(feature = "link")]
+fn carry<const N: usize>(
+    from: &mut ferry_core::link::Link<&mut [u8], N>,
+    to: &mut ferry_core::link::Link<&mut [u8], N>,
+    t: Instant,
+    wire: &mut [u8],
+) {
+    let out = from.transmit(t);
+    let n = out.len().min(wire.len());
+    wire[..n].copy_from_slice(&out[..n]);
+    from.transmit_done(n);
+    to.handle_line(t, &wire[..n]);
+    if to.poll_timeout().is_some_and(|d| d <= t) {
+        to.handle_timeout(t);
+    }
+    while to.poll_event().is_some() {}
 }

@@ -98,7 +98,7 @@ pub struct LinkStats {
 const MIN_PAYLOAD: usize = 64;
 /// Bytes a data frame adds to its payload on the wire (header, CRC,
 /// COBS's first byte, the delimiter): the adaptation's overhead.
-const OVERHEAD: u64 = (wire::DATA_HEADER + wire::CRC_LEN + 2) as u64;
+const OVERHEAD: u32 = (wire::DATA_HEADER + wire::CRC_LEN + 2) as u32;
 /// The retransmission timer's bounds. The line is the two sides' alone
 /// (no one to make room for), so a timeout backs off to half a second
 /// at most: at a bit error rate of 2e-4 a 1 s cap spent most of a
@@ -163,8 +163,10 @@ pub struct Link<B, const N: usize = 16> {
     line_free_at: u64,
     now: u64,
     payload: usize,
-    sent_bytes: u64,
-    lost: u64,
+    // 32 bits: a Cortex-M has no 64-bit division (the library routine
+    // cost 864 bytes of flash).
+    sent_bytes: u32,
+    lost: u32,
     // The frame being sent (encoded) and the one being received (raw).
     out_len: usize,
     out_off: usize,
@@ -196,9 +198,10 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             }));
         }
         // The first timer: a window of full frames on the line, twice.
-        let frame_ms = wire::encoded_len(Self::frame_len(usize::from(cfg.max_payload))) as u64
-            * 10_000
-            / u64::from(cfg.baud.max(300));
+        let frame_ms = u64::from(line_ms(
+            wire::encoded_len(Self::frame_len(usize::from(cfg.max_payload))),
+            cfg.baud,
+        ));
         let mut link = Link {
             buf,
             cfg,
@@ -428,7 +431,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 continue;
             }
             let frame = &mut self.buf.as_mut()[raw..raw + len];
-            if let Ok(n) = cobs::decode_in_place(frame) {
+            if let Some(n) = wire::decode_in_place(frame) {
                 if let Some(f) = wire::parse(&frame[..n]) {
                     self.on_frame(f);
                 }
@@ -607,12 +610,10 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             self.lost /= 2;
         }
         let best = match self.lost {
-            0 => u64::MAX,
+            0 => u32::MAX,
             lost => isqrt(OVERHEAD * self.sent_bytes / lost),
         };
-        self.payload = usize::try_from(best)
-            .unwrap_or(usize::MAX)
-            .clamp(MIN_PAYLOAD, self.p());
+        self.payload = (best as usize).clamp(MIN_PAYLOAD, self.p());
     }
 
     // ---- time ----
@@ -627,17 +628,21 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 ka.min(dead)
             }
         };
-        if let Some(s) = self.oldest_unacked() {
-            at = at.min(s.sent_at + self.rto);
+        if let Some(sent) = self.oldest_unacked() {
+            at = at.min(sent + self.rto);
         }
         Some(Instant::from_millis(at))
     }
 
-    fn oldest_unacked(&self) -> Option<TxSlot> {
-        (0..self.in_flight())
-            .map(|i| self.tx[usize::from(self.snd_una.wrapping_add(i)) % N])
-            .filter(|s| s.tries > 0 && !s.sacked && !s.resend)
-            .min_by_key(|s| s.sent_at)
+    /// When the oldest frame still waiting for an acknowledgement left.
+    fn oldest_unacked(&self) -> Option<u64> {
+        let mut oldest = None;
+        for s in &self.tx {
+            if s.tries > 0 && !s.sacked && !s.resend {
+                oldest = Some(oldest.map_or(s.sent_at, |o: u64| o.min(s.sent_at)));
+            }
+        }
+        oldest
     }
 
     /// Time passed: resends, probes, declares the link down.
@@ -656,8 +661,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             self.sync_due = true;
             return;
         }
-        if let Some(s) = self.oldest_unacked() {
-            if self.now >= s.sent_at + self.rto {
+        if let Some(sent) = self.oldest_unacked() {
+            if self.now >= sent + self.rto {
                 // Everything not acknowledged goes again; the timer backs
                 // off (a pulled cable costs a retry a second at most).
                 for i in 0..self.in_flight() {
@@ -746,10 +751,9 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         let (head, tail) = b.split_at_mut(out);
         let len = wire::encode(&head[at..at + n], &mut tail[..cap]);
         self.last_sent = self.now;
-        self.sent_bytes += len as u64;
-        // 10 bits a byte (8N1).
-        let on_line = len as u64 * 10_000 / u64::from(self.cfg.baud.max(300));
-        self.line_free_at = self.line_free_at.max(self.now) + on_line;
+        self.sent_bytes = self.sent_bytes.saturating_add(len as u32);
+        self.line_free_at =
+            self.line_free_at.max(self.now) + u64::from(line_ms(len, self.cfg.baud));
         if let wire::Frame::Data { seq, .. } = frame {
             self.tx[usize::from(seq) % N].sent_at = self.line_free_at;
         }
@@ -810,8 +814,13 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
 }
 
+/// Milliseconds `bytes` take on the line at `baud` (8N1: 10 bits a byte).
+fn line_ms(bytes: usize, baud: u32) -> u32 {
+    (bytes as u32).saturating_mul(10_000) / baud.max(300)
+}
+
 /// The integer square root (Newton's method).
-fn isqrt(n: u64) -> u64 {
+fn isqrt(n: u32) -> u32 {
     if n < 2 {
         return n;
     }

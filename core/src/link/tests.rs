@@ -52,3 +52,44 @@ fn a_sync_frame_on_the_wire() {
         ]
     );
 }
+
+/// The hand-written COBS against the reference rules (Cheshire and
+/// Baker): zero runs, a 254-byte run, and the empty frame.
+#[test]
+fn cobs_matches_the_reference() {
+    let cases: [(&[u8], &[u8]); 5] = [
+        (&[], &[0x01, 0x00]),
+        (&[0x00], &[0x01, 0x01, 0x00]),
+        (
+            &[0x11, 0x22, 0x00, 0x33],
+            &[0x03, 0x11, 0x22, 0x02, 0x33, 0x00],
+        ),
+        (
+            &[0x11, 0x00, 0x00, 0x00],
+            &[0x02, 0x11, 0x01, 0x01, 0x01, 0x00],
+        ),
+        (&[0x00, 0x00], &[0x01, 0x01, 0x01, 0x00]),
+    ];
+    let mut out = [0u8; 700];
+    for (plain, coded) in cases {
+        let n = wire::encode(plain, &mut out);
+        assert_eq!(&out[..n], coded, "{plain:02x?}");
+        let mut b = coded[..coded.len() - 1].to_vec();
+        let m = wire::decode_in_place(&mut b).unwrap();
+        assert_eq!(&b[..m], plain);
+    }
+    // Runs of 254 non-zero bytes and more, every length up to 600.
+    for len in 0..600 {
+        let plain: Vec<u8> = (0..len)
+            .map(|i| if i % 300 == 7 { 0 } else { 1 + (i % 255) as u8 })
+            .collect();
+        let n = wire::encode(&plain, &mut out);
+        assert!(n <= wire::encoded_len(len));
+        assert!(!out[..n - 1].contains(&0));
+        let mut b = out[..n - 1].to_vec();
+        let m = wire::decode_in_place(&mut b).unwrap();
+        assert_eq!(&b[..m], &plain[..], "{len}");
+    }
+    let mut bad = [0x05, 0x11];
+    assert_eq!(wire::decode_in_place(&mut bad), None);
+}

@@ -7,8 +7,10 @@
 //! `exec` (`uptime`, `free`, `ls`, `echo`, `md5 FILE`) — there is no shell.
 //!
 //! `#![no_std]`, no `alloc`, no `unsafe`. The `ferry-device` binary (feature
-//! `std`) runs the same library on a Linux TAP interface; `sim` joins two
-//! smoltcp interfaces in memory, with faults, for tests.
+//! `std`) runs the same library on a Linux TAP interface or, through
+//! [`serial::SerialDevice`] and ferry-core's link layer, on a serial line
+//! (a pseudo-terminal on Linux); `sim` joins two smoltcp interfaces in
+//! memory, with faults, for tests.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -20,6 +22,7 @@ extern crate std;
 
 pub mod app;
 pub mod net;
+pub mod serial;
 pub mod sim;
 pub mod store;
 

@@ -1,8 +1,11 @@
 //! `ferry-device --tap tap0 --ip 192.168.69.1/24 [--anonymous | --user NAME:PASSWORD]`
+//! `ferry-device --serial /dev/pts/N [--baud N] [--anonymous | --user NAME:PASSWORD]`
 //!
-//! The no_std device library, run on a Linux TAP interface: smoltcp is the
-//! device's TCP/IP stack, the RAM store its disk. Bring a TAP up inside a
-//! network namespace with `embedded-demo/scripts/tap-up` first.
+//! The no_std device library, run on a Linux TAP interface (smoltcp is the
+//! device's TCP/IP stack; bring a TAP up inside a network namespace with
+//! `embedded-demo/scripts/tap-up` first) or on a serial line (ferry-core's
+//! link layer, no TCP/IP; a pseudo-terminal works as a line). The RAM
+//! store is its disk.
 
 use std::os::unix::io::AsRawFd;
 use std::time::Instant as StdInstant;
@@ -17,8 +20,7 @@ use smoltcp::wire::{EthernetAddress, IpCidr};
 type Device = FerryDevice<'static, 16, { 256 * 1024 }, 2>;
 type Store = ferry_device::RamStore<16, { 256 * 1024 }>;
 
-const USAGE: &str =
-    "usage: ferry-device --tap NAME --ip ADDR/PREFIX [--anonymous | --user NAME:PASSWORD]";
+const USAGE: &str = "usage: ferry-device (--tap NAME --ip ADDR/PREFIX | --serial DEVICE [--baud N]) [--anonymous | --user NAME:PASSWORD]";
 
 fn random(buf: &mut [u8]) {
     use std::hash::{BuildHasher, Hasher};
@@ -38,12 +40,22 @@ fn fail(msg: &str) -> ! {
 fn main() {
     let mut tap = None;
     let mut ip = None;
+    let mut serial = None;
+    let mut baud = 115_200u32;
     let mut auth = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--tap" => tap = args.next(),
             "--ip" => ip = args.next(),
+            "--serial" => serial = args.next(),
+            "--baud" => {
+                baud = args
+                    .next()
+                    .and_then(|b| b.parse().ok())
+                    .filter(|b| *b >= 300)
+                    .unwrap_or_else(|| fail("--baud needs a rate in bits per second"))
+            }
             "--anonymous" => auth = Some(Auth::Anonymous),
             "--user" => {
                 let spec = args
@@ -67,12 +79,15 @@ fn main() {
             other => fail(&format!("unknown argument {other:?}")),
         }
     }
-    let tap_name = tap.unwrap_or_else(|| fail("--tap is required"));
+    let auth = auth.unwrap_or_else(|| fail("give --anonymous or --user NAME:PASSWORD"));
+    if let Some(path) = serial {
+        return serve_serial(&path, baud, auth);
+    }
+    let tap_name = tap.unwrap_or_else(|| fail("--tap or --serial is required"));
     let cidr: IpCidr = ip
         .unwrap_or_else(|| fail("--ip is required"))
         .parse()
         .unwrap_or_else(|_| fail("--ip must be ADDR/PREFIX"));
-    let auth = auth.unwrap_or_else(|| fail("give --anonymous or --user NAME:PASSWORD"));
 
     let mut dev = TunTapInterface::new(&tap_name, Medium::Ethernet)
         .unwrap_or_else(|e| fail(&format!("cannot open TAP {tap_name}: {e}")));
@@ -113,4 +128,70 @@ fn main() {
         }
         let _ = phy_wait(fd, Some(delay.min(Duration::from_millis(100))));
     }
+}
+
+/// Serves on the serial line at `path` (a pseudo-terminal or a real
+/// port), one session at a time, until killed.
+fn serve_serial(path: &str, baud: u32, auth: Auth) {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut port = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc_flags())
+        .open(path)
+        .unwrap_or_else(|e| fail(&format!("cannot open {path}: {e}")));
+    raw_mode(&port, baud).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+    let fd = port.as_raw_fd();
+    let start = StdInstant::now();
+    let now = || ferry_core::Instant::from_millis(start.elapsed().as_millis() as u64);
+    let store: &'static mut Store = Box::leak(Box::default());
+    let mut device = Box::new(
+        ferry_device::serial::SerialDevice::new(now(), store, auth, random, baud)
+            .unwrap_or_else(|e| fail(&format!("cannot start: {e}"))),
+    );
+    println!("ferry-device: serving on serial {path} at {baud} baud");
+    let _ = std::io::stdout().flush();
+    let mut buf = [0u8; 4096];
+    loop {
+        loop {
+            match port.read(&mut buf) {
+                Ok(n) if n > 0 => device.handle_line(now(), &buf[..n]),
+                _ => break,
+            }
+        }
+        device.poll(now());
+        loop {
+            let out = device.transmit(now());
+            if out.is_empty() {
+                break;
+            }
+            match port.write(out) {
+                Ok(n) if n > 0 => device.transmit_done(n),
+                // The line is full: wait for it below.
+                _ => break,
+            }
+        }
+        device.poll(now());
+        let wait = device.poll_at().map_or(100, |at| {
+            at.as_millis().saturating_sub(now().as_millis()).min(100)
+        });
+        let _ = phy_wait(fd, Some(Duration::from_millis(wait.max(1))));
+    }
+}
+
+/// Non-blocking, and not the controlling terminal.
+fn libc_flags() -> i32 {
+    (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32
+}
+
+/// Raw bytes at `baud`, 8N1: no echo, no line editing, no translation.
+fn raw_mode(port: &std::fs::File, baud: u32) -> std::io::Result<()> {
+    use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
+    let mut t = tcgetattr(port)?;
+    t.make_raw();
+    // A pseudo-terminal ignores the speed; a real port takes it.
+    let _ = t.set_speed(baud);
+    tcsetattr(port, OptionalActions::Now, &t)?;
+    Ok(())
 }

@@ -1,0 +1,175 @@
+//! The device on a serial line: one session at a time over ferry-core's
+//! link layer (`ferry_core::link`, docs/PROTOCOL.md#serial-link), no
+//! TCP/IP stack. The caller moves line bytes (a UART's) in and out and
+//! passes the time; [`SerialDevice::poll`] moves stream bytes between the
+//! link and the session. A link reset or loss ends the session (the
+//! client then connects again and resumes); the next one starts when the
+//! link is up again.
+
+use ferry_core::app::{Progress, Session};
+use ferry_core::link::{Link, LinkConfig, LinkEvent};
+use ferry_core::{Instant, ServerConfig};
+
+use crate::app::{Auth, Conn, DeviceStore};
+use crate::store::RamStore;
+
+/// Frames in flight each way: a small receiver's window.
+pub const WINDOW: usize = 4;
+/// The largest data frame payload: 256 bytes keeps a noisy line moving
+/// and the buffers small.
+pub const MAX_PAYLOAD: usize = 256;
+/// The link's buffer (see [`Link::buffer_len`]).
+pub const LINK_BUF: usize = Link::<&'static mut [u8], WINDOW>::buffer_len(MAX_PAYLOAD);
+
+/// A Ferry server on a serial line with a RAM store of `FILES` files and
+/// `BYTES` bytes.
+pub struct SerialDevice<'s, const FILES: usize, const BYTES: usize> {
+    /// The files and who may log in.
+    pub store: DeviceStore<'s, FILES, BYTES>,
+    link: Link<[u8; LINK_BUF], WINDOW>,
+    conn: Option<Conn>,
+    session: Session<DeviceStore<'s, FILES, BYTES>>,
+    config: ServerConfig,
+    /// Sessions served since start (each link up is one).
+    pub sessions: u32,
+}
+
+impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> {
+    /// A device on a line of `baud` bits per second; `random` fills
+    /// buffers with random bytes (the link's epoch, nonces, the secret).
+    pub fn new(
+        now: Instant,
+        store: &'s mut RamStore<FILES, BYTES>,
+        auth: Auth,
+        random: fn(&mut [u8]),
+        baud: u32,
+    ) -> Result<Self, ferry_core::SetupError> {
+        let mut secret = [0u8; 32];
+        random(&mut secret);
+        let mut epoch = [0u8; 4];
+        random(&mut epoch);
+        let config = ServerConfig {
+            conn: ferry_core::Config {
+                chunk_size: 1024,
+                digests: crate::app::DIGESTS,
+                ..ferry_core::Config::default()
+            },
+            allow_anonymous: matches!(auth, Auth::Anonymous),
+            allow_exec: true,
+            ..ServerConfig::new(secret)
+        };
+        let cfg = LinkConfig {
+            max_payload: MAX_PAYLOAD as u16,
+            baud,
+            ..LinkConfig::default()
+        };
+        let link = Link::new(now, cfg, u32::from_le_bytes(epoch), [0; LINK_BUF])?;
+        Ok(SerialDevice {
+            store: DeviceStore {
+                ram: store,
+                auth,
+                random,
+                now,
+            },
+            link,
+            conn: None,
+            session: Session::new(),
+            config,
+            sessions: 0,
+        })
+    }
+
+    /// Bytes from the line.
+    pub fn handle_line(&mut self, now: Instant, bytes: &[u8]) {
+        self.link.handle_line(now, bytes);
+    }
+
+    /// Line bytes to send now; then [`Self::transmit_done`].
+    pub fn transmit(&mut self, now: Instant) -> &[u8] {
+        self.link.transmit(now)
+    }
+
+    /// `n` bytes of [`Self::transmit`] went out.
+    pub fn transmit_done(&mut self, n: usize) {
+        self.link.transmit_done(n);
+    }
+
+    /// When to poll again at the latest.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let conn = self.conn.as_ref().and_then(|c| c.poll_timeout());
+        match (self.link.poll_timeout(), conn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the link's timers and the session: call after line input,
+    /// after sending, and at [`Self::poll_at`].
+    pub fn poll(&mut self, now: Instant) {
+        self.store.now = now;
+        if self.link.poll_timeout().is_some_and(|t| t <= now) {
+            self.link.handle_timeout(now);
+        }
+        while let Some(e) = self.link.poll_event() {
+            // Whatever happened, the stream so far is gone.
+            self.end();
+            if e == LinkEvent::Up {
+                let bufs = ([0; crate::app::FRAME_BUF], [0; crate::app::FRAME_BUF]);
+                self.conn = Conn::new(now, self.config, bufs.0, bufs.1).ok();
+                self.sessions = self.sessions.wrapping_add(1);
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        conn.handle_timeout(now);
+        let mut scratch = [0u8; 256];
+        // Bounded: a full window each way at most per poll.
+        for _ in 0..16 {
+            let mut moved = false;
+            let buf = conn.input_buf();
+            if !buf.is_empty() {
+                let n = self.link.read(buf);
+                if n > 0 {
+                    conn.input_filled(now, n);
+                    moved = true;
+                }
+            }
+            let next = match self.session.progress(conn, &mut self.store, &mut scratch) {
+                Ok(p) => p,
+                Err(_) => Progress::Closed(ferry_core::Error::Internal),
+            };
+            let pending = conn.transmit_buf();
+            if !pending.is_empty() {
+                let n = self.link.write(pending);
+                if n > 0 {
+                    conn.transmit_done(n);
+                    moved = true;
+                }
+            }
+            if let Progress::Closed(_) = next {
+                if conn.transmit_buf().is_empty() {
+                    // Said its last word: the session ends, the link stays
+                    // (the next session starts when the peer restarts it).
+                    self.end();
+                    return;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        if self.conn.take().is_some() {
+            self.session.end(&mut self.store);
+        }
+        self.session = Session::new();
+    }
+
+    /// Whether a session is open.
+    pub fn in_session(&self) -> bool {
+        self.conn.is_some()
+    }
+}

@@ -329,7 +329,11 @@ impl SerialStream {
 impl io::Read for SerialStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (s, tick) = (&mut self.stream, self.tick);
-        match self.rt.block_on(tokio::time::timeout(tick, s.read(buf))) {
+        // The timer is made inside the runtime (`timeout` needs one).
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(tick, s.read(buf)).await })
+        {
             Ok(r) => r,
             Err(_) => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -339,7 +343,10 @@ impl io::Read for SerialStream {
 impl io::Write for SerialStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let (s, limit) = (&mut self.stream, self.write_timeout);
-        match self.rt.block_on(tokio::time::timeout(limit, s.write(buf))) {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(limit, s.write(buf)).await })
+        {
             Ok(r) => r,
             Err(_) => Err(io::ErrorKind::WouldBlock.into()),
         }

@@ -258,3 +258,108 @@ fn the_virtual_line_paces_and_flips_bits() {
         assert_eq!(got == data, clean);
     }
 }
+
+/// A noisy line (bit errors and dropped bytes, seeded): the link resends
+/// what the CRC refuses, and a 64 KiB put and get come out whole.
+#[test]
+fn a_noisy_line_loses_nothing() {
+    let line = SerialLine::start(
+        FAST,
+        Faults {
+            seed: 11,
+            bit_error_rate: 1e-5,
+            drop_rate: 1e-5,
+            cut: None,
+        },
+    );
+    let root = TempDir::new().unwrap();
+    let s = serve(root.path(), &line, FAST);
+    let local = TempDir::new().unwrap();
+    let data = random_bytes(64 * 1024, 12);
+    let file = local.path().join("noisy.bin");
+    std::fs::write(&file, &data).unwrap();
+    ok(&put(&line, FAST, &file, "ferry://device/"));
+    assert_eq!(std::fs::read(s.root.join("noisy.bin")).unwrap(), data);
+    let back = local.path().join("back.bin");
+    let o = run_for(
+        client(
+            &line,
+            FAST,
+            &[
+                "get",
+                "-q",
+                "ferry://device/noisy.bin",
+                back.to_str().unwrap(),
+            ],
+        ),
+        LIMIT,
+    );
+    ok(&o);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+}
+
+/// No server on the line: the client gives up after --timeout with a
+/// connection error (7), naming the device.
+#[test]
+fn no_server_on_the_line_is_a_timeout() {
+    let line = SerialLine::start(FAST, Faults::default());
+    let mut c = ferry();
+    c.args(["ls", "ferry://device/", "--serial"])
+        .arg(&line.b)
+        .args(["--timeout", "2"]);
+    let t0 = Instant::now();
+    let o = run_for(c, LIMIT);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 7, "{err}");
+    assert!(
+        err.contains("no answer on the serial line") && err.contains(&*line.b.to_string_lossy()),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+}
+
+/// A session the server ends (here the idle timeout) starts the link
+/// over: the client hears "connection closed" at once rather than at the
+/// link's dead time, and the next client is served.
+#[test]
+fn a_session_the_server_ends_frees_the_line() {
+    let line = SerialLine::start(FAST, Faults::default());
+    let root = TempDir::new().unwrap();
+    let listen = format!("serial:{}", line.a.display());
+    let baud = FAST.to_string();
+    let s = Server::start(
+        root.path(),
+        &[
+            "--anonymous",
+            "--listen",
+            &listen,
+            "--baud",
+            &baud,
+            "--idle-timeout",
+            "1",
+        ],
+    );
+    let mut c = client(&line, FAST, &["shell", "ferry://device/"]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(b"mkdir before\n").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let _ = stdin.write_all(b"mkdir after\n");
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 7, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(s.root.join("before").is_dir());
+    assert!(!s.root.join("after").exists());
+    ok(&run_for(
+        client(&line, FAST, &["mkdir", "ferry://device/next"]),
+        LIMIT,
+    ));
+    assert!(s.root.join("next").is_dir());
+}

@@ -20,13 +20,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 use crate::error::{on_exists, FerryError};
+use crate::serial::SerialStream;
 use crate::url::FerryUrl;
 use crate::writer::{self, Writer};
 
 /// Buffer per direction: one 256 KiB chunk plus its header.
 const BUF: usize = 256 * 1024 + 64;
 
-/// A TCP or Unix socket, or TLS over either.
+/// A TCP or Unix socket or a serial line, or TLS over one of them.
 pub enum Transport {
     /// TCP.
     Tcp(TcpStream),
@@ -38,6 +39,10 @@ pub enum Transport {
     /// forwarded to a TLS server): the certificate is checked against the
     /// URL's host as over TCP.
     TlsUnix(Box<rustls::StreamOwned<rustls::ClientConnection, UnixStream>>),
+    /// A serial line (`--serial`), through ferry-core's link layer.
+    Serial(Box<SerialStream>),
+    /// TLS over a serial line.
+    TlsSerial(Box<rustls::StreamOwned<rustls::ClientConnection, SerialStream>>),
 }
 
 impl Read for Transport {
@@ -47,6 +52,8 @@ impl Read for Transport {
             Transport::Unix(s) => s.read(buf),
             Transport::Tls(s) => s.read(buf),
             Transport::TlsUnix(s) => s.read(buf),
+            Transport::Serial(s) => s.read(buf),
+            Transport::TlsSerial(s) => s.read(buf),
         };
         match r {
             // The socket's read timeout (EAGAIN): tell the driver, which
@@ -134,6 +141,8 @@ impl Write for Transport {
             Transport::Unix(s) => s.write(buf),
             Transport::Tls(s) => s.write(buf),
             Transport::TlsUnix(s) => s.write(buf),
+            Transport::Serial(s) => s.write(buf),
+            Transport::TlsSerial(s) => s.write(buf),
         };
         match r {
             // The write timeout: the peer stopped reading for that long.
@@ -150,6 +159,8 @@ impl Write for Transport {
             Transport::Unix(s) => s.flush(),
             Transport::Tls(s) => s.flush(),
             Transport::TlsUnix(s) => s.flush(),
+            Transport::Serial(s) => s.flush(),
+            Transport::TlsSerial(s) => s.flush(),
         }
     }
 }
@@ -161,6 +172,11 @@ type Clock = Box<dyn FnMut() -> Instant + Send>;
 pub struct ConnectOptions<'a> {
     /// A Unix socket to use instead of the URL's host and port.
     pub socket: Option<&'a Path>,
+    /// A serial device to use instead of the URL's host and port (or a
+    /// socket), through the link layer (docs/PROTOCOL.md#serial-link).
+    pub serial: Option<&'a Path>,
+    /// The serial line's rate in bits per second (8N1).
+    pub baud: u32,
     /// Use only this digest; a server without it is refused
     /// (`DigestRefused`). `None` negotiates the best (BLAKE3, SHA-256, MD5).
     pub digest: Option<Algorithm>,
@@ -179,6 +195,8 @@ impl Default for ConnectOptions<'_> {
     fn default() -> Self {
         ConnectOptions {
             socket: None,
+            serial: None,
+            baud: 115_200,
             digest: None,
             timeout: Duration::from_secs(300),
             ca: None,
@@ -399,8 +417,28 @@ impl Client {
         // Reads wake every TICK so the core's deadlines are checked; a
         // write that cannot go out for the whole timeout fails.
         let handshake_limit = opts.timeout.min(Config::default().handshake_timeout);
-        let conn = match opts.socket {
-            Some(p) => {
+        let conn = match (opts.serial, opts.socket) {
+            (Some(dev), _) => {
+                // The link must be up within the timeout; then the session
+                // goes as over a socket.
+                let s = SerialStream::open(dev, opts.baud, opts.timeout, TICK, opts.timeout)
+                    .map_err(|e| {
+                        FerryError::Connection(io::Error::new(
+                            e.kind(),
+                            format!("{}: {e}", dev.display()),
+                        ))
+                    })?;
+                if url.tls {
+                    Transport::TlsSerial(Box::new(tls_handshake(
+                        tls_client(&url.host, opts.ca)?,
+                        s,
+                        handshake_limit,
+                    )?))
+                } else {
+                    Transport::Serial(Box::new(s))
+                }
+            }
+            (None, Some(p)) => {
                 let s = UnixStream::connect(p).map_err(FerryError::Connection)?;
                 s.set_read_timeout(Some(TICK))
                     .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
@@ -417,7 +455,7 @@ impl Client {
                     Transport::Unix(s)
                 }
             }
-            None => {
+            (None, None) => {
                 let s = connect_tcp(&url.socket_addr(), opts.timeout)?;
                 let _ = s.set_nodelay(true);
                 s.set_read_timeout(Some(TICK))

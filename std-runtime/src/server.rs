@@ -12,6 +12,8 @@ use ferry_core::digest::Digests;
 use ferry_core::{Config, Error, Instant, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
+
+use crate::serial::OnClose;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
@@ -175,11 +177,21 @@ pub enum ListenAddr {
     Tcp(String),
     /// A Unix socket path.
     Unix(PathBuf),
+    /// A serial device (`serial:PATH`): one session at a time over the
+    /// link layer (docs/PROTOCOL.md#serial-link), at
+    /// [`ServeOptions::baud`].
+    Serial(PathBuf),
 }
 
 impl ListenAddr {
-    /// Parses `HOST:PORT`, `[V6]:PORT` or `unix:PATH`.
+    /// Parses `HOST:PORT`, `[V6]:PORT`, `unix:PATH` or `serial:PATH`.
     pub fn parse(s: &str) -> Result<Self, FerryError> {
+        if let Some(p) = s.strip_prefix("serial:") {
+            if p.is_empty() {
+                return Err(FerryError::Usage("serial: needs a device path".into()));
+            }
+            return Ok(ListenAddr::Serial(p.into()));
+        }
         if let Some(p) = s.strip_prefix("unix:") {
             if p.is_empty() {
                 return Err(FerryError::Usage("unix: needs a path".into()));
@@ -190,7 +202,7 @@ impl ListenAddr {
             .map(|_| ListenAddr::Tcp(s.to_string()))
             .map_err(|_| {
                 FerryError::Usage(format!(
-                    "bad listen address {s:?} (HOST:PORT, [::1]:PORT or unix:PATH)"
+                    "bad listen address {s:?} (HOST:PORT, [::1]:PORT, unix:PATH or serial:PATH)"
                 ))
             })
     }
@@ -249,6 +261,8 @@ pub struct ServeOptions {
     /// Gets or puts a session holds in flight at most (`--window`,
     /// 1–1024; every session the same, [`WINDOW`] by default).
     pub window: u16,
+    /// The rate of `serial:` lines in bits per second (8N1).
+    pub baud: u32,
 }
 
 impl Default for ServeOptions {
@@ -276,6 +290,7 @@ impl Default for ServeOptions {
             tls: None,
             store: None,
             window: WINDOW as u16,
+            baud: 115_200,
         }
     }
 }
@@ -286,6 +301,9 @@ pub struct Server {
     config: ServerConfig,
     tcp: Vec<TcpListener>,
     unix: Vec<(UnixListener, PathBuf)>,
+    /// Serial lines, opened, and their rate.
+    serial: Vec<(std::os::fd::OwnedFd, PathBuf)>,
+    baud: u32,
     slots: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     admission: Arc<Admission>,
@@ -431,6 +449,7 @@ impl Server {
         };
         let mut tcp = Vec::new();
         let mut unix = Vec::new();
+        let mut serial = Vec::new();
         for addr in &opts.listen {
             match addr {
                 ListenAddr::Tcp(a) => tcp.push(
@@ -450,6 +469,12 @@ impl Server {
                         FerryError::Other(format!("cannot listen on unix:{}: {e}", p.display()))
                     })?;
                     unix.push((l, p.clone()));
+                }
+                ListenAddr::Serial(p) => {
+                    let port = crate::serial::open_port(p, opts.baud).map_err(|e| {
+                        FerryError::Other(format!("cannot listen on serial:{}: {e}", p.display()))
+                    })?;
+                    serial.push((port, p.clone()));
                 }
             }
         }
@@ -481,6 +506,8 @@ impl Server {
             config,
             tcp,
             unix,
+            serial,
+            baud: opts.baud,
             slots: Arc::new(Semaphore::new(sessions)),
             per_ip: Arc::new(PerIp::new(opts.max_per_ip)),
             admission: Arc::new(Admission::new(opts.admission)),
@@ -504,6 +531,11 @@ impl Server {
             self.unix
                 .iter()
                 .map(|(_, p)| format!("unix:{}", p.display())),
+        );
+        out.extend(
+            self.serial
+                .iter()
+                .map(|(_, p)| format!("serial:{}", p.display())),
         );
         out
     }
@@ -585,6 +617,35 @@ impl Server {
                             failures.failed(&e, &peer).await;
                         }
                     }
+                }
+            });
+        }
+        for (port, path) in self.serial {
+            let ctx = base.clone();
+            let baud = self.baud;
+            tasks.spawn(async move {
+                let peer = format!("serial:{}", path.display());
+                // A stream for each link the line brings up, one at a time:
+                // the next comes once the last is gone (reset, down, or
+                // its session over).
+                let mut streams =
+                    match crate::serial::spawn_link(port, baud, OnClose::Restart, peer.clone()) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            warn!(%peer, error = %e, "cannot serve the serial line");
+                            return;
+                        }
+                    };
+                while let Some(s) = streams.recv().await {
+                    let Ok(conn) = ctx.conns.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let admit = ctx.admit(None, false, &peer);
+                    let counted = Counted {
+                        _conn: conn,
+                        _ip: None,
+                    };
+                    ctx.spawn_with(s, peer.clone(), None, counted, admit, ctx.now());
                 }
             });
         }

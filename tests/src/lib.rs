@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod raw;
+pub mod serial_line;
 
 pub use tempfile::TempDir;
 
@@ -46,7 +47,12 @@ pub fn ferry() -> Command {
 /// Runs a command with a time limit, returning its output. Both pipes are
 /// read while it runs, so a command printing more than a pipe holds does
 /// not block.
-pub fn run(mut cmd: Command) -> Output {
+pub fn run(cmd: Command) -> Output {
+    run_for(cmd, Duration::from_secs(120))
+}
+
+/// As [`run`], failing the test if the command takes longer than `limit`.
+pub fn run_for(mut cmd: Command, limit: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn ferry");
     let drain = |mut r: Box<dyn Read + Send>| {
@@ -58,7 +64,7 @@ pub fn run(mut cmd: Command) -> Output {
     };
     let out = drain(Box::new(child.stdout.take().expect("stdout")));
     let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;

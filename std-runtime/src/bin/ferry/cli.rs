@@ -23,10 +23,12 @@ Examples:
   ferry passwd --users users.txt alice            # add a user (prompts, or FERRY_PASSWORD)
   ferry serve ./files --users users.txt --listen 127.0.0.1:7070 --listen unix:/tmp/ferry.sock
   ferry serve ./public --anonymous --read-only
+  ferry serve ./files --users users.txt --listen serial:/dev/ttyUSB0 --baud 921600
   ferry put report.pdf ferry://alice@127.0.0.1/docs/
   ferry get ferry://alice@127.0.0.1/docs/report.pdf ./report.pdf --resume
   ferry get -r ferry://127.0.0.1/photos ./photos
   ferry ls ferry://[::1]:7070/
+  ferry put file.bin ferry://device/dir/ --serial /dev/ttyUSB0 --baud 921600
   ferry exec ferry://alice@127.0.0.1/ -- ls -l
   ferry shell ferry://alice@127.0.0.1/ < script.txt
 
@@ -124,8 +126,16 @@ impl PinName {
 #[derive(Debug, Args)]
 struct ConnectArgs {
     /// Connect through this Unix socket instead of HOST:PORT.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "serial")]
     socket: Option<PathBuf>,
+    /// Connect through this serial device (e.g. /dev/ttyUSB0) instead of
+    /// HOST:PORT; the URL still names the path.
+    #[arg(long, value_name = "DEVICE")]
+    serial: Option<PathBuf>,
+    /// The serial line's rate in bits per second (8N1), as the server's.
+    #[arg(long, value_name = "N", default_value_t = 115_200, requires = "serial",
+          value_parser = clap::value_parser!(u32).range(300..))]
+    baud: u32,
     /// Give up when the server has been silent this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     timeout: u64,
@@ -157,6 +167,8 @@ impl ConnectArgs {
             url,
             &ConnectOptions {
                 socket: self.socket.as_deref(),
+                serial: self.serial.as_deref(),
+                baud: self.baud,
                 digest: digest.map(Into::into),
                 timeout: Duration::from_secs(self.timeout.max(1)),
                 ca: self.ca.as_deref(),
@@ -222,9 +234,14 @@ enum Cmd {
     Serve {
         /// Directory to serve (default: the current one).
         root: Option<PathBuf>,
-        /// HOST:PORT, [::1]:PORT or unix:PATH; repeat for several.
+        /// HOST:PORT, [::1]:PORT, unix:PATH or serial:DEVICE (one
+        /// session at a time on the line); repeat for several.
         #[arg(long, value_name = "ADDR")]
         listen: Vec<String>,
+        /// The rate of serial:DEVICE lines in bits per second (8N1).
+        #[arg(long, value_name = "N", default_value_t = 115_200,
+              value_parser = clap::value_parser!(u32).range(300..))]
+        baud: u32,
         /// Users file written by `ferry passwd`; with --anonymous too, both
         /// its users and anonymous clients may log in.
         #[arg(long, value_name = "FILE")]
@@ -640,6 +657,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             tls_cert,
             tls_key,
             store,
+            baud,
         } => {
             raise_nofile();
             // MD5 need not be listed: it is implied, after the listed ones.
@@ -701,6 +719,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 digests,
                 store,
                 window,
+                baud,
             };
             let rt =
                 tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;

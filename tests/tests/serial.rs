@@ -363,3 +363,94 @@ fn a_session_the_server_ends_frees_the_line() {
     ));
     assert!(s.root.join("next").is_dir());
 }
+
+/// The `ferry-device` binary (the no_std device library on the host),
+/// built once.
+fn device_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "ferry-device", "--bin", "ferry-device"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building ferry-device failed");
+        ferry_tests::ferry_bin().with_file_name("ferry-device")
+    })
+}
+
+/// `ferry-device --serial A`, killed on drop.
+struct Device(std::process::Child);
+
+impl Device {
+    fn start(line: &SerialLine, baud: u32, auth: &[&str]) -> Device {
+        use std::io::BufRead;
+        let mut c = Command::new(device_bin())
+            .arg("--serial")
+            .arg(&line.a)
+            .args(["--baud", &baud.to_string()])
+            .args(auth)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferry-device");
+        let out = c.stdout.take().unwrap();
+        let first = std::io::BufReader::new(out).lines().next();
+        assert!(
+            first
+                .is_some_and(|l| l.is_ok_and(|l| l.starts_with("ferry-device: serving on serial"))),
+            "ferry-device did not start"
+        );
+        Device(c)
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The device (no TCP/IP stack, its RAM store) on a virtual line: puts
+/// and gets of 0 B, 1 B and 64 KiB verified byte for byte, ls, a
+/// built-in command, and a session after each.
+#[test]
+fn the_device_serves_over_a_serial_line() {
+    let line = SerialLine::start(FAST, Faults::default());
+    let _device = Device::start(&line, FAST, &["--anonymous"]);
+    let local = TempDir::new().unwrap();
+    for (i, (name, len)) in [("empty.bin", 0), ("one.bin", 1), ("big.bin", 64 * 1024)]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random_bytes(len, 40 + i as u64);
+        let src = local.path().join(name);
+        std::fs::write(&src, &data).unwrap();
+        ok(&put(&line, FAST, &src, "ferry://device/"));
+        let back = local.path().join(format!("{name}.back"));
+        let url = format!("ferry://device/{name}");
+        ok(&run_for(
+            client(&line, FAST, &["get", "-q", &url, back.to_str().unwrap()]),
+            LIMIT,
+        ));
+        assert_eq!(
+            std::fs::read(&back).unwrap(),
+            data,
+            "{name} back from the device"
+        );
+    }
+    let o = run_for(client(&line, FAST, &["ls", "ferry://device/"]), LIMIT);
+    ok(&o);
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.contains("big.bin") && listing.contains("65536"),
+        "{listing}"
+    );
+    let mut md5 = client(&line, FAST, &["exec", "ferry://device/"]);
+    md5.args(["--", "md5", "one.bin"]);
+    let o = run_for(md5, LIMIT);
+    ok(&o);
+    let sum = ferry_tests::md5_file(&local.path().join("one.bin"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&sum), "{o:?}");
+}

@@ -163,6 +163,8 @@ pub struct Link<B, const N: usize = 16> {
     line_free_at: u64,
     now: u64,
     payload: usize,
+    /// The largest payload the peer takes (its `Sync` says).
+    peer_max: usize,
     // 32 bits: a Cortex-M has no 64-bit division (the library routine
     // cost 864 bytes of flash).
     sent_bytes: u32,
@@ -230,6 +232,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             line_free_at: 0,
             now: now.as_millis(),
             payload: usize::from(cfg.max_payload),
+            peer_max: usize::from(cfg.max_payload),
             sent_bytes: 0,
             lost: 0,
             out_len: 0,
@@ -441,7 +444,11 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     fn on_frame(&mut self, f: wire::Frame) {
         match f {
-            wire::Frame::Sync { epoch, known } => self.on_sync(epoch, known),
+            wire::Frame::Sync {
+                epoch,
+                known,
+                max_payload,
+            } => self.on_sync(epoch, known, max_payload),
             wire::Frame::Data {
                 link,
                 seq,
@@ -471,8 +478,11 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         }
     }
 
-    fn on_sync(&mut self, epoch: u32, known: u32) {
+    fn on_sync(&mut self, epoch: u32, known: u32, max_payload: u16) {
         self.last_heard = self.now;
+        // Never more than the peer's buffers take (a device's: 256).
+        self.peer_max = usize::from(max_payload).clamp(MIN_PAYLOAD, self.p());
+        self.payload = self.payload.min(self.peer_max);
         if known != self.epoch {
             // The peer does not know this side yet (or any more).
             self.sync_due = true;
@@ -613,7 +623,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             0 => u32::MAX,
             lost => isqrt(OVERHEAD * self.sent_bytes / lost),
         };
-        self.payload = (best as usize).clamp(MIN_PAYLOAD, self.p());
+        self.payload = (best as usize).clamp(MIN_PAYLOAD, self.peer_max);
     }
 
     // ---- time ----
@@ -719,6 +729,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 wire::Frame::Sync {
                     epoch: self.epoch,
                     known: self.peer.unwrap_or(0),
+                    max_payload: self.cfg.max_payload,
                 }
             } else if let Some(link) = self.link_id() {
                 match self.next_data() {

@@ -11,8 +11,9 @@ pub(crate) const ACK: u8 = 3;
 /// sender stopped by a zero credit).
 pub(crate) const FLAG_PROBE: u8 = 1;
 
-/// `Sync`: kind, the sender's epoch, the epoch it knows of the peer.
-pub(crate) const SYNC_LEN: usize = 1 + 4 + 4;
+/// `Sync`: kind, the sender's epoch, the epoch it knows of the peer, the
+/// largest data payload it takes.
+pub(crate) const SYNC_LEN: usize = 1 + 4 + 4 + 2;
 /// `Data` header: kind, link id, seq, ack, credit.
 pub(crate) const DATA_HEADER: usize = 1 + 4 + 2 + 2 + 1;
 /// `Ack`: kind, link id, ack, credit, selective bitmap, flags.
@@ -48,6 +49,7 @@ pub(crate) enum Frame {
     Sync {
         epoch: u32,
         known: u32,
+        max_payload: u16,
     },
     Data {
         link: u32,
@@ -85,6 +87,7 @@ pub(crate) fn parse(b: &[u8]) -> Option<Frame> {
         (SYNC, SYNC_LEN) => Some(Frame::Sync {
             epoch: be32(body, 1),
             known: be32(body, 5),
+            max_payload: be16(body, 9),
         }),
         (DATA, n) if n > DATA_HEADER => Some(Frame::Data {
             link: be32(body, 1),
@@ -109,10 +112,15 @@ pub(crate) fn parse(b: &[u8]) -> Option<Frame> {
 /// decoded length.
 pub(crate) fn write(frame: &Frame, out: &mut [u8]) -> usize {
     let n = match *frame {
-        Frame::Sync { epoch, known } => {
+        Frame::Sync {
+            epoch,
+            known,
+            max_payload,
+        } => {
             out[0] = SYNC;
             out[1..5].copy_from_slice(&epoch.to_be_bytes());
             out[5..9].copy_from_slice(&known.to_be_bytes());
+            out[9..11].copy_from_slice(&max_payload.to_be_bytes());
             SYNC_LEN
         }
         Frame::Data {

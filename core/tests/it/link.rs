@@ -395,3 +395,20 @@ proptest! {
         prop_assert!(false, "three attempts did not store the file");
     }
 }
+
+/// A side with 1 024-byte buffers and a device with 256-byte ones: each
+/// sends what the other's `Sync` says it takes, and the stream passes.
+#[test]
+fn frames_fit_the_receivers_buffers() {
+    let big = LinkConfig::default();
+    let small = LinkConfig {
+        max_payload: 256,
+        ..LinkConfig::default()
+    };
+    let mut r = Run::new(big, Faults::default(), Faults::default(), 17);
+    r.b = link(0x3333, small);
+    let d = data(20_000, 3);
+    assert!(r.transfer(&d, 20_000).is_some(), "stalled");
+    assert_eq!(r.got, d);
+    assert!(r.a.stats().payload <= 256, "{:?}", r.a.stats());
+}

@@ -56,10 +56,11 @@ impl Line {
         }
     }
 
-    /// Bytes the sender may hand over now (a UART's small FIFO: the
-    /// sender is paced by the line, as a real port paces it).
+    /// Bytes the sender may hand over now: up to 4 KiB ahead of the line,
+    /// as a pseudo-terminal's buffer takes them (the link must pace
+    /// itself, or a frame sent again waits behind the whole buffer).
     pub fn room(&self, now: u64) -> usize {
-        if self.free_at > now * 1000 + 4_000 {
+        if self.free_at > now * 1000 + 4096 * self.byte_ms_x1000 {
             0
         } else {
             64

@@ -121,9 +121,16 @@ fn noisy(bit_ppm: u64, seed: u64, baud: u32) -> (u64, u64) {
 
 #[test]
 fn a_noisy_line_still_makes_progress() {
-    for (ppm, floor) in [(10, 85), (100, 50)] {
-        let (ms, ideal) = noisy(ppm, 3, 115_200);
-        std::println!("bit errors {ppm} ppm: {ms} ms, ideal {ideal} ms");
+    // The serial issue's targets as fractions of the line rate (the real
+    // line's figures are bench/serial's, in docs/BENCHMARKS.md).
+    for (ppm, baud, floor) in [
+        (10, 115_200, 90),
+        (100, 115_200, 50),
+        (10, 921_600, 85),
+        (100, 921_600, 40),
+    ] {
+        let (ms, ideal) = noisy(ppm, 3, baud);
+        std::println!("bit errors {ppm} ppm at {baud}: {ms} ms, ideal {ideal} ms");
         assert!(
             ms * floor <= ideal * 100,
             "{ppm} ppm: {ms} ms, ideal {ideal}"

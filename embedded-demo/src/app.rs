@@ -7,7 +7,7 @@ use core::ops::{Deref, DerefMut};
 
 use ferry_core::app::{Abort, Accepted, ExecPoll, Store};
 use ferry_core::digest::{self, Algorithm, Digests, Sum};
-use ferry_core::{Entry, Error, Instant, Overwrite, Server, Stream, Verifier};
+use ferry_core::{Entry, Error, Instant, Overwrite, Server, ServerConfig, Stream, Verifier};
 use heapless::String;
 
 use crate::store::{file_name, RamStore, MAX_FILE_NAME};
@@ -32,6 +32,23 @@ const _: () = assert!(
 
 /// The core server type of one session.
 pub type Conn = Server<[u8; FRAME_BUF]>;
+
+/// The core server's configuration for the device's sessions, with a
+/// fresh secret from `random` (every transport's: TCP and serial).
+pub fn server_config(auth: &Auth, random: fn(&mut [u8])) -> ServerConfig {
+    let mut secret = [0u8; 32];
+    random(&mut secret);
+    ServerConfig {
+        conn: ferry_core::Config {
+            chunk_size: 1024,
+            digests: DIGESTS,
+            ..ferry_core::Config::default()
+        },
+        allow_anonymous: matches!(auth, Auth::Anonymous),
+        allow_exec: true,
+        ..ServerConfig::new(secret)
+    }
+}
 
 /// Who may log in.
 #[derive(Clone)]

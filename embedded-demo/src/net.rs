@@ -47,18 +47,7 @@ impl<'s, const FILES: usize, const BYTES: usize, const N: usize> FerryDevice<'s,
         auth: Auth,
         random: fn(&mut [u8]),
     ) -> Self {
-        let mut secret = [0u8; 32];
-        random(&mut secret);
-        let config = ServerConfig {
-            conn: ferry_core::Config {
-                chunk_size: 1024,
-                digests: crate::app::DIGESTS,
-                ..ferry_core::Config::default()
-            },
-            allow_anonymous: matches!(auth, Auth::Anonymous),
-            allow_exec: true,
-            ..ServerConfig::new(secret)
-        };
+        let config = crate::app::server_config(&auth, random);
         let slot = |handle| Slot {
             handle,
             conn: None,

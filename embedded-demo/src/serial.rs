@@ -44,20 +44,9 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
         random: fn(&mut [u8]),
         baud: u32,
     ) -> Result<Self, ferry_core::SetupError> {
-        let mut secret = [0u8; 32];
-        random(&mut secret);
         let mut epoch = [0u8; 4];
         random(&mut epoch);
-        let config = ServerConfig {
-            conn: ferry_core::Config {
-                chunk_size: 1024,
-                digests: crate::app::DIGESTS,
-                ..ferry_core::Config::default()
-            },
-            allow_anonymous: matches!(auth, Auth::Anonymous),
-            allow_exec: true,
-            ..ServerConfig::new(secret)
-        };
+        let config = crate::app::server_config(&auth, random);
         let cfg = LinkConfig {
             max_payload: MAX_PAYLOAD as u16,
             baud,

@@ -631,19 +631,6 @@ mod seccomp {
         libc::SYS_io_uring_setup as u32,
         libc::SYS_io_uring_enter as u32,
         libc::SYS_io_uring_register as u32,
-        // System V IPC, which Landlock does not cover (see the module doc).
-        libc::SYS_shmget as u32,
-        libc::SYS_shmat as u32,
-        libc::SYS_shmdt as u32,
-        libc::SYS_shmctl as u32,
-        libc::SYS_msgget as u32,
-        libc::SYS_msgsnd as u32,
-        libc::SYS_msgrcv as u32,
-        libc::SYS_msgctl as u32,
-        libc::SYS_semget as u32,
-        libc::SYS_semop as u32,
-        libc::SYS_semtimedop as u32,
-        libc::SYS_semctl as u32,
     ];
     #[cfg(target_arch = "aarch64")]
     const DENIED: &[u32] = &[
@@ -665,7 +652,20 @@ mod seccomp {
         libc::SYS_io_uring_setup as u32,
         libc::SYS_io_uring_enter as u32,
         libc::SYS_io_uring_register as u32,
-        // System V IPC, which Landlock does not cover (see the module doc).
+    ];
+
+    const LOAD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    /// `struct seccomp_data`: `nr` at offset 0, `arch` at 4.
+    const NR: u32 = 0;
+    const ARCH_OFFSET: u32 = 4;
+    /// x32 system calls on x86_64 have this bit set.
+    const X32_BIT: u32 = 0x4000_0000;
+    /// System V IPC, which Landlock does not cover (see the module doc):
+    /// the same names on both architectures.
+    const SYSV_IPC: &[u32] = &[
         libc::SYS_shmget as u32,
         libc::SYS_shmat as u32,
         libc::SYS_shmdt as u32,
@@ -679,17 +679,7 @@ mod seccomp {
         libc::SYS_semtimedop as u32,
         libc::SYS_semctl as u32,
     ];
-
-    const LOAD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-    /// `struct seccomp_data`: `nr` at offset 0, `arch` at 4.
-    const NR: u32 = 0;
-    const ARCH_OFFSET: u32 = 4;
-    /// x32 system calls on x86_64 have this bit set.
-    const X32_BIT: u32 = 0x4000_0000;
-    const LEN: usize = DENIED.len() + 7;
+    const LEN: usize = DENIED.len() + SYSV_IPC.len() + 7;
 
     const fn ins(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
         sock_filter { code, jt, jf, k }
@@ -707,9 +697,14 @@ mod seccomp {
         f[2] = ins(LOAD, 0, 0, NR);
         f[3] = ins(JGE, (kill - 4) as u8, 0, X32_BIT);
         let mut i = 0;
-        while i < DENIED.len() {
+        while i < DENIED.len() + SYSV_IPC.len() {
             let at = 4 + i;
-            f[at] = ins(JEQ, (deny - at - 1) as u8, 0, DENIED[i]);
+            let nr = if i < DENIED.len() {
+                DENIED[i]
+            } else {
+                SYSV_IPC[i - DENIED.len()]
+            };
+            f[at] = ins(JEQ, (deny - at - 1) as u8, 0, nr);
             i += 1;
         }
         f[allow] = ins(RET, 0, 0, libc::SECCOMP_RET_ALLOW);

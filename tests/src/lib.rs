@@ -21,18 +21,28 @@ pub mod stall;
 /// The `ferry` binary, built once per test run.
 pub fn ferry_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "ferry", "--bin", "ferry"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building ferry failed");
-        // target/debug/deps/<test> → target/debug/ferry
-        let exe = std::env::current_exe().expect("test exe");
-        let dir = exe.parent().and_then(Path::parent).expect("target dir");
-        dir.join("ferry")
-    })
+    BIN.get_or_init(|| built("ferry", "ferry"))
+}
+
+/// The `ferry-device` binary (the device library on the host), built
+/// once per test run.
+pub fn device_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| built("ferry-device", "ferry-device"))
+}
+
+/// Builds `bin` of `package` (debug) and returns its path.
+fn built(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", package, "--bin", bin])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    // target/debug/deps/<test> → target/debug/<bin>
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join(bin)
 }
 
 /// A `ferry` command with a clean environment for passwords.

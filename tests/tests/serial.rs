@@ -45,6 +45,11 @@ fn ok(o: &Output) {
     );
 }
 
+fn get(line: &SerialLine, baud: u32, url: &str, local: &Path) -> Output {
+    let local = local.to_str().expect("utf-8 path");
+    run_for(client(line, baud, &["get", "-q", url, local]), LIMIT)
+}
+
 fn put(line: &SerialLine, baud: u32, local: &Path, url: &str) -> Output {
     let local = local.to_str().expect("utf-8 path");
     run_for(client(line, baud, &["put", "-q", local, url]), LIMIT)
@@ -79,19 +84,7 @@ fn puts_gets_and_ls_over_the_line_session_after_session() {
     }
     for (i, (name, len)) in sizes.iter().enumerate() {
         let to = back.path().join(name);
-        let o = run_for(
-            client(
-                &line,
-                FAST,
-                &[
-                    "get",
-                    "-q",
-                    &format!("ferry://device/{name}"),
-                    to.to_str().unwrap(),
-                ],
-            ),
-            LIMIT,
-        );
+        let o = get(&line, FAST, &format!("ferry://device/{name}"), &to);
         ok(&o);
         assert_eq!(
             std::fs::read(&to).unwrap(),
@@ -281,19 +274,7 @@ fn a_noisy_line_loses_nothing() {
     ok(&put(&line, FAST, &file, "ferry://device/"));
     assert_eq!(std::fs::read(s.root.join("noisy.bin")).unwrap(), data);
     let back = local.path().join("back.bin");
-    let o = run_for(
-        client(
-            &line,
-            FAST,
-            &[
-                "get",
-                "-q",
-                "ferry://device/noisy.bin",
-                back.to_str().unwrap(),
-            ],
-        ),
-        LIMIT,
-    );
+    let o = get(&line, FAST, "ferry://device/noisy.bin", &back);
     ok(&o);
     assert_eq!(std::fs::read(&back).unwrap(), data);
 }
@@ -364,28 +345,13 @@ fn a_session_the_server_ends_frees_the_line() {
     assert!(s.root.join("next").is_dir());
 }
 
-/// The `ferry-device` binary (the no_std device library on the host),
-/// built once.
-fn device_bin() -> &'static Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "ferry-device", "--bin", "ferry-device"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building ferry-device failed");
-        ferry_tests::ferry_bin().with_file_name("ferry-device")
-    })
-}
-
 /// `ferry-device --serial A`, killed on drop.
 struct Device(std::process::Child);
 
 impl Device {
     fn start(line: &SerialLine, baud: u32, auth: &[&str]) -> Device {
         use std::io::BufRead;
-        let mut c = Command::new(device_bin())
+        let mut c = Command::new(ferry_tests::device_bin())
             .arg("--serial")
             .arg(&line.a)
             .args(["--baud", &baud.to_string()])
@@ -430,10 +396,7 @@ fn the_device_serves_over_a_serial_line() {
         ok(&put(&line, FAST, &src, "ferry://device/"));
         let back = local.path().join(format!("{name}.back"));
         let url = format!("ferry://device/{name}");
-        ok(&run_for(
-            client(&line, FAST, &["get", "-q", &url, back.to_str().unwrap()]),
-            LIMIT,
-        ));
+        ok(&get(&line, FAST, &url, &back));
         assert_eq!(
             std::fs::read(&back).unwrap(),
             data,

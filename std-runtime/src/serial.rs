@@ -66,6 +66,9 @@ pub(crate) fn open_port(path: &Path, baud: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// How often the link's figures are logged (at debug level).
+const STATS_EVERY: Duration = Duration::from_secs(5);
+
 /// The least time between two calls of the link's `handle_timeout`.
 const TIMER_GAP: Duration = Duration::from_millis(2);
 
@@ -141,9 +144,16 @@ async fn run_link(
     let mut closing: Option<tokio::time::Instant> = None;
     let mut line = vec![0u8; 4096];
     let mut timed_out = start;
+    // What the link did, logged (debug) every few seconds: how a noisy
+    // line is taken (resends, timeouts, the payload chosen).
+    let mut stats_at = start;
     loop {
+        if stats_at.elapsed() >= STATS_EVERY {
+            stats_at = tokio::time::Instant::now();
+            debug!(stats = ?link.stats(), "serial link");
+        }
         while let Some(e) = link.poll_event() {
-            debug!(event = ?e, "serial link");
+            debug!(event = ?e, stats = ?link.stats(), "serial link");
             // Whatever happened, the stream so far is gone.
             (reader, writer) = (None, None);
             up.clear();
@@ -218,6 +228,7 @@ async fn run_link(
             r = read_some(&mut reader, &mut up), if want_up => match r {
                 Ok(0) | Err(_) => {
                     // The session is over (it closed or dropped its end).
+                    debug!(stats = ?link.stats(), "serial session over");
                     (reader, writer) = (None, None);
                     (down_off, down_len) = (0, 0);
                     if on_close == OnClose::Restart {

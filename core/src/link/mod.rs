@@ -103,7 +103,7 @@ const OVERHEAD: u32 = (wire::DATA_HEADER + wire::CRC_LEN + 2) as u32;
 /// (no one to make room for), so a timeout backs off to half a second
 /// at most: at a bit error rate of 2e-4 a 1 s cap spent most of a
 /// transfer waiting (24 KB at 921 600 baud: 4–12 s, 4–12 timeouts).
-const RTO_MIN: u64 = 20;
+const RTO_MIN: u64 = 50;
 const RTO_MAX: u64 = 500;
 /// How often a side that has no link yet says `Sync`.
 const SYNC_EVERY: u64 = 250;
@@ -559,7 +559,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         }
         if acked > 0 && self.srtt > 0 {
             // Progress: the timer's back-off ends (as Linux does).
-            self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(RTO_MIN, RTO_MAX);
+            self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(self.rto_min(), RTO_MAX);
         }
         for _ in 0..acked {
             let slot = usize::from(self.snd_una) % N;
@@ -615,7 +615,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             self.rttvar = (3 * self.rttvar + err) / 4;
             self.srtt = (7 * self.srtt + rtt) / 8;
         }
-        self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(RTO_MIN, RTO_MAX);
+        self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(self.rto_min(), RTO_MAX);
     }
 
     /// The payload size that maximises goodput for the loss measured.
@@ -706,6 +706,16 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         if self.fill > 0 && self.blocked() && self.now >= self.last_sent + self.rto {
             self.probe_due = true;
         }
+    }
+
+    /// The retransmission timer's floor: 50 ms and a full frame's time on
+    /// the line (an acknowledgement may wait behind one going the other
+    /// way). With 20 ms, a real line (a relay, the OS's wake-ups) timed
+    /// out as often as it lost a frame, and each timeout sent the whole
+    /// window again: 0.85 of the line rate at 1e-5 and 115 200 baud.
+    fn rto_min(&self) -> u64 {
+        let frame = wire::encoded_len(Self::frame_len(self.p())) as u64;
+        (RTO_MIN + (self.ticks(frame) >> 10)).min(RTO_MAX)
     }
 
     /// How far ahead of the line the link may hand it bytes: two full

@@ -584,9 +584,7 @@ impl Root {
             }
             // Every name the server answers with must fit the protocol's
             // path bound ("/" + path in Accept.name).
-            if target.as_os_str().len() + 1 > ferry_core::message::MAX_PATH {
-                return Err(Error::InvalidPath);
-            }
+            check_bound(&target)?;
             let part = part_name(file_name(&target));
             let held = if resume {
                 reattach(&parent, &part, size)

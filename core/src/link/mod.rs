@@ -82,16 +82,16 @@ pub enum LinkEvent {
 /// What a link did, for logs and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
-    /// Data frames sent, first times and again.
-    pub frames: u64,
+    /// Data frames sent, first times and again (wrapping).
+    pub frames: u32,
     /// Of those, sent again because a later frame was acknowledged.
-    pub fast_resends: u64,
+    pub fast_resends: u32,
     /// Retransmission timeouts.
-    pub timeouts: u64,
+    pub timeouts: u32,
     /// The payload size chosen now.
     pub payload: usize,
     /// The retransmission timeout now, in milliseconds.
-    pub rto_ms: u64,
+    pub rto_ms: u32,
 }
 
 /// The smallest payload the adaptation chooses.
@@ -103,10 +103,10 @@ const OVERHEAD: u32 = (wire::DATA_HEADER + wire::CRC_LEN + 2) as u32;
 /// (no one to make room for), so a timeout backs off to half a second
 /// at most: at a bit error rate of 2e-4 a 1 s cap spent most of a
 /// transfer waiting (24 KB at 921 600 baud: 4–12 s, 4–12 timeouts).
-const RTO_MIN: u64 = 50;
-const RTO_MAX: u64 = 500;
+const RTO_MIN: u32 = 50;
+const RTO_MAX: u32 = 500;
 /// How often a side that has no link yet says `Sync`.
-const SYNC_EVERY: u64 = 250;
+const SYNC_EVERY: u32 = 250;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct TxSlot {
@@ -114,7 +114,7 @@ struct TxSlot {
     /// When its last byte left the line, as far as the line rate tells
     /// (frames queued behind others leave later: a round trip measured
     /// from there has no queueing in it), and the order of that sending.
-    sent_at: u64,
+    sent_at: u32,
     order: u32,
     tries: u8,
     sacked: bool,
@@ -152,19 +152,24 @@ pub struct Link<B, const N: usize = 16> {
     rd_seq: u16,
     rd_off: usize,
     rcv_nxt: u16,
-    // Timers and measures, in milliseconds.
-    srtt: u64,
-    rttvar: u64,
-    rto: u64,
-    last_heard: u64,
-    last_sent: u64,
-    last_sync: u64,
+    // Timers and measures, in milliseconds. Points in time are the low
+    // 32 bits of the caller's milliseconds, compared by their wrapping
+    // difference (`since`): 64-bit arithmetic on a Cortex-M4 cost a fifth
+    // of the link's flash. Every stamp is renewed within seconds (the
+    // keepalive, the dead time), far from the 24 days a difference holds.
+    srtt: u32,
+    rttvar: u32,
+    rto: u32,
+    last_heard: u32,
+    last_sent: u32,
+    last_sync: u32,
     /// When the frames handed to the line so far will have left it, in
-    /// 1/1024 ms: whole milliseconds, summed frame after frame, ran 0.3 %
-    /// ahead of the line and let a port's buffer fill up.
-    line_free: u64,
+    /// 1/1024 ms (wrapping): whole milliseconds, summed frame after
+    /// frame, ran 0.3 % ahead of the line and let a port's buffer fill up.
+    line_free: u32,
     /// What a byte takes on the line, in 1/1024 ms times 256.
-    byte_ticks_x256: u64,
+    byte_ticks_x256: u32,
+    /// The caller's time, the latest seen.
     now: u64,
     payload: usize,
     /// The largest payload the peer takes (its `Sync` says).
@@ -179,6 +184,10 @@ pub struct Link<B, const N: usize = 16> {
     raw_len: usize,
     raw_overflow: bool,
     stats: LinkStats,
+    /// [`LinkConfig::keepalive`] and [`LinkConfig::dead_after`] in
+    /// milliseconds, converted once (`Duration::as_millis` is 128-bit).
+    keepalive: u32,
+    dead_after: u32,
 }
 
 impl<B: Buffer, const N: usize> Link<B, N> {
@@ -204,11 +213,11 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             }));
         }
         // 8N1: 10 bits a byte, in 1/1024 ms, times 256 (fits 32 bits).
-        let byte_ticks_x256 = u64::from(2_621_440_000 / cfg.baud.max(300));
+        let byte_ticks_x256 = 2_621_440_000 / cfg.baud.max(300);
         // The first timer: a window of full frames on the line, twice.
-        let frame_ms = (wire::encoded_len(Self::frame_len(usize::from(cfg.max_payload))) as u64
-            * byte_ticks_x256)
-            >> 18;
+        let frame = wire::encoded_len(Self::frame_len(usize::from(cfg.max_payload)));
+        let frame_ms = ticks(byte_ticks_x256, frame) >> 10;
+        let now32 = now.as_millis() as u32;
         let mut link = Link {
             buf,
             cfg,
@@ -230,11 +239,11 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             rcv_nxt: 0,
             srtt: 0,
             rttvar: 0,
-            rto: (2 * N as u64 * frame_ms + 100).clamp(RTO_MIN, RTO_MAX),
-            last_heard: now.as_millis(),
-            last_sent: now.as_millis(),
-            last_sync: 0,
-            line_free: 0,
+            rto: (2 * N as u32 * frame_ms + 100).clamp(RTO_MIN, RTO_MAX),
+            last_heard: now32,
+            last_sent: now32,
+            last_sync: now32,
+            line_free: now32 << 10,
             byte_ticks_x256,
             now: now.as_millis(),
             payload: usize::from(cfg.max_payload),
@@ -246,6 +255,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             raw_len: 0,
             raw_overflow: false,
             stats: LinkStats::default(),
+            keepalive: ms(cfg.keepalive),
+            dead_after: ms(cfg.dead_after),
         };
         link.clear_streams();
         Ok(link)
@@ -462,7 +473,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 credit,
                 len,
             } if Some(link) == self.link_id() => {
-                self.last_heard = self.now;
+                self.last_heard = self.t();
                 self.on_ack(ack, credit, 0);
                 self.on_data(seq, len);
             }
@@ -473,7 +484,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 sack,
                 flags,
             } if Some(link) == self.link_id() => {
-                self.last_heard = self.now;
+                self.last_heard = self.t();
                 self.on_ack(ack, credit, sack);
                 if flags & wire::FLAG_PROBE != 0 {
                     self.ack_due = true;
@@ -485,7 +496,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     }
 
     fn on_sync(&mut self, epoch: u32, known: u32, max_payload: u16) {
-        self.last_heard = self.now;
+        self.last_heard = self.t();
         // Never more than the peer's buffers take (a device's: 256).
         self.peer_max = usize::from(max_payload).clamp(MIN_PAYLOAD, self.p());
         self.payload = self.payload.min(self.peer_max);
@@ -568,7 +579,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             // when first heard of (a frame selectively acknowledged before
             // waited for the hole behind it since).
             if s.tries == 1 && !s.sacked {
-                self.sample_rtt(self.now.saturating_sub(s.sent_at));
+                self.sample_rtt(s.sent_at);
             }
             self.tx[slot] = TxSlot::default();
             self.snd_una = self.snd_una.wrapping_add(1);
@@ -587,7 +598,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             }
             let slot = self.tx[usize::from(seq) % N];
             if !slot.sacked && slot.tries == 1 {
-                self.sample_rtt(self.now.saturating_sub(slot.sent_at));
+                self.sample_rtt(slot.sent_at);
             }
             self.tx[usize::from(seq) % N].sacked = true;
             newest = Some(newest.map_or(slot.order, |o: u32| o.max(slot.order)));
@@ -598,7 +609,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 let s = &mut self.tx[usize::from(seq) % N];
                 if !s.sacked && !s.resend && s.tries > 0 && s.order < newest {
                     s.resend = true;
-                    self.stats.fast_resends += 1;
+                    self.stats.fast_resends = self.stats.fast_resends.wrapping_add(1);
                     self.lost += 1;
                     self.adapt();
                 }
@@ -606,7 +617,9 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         }
     }
 
-    fn sample_rtt(&mut self, rtt: u64) {
+    /// A round trip measured: from `sent_at` (when the frame left) to now.
+    fn sample_rtt(&mut self, sent_at: u32) {
+        let rtt = self.since(sent_at).max(0) as u32;
         if self.srtt == 0 {
             self.srtt = rtt.max(1);
             self.rttvar = rtt / 2;
@@ -634,33 +647,46 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     // ---- time ----
 
+    /// The low 32 bits of the caller's milliseconds: what stamps hold.
+    fn t(&self) -> u32 {
+        self.now as u32
+    }
+
+    /// Milliseconds from `at` to now (negative for a point still ahead,
+    /// such as a frame that has not left the line yet).
+    fn since(&self, at: u32) -> i32 {
+        self.t().wrapping_sub(at) as i32
+    }
+
     /// When to call [`Self::handle_timeout`] at the latest.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut at = match self.peer {
-            None => self.last_sync + SYNC_EVERY,
+        let mut wait = match self.peer {
+            None => SYNC_EVERY as i32 - self.since(self.last_sync),
             Some(_) => {
-                let ka = self.last_sent + ms(self.cfg.keepalive);
-                let dead = self.last_heard + ms(self.cfg.dead_after);
+                let ka = self.keepalive as i32 - self.since(self.last_sent);
+                let dead = self.dead_after as i32 - self.since(self.last_heard);
                 ka.min(dead)
             }
         };
-        if let Some(sent) = self.oldest_unacked() {
-            at = at.min(sent + self.rto);
+        if let Some(age) = self.oldest_unacked() {
+            wait = wait.min(self.rto as i32 - age);
         }
         // The line has room again (see `transmit`).
-        let now = self.now << 10;
-        if self.line_free > now + self.ahead() {
-            at = at.min((self.line_free - self.ahead()) >> 10);
+        let over = self.line_lead() - self.ahead() as i32;
+        if over > 0 {
+            wait = wait.min(over >> 10);
         }
-        Some(Instant::from_millis(at))
+        Some(Instant::from_millis(self.now + wait.max(0) as u64))
     }
 
-    /// When the oldest frame still waiting for an acknowledgement left.
-    fn oldest_unacked(&self) -> Option<u64> {
+    /// How long ago the oldest frame still waiting for an acknowledgement
+    /// left, in milliseconds.
+    fn oldest_unacked(&self) -> Option<i32> {
         let mut oldest = None;
         for s in &self.tx {
             if s.tries > 0 && !s.sacked && !s.resend {
-                oldest = Some(oldest.map_or(s.sent_at, |o: u64| o.min(s.sent_at)));
+                let age = self.since(s.sent_at);
+                oldest = Some(oldest.map_or(age, |o: i32| o.max(age)));
             }
         }
         oldest
@@ -670,40 +696,42 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now.as_millis());
         let Some(_) = self.peer else {
-            if self.now >= self.last_sync + SYNC_EVERY {
+            if self.since(self.last_sync) >= SYNC_EVERY as i32 {
                 self.sync_due = true;
             }
             return;
         };
-        if self.now >= self.last_heard + ms(self.cfg.dead_after) {
+        if self.since(self.last_heard) >= self.dead_after as i32 {
             self.peer = None;
             self.clear_streams();
             self.push_event(LinkEvent::Down);
             self.sync_due = true;
             return;
         }
-        if let Some(sent) = self.oldest_unacked() {
-            if self.now >= sent + self.rto {
-                // Everything not acknowledged goes again; the timer backs
-                // off (a pulled cable costs a retry a second at most).
-                for i in 0..self.in_flight() {
-                    let t = &mut self.tx[usize::from(self.snd_una.wrapping_add(i)) % N];
-                    if t.tries > 0 && !t.sacked {
-                        t.resend = true;
-                    }
+        if self
+            .oldest_unacked()
+            .is_some_and(|age| age >= self.rto as i32)
+        {
+            // Everything not acknowledged goes again; the timer backs
+            // off (a pulled cable costs a retry a second at most).
+            for i in 0..self.in_flight() {
+                let t = &mut self.tx[usize::from(self.snd_una.wrapping_add(i)) % N];
+                if t.tries > 0 && !t.sacked {
+                    t.resend = true;
                 }
-                self.lost += 1;
-                self.stats.timeouts += 1;
-                self.adapt();
-                self.rto = (self.rto * 2).min(RTO_MAX);
-                self.probe_due = true;
             }
+            self.lost += 1;
+            self.stats.timeouts = self.stats.timeouts.wrapping_add(1);
+            self.adapt();
+            self.rto = (self.rto * 2).min(RTO_MAX);
+            self.probe_due = true;
         }
-        if self.now >= self.last_sent + ms(self.cfg.keepalive) {
+        let quiet = self.since(self.last_sent);
+        if quiet >= self.keepalive as i32 {
             self.probe_due = true;
         }
         // Stopped by the peer's credit with bytes to send: ask again.
-        if self.fill > 0 && self.blocked() && self.now >= self.last_sent + self.rto {
+        if self.fill > 0 && self.blocked() && quiet >= self.rto as i32 {
             self.probe_due = true;
         }
     }
@@ -713,23 +741,24 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// way). With 20 ms, a real line (a relay, the OS's wake-ups) timed
     /// out as often as it lost a frame, and each timeout sent the whole
     /// window again: 0.85 of the line rate at 1e-5 and 115 200 baud.
-    fn rto_min(&self) -> u64 {
-        let frame = wire::encoded_len(Self::frame_len(self.p())) as u64;
-        (RTO_MIN + (self.ticks(frame) >> 10)).min(RTO_MAX)
+    fn rto_min(&self) -> u32 {
+        let frame = wire::encoded_len(Self::frame_len(self.p()));
+        (RTO_MIN + (ticks(self.byte_ticks_x256, frame) >> 10)).min(RTO_MAX)
     }
 
     /// How far ahead of the line the link may hand it bytes: two full
     /// frames, and 20 ms for the driver's own delays (a loaded machine
     /// wakes it late: with 5 ms a clean line ran at 0.62 of its rate
     /// while CI built beside it).
-    fn ahead(&self) -> u64 {
-        let frame = wire::encoded_len(Self::frame_len(self.payload)) as u64;
-        2 * self.ticks(frame) + (20 << 10)
+    fn ahead(&self) -> u32 {
+        let frame = wire::encoded_len(Self::frame_len(self.payload));
+        2 * ticks(self.byte_ticks_x256, frame) + (20 << 10)
     }
 
-    /// What `bytes` take on the line, in 1/1024 ms.
-    fn ticks(&self, bytes: u64) -> u64 {
-        (bytes * self.byte_ticks_x256) >> 8
+    /// How far ahead of now the line is busy with what was handed to it,
+    /// in 1/1024 ms (negative: idle since).
+    fn line_lead(&self) -> i32 {
+        self.line_free.wrapping_sub(self.t() << 10) as i32
     }
 
     fn blocked(&self) -> bool {
@@ -749,7 +778,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// line rate with such a buffer, 0.91 without (simulated).
     pub fn transmit(&mut self, now: Instant) -> &[u8] {
         self.now = self.now.max(now.as_millis());
-        if self.out_off == self.out_len && self.line_free <= (self.now << 10) + self.ahead() {
+        if self.out_off == self.out_len && self.line_lead() <= self.ahead() as i32 {
             self.out_off = 0;
             self.out_len = self.stage();
         }
@@ -764,38 +793,39 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     /// Encodes the next frame due into the output region; its length.
     fn stage(&mut self) -> usize {
-        let frame =
-            if self.sync_due || (self.peer.is_none() && self.now >= self.last_sync + SYNC_EVERY) {
-                self.sync_due = false;
-                self.last_sync = self.now;
-                wire::Frame::Sync {
-                    epoch: self.epoch,
-                    known: self.peer.unwrap_or(0),
-                    max_payload: self.cfg.max_payload,
-                }
-            } else if let Some(link) = self.link_id() {
-                match self.next_data() {
-                    Some(seq) => self.data_frame(link, seq),
-                    None if self.ack_due || self.probe_due => {
-                        let flags = if core::mem::take(&mut self.probe_due) {
-                            wire::FLAG_PROBE
-                        } else {
-                            0
-                        };
-                        self.ack_due = false;
-                        wire::Frame::Ack {
-                            link,
-                            ack: self.rcv_nxt,
-                            credit: self.credit(),
-                            sack: self.sack(),
-                            flags,
-                        }
+        let frame = if self.sync_due
+            || (self.peer.is_none() && self.since(self.last_sync) >= SYNC_EVERY as i32)
+        {
+            self.sync_due = false;
+            self.last_sync = self.t();
+            wire::Frame::Sync {
+                epoch: self.epoch,
+                known: self.peer.unwrap_or(0),
+                max_payload: self.cfg.max_payload,
+            }
+        } else if let Some(link) = self.link_id() {
+            match self.next_data() {
+                Some(seq) => self.data_frame(link, seq),
+                None if self.ack_due || self.probe_due => {
+                    let flags = if core::mem::take(&mut self.probe_due) {
+                        wire::FLAG_PROBE
+                    } else {
+                        0
+                    };
+                    self.ack_due = false;
+                    wire::Frame::Ack {
+                        link,
+                        ack: self.rcv_nxt,
+                        credit: self.credit(),
+                        sack: self.sack(),
+                        flags,
                     }
-                    None => return 0,
                 }
-            } else {
-                return 0;
-            };
+                None => return 0,
+            }
+        } else {
+            return 0;
+        };
         let at = self.frame_at();
         let n = wire::write(&frame, &mut self.buf.as_mut()[at..]);
         let out = self.out_at();
@@ -803,11 +833,12 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         let b = self.buf.as_mut();
         let (head, tail) = b.split_at_mut(out);
         let len = wire::encode(&head[at..at + n], &mut tail[..cap]);
-        self.last_sent = self.now;
+        self.last_sent = self.t();
         self.sent_bytes = self.sent_bytes.saturating_add(len as u32);
-        self.line_free = self.line_free.max(self.now << 10) + self.ticks(len as u64);
+        let lead = self.line_lead().max(0) as u32 + ticks(self.byte_ticks_x256, len);
+        self.line_free = (self.t() << 10).wrapping_add(lead);
         if let wire::Frame::Data { seq, .. } = frame {
-            self.tx[usize::from(seq) % N].sent_at = self.line_free >> 10;
+            self.tx[usize::from(seq) % N].sent_at = self.t().wrapping_add(lead >> 10);
         }
         len
     }
@@ -842,7 +873,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         t.resend = false;
         t.tries = t.tries.saturating_add(1);
         t.order = self.order;
-        self.stats.frames += 1;
+        self.stats.frames = self.stats.frames.wrapping_add(1);
         let len = usize::from(t.len);
         let from = self.tx_at(seq);
         let to = self.frame_at() + wire::DATA_HEADER;
@@ -862,8 +893,15 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     }
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+/// `d` in milliseconds, at most a million seconds (a difference of two
+/// stamps holds 24 days).
+fn ms(d: Duration) -> u32 {
+    d.as_secs().min(1_000_000) as u32 * 1000 + d.subsec_millis()
+}
+
+/// What `bytes` take on a line of `byte_ticks_x256`, in 1/1024 ms.
+fn ticks(byte_ticks_x256: u32, bytes: usize) -> u32 {
+    ((u64::from(byte_ticks_x256) * bytes as u64) >> 8) as u32
 }
 
 /// The integer square root (Newton's method).

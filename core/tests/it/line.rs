@@ -151,8 +151,13 @@ pub struct Carried {
 }
 
 pub fn link(epoch: u32, cfg: LinkConfig) -> Link<Vec<u8>, 16> {
+    link_at(Instant::ZERO, epoch, cfg)
+}
+
+/// A link made at `now`.
+pub fn link_at(now: Instant, epoch: u32, cfg: LinkConfig) -> Link<Vec<u8>, 16> {
     let buf = vec![0u8; Link::<Vec<u8>, 16>::buffer_len(usize::from(cfg.max_payload))];
-    Link::new(Instant::ZERO, cfg, epoch, buf).unwrap()
+    Link::new(now, cfg, epoch, buf).unwrap()
 }
 
 impl Transport {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ferry_core::link::{Link, LinkConfig, LinkEvent};
 use ferry_core::Instant;
 
-use crate::line::{link, pump, Faults, Line, Rng};
+use crate::line::{link, link_at, pump, Faults, Line, Rng};
 
 type L = Link<Vec<u8>, 16>;
 
@@ -23,12 +23,18 @@ struct Run {
 
 impl Run {
     fn new(cfg: LinkConfig, ab: Faults, ba: Faults, seed: u64) -> Run {
+        Run::starting_at(0, cfg, ab, ba, seed)
+    }
+
+    /// A run whose clock starts at `now` milliseconds.
+    fn starting_at(now: u64, cfg: LinkConfig, ab: Faults, ba: Faults, seed: u64) -> Run {
+        let start = Instant::from_millis(now);
         Run {
-            a: link(0x1111_0000 ^ seed as u32, cfg),
-            b: link(0x2222_0000 ^ (seed as u32).rotate_left(7), cfg),
+            a: link_at(start, 0x1111_0000 ^ seed as u32, cfg),
+            b: link_at(start, 0x2222_0000 ^ (seed as u32).rotate_left(7), cfg),
             ab: Line::new(cfg.baud, ab, seed),
             ba: Line::new(cfg.baud, ba, seed.wrapping_mul(31)),
-            now: 0,
+            now,
             got: Vec::new(),
             events_a: Vec::new(),
             events_b: Vec::new(),
@@ -136,6 +142,28 @@ fn a_noisy_line_still_makes_progress() {
             "{ppm} ppm: {ms} ms, ideal {ideal}"
         );
     }
+}
+
+/// The link keeps 32-bit milliseconds: a clock passing 2^32 ms (49.7
+/// days of uptime) mid-transfer changes nothing, frame for frame.
+#[test]
+fn the_clock_passing_2_pow_32_ms_changes_nothing() {
+    let cfg = LinkConfig::default();
+    let f = Faults {
+        bit_ppm: 100,
+        ..Faults::default()
+    };
+    let d = data(64 * 1024, 5);
+    let mut runs = Vec::new();
+    for start in [0, (1 << 31) - 2_000, (1 << 32) - 2_000] {
+        let mut r = Run::starting_at(start, cfg, f, f, 5);
+        let ms = r.transfer(&d, 120_000).expect("done");
+        assert_eq!(r.got, d, "from {start} ms");
+        assert!(ms > 2_000, "the wrap came mid-transfer");
+        runs.push((ms, r.a.stats(), r.b.stats()));
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
 }
 
 #[test]

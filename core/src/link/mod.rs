@@ -188,6 +188,14 @@ pub struct Link<B, const N: usize = 16> {
     /// milliseconds, converted once (`Duration::as_millis` is 128-bit).
     keepalive: u32,
     dead_after: u32,
+    /// Worked out once, from the line rate and the buffer's layout (each
+    /// took a division or a multiplication wherever it was used):
+    /// a full frame encoded, in bytes; the retransmission timer's floor
+    /// (see [`Self::rto_floor`]); how far ahead of the line to stage
+    /// bytes (see [`Self::ahead`], renewed with the payload size).
+    full_frame: usize,
+    rto_floor: u32,
+    ahead: u32,
 }
 
 impl<B: Buffer, const N: usize> Link<B, N> {
@@ -257,7 +265,11 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             stats: LinkStats::default(),
             keepalive: ms(cfg.keepalive),
             dead_after: ms(cfg.dead_after),
+            full_frame: frame,
+            rto_floor: Self::rto_floor(byte_ticks_x256, frame),
+            ahead: 0,
         };
+        link.set_payload(link.payload);
         link.clear_streams();
         Ok(link)
     }
@@ -284,10 +296,10 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         self.frame_at() + Self::frame_len(self.p())
     }
     fn raw_at(&self) -> usize {
-        self.out_at() + wire::encoded_len(Self::frame_len(self.p()))
+        self.out_at() + self.full_frame
     }
     fn raw_cap(&self) -> usize {
-        wire::encoded_len(Self::frame_len(self.p()))
+        self.full_frame
     }
 
     /// What the link did so far.
@@ -499,7 +511,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         self.last_heard = self.t();
         // Never more than the peer's buffers take (a device's: 256).
         self.peer_max = usize::from(max_payload).clamp(MIN_PAYLOAD, self.p());
-        self.payload = self.payload.min(self.peer_max);
+        self.set_payload(self.payload.min(self.peer_max));
         if known != self.epoch {
             // The peer does not know this side yet (or any more).
             self.sync_due = true;
@@ -570,7 +582,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         }
         if acked > 0 && self.srtt > 0 {
             // Progress: the timer's back-off ends (as Linux does).
-            self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(self.rto_min(), RTO_MAX);
+            self.set_rto();
         }
         for _ in 0..acked {
             let slot = usize::from(self.snd_una) % N;
@@ -628,7 +640,12 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             self.rttvar = (3 * self.rttvar + err) / 4;
             self.srtt = (7 * self.srtt + rtt) / 8;
         }
-        self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(self.rto_min(), RTO_MAX);
+        self.set_rto();
+    }
+
+    /// The retransmission timer from the round trip measured.
+    fn set_rto(&mut self) {
+        self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(self.rto_floor, RTO_MAX);
     }
 
     /// The payload size that maximises goodput for the loss measured.
@@ -642,7 +659,12 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             0 => u32::MAX,
             lost => isqrt(OVERHEAD * self.sent_bytes / lost),
         };
-        self.payload = (best as usize).clamp(MIN_PAYLOAD, self.peer_max);
+        self.set_payload((best as usize).clamp(MIN_PAYLOAD, self.peer_max));
+    }
+
+    fn set_payload(&mut self, payload: usize) {
+        self.payload = payload;
+        self.ahead = Self::ahead(self.byte_ticks_x256, payload);
     }
 
     // ---- time ----
@@ -672,7 +694,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             wait = wait.min(self.rto as i32 - age);
         }
         // The line has room again (see `transmit`).
-        let over = self.line_lead() - self.ahead() as i32;
+        let over = self.line_lead() - self.ahead as i32;
         if over > 0 {
             wait = wait.min(over >> 10);
         }
@@ -741,18 +763,17 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// way). With 20 ms, a real line (a relay, the OS's wake-ups) timed
     /// out as often as it lost a frame, and each timeout sent the whole
     /// window again: 0.85 of the line rate at 1e-5 and 115 200 baud.
-    fn rto_min(&self) -> u32 {
-        let frame = wire::encoded_len(Self::frame_len(self.p()));
-        (RTO_MIN + (ticks(self.byte_ticks_x256, frame) >> 10)).min(RTO_MAX)
+    fn rto_floor(byte_ticks_x256: u32, full_frame: usize) -> u32 {
+        (RTO_MIN + (ticks(byte_ticks_x256, full_frame) >> 10)).min(RTO_MAX)
     }
 
     /// How far ahead of the line the link may hand it bytes: two full
     /// frames, and 20 ms for the driver's own delays (a loaded machine
     /// wakes it late: with 5 ms a clean line ran at 0.62 of its rate
     /// while CI built beside it).
-    fn ahead(&self) -> u32 {
-        let frame = wire::encoded_len(Self::frame_len(self.payload));
-        2 * ticks(self.byte_ticks_x256, frame) + (20 << 10)
+    fn ahead(byte_ticks_x256: u32, payload: usize) -> u32 {
+        let frame = wire::encoded_len(Self::frame_len(payload));
+        2 * ticks(byte_ticks_x256, frame) + (20 << 10)
     }
 
     /// How far ahead of now the line is busy with what was handed to it,
@@ -778,7 +799,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// line rate with such a buffer, 0.91 without (simulated).
     pub fn transmit(&mut self, now: Instant) -> &[u8] {
         self.now = self.now.max(now.as_millis());
-        if self.out_off == self.out_len && self.line_lead() <= self.ahead() as i32 {
+        if self.out_off == self.out_len && self.line_lead() <= self.ahead as i32 {
             self.out_off = 0;
             self.out_len = self.stage();
         }

@@ -202,7 +202,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// The buffer length `Link::new` needs for `max_payload`.
     pub const fn buffer_len(max_payload: usize) -> usize {
         let frame = wire::DATA_HEADER + max_payload + wire::CRC_LEN;
-        2 * N * max_payload + frame + 2 * wire::encoded_len(frame)
+        2 * N * max_payload + 2 * wire::encoded_len(frame)
     }
 
     /// A link starting with `epoch` (random: a restart must pick another;
@@ -289,11 +289,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     fn rx_at(&self, seq: u16) -> usize {
         (N + usize::from(seq) % N) * self.p()
     }
-    fn frame_at(&self) -> usize {
-        2 * N * self.p()
-    }
     fn out_at(&self) -> usize {
-        self.frame_at() + Self::frame_len(self.p())
+        2 * N * self.p()
     }
     fn raw_at(&self) -> usize {
         self.out_at() + self.full_frame
@@ -847,13 +844,13 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         } else {
             return 0;
         };
-        let at = self.frame_at();
-        let n = wire::write(&frame, &mut self.buf.as_mut()[at..]);
-        let out = self.out_at();
-        let cap = self.raw_cap();
-        let b = self.buf.as_mut();
-        let (head, tail) = b.split_at_mut(out);
-        let len = wire::encode(&head[at..at + n], &mut tail[..cap]);
+        let (out, cap) = (self.out_at(), self.raw_cap());
+        let payload = match frame {
+            wire::Frame::Data { seq, len, .. } => self.tx_at(seq)..self.tx_at(seq) + len,
+            _ => 0..0,
+        };
+        let (slots, tail) = self.buf.as_mut().split_at_mut(out);
+        let len = wire::write(&frame, &slots[payload], &mut tail[..cap]);
         self.last_sent = self.t();
         self.sent_bytes = self.sent_bytes.saturating_add(len as u32);
         let lead = self.line_lead().max(0) as u32 + ticks(self.byte_ticks_x256, len);
@@ -896,9 +893,6 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         t.order = self.order;
         self.stats.frames = self.stats.frames.wrapping_add(1);
         let len = usize::from(t.len);
-        let from = self.tx_at(seq);
-        let to = self.frame_at() + wire::DATA_HEADER;
-        self.buf.as_mut().copy_within(from..from + len, to);
         // The acknowledgement rides along, unless frames came out of order
         // (then a separate `Ack` carries the bitmap).
         if self.sack() == 0 {

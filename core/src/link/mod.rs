@@ -108,7 +108,7 @@ const RTO_MAX: u32 = 500;
 /// How often a side that has no link yet says `Sync`.
 const SYNC_EVERY: u32 = 250;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct TxSlot {
     len: u16,
     /// When its last byte left the line, as far as the line rate tells
@@ -121,23 +121,33 @@ struct TxSlot {
     resend: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct RxSlot {
     len: u16,
     have: bool,
 }
 
-/// One side of a serial link, holding up to `N` frames in flight each
-/// way (at most 32: the selective acknowledgement's bitmap).
-pub struct Link<B, const N: usize = 16> {
-    buf: B,
-    cfg: LinkConfig,
-    epoch: u32,
-    peer: Option<u32>,
-    sync_due: bool,
-    ack_due: bool,
-    probe_due: bool,
-    events: [Option<LinkEvent>; 2],
+impl TxSlot {
+    const EMPTY: TxSlot = TxSlot {
+        len: 0,
+        sent_at: 0,
+        order: 0,
+        tries: 0,
+        sacked: false,
+        resend: false,
+    };
+}
+
+impl RxSlot {
+    const EMPTY: RxSlot = RxSlot {
+        len: 0,
+        have: false,
+    };
+}
+
+/// The state of the stream each way, all of it dropped on a link reset.
+#[derive(Clone, Copy)]
+struct Streams<const N: usize> {
     // Sending: frames snd_una..snd_nxt are unacknowledged; the frame at
     // snd_nxt is being filled with `fill` bytes.
     tx: [TxSlot; N],
@@ -145,13 +155,54 @@ pub struct Link<B, const N: usize = 16> {
     snd_nxt: u16,
     fill: usize,
     peer_limit: u16,
-    order: u32,
     // Receiving: frames rd_seq..rcv_nxt are held for reading (out of
     // order ones beyond, flagged), `rd_off` of the first read already.
     rx: [RxSlot; N],
     rd_seq: u16,
     rd_off: usize,
     rcv_nxt: u16,
+    ack_due: bool,
+    probe_due: bool,
+    // The frame being sent (encoded): its length, and how much of it
+    // went to the line.
+    out_len: usize,
+    out_off: usize,
+}
+
+impl<const N: usize> Streams<N> {
+    const fn new() -> Self {
+        Streams {
+            tx: [TxSlot::EMPTY; N],
+            snd_una: 0,
+            snd_nxt: 0,
+            fill: 0,
+            peer_limit: N as u16,
+            rx: [RxSlot::EMPTY; N],
+            rd_seq: 0,
+            rd_off: 0,
+            rcv_nxt: 0,
+            ack_due: false,
+            probe_due: false,
+            out_len: 0,
+            out_off: 0,
+        }
+    }
+}
+
+/// One side of a serial link, holding up to `N` frames in flight each
+/// way (at most 32: the selective acknowledgement's bitmap).
+pub struct Link<B, const N: usize = 16> {
+    buf: B,
+    /// The streams both ways: started over as one on a link reset.
+    s: Streams<N>,
+    cfg: LinkConfig,
+    epoch: u32,
+    peer: Option<u32>,
+    sync_due: bool,
+    events: [Option<LinkEvent>; 2],
+    /// Data frames handed to the line so far (a frame's `order` is when
+    /// it last was: fast retransmission goes by it).
+    order: u32,
     // Timers and measures, in milliseconds. Points in time are the low
     // 32 bits of the caller's milliseconds, compared by their wrapping
     // difference (`since`): 64-bit arithmetic on a Cortex-M4 cost a fifth
@@ -178,9 +229,7 @@ pub struct Link<B, const N: usize = 16> {
     // cost 864 bytes of flash).
     sent_bytes: u32,
     lost: u32,
-    // The frame being sent (encoded) and the one being received (raw).
-    out_len: usize,
-    out_off: usize,
+    // The frame being received (raw).
     raw_len: usize,
     raw_overflow: bool,
     stats: LinkStats,
@@ -228,23 +277,13 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         let now32 = now.as_millis() as u32;
         let mut link = Link {
             buf,
+            s: Streams::new(),
             cfg,
             epoch,
             peer: None,
             sync_due: true,
-            ack_due: false,
-            probe_due: false,
             events: [None; 2],
-            tx: [TxSlot::default(); N],
-            snd_una: 0,
-            snd_nxt: 0,
-            fill: 0,
-            peer_limit: 0,
             order: 0,
-            rx: [RxSlot::default(); N],
-            rd_seq: 0,
-            rd_off: 0,
-            rcv_nxt: 0,
             srtt: 0,
             rttvar: 0,
             rto: (2 * N as u32 * frame_ms + 100).clamp(RTO_MIN, RTO_MAX),
@@ -258,8 +297,6 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             peer_max: usize::from(cfg.max_payload),
             sent_bytes: 0,
             lost: 0,
-            out_len: 0,
-            out_off: 0,
             raw_len: 0,
             raw_overflow: false,
             stats: LinkStats::default(),
@@ -270,7 +307,6 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             ahead: 0,
         };
         link.set_payload(link.payload);
-        link.clear_streams();
         Ok(link)
     }
 
@@ -322,6 +358,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     /// Starts over as after a restart, with a new `epoch`: the stream is
     /// dropped and the peer hears of it.
+    #[inline(never)]
     pub fn restart(&mut self, now: Instant, epoch: u32) {
         self.now = now.as_millis();
         self.epoch = epoch.max(1);
@@ -333,19 +370,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     }
 
     fn clear_streams(&mut self) {
-        self.tx = [TxSlot::default(); N];
-        self.rx = [RxSlot::default(); N];
-        self.snd_una = 0;
-        self.snd_nxt = 0;
-        self.fill = 0;
-        self.peer_limit = N as u16;
-        self.rd_seq = 0;
-        self.rd_off = 0;
-        self.rcv_nxt = 0;
-        self.ack_due = false;
-        self.probe_due = false;
-        self.out_len = 0;
-        self.out_off = 0;
+        self.s = Streams::new();
     }
 
     fn push_event(&mut self, e: LinkEvent) {
@@ -367,6 +392,11 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     /// Takes up to `data.len()` bytes of the stream to send; returns how
     /// many (0 while the link is not up or its window is full).
+    ///
+    /// Never inlined, nor are `read`, `restart` and `unacknowledged`:
+    /// at opt-level "z" a driver's loop that inlined them cost 700 bytes
+    /// more flash (`.ci/size-report`).
+    #[inline(never)]
     pub fn write(&mut self, data: &[u8]) -> usize {
         if !self.is_up() {
             return 0;
@@ -376,67 +406,69 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             if self.in_flight() >= N as u16 {
                 break;
             }
-            let room = self.payload.saturating_sub(self.fill);
+            let room = self.payload.saturating_sub(self.s.fill);
             if room == 0 {
                 self.cut();
                 continue;
             }
             let n = room.min(data.len() - taken);
-            let at = self.tx_at(self.snd_nxt) + self.fill;
+            let at = self.tx_at(self.s.snd_nxt) + self.s.fill;
             self.buf.as_mut()[at..at + n].copy_from_slice(&data[taken..taken + n]);
-            self.fill += n;
+            self.s.fill += n;
             taken += n;
         }
         taken
     }
 
     /// Stream bytes that arrived in order, as many as fit in `out`.
+    #[inline(never)]
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let mut given = 0;
-        while given < out.len() && self.rd_seq != self.rcv_nxt {
-            let slot = usize::from(self.rd_seq) % N;
-            let len = usize::from(self.rx[slot].len);
-            let n = (len - self.rd_off).min(out.len() - given);
-            let at = self.rx_at(self.rd_seq) + self.rd_off;
+        while given < out.len() && self.s.rd_seq != self.s.rcv_nxt {
+            let slot = usize::from(self.s.rd_seq) % N;
+            let len = usize::from(self.s.rx[slot].len);
+            let n = (len - self.s.rd_off).min(out.len() - given);
+            let at = self.rx_at(self.s.rd_seq) + self.s.rd_off;
             out[given..given + n].copy_from_slice(&self.buf.as_ref()[at..at + n]);
             given += n;
-            self.rd_off += n;
-            if self.rd_off == len {
-                self.rx[slot] = RxSlot::default();
-                self.rd_seq = self.rd_seq.wrapping_add(1);
-                self.rd_off = 0;
+            self.s.rd_off += n;
+            if self.s.rd_off == len {
+                self.s.rx[slot] = RxSlot::EMPTY;
+                self.s.rd_seq = self.s.rd_seq.wrapping_add(1);
+                self.s.rd_off = 0;
                 // Room again: the peer may be waiting for it.
-                self.ack_due = true;
+                self.s.ack_due = true;
             }
         }
         given
     }
 
     /// Stream bytes sent and not yet acknowledged, or waiting to be sent.
+    #[inline(never)]
     pub fn unacknowledged(&self) -> usize {
         (0..self.in_flight())
-            .map(|i| usize::from(self.tx[usize::from(self.snd_una.wrapping_add(i)) % N].len))
+            .map(|i| usize::from(self.s.tx[usize::from(self.s.snd_una.wrapping_add(i)) % N].len))
             .sum::<usize>()
-            + self.fill
+            + self.s.fill
     }
 
     fn in_flight(&self) -> u16 {
-        self.snd_nxt.wrapping_sub(self.snd_una)
+        self.s.snd_nxt.wrapping_sub(self.s.snd_una)
     }
 
     /// Closes the frame being filled: it goes out next.
     fn cut(&mut self) {
-        if self.fill == 0 || self.in_flight() >= N as u16 {
+        if self.s.fill == 0 || self.in_flight() >= N as u16 {
             return;
         }
-        let slot = usize::from(self.snd_nxt) % N;
-        self.tx[slot] = TxSlot {
-            len: self.fill as u16,
+        let slot = usize::from(self.s.snd_nxt) % N;
+        self.s.tx[slot] = TxSlot {
+            len: self.s.fill as u16,
             resend: true,
-            ..TxSlot::default()
+            ..TxSlot::EMPTY
         };
-        self.snd_nxt = self.snd_nxt.wrapping_add(1);
-        self.fill = 0;
+        self.s.snd_nxt = self.s.snd_nxt.wrapping_add(1);
+        self.s.fill = 0;
     }
 
     // ---- the line side ----
@@ -496,7 +528,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 self.last_heard = self.t();
                 self.on_ack(ack, credit, sack);
                 if flags & wire::FLAG_PROBE != 0 {
-                    self.ack_due = true;
+                    self.s.ack_due = true;
                 }
             }
             // Another link's (an older epoch's) frame: never accepted.
@@ -528,11 +560,12 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     }
 
     fn on_data(&mut self, seq: u16, len: usize) {
-        self.ack_due = true;
-        let ahead = seq.wrapping_sub(self.rd_seq);
+        self.s.ack_due = true;
+        let ahead = seq.wrapping_sub(self.s.rd_seq);
         let slot = usize::from(seq) % N;
         // Outside the window, or had already: acknowledged again only.
-        if ahead >= N as u16 || seq.wrapping_sub(self.rcv_nxt) >= N as u16 || self.rx[slot].have {
+        if ahead >= N as u16 || seq.wrapping_sub(self.s.rcv_nxt) >= N as u16 || self.s.rx[slot].have
+        {
             return;
         }
         if len > self.p() {
@@ -541,15 +574,15 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         let from = self.raw_at() + wire::DATA_HEADER;
         let to = self.rx_at(seq);
         self.buf.as_mut().copy_within(from..from + len, to);
-        self.rx[slot] = RxSlot {
+        self.s.rx[slot] = RxSlot {
             len: len as u16,
             have: true,
         };
-        while self.rx[usize::from(self.rcv_nxt) % N].have
-            && self.rcv_nxt.wrapping_sub(self.rd_seq) < N as u16
+        while self.s.rx[usize::from(self.s.rcv_nxt) % N].have
+            && self.s.rcv_nxt.wrapping_sub(self.s.rd_seq) < N as u16
         {
-            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
-            if self.rcv_nxt.wrapping_sub(self.rd_seq) >= N as u16 {
+            self.s.rcv_nxt = self.s.rcv_nxt.wrapping_add(1);
+            if self.s.rcv_nxt.wrapping_sub(self.s.rd_seq) >= N as u16 {
                 break;
             }
         }
@@ -557,15 +590,15 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     /// Frames the peer may still send beyond what it has acknowledged.
     fn credit(&self) -> u8 {
-        (N as u16 - self.rcv_nxt.wrapping_sub(self.rd_seq)) as u8
+        (N as u16 - self.s.rcv_nxt.wrapping_sub(self.s.rd_seq)) as u8
     }
 
     /// The selective bitmap: bit i for frame `rcv_nxt + 1 + i` held.
     fn sack(&self) -> u32 {
         let mut bits = 0u32;
         for i in 0..(N as u16).saturating_sub(1).min(32) {
-            let seq = self.rcv_nxt.wrapping_add(1 + i);
-            if seq.wrapping_sub(self.rd_seq) < N as u16 && self.rx[usize::from(seq) % N].have {
+            let seq = self.s.rcv_nxt.wrapping_add(1 + i);
+            if seq.wrapping_sub(self.s.rd_seq) < N as u16 && self.s.rx[usize::from(seq) % N].have {
                 bits |= 1 << i;
             }
         }
@@ -573,7 +606,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     }
 
     fn on_ack(&mut self, ack: u16, credit: u8, sack: u32) {
-        let acked = ack.wrapping_sub(self.snd_una);
+        let acked = ack.wrapping_sub(self.s.snd_una);
         if acked > self.in_flight() {
             return;
         }
@@ -582,18 +615,18 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             self.set_rto();
         }
         for _ in 0..acked {
-            let slot = usize::from(self.snd_una) % N;
-            let s = self.tx[slot];
+            let slot = usize::from(self.s.snd_una) % N;
+            let s = self.s.tx[slot];
             // Karn: only frames sent once measure the round trip, and only
             // when first heard of (a frame selectively acknowledged before
             // waited for the hole behind it since).
             if s.tries == 1 && !s.sacked {
                 self.sample_rtt(s.sent_at);
             }
-            self.tx[slot] = TxSlot::default();
-            self.snd_una = self.snd_una.wrapping_add(1);
+            self.s.tx[slot] = TxSlot::EMPTY;
+            self.s.snd_una = self.s.snd_una.wrapping_add(1);
         }
-        self.peer_limit = ack.wrapping_add(u16::from(credit));
+        self.s.peer_limit = ack.wrapping_add(u16::from(credit));
         // Selective acknowledgements, and the newest frame they show
         // arrived: any frame sent before it and missing is lost.
         let mut newest = None;
@@ -602,20 +635,20 @@ impl<B: Buffer, const N: usize> Link<B, N> {
                 continue;
             }
             let seq = ack.wrapping_add(1 + i);
-            if seq.wrapping_sub(self.snd_una) >= self.in_flight() {
+            if seq.wrapping_sub(self.s.snd_una) >= self.in_flight() {
                 break;
             }
-            let slot = self.tx[usize::from(seq) % N];
+            let slot = self.s.tx[usize::from(seq) % N];
             if !slot.sacked && slot.tries == 1 {
                 self.sample_rtt(slot.sent_at);
             }
-            self.tx[usize::from(seq) % N].sacked = true;
+            self.s.tx[usize::from(seq) % N].sacked = true;
             newest = Some(newest.map_or(slot.order, |o: u32| o.max(slot.order)));
         }
         if let Some(newest) = newest {
             for i in 0..self.in_flight() {
-                let seq = self.snd_una.wrapping_add(i);
-                let s = &mut self.tx[usize::from(seq) % N];
+                let seq = self.s.snd_una.wrapping_add(i);
+                let s = &mut self.s.tx[usize::from(seq) % N];
                 if !s.sacked && !s.resend && s.tries > 0 && s.order < newest {
                     s.resend = true;
                     self.stats.fast_resends = self.stats.fast_resends.wrapping_add(1);
@@ -702,7 +735,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// left, in milliseconds.
     fn oldest_unacked(&self) -> Option<i32> {
         let mut oldest = None;
-        for s in &self.tx {
+        for s in &self.s.tx {
             if s.tries > 0 && !s.sacked && !s.resend {
                 let age = self.since(s.sent_at);
                 oldest = Some(oldest.map_or(age, |o: i32| o.max(age)));
@@ -734,7 +767,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             // Everything not acknowledged goes again; the timer backs
             // off (a pulled cable costs a retry a second at most).
             for i in 0..self.in_flight() {
-                let t = &mut self.tx[usize::from(self.snd_una.wrapping_add(i)) % N];
+                let t = &mut self.s.tx[usize::from(self.s.snd_una.wrapping_add(i)) % N];
                 if t.tries > 0 && !t.sacked {
                     t.resend = true;
                 }
@@ -743,15 +776,15 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             self.stats.timeouts = self.stats.timeouts.wrapping_add(1);
             self.adapt();
             self.rto = (self.rto * 2).min(RTO_MAX);
-            self.probe_due = true;
+            self.s.probe_due = true;
         }
         let quiet = self.since(self.last_sent);
         if quiet >= self.keepalive as i32 {
-            self.probe_due = true;
+            self.s.probe_due = true;
         }
         // Stopped by the peer's credit with bytes to send: ask again.
-        if self.fill > 0 && self.blocked() && quiet >= self.rto as i32 {
-            self.probe_due = true;
+        if self.s.fill > 0 && self.blocked() && quiet >= self.rto as i32 {
+            self.s.probe_due = true;
         }
     }
 
@@ -780,7 +813,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     }
 
     fn blocked(&self) -> bool {
-        self.snd_nxt.wrapping_sub(self.snd_una) >= self.peer_limit.wrapping_sub(self.snd_una)
+        self.s.snd_nxt.wrapping_sub(self.s.snd_una)
+            >= self.s.peer_limit.wrapping_sub(self.s.snd_una)
     }
 
     // ---- output ----
@@ -796,17 +830,17 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// line rate with such a buffer, 0.91 without (simulated).
     pub fn transmit(&mut self, now: Instant) -> &[u8] {
         self.now = self.now.max(now.as_millis());
-        if self.out_off == self.out_len && self.line_lead() <= self.ahead as i32 {
-            self.out_off = 0;
-            self.out_len = self.stage();
+        if self.s.out_off == self.s.out_len && self.line_lead() <= self.ahead as i32 {
+            self.s.out_off = 0;
+            self.s.out_len = self.stage();
         }
         let at = self.out_at();
-        &self.buf.as_ref()[at + self.out_off..at + self.out_len]
+        &self.buf.as_ref()[at + self.s.out_off..at + self.s.out_len]
     }
 
     /// `n` bytes of [`Self::transmit`] went to the line.
     pub fn transmit_done(&mut self, n: usize) {
-        self.out_off = (self.out_off + n).min(self.out_len);
+        self.s.out_off = (self.s.out_off + n).min(self.s.out_len);
     }
 
     /// Encodes the next frame due into the output region; its length.
@@ -824,16 +858,16 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         } else if let Some(link) = self.link_id() {
             match self.next_data() {
                 Some(seq) => self.data_frame(link, seq),
-                None if self.ack_due || self.probe_due => {
-                    let flags = if core::mem::take(&mut self.probe_due) {
+                None if self.s.ack_due || self.s.probe_due => {
+                    let flags = if core::mem::take(&mut self.s.probe_due) {
                         wire::FLAG_PROBE
                     } else {
                         0
                     };
-                    self.ack_due = false;
+                    self.s.ack_due = false;
                     wire::Frame::Ack {
                         link,
-                        ack: self.rcv_nxt,
+                        ack: self.s.rcv_nxt,
                         credit: self.credit(),
                         sack: self.sack(),
                         flags,
@@ -856,7 +890,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         let lead = self.line_lead().max(0) as u32 + ticks(self.byte_ticks_x256, len);
         self.line_free = (self.t() << 10).wrapping_add(lead);
         if let wire::Frame::Data { seq, .. } = frame {
-            self.tx[usize::from(seq) % N].sent_at = self.t().wrapping_add(lead >> 10);
+            self.s.tx[usize::from(seq) % N].sent_at = self.t().wrapping_add(lead >> 10);
         }
         len
     }
@@ -865,18 +899,18 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// one within the peer's credit (the frame being filled is cut when
     /// nothing else is due, so a short write does not wait).
     fn next_data(&mut self) -> Option<u16> {
-        let limit = self.peer_limit;
+        let limit = self.s.peer_limit;
         let within = |seq: u16, una: u16| seq.wrapping_sub(una) < limit.wrapping_sub(una);
         for i in 0..self.in_flight() {
-            let seq = self.snd_una.wrapping_add(i);
-            if self.tx[usize::from(seq) % N].resend && within(seq, self.snd_una) {
+            let seq = self.s.snd_una.wrapping_add(i);
+            if self.s.tx[usize::from(seq) % N].resend && within(seq, self.s.snd_una) {
                 return Some(seq);
             }
         }
-        if within(self.snd_nxt, self.snd_una) {
+        if within(self.s.snd_nxt, self.s.snd_una) {
             self.cut();
-            let seq = self.snd_nxt.wrapping_sub(1);
-            if self.in_flight() > 0 && self.tx[usize::from(seq) % N].resend {
+            let seq = self.s.snd_nxt.wrapping_sub(1);
+            if self.in_flight() > 0 && self.s.tx[usize::from(seq) % N].resend {
                 return Some(seq);
             }
         }
@@ -887,7 +921,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     fn data_frame(&mut self, link: u32, seq: u16) -> wire::Frame {
         let slot = usize::from(seq) % N;
         self.order = self.order.wrapping_add(1);
-        let t = &mut self.tx[slot];
+        let t = &mut self.s.tx[slot];
         t.resend = false;
         t.tries = t.tries.saturating_add(1);
         t.order = self.order;
@@ -896,12 +930,12 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         // The acknowledgement rides along, unless frames came out of order
         // (then a separate `Ack` carries the bitmap).
         if self.sack() == 0 {
-            self.ack_due = false;
+            self.s.ack_due = false;
         }
         wire::Frame::Data {
             link,
             seq,
-            ack: self.rcv_nxt,
+            ack: self.s.rcv_nxt,
             credit: self.credit(),
             len,
         }

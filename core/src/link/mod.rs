@@ -199,7 +199,8 @@ pub struct Link<B, const N: usize = 16> {
     epoch: u32,
     peer: Option<u32>,
     sync_due: bool,
-    events: [Option<LinkEvent>; 2],
+    /// Events not yet polled, one bit each (see [`Self::push_event`]).
+    events: u8,
     /// Data frames handed to the line so far (a frame's `order` is when
     /// it last was: fast retransmission goes by it).
     order: u32,
@@ -282,7 +283,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             epoch,
             peer: None,
             sync_due: true,
-            events: [None; 2],
+            events: 0,
             order: 0,
             srtt: 0,
             rttvar: 0,
@@ -373,19 +374,27 @@ impl<B: Buffer, const N: usize> Link<B, N> {
         self.s = Streams::new();
     }
 
+    /// Notes `e` for [`Self::poll_event`]. A link that went away before
+    /// the stream above heard it was up never was up for it; the order
+    /// they come out in (a reset, down, up) is the order that matters.
     fn push_event(&mut self, e: LinkEvent) {
-        if self.events[0].is_none() {
-            self.events[0] = Some(e);
-        } else {
-            self.events[1] = Some(e);
-        }
+        self.events = match e {
+            LinkEvent::Reset => self.events & !4 | 1,
+            LinkEvent::Down => self.events & !4 | 2,
+            LinkEvent::Up => self.events | 4,
+        };
     }
 
     /// The next thing that happened to the link.
     pub fn poll_event(&mut self) -> Option<LinkEvent> {
-        let e = self.events[0].take();
-        self.events[0] = self.events[1].take();
-        e
+        let e = match self.events.trailing_zeros() {
+            0 => LinkEvent::Reset,
+            1 => LinkEvent::Down,
+            2 => LinkEvent::Up,
+            _ => return None,
+        };
+        self.events &= self.events - 1;
+        Some(e)
     }
 
     // ---- the stream side ----
@@ -845,9 +854,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     /// Encodes the next frame due into the output region; its length.
     fn stage(&mut self) -> usize {
-        let frame = if self.sync_due
-            || (self.peer.is_none() && self.since(self.last_sync) >= SYNC_EVERY as i32)
-        {
+        // (`handle_timeout` sets `sync_due` again while no link is up.)
+        let frame = if self.sync_due {
             self.sync_due = false;
             self.last_sync = self.t();
             wire::Frame::Sync {

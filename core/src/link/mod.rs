@@ -548,7 +548,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     fn on_sync(&mut self, epoch: u32, known: u32, max_payload: u16) {
         self.last_heard = self.t();
         // Never more than the peer's buffers take (a device's: 256).
-        self.peer_max = usize::from(max_payload).clamp(MIN_PAYLOAD, self.p());
+        // (`max` then `min`, not `clamp`: no bounds to assert, no panic.)
+        self.peer_max = usize::from(max_payload).max(MIN_PAYLOAD).min(self.p());
         self.set_payload(self.payload.min(self.peer_max));
         if known != self.epoch {
             // The peer does not know this side yet (or any more).
@@ -684,7 +685,9 @@ impl<B: Buffer, const N: usize> Link<B, N> {
 
     /// The retransmission timer from the round trip measured.
     fn set_rto(&mut self) {
-        self.rto = (self.srtt + 4 * self.rttvar.max(5)).clamp(self.rto_floor, RTO_MAX);
+        self.rto = (self.srtt + 4 * self.rttvar.max(5))
+            .max(self.rto_floor)
+            .min(RTO_MAX);
     }
 
     /// The payload size that maximises goodput for the loss measured.
@@ -698,7 +701,7 @@ impl<B: Buffer, const N: usize> Link<B, N> {
             0 => u32::MAX,
             lost => isqrt(OVERHEAD * self.sent_bytes / lost),
         };
-        self.set_payload((best as usize).clamp(MIN_PAYLOAD, self.peer_max));
+        self.set_payload((best as usize).max(MIN_PAYLOAD).min(self.peer_max));
     }
 
     fn set_payload(&mut self, payload: usize) {

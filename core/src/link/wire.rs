@@ -117,10 +117,12 @@ pub(crate) fn parse(b: &[u8]) -> Option<Frame> {
 
 /// Encodes `frame` for the line: its header, `payload` (a data frame's;
 /// empty for the others), the CRC-32 of both, COBS-encoded and ended by
-/// the zero delimiter, into `out`; returns the bytes written (0 if `out`
-/// is shorter than [`encoded_len`] of the frame: a caller bug, nothing is
-/// sent). In one pass from where the payload lies, so the link needs no
-/// buffer for a plain frame (270 bytes of RAM for 256-byte frames).
+/// the zero delimiter, into `out`; returns the bytes written. `out`
+/// holds [`encoded_len`] of the frame (the link's output region holds a
+/// full frame's); were it shorter, the frame would be cut short there and
+/// fail its CRC at the peer, never a panic. In one pass from where the
+/// payload lies, so the link needs no buffer for a plain frame (270 bytes
+/// of RAM for 256-byte frames).
 pub(crate) fn write(frame: &Frame, payload: &[u8], out: &mut [u8]) -> usize {
     // An array literal: no bounds check nor slice call per field.
     let (h, n): ([u8; HEAD_MAX], usize) = match *frame {
@@ -166,9 +168,6 @@ pub(crate) fn write(frame: &Frame, payload: &[u8], out: &mut [u8]) -> usize {
         }
     };
     let head = &h[..n];
-    if out.len() < encoded_len(n + payload.len() + CRC_LEN) {
-        return 0;
-    }
     let crc = !crc_update(crc_update(!0, head), payload);
     let mut c = Cobs {
         out,
@@ -241,11 +240,12 @@ impl Cobs<'_> {
         }
     }
 
-    /// Closes the last block and appends the delimiter; the length.
+    /// Closes the last block and appends the delimiter; the length
+    /// (what `out` holds of it).
     fn finish(mut self) -> usize {
         self.put(self.code_at, self.code);
         self.put(self.o, 0);
-        self.o + 1
+        (self.o + 1).min(self.out.len())
     }
 }
 

@@ -1,8 +1,6 @@
 //! The serial link over a simulated line (`line.rs`): rate, noise,
 //! faults, restarts, flow control; then whole sessions over it.
 
-use std::time::Duration;
-
 use ferry_core::link::{Link, LinkConfig, LinkEvent};
 use ferry_core::Instant;
 
@@ -225,7 +223,7 @@ fn a_restart_resets_the_stream_and_no_old_frame_is_taken() {
 #[test]
 fn a_silent_peer_is_down_after_the_dead_time() {
     let cfg = LinkConfig {
-        dead_after: Duration::from_secs(3),
+        dead_after_ms: 3_000,
         ..LinkConfig::default()
     };
     let f = Faults {

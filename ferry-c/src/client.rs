@@ -476,7 +476,7 @@ pub unsafe extern "C" fn ferry_client_poll_event(
     }
 }
 
-/// Where a client stands, from `ferry_client_status`.
+/// Where a client stands, from `ferry_client_get_status`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct FerryClientStatus {
@@ -503,7 +503,7 @@ pub struct FerryClientStatus {
 /// # Safety
 /// `c` as for every call; `out` valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn ferry_client_status(
+pub unsafe extern "C" fn ferry_client_get_status(
     c: *mut FerryClient,
     out: *mut FerryClientStatus,
 ) -> FerryError {

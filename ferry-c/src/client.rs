@@ -841,7 +841,7 @@ impl FerryEntry {
         let mut name = [0u8; crate::FERRY_MAX_NAME + 1];
         ffi::copy_text(&mut name, e.name.as_bytes());
         for (d, s) in out.name.iter_mut().zip(name) {
-            *d = s as c_char;
+            *d = c_char::from_ne_bytes([s]);
         }
         out.kind = match e.kind {
             Kind::File => crate::server::FERRY_KIND_FILE,

@@ -68,7 +68,7 @@ impl FerryEntry {
         let len = self.name.iter().position(|&c| c == 0).ok_or(Error::Io)?;
         let mut raw = [0u8; FERRY_MAX_NAME];
         for (d, &s) in raw.iter_mut().zip(&self.name[..len]) {
-            *d = s as u8;
+            *d = s.to_ne_bytes()[0];
         }
         let s = core::str::from_utf8(&raw[..len]).map_err(|_| Error::Io)?;
         let mut name = Name::new();

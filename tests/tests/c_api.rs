@@ -5,7 +5,8 @@
 //! `device`. Each is built twice: plainly, and with
 //! `-fsanitize=address,undefined -Wall -Wextra -Werror` (a sanitizer
 //! report fails the run). Without `cc` or `make` the tests say so and
-//! skip (`.ci/run` installs both).
+//! skip (`.ci/run` installs both). The hello world of docs/C-API.md is
+//! compiled from the document and run too.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -231,6 +232,73 @@ fn device_serves_the_cli(cflags: &str) {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut err).unwrap();
     assert_no_sanitizer_report("device", &err);
+}
+
+/// The C code block after the `hello-world` marker in docs/C-API.md.
+fn hello_world_source() -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/C-API.md")).expect("docs/C-API.md");
+    let rest = doc
+        .split_once("<!-- hello-world")
+        .expect("the hello-world marker")
+        .1;
+    let code = rest.split_once("```c\n").expect("a C block").1;
+    code.split_once("```")
+        .expect("the block's end")
+        .0
+        .to_string()
+}
+
+/// The document's hello world compiles warning-free (under the
+/// sanitizers) and fetches a file from `ferry serve`, verified.
+#[test]
+fn the_documented_hello_world_works() {
+    if let Some(why) = tools_missing() {
+        eprintln!("{why}");
+        return;
+    }
+    library();
+    let dir = TempDir::new().unwrap();
+    let src = dir.path().join("hello.c");
+    std::fs::write(&src, hello_world_source()).unwrap();
+    let exe = dir.path().join("hello");
+    let lib = target_dir().join("release/libferry_c.a");
+    let o = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .args(SANITIZERS.split(' '))
+        .arg("-I")
+        .arg(repo().join("ferry-c/include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .arg(&lib)
+        .args([
+            "-lgcc_s",
+            "-lutil",
+            "-lrt",
+            "-lpthread",
+            "-lm",
+            "-ldl",
+            "-lc",
+        ])
+        .output()
+        .expect("run cc");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let s = Server::anonymous(&[]);
+    let body = random_bytes(150_000, 3);
+    std::fs::write(s.root.join("hello.bin"), &body).unwrap();
+    let (ip, port) = s.addr.rsplit_once(':').unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.args([ip, port, "hello.bin"]);
+    sanitized(&mut cmd);
+    let o = run(cmd);
+    assert_no_sanitizer_report("hello", &String::from_utf8_lossy(&o.stderr));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout == body, "the hello world printed something else");
+    // A missing file: the run fails.
+    let mut cmd = Command::new(&exe);
+    cmd.args([ip, port, "missing.bin"]);
+    assert_eq!(code(&run(cmd)), 1);
 }
 
 #[test]

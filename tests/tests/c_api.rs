@@ -200,6 +200,7 @@ fn device_serves_the_cli(cflags: &str) {
     let big = random_bytes(200_003, 5);
     std::fs::write(dir.path().join("big.bin"), &big).unwrap();
     std::fs::write(dir.path().join("note.txt"), "hello from the CLI\n").unwrap();
+    std::fs::write(dir.path().join("empty.txt"), "").unwrap();
     let cli = |args: &[&str]| {
         let mut c = ferry();
         c.args(args).current_dir(dir.path());
@@ -207,7 +208,7 @@ fn device_serves_the_cli(cflags: &str) {
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         (code(&o), text + &String::from_utf8_lossy(&o.stderr))
     };
-    for f in ["big.bin", "note.txt"] {
+    for f in ["big.bin", "note.txt", "empty.txt"] {
         let (rc, out) = cli(&["put", f, &url(f)]);
         assert_eq!(rc, 0, "put {f}: {out}");
     }
@@ -218,6 +219,9 @@ fn device_serves_the_cli(cflags: &str) {
     let (rc, out) = cli(&["get", &url("big.bin"), "copy.bin"]);
     assert_eq!(rc, 0, "{out}");
     assert_eq!(std::fs::read(dir.path().join("copy.bin")).unwrap(), big);
+    let (rc, out) = cli(&["get", &url("empty.txt"), "empty.copy"]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(std::fs::read(dir.path().join("empty.copy")).unwrap(), b"");
     // The C store's refusals reach the CLI as the protocol's errors.
     let (rc, out) = cli(&["put", "note.txt", &url("note.txt")]);
     assert_ne!(rc, 0);

@@ -28,6 +28,7 @@ struct Files {
     /// a panic must not unwind out of a callback).
     bad_sums: usize,
     open_handles: i32,
+    open_lists: i32,
 }
 
 struct Upload {
@@ -161,7 +162,8 @@ unsafe extern "C" fn abort(ctx: *mut c_void, upload: *mut c_void, why: c_int) {
     unsafe { files(ctx) }.aborted.push(why);
 }
 
-unsafe extern "C" fn list(_: *mut c_void, _: *const c_char, listing: *mut *mut c_void) -> c_int {
+unsafe extern "C" fn list(ctx: *mut c_void, _: *const c_char, listing: *mut *mut c_void) -> c_int {
+    unsafe { files(ctx) }.open_lists += 1;
     unsafe { *listing = Box::into_raw(Box::new(0usize)).cast() };
     0
 }
@@ -190,7 +192,8 @@ unsafe extern "C" fn next_entry(
     0
 }
 
-unsafe extern "C" fn end_list(_: *mut c_void, listing: *mut c_void) {
+unsafe extern "C" fn end_list(ctx: *mut c_void, listing: *mut c_void) {
+    unsafe { files(ctx) }.open_lists -= 1;
     drop(unsafe { Box::from_raw(listing.cast::<usize>()) });
 }
 
@@ -521,7 +524,76 @@ fn put_list_get_through_the_c_api() {
     }
     assert_eq!(files.files["data.bin"], body);
     assert_eq!(files.bad_sums, 0);
-    assert_eq!(files.open_handles, 0);
+    assert_eq!((files.open_handles, files.open_lists), (0, 0));
+}
+
+/// Every handle comes back to the store exactly once: a cancelled upload
+/// to `abort` with the client's reason, one cut short by deinit with
+/// CLOSED; nothing is stored for either.
+#[test]
+fn handles_come_back_on_cancel_and_deinit() {
+    let mut files = Files::default();
+    let body = [7u8; 30_000];
+    let name = c"/cut.bin";
+    let send_some = |p: &mut Pair| {
+        let mut took = 0;
+        let r = unsafe { ferry_client_send(p.client, body.as_ptr(), 5000, &mut took) };
+        assert_eq!(r, FERRY_OK);
+        assert!(took > 0);
+        p.step();
+    };
+    {
+        let mut p = Pair::new(&mut files, true);
+        unsafe { assert_eq!(ferry_client_login_anonymous(p.client), FERRY_OK) };
+        p.step();
+        unsafe {
+            let r = ferry_client_put(
+                p.client,
+                name.as_ptr(),
+                body.len() as u64,
+                FERRY_OVERWRITE_FAIL,
+                0,
+            );
+            assert_eq!(r, FERRY_OK);
+        }
+        assert_eq!(Pair::kinds(&p.step()), [FERRY_EVENT_ACCEPTED]);
+        send_some(&mut p);
+        let mut st = std::mem::MaybeUninit::uninit();
+        unsafe { assert_eq!(ferry_client_get_status(p.client, st.as_mut_ptr()), FERRY_OK) };
+        let st = unsafe { st.assume_init() };
+        assert!(st.logged_in && !st.idle && st.remaining > 0 && st.remaining < body.len() as u64);
+        unsafe {
+            assert_eq!(
+                ferry_client_cancel(p.client, FERRY_ERROR_CANCELLED as c_int),
+                FERRY_OK
+            )
+        };
+        let ev = p.step();
+        assert!(
+            ev.iter().all(|e| e.0.kind != FERRY_EVENT_TRANSFER_END),
+            "{:?}",
+            Pair::kinds(&ev)
+        );
+
+        // The session goes on: the same put again, cut short by deinit.
+        unsafe {
+            let r = ferry_client_put(
+                p.client,
+                name.as_ptr(),
+                body.len() as u64,
+                FERRY_OVERWRITE_FAIL,
+                0,
+            );
+            assert_eq!(r, FERRY_OK);
+        }
+        assert_eq!(Pair::kinds(&p.step()), [FERRY_EVENT_ACCEPTED]);
+        send_some(&mut p);
+    }
+    assert_eq!(
+        files.aborted,
+        [FERRY_ERROR_CANCELLED as c_int, FERRY_ERROR_CLOSED as c_int]
+    );
+    assert!(files.files.is_empty());
 }
 
 #[test]

@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: client HOST PORT USER PASSWORD LOCAL REMOTE (USER - for anonymous)\n");
         return 2;
     }
-    if (ferry_abi_version() != FERRY_C_ABI_VERSION) {
+    if (FERRY_ABI_CHECK() != FERRY_OK) {
         fprintf(stderr, "client: ferry.h and libferry_c are from different releases\n");
         return 2;
     }

@@ -329,7 +329,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: device PORT\n");
         return 2;
     }
-    if (ferry_server_size() > sizeof server_mem || ferry_abi_version() != FERRY_C_ABI_VERSION) {
+    if (ferry_server_size() > sizeof server_mem || FERRY_ABI_CHECK() != FERRY_OK) {
         fprintf(stderr, "device: ferry.h and libferry_c are from different releases\n");
         return 2;
     }

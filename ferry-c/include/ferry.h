@@ -12,6 +12,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/* Checks at start-up that this header and the library agree (version,
+ * enum and struct sizes): FERRY_OK, or FERRY_ERROR_INVALID_ARGUMENT. */
+#define FERRY_ABI_CHECK()                                                    \
+    ferry_abi_check(FERRY_C_ABI_VERSION, sizeof(ferry_error),                \
+                    sizeof(ferry_client_event), sizeof(ferry_store),         \
+                    sizeof(ferry_server_config))
 
 // The ABI version of this library and its header: bumped whenever a
 // function's signature, a struct's layout or an enum value changes
@@ -472,6 +478,20 @@ extern "C" {
 
 // The library's ABI version ([`FERRY_C_ABI_VERSION`] when it was built).
 uint32_t ferry_abi_version(void);
+
+// Checks, at start-up, that the program was compiled against this
+// library's header and ABI: the version, and the sizes of an enum and of
+// the structs C and the library exchange. A header from another release,
+// or a C compiler whose enums are not the platform's size (short enums
+// are the default on arm-none-eabi, and Rust follows the default: a
+// program built with `-fno-short-enums` there would disagree), gives
+// `FERRY_ERROR_INVALID_ARGUMENT`. Call it as `FERRY_ABI_CHECK()`, which
+// passes the header's figures.
+ferry_error ferry_abi_check(uint32_t version,
+                            size_t error_size,
+                            size_t event_size,
+                            size_t store_size,
+                            size_t server_config_size);
 
 // Bytes of memory a `ferry_client` needs (at most
 // `FERRY_CLIENT_STORAGE`).

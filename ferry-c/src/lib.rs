@@ -95,6 +95,43 @@ pub extern "C" fn ferry_abi_version() -> u32 {
     FERRY_C_ABI_VERSION
 }
 
+/// Checks, at start-up, that the program was compiled against this
+/// library's header and ABI: the version, and the sizes of an enum and of
+/// the structs C and the library exchange. A header from another release,
+/// or a C compiler whose enums are not the platform's size (short enums
+/// are the default on arm-none-eabi, and Rust follows the default: a
+/// program built with `-fno-short-enums` there would disagree), gives
+/// `FERRY_ERROR_INVALID_ARGUMENT`. Call it as `FERRY_ABI_CHECK()`, which
+/// passes the header's figures.
+#[no_mangle]
+pub extern "C" fn ferry_abi_check(
+    version: u32,
+    error_size: usize,
+    event_size: usize,
+    store_size: usize,
+    server_config_size: usize,
+) -> FerryError {
+    use core::mem::size_of;
+    let ours = (
+        FERRY_C_ABI_VERSION,
+        size_of::<FerryError>(),
+        size_of::<FerryClientEvent>(),
+        size_of::<FerryStore>(),
+        size_of::<FerryServerConfig>(),
+    );
+    match (
+        version,
+        error_size,
+        event_size,
+        store_size,
+        server_config_size,
+    ) == ours
+    {
+        true => FerryError::FERRY_OK,
+        false => FerryError::FERRY_ERROR_INVALID_ARGUMENT,
+    }
+}
+
 #[cfg(all(not(feature = "std"), not(test)))]
 mod panic {
     extern "C" {

@@ -787,7 +787,30 @@ fn every_entry_point_refuses_bad_pointers_and_sizes() {
 
 #[test]
 fn errors_and_versions_as_c_sees_them() {
+    use std::mem::size_of;
     assert_eq!(ferry_abi_version(), FERRY_C_ABI_VERSION);
+    let sizes = (
+        size_of::<FerryError>(),
+        size_of::<FerryClientEvent>(),
+        size_of::<FerryStore>(),
+        size_of::<FerryServerConfig>(),
+    );
+    let check = |v, (a, b, c, d)| ferry_abi_check(v, a, b, c, d);
+    assert_eq!(check(FERRY_C_ABI_VERSION, sizes), FERRY_OK);
+    assert_eq!(
+        check(FERRY_C_ABI_VERSION + 1, sizes),
+        FERRY_ERROR_INVALID_ARGUMENT
+    );
+    // A C compiler with other enum sizes sees another event struct.
+    let (a, b, c, d) = sizes;
+    assert_eq!(
+        check(FERRY_C_ABI_VERSION, (1, b, c, d)),
+        FERRY_ERROR_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        check(FERRY_C_ABI_VERSION, (a, b + 8, c, d)),
+        FERRY_ERROR_INVALID_ARGUMENT
+    );
     let msg =
         unsafe { CStr::from_ptr(ferry_error::ferry_error_str(FERRY_ERROR_NOT_FOUND as c_int)) };
     assert_eq!(msg.to_str(), Ok("not found"));

@@ -286,7 +286,7 @@ static void push(void) {
 #endif
 
 int main(void) {
-    if (ferry_abi_version() != FERRY_C_ABI_VERSION || ferry_server_size() > sizeof server_mem)
+    if (FERRY_ABI_CHECK() != FERRY_OK || ferry_server_size() > sizeof server_mem)
         ferry_panic();
     for (;;) {
         serve();

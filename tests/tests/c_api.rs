@@ -229,6 +229,21 @@ fn device_serves_the_cli(cflags: &str) {
     let (rc, out) = cli(&["get", &url("missing.txt"), "m.txt"]);
     assert_ne!(rc, 0);
     assert!(out.contains("not found"), "{out}");
+    // stat and rm reach the store's callbacks; mkdir has none: refused.
+    let (rc, out) = cli(&["stat", &url("note.txt")]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("19"), "the note's size: {out}");
+    let (rc, out) = cli(&["rm", &url("note.txt")]);
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = cli(&["ls", &url("")]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        !out.contains("note.txt") && out.contains("big.bin"),
+        "{out}"
+    );
+    let (rc, out) = cli(&["mkdir", &url("dir")]);
+    assert_ne!(rc, 0);
+    assert!(out.contains("permission denied"), "{out}");
 
     assert!(device.0.try_wait().unwrap().is_none(), "device exited");
     let _ = device.0.kill();

@@ -397,8 +397,9 @@ typedef struct {
 // NULL fails a resume with IO.
 //
 // Callbacks are called only from inside `ferry_server_progress` and
-// `ferry_server_deinit`, on the caller's thread; they must not call
-// back into the same server, and must return (no `longjmp` out).
+// `ferry_server_deinit`, on the caller's thread; a call back into the
+// same server from one is refused (BAD_USAGE). They must return (no
+// `longjmp` out).
 typedef struct {
     // Passed to every callback.
     void *ctx;

@@ -76,11 +76,14 @@ pub(crate) fn check_init<T>(
 }
 
 /// What each object starts with: a tag telling an initialised object from
-/// stray memory, and whether a panic left it unusable.
+/// stray memory, whether a panic left it unusable, and whether a call is
+/// running on it (a store callback calling back into its own server is
+/// refused instead of aliasing the object).
 #[repr(C)]
 pub(crate) struct Header {
     magic: u32,
     poisoned: bool,
+    busy: bool,
 }
 
 impl Header {
@@ -88,6 +91,7 @@ impl Header {
         Header {
             magic,
             poisoned: false,
+            busy: false,
         }
     }
 }
@@ -134,6 +138,7 @@ pub(crate) unsafe fn deinit<T: Object>(ptr: *mut T) -> FerryError {
         // SAFETY: forwarded contract; a poisoned object passes here.
         let obj = match unsafe { object(ptr) } {
             Ok(obj) => {
+                obj.header().busy = true;
                 obj.release();
                 obj
             }
@@ -147,7 +152,10 @@ pub(crate) unsafe fn deinit<T: Object>(ptr: *mut T) -> FerryError {
         unsafe { core::ptr::drop_in_place(obj) };
         Ok(())
     });
-    if r.is_err() && !ptr.is_null() && ptr as usize % align_of::<T>() == 0 {
+    if r == Err(FerryError::FERRY_ERROR_PANIC)
+        && !ptr.is_null()
+        && ptr as usize % align_of::<T>() == 0
+    {
         // SAFETY: as `object`. A panic mid-release: untag it anyway.
         if unsafe { magic(ptr) } == T::MAGIC {
             // SAFETY: a tagged object.
@@ -175,6 +183,17 @@ pub(crate) unsafe fn object<'a, T: Object>(ptr: *mut T) -> CResult<&'a mut T> {
     if unsafe { magic(ptr) } != T::MAGIC {
         return Err(FerryError::FERRY_ERROR_NOT_INITIALIZED);
     }
+    // A call into this object is running further up the stack: this one
+    // comes from inside it (a store callback). Read through the raw
+    // pointer: no second reference to the object may be made.
+    // SAFETY: the header of a tagged object, as `magic` reads it.
+    let busy = unsafe {
+        let header = ptr.cast::<u8>().add(T::HEADER).cast::<Header>();
+        core::ptr::addr_of!((*header).busy).read_volatile()
+    };
+    if busy {
+        return Err(FerryError::FERRY_ERROR_BAD_USAGE);
+    }
     // SAFETY: tagged by `ferry_*_init`, so a valid `T`; C does not call in
     // from two threads at once on one object (docs/C-API.md#threads).
     let obj = unsafe { &mut *ptr };
@@ -190,11 +209,21 @@ pub(crate) unsafe fn object<'a, T: Object>(ptr: *mut T) -> CResult<&'a mut T> {
 /// # Safety
 /// As [`object`].
 pub(crate) unsafe fn with<T: Object>(ptr: *mut T, f: impl FnOnce(&mut T) -> CResult) -> FerryError {
-    // SAFETY: forwarded contract.
-    let r = catch(|| f(unsafe { object(ptr) }?));
-    if r == Err(FerryError::FERRY_ERROR_PANIC) && !ptr.is_null() {
-        // SAFETY: a panic comes only from `f`, so `ptr` passed the checks.
-        unsafe { (*ptr).header().poisoned = true };
+    let mut entered = false;
+    let r = catch(|| {
+        // SAFETY: forwarded contract.
+        let obj = unsafe { object(ptr) }?;
+        entered = true;
+        obj.header().busy = true;
+        f(obj)
+    });
+    if entered {
+        // SAFETY: `ptr` passed the checks and `f`'s borrow has ended.
+        let header = unsafe { (*ptr).header() };
+        header.busy = false;
+        if r == Err(FerryError::FERRY_ERROR_PANIC) {
+            header.poisoned = true;
+        }
     }
     done(r)
 }

@@ -124,8 +124,9 @@ impl FerrySum {
 /// NULL fails a resume with IO.
 ///
 /// Callbacks are called only from inside `ferry_server_progress` and
-/// `ferry_server_deinit`, on the caller's thread; they must not call
-/// back into the same server, and must return (no `longjmp` out).
+/// `ferry_server_deinit`, on the caller's thread; a call back into the
+/// same server from one is refused (BAD_USAGE). They must return (no
+/// `longjmp` out).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FerryStore {

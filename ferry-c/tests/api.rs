@@ -29,6 +29,10 @@ struct Files {
     bad_sums: usize,
     open_handles: i32,
     open_lists: i32,
+    /// The server, for `stat` to call back into (which it must not).
+    server: *mut FerryServer,
+    /// What those calls back answered.
+    reentry: Vec<FerryError>,
 }
 
 struct Upload {
@@ -208,6 +212,23 @@ fn sum_matches(sum: &FerrySum, data: &[u8]) -> bool {
     &sum.bytes[..usize::from(sum.len)] == want.as_bytes()
 }
 
+/// A misbehaving store: calls back into its own server from a callback.
+unsafe extern "C" fn stat_reentering(
+    ctx: *mut c_void,
+    _: *const c_char,
+    _: *mut FerryEntry,
+) -> c_int {
+    let f = unsafe { files(ctx) };
+    let mut p = FerryProgress {
+        action: FerryAction::FERRY_ACTION_WAIT,
+        reason: FERRY_OK,
+    };
+    f.reentry
+        .push(unsafe { ferry_server_progress(f.server, &mut p) });
+    f.reentry.push(unsafe { ferry_server_deinit(f.server) });
+    FERRY_ERROR_NOT_FOUND as c_int
+}
+
 fn store(ctx: &mut Files) -> FerryStore {
     FerryStore {
         ctx: (ctx as *mut Files).cast(),
@@ -224,7 +245,7 @@ fn store(ctx: &mut Files) -> FerryStore {
         list: Some(list),
         next_entry: Some(next_entry),
         end_list: Some(end_list),
-        stat: None,
+        stat: Some(stat_reentering),
         mkdir: None,
         remove: None,
         rename: None,
@@ -280,6 +301,7 @@ impl Pair {
             );
             assert_eq!(r, FERRY_OK);
         }
+        files.server = server;
         Pair {
             _mem: mem,
             _bufs: bufs,
@@ -488,6 +510,12 @@ fn put_list_get_through_the_c_api() {
         );
         assert_eq!(e.size, body.len() as u64);
 
+        // A store calling back into its server is refused, not followed.
+        unsafe { assert_eq!(ferry_client_stat(p.client, name.as_ptr()), FERRY_OK) };
+        let ev = p.step();
+        assert_eq!(Pair::kinds(&ev), [FERRY_EVENT_FAILED]);
+        assert_eq!(ev[0].0.error, FERRY_ERROR_NOT_FOUND);
+
         unsafe { assert_eq!(ferry_client_get(p.client, name.as_ptr()), FERRY_OK) };
         let ev = p.step();
         assert_eq!(Pair::kinds(&ev), [FERRY_EVENT_OFFER]);
@@ -525,6 +553,10 @@ fn put_list_get_through_the_c_api() {
     assert_eq!(files.files["data.bin"], body);
     assert_eq!(files.bad_sums, 0);
     assert_eq!((files.open_handles, files.open_lists), (0, 0));
+    assert_eq!(
+        files.reentry,
+        [FERRY_ERROR_BAD_USAGE, FERRY_ERROR_BAD_USAGE]
+    );
 }
 
 /// Every handle comes back to the store exactly once: a cancelled upload

@@ -103,9 +103,7 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
             // Whatever happened, the stream so far is gone.
             self.end();
             if e == LinkEvent::Up {
-                let bufs = ([0; crate::app::FRAME_BUF], [0; crate::app::FRAME_BUF]);
-                self.conn = Conn::new(now, self.config, bufs.0, bufs.1).ok();
-                self.sessions = self.sessions.wrapping_add(1);
+                self.start(now);
             }
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -150,6 +148,18 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
         }
     }
 
+    /// A new session on a new link. Not inlined, nor is [`Self::end`]:
+    /// their temporaries (a whole `Conn` and its buffers, a `Session`,
+    /// 9 and 5 KB on a Cortex-M4) then take stack only while they run,
+    /// not under every call of the session (docs/BENCHMARKS.md).
+    #[inline(never)]
+    fn start(&mut self, now: Instant) {
+        let bufs = ([0; crate::app::FRAME_BUF], [0; crate::app::FRAME_BUF]);
+        self.conn = Conn::new(now, self.config, bufs.0, bufs.1).ok();
+        self.sessions = self.sessions.wrapping_add(1);
+    }
+
+    #[inline(never)]
     fn end(&mut self) {
         if self.conn.take().is_some() {
             self.session.end(&mut self.store);

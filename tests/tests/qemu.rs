@@ -26,7 +26,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Most stack the image may use (its high-water mark, painted at boot
 /// and reported on the console); docs/BENCHMARKS.md and README give the
 /// figure and why it is this large.
-const STACK_LIMIT: u64 = 36 * 1024;
+const STACK_LIMIT: u64 = 24 * 1024;
 
 fn have_qemu() -> bool {
     Command::new("qemu-system-arm")
@@ -278,6 +278,14 @@ fn the_firmware_serves_on_an_emulated_cortex_m4() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("cut.bin"));
     }
     eprintln!("200 sessions: {:.1} s", t.elapsed().as_secs_f32());
+    // Nothing held over: a put (the upload slot, the store) and a get.
+    let after = local.path().join("after.bin");
+    let data = random_bytes(10_000, 72);
+    std::fs::write(&after, &data).unwrap();
+    ok(&put(&line, &after));
+    let back = local.path().join("after.back");
+    ok(&get(&line, "after.bin", &back));
+    assert_eq!(std::fs::read(&back).unwrap(), data, "after.bin back");
     let back = local.path().join("big.after");
     ok(&get(&line, "big.bin", &back));
     assert_eq!(
@@ -287,17 +295,28 @@ fn the_firmware_serves_on_an_emulated_cortex_m4() {
     // The console: a line per ended session, numbered on.
     let mut sessions = device.sessions();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sessions.len() < 210 && Instant::now() < deadline {
+    while sessions.len() < 212 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
         sessions = device.sessions();
     }
-    assert!(sessions.len() >= 210, "console:\n{}", device.console());
+    assert!(sessions.len() >= 212, "console:\n{}", device.console());
+    assert!(
+        sessions.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "sessions numbered on:\n{}",
+        device.console()
+    );
+    // The stack no deeper, but for an interrupt's frame (104 bytes with
+    // the FPU's state) landing at another depth.
     let depth = sessions.iter().map(|s| s.1).max().unwrap();
-    assert_eq!(
-        depth, depth_before,
-        "the stack went deeper after 200 sessions"
+    assert!(
+        depth <= depth_before + 256,
+        "the stack went deeper after 200 sessions: {depth_before} -> {depth} bytes"
     );
     assert!(depth <= STACK_LIMIT, "stack high water {depth} bytes");
+    // For .ci/device-size, which reports it beside the static RAM.
+    let figure = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../embedded-demo/firmware-serial/target/stack-high-water");
+    std::fs::write(figure, format!("{depth}\n")).unwrap();
     eprintln!(
         "stack high water {depth} bytes; all: {:.1} s",
         t0.elapsed().as_secs_f32()

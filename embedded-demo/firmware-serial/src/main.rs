@@ -239,13 +239,24 @@ fn main() -> ! {
         cortex_m::asm::wfi();
     };
     seed_rng(cycles());
-    let device = DEVICE.init(
-        SerialDevice::new(clock.now(), STORE.take(), auth, random, BAUD)
-            .unwrap_or_else(|_| halt("link setup failed")),
-    );
+    let device = init(clock.now(), auth);
     device.handle_line(clock.now(), &[first]);
-    console::line(&["started: stack high water ", console::dec(stack.high_water() as u64, &mut [0; 20])]);
+    console::line(&[
+        "first byte heard, device set up: stack high water ",
+        console::dec(stack.high_water() as u64, &mut [0; 20]),
+        " bytes",
+    ]);
     serve(device, &mut clock, line, stack)
+}
+
+/// The device, in its static. Not inlined: the value is built on this
+/// function's stack (11 KB), which is then free again for the main loop.
+#[inline(never)]
+fn init(now: Instant, auth: Auth) -> &'static mut Device {
+    DEVICE.init(
+        SerialDevice::new(now, STORE.take(), auth, random, BAUD)
+            .unwrap_or_else(|_| halt("link setup failed")),
+    )
 }
 
 /// The main loop: line bytes in, the link and the session, line bytes

@@ -271,43 +271,55 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
     // without the wake-ups and the UART reads around them.
     let mut work: u64 = 0;
     let mut work_at_start = 0;
+    // Line bytes the UART did not take at the last try.
+    let mut unsent = false;
+    let mut buf = [0u8; 64];
+    let mut n = 0;
     loop {
         let now = clock.now();
-        let mut buf = [0u8; 64];
-        let mut n = 0;
+        // Bytes gather here until a frame ends (a zero byte) or the buffer
+        // is full: QEMU's UART hands over one byte per interrupt, and the
+        // link acts on whole frames only (COBS), so one call per frame
+        // end does the work of one per byte (bench/device-cycles).
+        let mut frame_ended = false;
         while n < buf.len() {
             match line.read() {
                 Some(b) => {
                     buf[n] = b;
                     n += 1;
+                    if b == 0 {
+                        frame_ended = true;
+                        break;
+                    }
                 }
                 None => break,
             }
         }
         let t = cycles();
-        if n > 0 {
+        if frame_ended || n == buf.len() {
             device.handle_line(now, &buf[..n]);
+            n = 0;
         }
-        // The link acts on whole frames only (COBS, each ended by a zero
-        // byte): polling at every byte of this one-byte UART cost a third
-        // more instructions per put (bench/device-cycles).
-        let frame_ended = buf[..n].contains(&0);
-        if frame_ended || device.poll_at().is_some_and(|t| t <= now) {
+        if frame_ended || unsent || device.poll_at().is_some_and(|t| t <= now) {
             device.poll(now);
-        }
-        // Out with what the link has (paced to the line), polling after
-        // each write as the session may have more for the link then.
-        for _ in 0..8 {
-            let out = device.transmit(now);
-            if out.is_empty() {
-                break;
+            // Out with what the link has (paced to the line; `poll_at`
+            // says when it may send more), polling after each write as the
+            // session may have more for the link then.
+            unsent = false;
+            for _ in 0..8 {
+                let out = device.transmit(now);
+                if out.is_empty() {
+                    break;
+                }
+                let k = line.write(out);
+                // The UART full before the end: again at the next wake.
+                unsent = k < out.len();
+                device.transmit_done(k);
+                if k == 0 {
+                    break;
+                }
+                device.poll(now);
             }
-            let k = line.write(out);
-            device.transmit_done(k);
-            if k == 0 {
-                break;
-            }
-            device.poll(now);
         }
         work += cycles() - t;
         // A session ends when the link drops or resets (the next client's
@@ -335,11 +347,12 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
             work_at_start = work;
         }
         (was_open, counted) = (open, count);
-        // Sleep unless bytes came in meanwhile or the link has more for a
-        // line with room (an RX interrupt pending since then would make
-        // `wfi` return at once anyway; SysTick wakes it each millisecond).
-        let more = !device.transmit(now).is_empty() && line.writable();
-        if !line.readable() && !more {
+        // Sleep unless bytes came in meanwhile or the UART has room for
+        // what it did not take (an RX interrupt pending since then would
+        // make `wfi` return at once anyway; SysTick wakes it each
+        // millisecond).
+        let more = line.readable() || (unsent && line.writable());
+        if !more {
             busy += cycles() - woke;
             cortex_m::asm::wfi();
             woke = cycles();

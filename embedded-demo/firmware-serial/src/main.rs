@@ -8,8 +8,8 @@
 //! - **SysTick** interrupts every millisecond: the clock of the link's
 //!   timers and the session's deadlines.
 //! - **UART1** (`0x4000_5000`) is a console: one line at boot and one per
-//!   session with the stack's high-water mark and the busy time, for the
-//!   size report, the tests and `bench/device-cycles`.
+//!   session with the stack's high-water mark, for the size report and
+//!   the tests.
 //!
 //! Build-time configuration (environment variables, read by `option_env!`):
 //! `FERRY_DEVICE_USER` and `FERRY_DEVICE_VERIFIER` (the verifier `ferry
@@ -112,8 +112,7 @@ unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
     }
 }
 
-/// The time: SysTick milliseconds extended to 64 bits, and the busy time
-/// (everything but `wfi`) in SysTick cycles.
+/// The time: SysTick milliseconds extended to 64 bits.
 struct Clock {
     last: u32,
     high: u64,
@@ -262,19 +261,14 @@ fn init(now: Instant, auth: Auth) -> &'static mut Device {
 /// The main loop: line bytes in, the link and the session, line bytes
 /// out; `wfi` until the next interrupt when nothing is due.
 fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Stack) -> ! {
-    let mut busy: u64 = 0;
-    let mut woke = cycles();
     let mut was_open = false;
     let mut counted = 0;
-    let mut busy_at_start = 0;
-    // Cycles in Ferry's calls alone (the link, the session, the store),
-    // without the wake-ups and the UART reads around them.
-    let mut work: u64 = 0;
-    let mut work_at_start = 0;
     // Line bytes the UART did not take at the last try.
     let mut unsent = false;
     let mut buf = [0u8; 64];
     let mut n = 0;
+    // When the device is next due (`poll_at`), as of the last call into it.
+    let mut due = device.poll_at();
     loop {
         let now = clock.now();
         // Bytes gather here until a frame ends (a zero byte) or the buffer
@@ -295,12 +289,12 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
                 None => break,
             }
         }
-        let t = cycles();
         if frame_ended || n == buf.len() {
             device.handle_line(now, &buf[..n]);
             n = 0;
+            due = device.poll_at();
         }
-        if frame_ended || unsent || device.poll_at().is_some_and(|t| t <= now) {
+        if frame_ended || unsent || due.is_some_and(|t| t <= now) {
             device.poll(now);
             // Out with what the link has (paced to the line; `poll_at`
             // says when it may send more), polling after each write as the
@@ -320,31 +314,24 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
                 }
                 device.poll(now);
             }
+            // Asked again only after the device was called: at every byte,
+            // the link's and the session's timers cost a fifth of a put's
+            // instructions (bench/device-cycles).
+            due = device.poll_at();
         }
-        work += cycles() - t;
         // A session ends when the link drops or resets (the next client's
         // link: `sessions` moves on) or when the server closes it.
         let (open, count) = (device.in_session(), device.sessions);
         if was_open && (!open || count != counted) {
             let mut a = [0; 20];
             let mut b = [0; 20];
-            let mut c = [0; 20];
-            let mut d = [0; 20];
             console::line(&[
                 "session ",
                 console::dec(u64::from(counted), &mut a),
                 " ended: stack high water ",
                 console::dec(stack.high_water() as u64, &mut b),
-                " bytes, busy ",
-                console::dec(busy + cycles() - woke - busy_at_start, &mut c),
-                " cycles, in ferry ",
-                console::dec(work - work_at_start, &mut d),
-                " cycles",
+                " bytes",
             ]);
-        }
-        if open && (!was_open || count != counted) {
-            busy_at_start = busy + cycles() - woke;
-            work_at_start = work;
         }
         (was_open, counted) = (open, count);
         // Sleep unless bytes came in meanwhile or the UART has room for
@@ -353,9 +340,7 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
         // millisecond).
         let more = line.readable() || (unsent && line.writable());
         if !more {
-            busy += cycles() - woke;
             cortex_m::asm::wfi();
-            woke = cycles();
         }
     }
 }

@@ -157,10 +157,12 @@ fn get(line: &SerialLine, name: &str, local: &Path) -> Output {
 }
 
 /// One booted image, every check in turn (one build, one boot): put and
-/// get of 0 B, 1 B and 64 KiB byte for byte; ls; a built-in command; a
-/// wrong password refused; a file larger than the store refused before
-/// any body byte; a put through a 2 s pulled cable; 200 sessions, then
-/// the image still answers with its files whole and its stack no deeper.
+/// get of 0 B, 1 B and 64 KiB byte for byte; ls; a built-in command;
+/// stat with the digest, mv, rm, echo; anonymous and a wrong password
+/// refused; a file larger than the store refused before any body byte; a
+/// put through a 2 s pulled cable; a put resumed after its client was
+/// killed; 200 sessions, then the image still answers with its files
+/// whole and its stack no deeper.
 #[test]
 fn the_firmware_serves_on_an_emulated_cortex_m4() {
     if !have_qemu() {
@@ -204,6 +206,59 @@ fn the_firmware_serves_on_an_emulated_cortex_m4() {
     ok(&o);
     let sum = ferry_tests::md5_file(&local.path().join("big.bin"));
     assert!(String::from_utf8_lossy(&o.stdout).contains(&sum), "{o:?}");
+
+    // stat with the file's digest; mv; rm; echo (ASCII upper-cased; other
+    // text refused by this image: ferry-core's `--cfg ferry_ascii_echo`).
+    let o = run_for(
+        client(
+            &line,
+            PASSWORD,
+            &["stat", "--digest", "md5", &url("big.bin")],
+        ),
+        LIMIT,
+    );
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with(&sum),
+        "{o:?}"
+    );
+    let mut mv = client(&line, PASSWORD, &["mv", &url("one.bin")]);
+    mv.arg("uno.bin");
+    ok(&run_for(mv, LIMIT));
+    ok(&run_for(
+        client(&line, PASSWORD, &["rm", &url("empty.bin")]),
+        LIMIT,
+    ));
+    let o = run_for(client(&line, PASSWORD, &["ls", &url("")]), LIMIT);
+    ok(&o);
+    let names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["big.bin", "uno.bin"], "after mv and rm");
+    let o = run_for(
+        client(&line, PASSWORD, &["echo", &url(""), "--upper", "ferry 1"]),
+        LIMIT,
+    );
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), "FERRY 1");
+    let o = run_for(
+        client(&line, PASSWORD, &["echo", &url(""), "--upper", "fähre"]),
+        LIMIT,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(code(&o), 0, "{err}");
+    assert!(err.contains("unsupported"), "{err}");
+
+    // The image has a user: anonymous is refused (3).
+    let mut anon = ferry();
+    anon.args(["ls", "ferry://device/", "--serial"])
+        .arg(&line.b)
+        .args(["--baud", &BAUD.to_string(), "--timeout", "20"]);
+    let o = run_for(anon, LIMIT);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 3, "{err}");
+    assert!(err.contains("anonymous login not allowed"), "{err}");
 
     // A wrong password: login failed (3), nothing listed.
     let o = run_for(client(&line, "wrong", &["ls", &url("")]), LIMIT);
@@ -262,6 +317,41 @@ fn the_firmware_serves_on_an_emulated_cortex_m4() {
     ok(&get(&line, "cut.bin", &back));
     assert_eq!(std::fs::read(&back).unwrap(), data, "cut.bin back");
     eprintln!("put through a 2 s cut: {:.1} s", took.as_secs_f32());
+
+    // A client killed mid-put, then `put --resume`: the device keeps no
+    // partial uploads, so the resume starts over, and the file is whole
+    // (48 KiB: the store has 64 KiB free by now).
+    let data = random_bytes(48 * 1024, 73);
+    let killed = local.path().join("killed.bin");
+    std::fs::write(&killed, &data).unwrap();
+    let mut c = client(
+        &line,
+        PASSWORD,
+        &["put", "-q", killed.to_str().unwrap(), &url("")],
+    );
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let start = line.carried().1;
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while line.carried().1 - start < 16 * 1024 {
+        assert!(Instant::now() < deadline, "the put never got going");
+        assert!(child.try_wait().unwrap().is_none(), "the put ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = run_for(
+        client(
+            &line,
+            PASSWORD,
+            &["put", "-q", "--resume", killed.to_str().unwrap(), &url("")],
+        ),
+        LIMIT,
+    );
+    ok(&o);
+    let back = local.path().join("killed.back");
+    ok(&get(&line, "killed.bin", &back));
+    assert_eq!(std::fs::read(&back).unwrap(), data, "killed.bin back");
 
     // 200 sessions (a listing each), then the image still answers, its
     // files whole, its stack no deeper than after the first sessions.

@@ -235,7 +235,11 @@ fn main() -> ! {
         if let Some(b) = line.read() {
             break b;
         }
-        cortex_m::asm::wfi();
+        cortex_m::interrupt::free(|_| {
+            if !line.readable() {
+                cortex_m::asm::wfi();
+            }
+        });
     };
     seed_rng(cycles());
     let device = init(clock.now(), auth);
@@ -296,11 +300,12 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
         }
         if frame_ended || unsent || due.is_some_and(|t| t <= now) {
             device.poll(now);
-            // Out with what the link has (paced to the line; `poll_at`
-            // says when it may send more), polling after each write as the
-            // session may have more for the link then.
+            // Out with what the link has, polling after each write as the
+            // session may have more for the link then. Bounded by the
+            // link's pacing: it hands out nothing more once the line is
+            // full for a while (`poll_at` then says when it has room).
             unsent = false;
-            for _ in 0..8 {
+            loop {
                 let out = device.transmit(now);
                 if out.is_empty() {
                     break;
@@ -335,12 +340,14 @@ fn serve(device: &mut Device, clock: &mut Clock, line: Uart, stack: console::Sta
         }
         (was_open, counted) = (open, count);
         // Sleep unless bytes came in meanwhile or the UART has room for
-        // what it did not take (an RX interrupt pending since then would
-        // make `wfi` return at once anyway; SysTick wakes it each
-        // millisecond).
-        let more = line.readable() || (unsent && line.writable());
-        if !more {
-            cortex_m::asm::wfi();
-        }
+        // what it did not take. Checked with interrupts masked: a byte
+        // arriving after the check leaves its interrupt pending, which
+        // `wfi` wakes on (its handler runs once they are unmasked), rather
+        // than being handled before `wfi` and slept past until SysTick.
+        cortex_m::interrupt::free(|_| {
+            if !(line.readable() || (unsent && line.writable())) {
+                cortex_m::asm::wfi();
+            }
+        });
     }
 }

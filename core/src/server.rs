@@ -376,7 +376,12 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// The next event, if the buffered input completes one. Returns `None`
     /// while a reply the driver owes is pending output room: transmit, then
     /// poll again.
+    ///
+    /// Not inlined: its temporaries (decoded messages of up to ~1 KB
+    /// each) then take stack only while it runs, not under the handling
+    /// of the event (a Cortex-M4 session's stack: 21.9 -> 18.5 KB).
     #[must_use]
+    #[inline(never)]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         if matches!(self.role.state, State::Closed) {
             return None;

@@ -26,7 +26,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Most stack the image may use (its high-water mark, painted at boot
 /// and reported on the console); docs/BENCHMARKS.md and README give the
 /// figure and why it is this large.
-const STACK_LIMIT: u64 = 24 * 1024;
+const STACK_LIMIT: u64 = 20 * 1024;
 
 fn have_qemu() -> bool {
     Command::new("qemu-system-arm")

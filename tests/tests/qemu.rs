@@ -37,8 +37,8 @@ fn have_qemu() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// `scripts/device-qemu --user ferry:… --baud BAUD --line A`: builds the
-/// image and boots it; stopped (SIGTERM: the script then stops QEMU) on
+/// `scripts/device-qemu LOGIN --baud BAUD --line A` (LOGIN: `--user
+/// ferry:…` or `--anonymous`): builds the image and boots it; stopped (SIGTERM: the script then stops QEMU) on
 /// drop. The console (UART1) goes to `console`.
 struct Device {
     script: Child,
@@ -47,13 +47,13 @@ struct Device {
 }
 
 impl Device {
-    fn start(line: &SerialLine) -> Device {
+    fn start(line: &SerialLine, login: &[&str]) -> Device {
         let dir = TempDir::new().unwrap();
         let console = dir.path().join("console");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut script = Command::new("bash")
             .arg(root.join("scripts/device-qemu"))
-            .args(["--user", &format!("{USER}:{PASSWORD}")])
+            .args(login)
             .args(["--baud", &BAUD.to_string()])
             .arg("--line")
             .arg(&line.a)
@@ -162,7 +162,7 @@ fn get(line: &SerialLine, name: &str, local: &Path) -> Output {
 /// refused; a file larger than the store refused before any body byte; a
 /// put through a 2 s pulled cable; a put resumed after its client was
 /// killed; 200 sessions, then the image still answers with its files
-/// whole and its stack no deeper.
+/// whole and its stack no deeper. Then the image built anonymous.
 #[test]
 fn the_firmware_serves_on_an_emulated_cortex_m4() {
     if !have_qemu() {
@@ -171,7 +171,8 @@ fn the_firmware_serves_on_an_emulated_cortex_m4() {
     }
     let t0 = Instant::now();
     let line = SerialLine::start(BAUD, Faults::default());
-    let device = Device::start(&line);
+    let user = format!("{USER}:{PASSWORD}");
+    let device = Device::start(&line, &["--user", &user]);
     eprintln!("built and booted: {:.1} s", t0.elapsed().as_secs_f32());
     let local = TempDir::new().unwrap();
 
@@ -411,4 +412,42 @@ fn the_firmware_serves_on_an_emulated_cortex_m4() {
         "stack high water {depth} bytes; all: {:.1} s",
         t0.elapsed().as_secs_f32()
     );
+    drop(device);
+
+    // The image built anonymous: anyone lists, puts and gets; a user
+    // login is refused (the image has no verifier).
+    let t = Instant::now();
+    let _device = Device::start(&line, &["--anonymous"]);
+    let anon = |args: &[&str]| {
+        let mut c = ferry();
+        c.args(args).arg("--serial").arg(&line.b).args([
+            "--baud",
+            &BAUD.to_string(),
+            "--timeout",
+            "20",
+        ]);
+        run_for(c, LIMIT)
+    };
+    let o = anon(&["ls", "ferry://device/"]);
+    ok(&o);
+    assert!(o.stdout.is_empty(), "a new image's store is empty: {o:?}");
+    let src = local.path().join("one.bin");
+    ok(&anon(&[
+        "put",
+        "-q",
+        src.to_str().unwrap(),
+        "ferry://device/",
+    ]));
+    let back = local.path().join("one.anon");
+    ok(&anon(&[
+        "get",
+        "-q",
+        "ferry://device/one.bin",
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap());
+    let o = run_for(client(&line, PASSWORD, &["ls", &url("")]), LIMIT);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 3, "{err}");
+    eprintln!("anonymous image: {:.1} s", t.elapsed().as_secs_f32());
 }

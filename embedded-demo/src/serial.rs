@@ -151,7 +151,7 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
     /// A new session on a new link. Not inlined, nor is [`Self::end`]:
     /// their temporaries (a whole `Conn` and its buffers, a `Session`,
     /// 9 and 5 KB on a Cortex-M4) then take stack only while they run,
-    /// not under every call of the session (docs/BENCHMARKS.md).
+    /// not under every call of the session (README, "Run a device").
     #[inline(never)]
     fn start(&mut self, now: Instant) {
         let bufs = ([0; crate::app::FRAME_BUF], [0; crate::app::FRAME_BUF]);

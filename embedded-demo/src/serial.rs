@@ -10,7 +10,7 @@ use ferry_core::app::{Progress, Session};
 use ferry_core::link::{Link, LinkConfig, LinkEvent};
 use ferry_core::{Instant, ServerConfig};
 
-use crate::app::{Auth, Conn, DeviceStore};
+use crate::app::{Auth, DeviceStore};
 use crate::store::RamStore;
 
 /// Frames in flight each way: a small receiver's window.
@@ -18,6 +18,19 @@ pub const WINDOW: usize = 4;
 /// The largest data frame payload: 256 bytes keeps a noisy line moving
 /// and the buffers small.
 pub const MAX_PAYLOAD: usize = 256;
+/// Core buffers per session (each direction): the protocol's smallest
+/// (1 KiB frames; [`ferry_core::MIN_OUTPUT_BUFFER`]), half the TCP
+/// device's. A line of 256-byte link frames gains nothing from larger
+/// ones, and a device's RAM is mostly its buffers.
+pub const FRAME_BUF: usize = if ferry_core::MIN_OUTPUT_BUFFER > ferry_core::MIN_INPUT_BUFFER {
+    ferry_core::MIN_OUTPUT_BUFFER
+} else {
+    ferry_core::MIN_INPUT_BUFFER
+};
+
+/// The core server of one session on the line.
+type Conn = ferry_core::Server<[u8; FRAME_BUF]>;
+
 /// The link's buffer (see [`Link::buffer_len`]).
 pub const LINK_BUF: usize = Link::<&'static mut [u8], WINDOW>::buffer_len(MAX_PAYLOAD);
 
@@ -103,9 +116,7 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
             // Whatever happened, the stream so far is gone.
             self.end();
             if e == LinkEvent::Up {
-                let bufs = ([0; crate::app::FRAME_BUF], [0; crate::app::FRAME_BUF]);
-                self.conn = Conn::new(now, self.config, bufs.0, bufs.1).ok();
-                self.sessions = self.sessions.wrapping_add(1);
+                self.start(now);
             }
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -150,6 +161,18 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
         }
     }
 
+    /// A new session on a new link. Not inlined, nor is [`Self::end`]:
+    /// their temporaries (a whole `Conn` and its buffers, a `Session`,
+    /// 9 and 5 KB on a Cortex-M4) then take stack only while they run,
+    /// not under every call of the session (README, "Run a device").
+    #[inline(never)]
+    fn start(&mut self, now: Instant) {
+        let bufs = ([0; FRAME_BUF], [0; FRAME_BUF]);
+        self.conn = Conn::new(now, self.config, bufs.0, bufs.1).ok();
+        self.sessions = self.sessions.wrapping_add(1);
+    }
+
+    #[inline(never)]
     fn end(&mut self) {
         if self.conn.take().is_some() {
             self.session.end(&mut self.store);

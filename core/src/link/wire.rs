@@ -27,22 +27,38 @@ pub(crate) const fn encoded_len(n: usize) -> usize {
     n + n / 254 + 1 + 1
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib and Ethernet), bit by bit: the
-/// line is far slower than the loop, and a table would cost 1 KiB of
-/// flash on a device the whole link must fit in 4 KiB of.
+/// CRC-32 (IEEE 802.3, reflected, as zlib and Ethernet), four bits at a
+/// time from a 16-entry table: a 1 KiB byte table would not fit a link
+/// meant for 4 KiB of flash, and bit by bit the CRC was 41 % of the
+/// instructions a Cortex-M4 spent per MiB put (bench/device-cycles).
 pub fn crc32(data: &[u8]) -> u32 {
     !crc_update(!0, data)
 }
+
+/// The register after four more bits, for each value of those four bits.
+const NIBBLES: [u32; 16] = {
+    let mut t = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 4 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+            bit += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
 
 /// The CRC register after `data` (the CRC is the register's complement,
 /// starting from all ones).
 fn crc_update(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        crc = (crc >> 4) ^ NIBBLES[(crc & 15) as usize];
+        crc = (crc >> 4) ^ NIBBLES[(crc & 15) as usize];
     }
     crc
 }

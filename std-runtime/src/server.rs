@@ -1047,7 +1047,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
             msg = async { exec.as_mut()?.recv().await }, if wants_output => store.on_exec(msg),
             _ = gate.evicted() => {
                 warn!(peer = %store.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
-                core.close(Error::Busy);
+                core.close_retry(Error::Busy, 0);
             }
         }
         if read > 0 {

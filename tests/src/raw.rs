@@ -56,6 +56,12 @@ impl Raw {
         }
     }
 
+    /// A second handle on the connection, to write from another thread
+    /// while this one reads.
+    pub fn writer(&self) -> TcpStream {
+        self.s.try_clone().expect("clone the socket")
+    }
+
     /// Sends one control message.
     pub fn send(&mut self, m: &Message) {
         self.s.write_all(&crate::raw_frame(m)).unwrap();

@@ -381,8 +381,9 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     }
 
     /// Whether one more get (`get`) or put (`put`) may be sent now,
-    /// behind those in flight: within the window, in one direction, and
-    /// never inside a body this side sends.
+    /// behind those in flight: within the window (1 until the server's
+    /// hello arrived), in one direction, never inside a body this side
+    /// sends, and never behind a resumed put.
     pub fn can_pipeline(&self, get: bool) -> bool {
         let r = &self.role;
         let sent = self.login_sent();

@@ -251,3 +251,35 @@ fn requests_behind_a_running_command_wait_for_it() {
     r.request(Request::Pwd);
     assert!(matches!(r.msg(), Message::Cwd(_)));
 }
+
+/// docs/PROTOCOL.md#pipelining: any request may follow others. The std
+/// server used to close the connection on a listing followed by more
+/// requests (`list` + `stat`, `list` + `list`) while it took `stat` +
+/// `stat`; every answer now comes whole, in request order.
+#[test]
+fn a_listing_may_be_followed_by_more_requests() {
+    use ferry_core::message::{bounded, Message, Request};
+    use ferry_tests::raw::Raw;
+    let s = Server::anonymous(&[]);
+    std::fs::write(s.root.join("a"), b"abc").unwrap();
+    let p = |s: &str| bounded(s, ferry_core::Error::InvalidPath).unwrap();
+    let mut r = Raw::login_v3(&s.addr, 16);
+    let mut w = r.writer();
+    let mut batch = Vec::new();
+    for req in [
+        Request::List { path: p("") },
+        Request::Stat { path: p("a") },
+        Request::List { path: p("") },
+        Request::Mkdir { path: p("d") },
+        Request::Pwd,
+    ] {
+        batch.extend(raw_frame(&Message::Request(req)));
+    }
+    w.write_all(&batch).unwrap();
+    let names: Vec<&str> = (0..7).map(|_| r.msg().name()).collect();
+    assert_eq!(
+        names,
+        ["entry", "list-end", "entry", "entry", "list-end", "ok", "cwd"]
+    );
+    assert!(s.root.join("d").is_dir());
+}

@@ -424,8 +424,10 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             // command's output, a put's commit): whatever the client sent
             // next is answered after it, so answers leave in request order
             // (`docs/PROTOCOL.md#pipelining`). Window 1 reads on, and a
-            // request there is `UnexpectedFrame`, as in version 2.
-            if self.role.owes_answer() && pipelining {
+            // request there is `UnexpectedFrame`, as in version 2. A
+            // client gone (end of input) is noticed at once, so a command
+            // it left running is stopped.
+            if self.role.owes_answer() && pipelining && !self.link.eof() {
                 return None;
             }
             let incoming = match self.link.next_frame() {

@@ -1033,3 +1033,31 @@ fn a_refusal_from_either_side_ends_a_gets_time_in_flight() {
     s.offer(3).unwrap();
     assert!(!s.is_closed());
 }
+
+/// The server reads nothing more while it owes an answer, but a client
+/// that went away is noticed at once, so a command it left running is
+/// stopped (`Closed(Truncated)` while the exec streams).
+#[test]
+fn a_client_gone_while_its_command_runs_is_noticed_at_window_4() {
+    let cfg = ServerConfig {
+        allow_exec: true,
+        ..config()
+    };
+    let mut s = Server::<_, 4>::with_window(T0, cfg, vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut hello3 = hello(1024, [1, 0, 0, 0]);
+    hello3[7] = 0x08 | 0x30;
+    hello3.extend(msg(&Message::Anonymous));
+    feed_server(&mut s, &hello3);
+    let exec = Request::Exec {
+        command: bounded("sleep 9", Error::TooLarge).unwrap(),
+    };
+    let mut input = request(exec);
+    input.extend(request(Request::Pwd));
+    assert_eq!(feed_server(&mut s, &input).len(), 1);
+    assert_eq!(s.poll_event(), None, "pwd waits for the command");
+    s.handle_eof(T0);
+    assert!(
+        matches!(s.poll_event(), Some(ServerEvent::Closed(_))),
+        "the client is gone"
+    );
+}

@@ -169,10 +169,133 @@ pub fn pipelined() -> String {
     out
 }
 
+/// Three pipelined gets (version 3, window 4, anonymous login, chunk 8):
+/// the client accepts `a`, refuses `b` (`Refuse`: it has the file) and
+/// accepts `c`; after `a`'s first chunk it cancels `a`, whose body the
+/// server ends with the zero trailer; `c` follows. The server sends one
+/// chunk per turn, as over a slow link.
+pub fn pipelined_gets() -> String {
+    use ferry_core::Error;
+    let now = Instant::ZERO;
+    let cc = Config {
+        chunk_size: 8,
+        digests: Digests::MD5_ONLY,
+        ..Config::default()
+    };
+    let mut sc = ServerConfig::new([1; 32]);
+    sc.conn = cc;
+    sc.allow_anonymous = true;
+    let mut c = Client::<_, 4>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let mut s = Server::<_, 4>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let files = [("a", &b"first file"[..]), ("b", b"two"), ("c", b"third")];
+    let body = |name: &str| files.iter().find(|f| f.0 == name).unwrap().1;
+    // The server's gets in flight, oldest first: name and next byte to
+    // send (`None`: body not started).
+    let mut flight: Vec<(String, Option<usize>)> = Vec::new();
+    let (mut out, mut hellos) = (String::new(), (false, false));
+    let mut buf = [0u8; 4096];
+    let mut requested = false;
+    c.login_anonymous().unwrap();
+    for _ in 0..20 {
+        if let Some(n) = c.poll_transmit(&mut buf) {
+            describe("C→S", &buf[..n], &mut hellos.0, &mut out);
+            s.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ServerEvent::Request(Request::Get { path }) => {
+                    s.offer(body(&path).len() as u64).unwrap();
+                    flight.push((path.to_string(), None));
+                }
+                ServerEvent::SendBody { offset } => {
+                    let next = flight.iter_mut().find(|f| f.1.is_none()).unwrap();
+                    next.1 = Some(offset as usize);
+                }
+                ServerEvent::Declined { index, .. } => {
+                    flight.remove(index);
+                }
+                ServerEvent::Cancelled(_) | ServerEvent::GetEnd { .. } => {
+                    flight.remove(0);
+                }
+                _ => {}
+            }
+        }
+        // One chunk of the body in progress (the last one started).
+        if s.remaining() > 0 {
+            if let Some((name, Some(pos))) = flight.iter_mut().rev().find(|f| f.1.is_some()) {
+                let b = body(name);
+                let n = s.send_body(&b[*pos..b.len().min(*pos + 8)]).unwrap();
+                *pos += n;
+            }
+        }
+        if let Some(n) = s.poll_transmit(&mut buf) {
+            describe("S→C", &buf[..n], &mut hellos.1, &mut out);
+            c.handle_input(now, &buf[..n]).unwrap();
+        }
+        let mut done = false;
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                ClientEvent::Offer { size: 3 } => c.refuse(Error::Exists).unwrap(),
+                ClientEvent::Offer { .. } => c.accept(0).unwrap(),
+                // The user gives up on `a` after its first chunk.
+                ClientEvent::Data(d) if d == b"first fi" => c.cancel(Error::Cancelled).unwrap(),
+                ClientEvent::TransferEnd { .. } => done = true,
+                _ => {}
+            }
+        }
+        if c.is_logged_in() && !requested {
+            requested = true;
+            for (name, _) in files {
+                c.get(name).unwrap();
+            }
+        }
+        if done {
+            if let Some(n) = c.poll_transmit(&mut buf) {
+                describe("C→S", &buf[..n], &mut hellos.0, &mut out);
+                s.handle_input(now, &buf[..n]).unwrap();
+            }
+            break;
+        }
+    }
+    out
+}
+
+/// The version-3 messages `Refuse` (tag 20) and `Retry` (tag 21), each
+/// as one frame.
+pub fn v3_messages() -> String {
+    use ferry_core::frame::encode_message;
+    use ferry_core::message::Message;
+    let mut out = String::new();
+    for m in [
+        Message::Refuse { code: 21 },
+        Message::Refuse { code: 255 },
+        Message::Retry {
+            code: 60,
+            seconds: 0,
+        },
+        Message::Retry {
+            code: 16,
+            seconds: 300,
+        },
+    ] {
+        let mut b = [0u8; 64];
+        let n = encode_message(&m, &mut b).unwrap();
+        out.push_str(&format!("{m:?}\n"));
+        out.push_str(&hex_lines(&b[..n]));
+    }
+    out
+}
+
 #[allow(dead_code)]
 fn main() {
     print!("{}", transcript());
     if std::env::args().any(|a| a == "--pipelined") {
         print!("{}", pipelined());
+    }
+    if std::env::args().any(|a| a == "--gets") {
+        print!("{}", pipelined_gets());
+    }
+    if std::env::args().any(|a| a == "--v3-messages") {
+        print!("{}", v3_messages());
     }
 }

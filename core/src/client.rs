@@ -179,6 +179,9 @@ pub struct ClientRole<const W: usize> {
     next_seq: u32,
     /// A version-3 server's `Retry`: seconds to wait.
     retry_after: Option<u32>,
+    /// The request in flight first is a resumed put: nothing may follow
+    /// it until it ends (`docs/PROTOCOL.md#pipelining`).
+    alone: bool,
 }
 
 impl<const W: usize> ClientRole<W> {
@@ -210,10 +213,11 @@ impl<const W: usize> ClientRole<W> {
     /// What counts against the window: a put stops counting once its
     /// trailer is out (the server commits it before reading on), so the
     /// next window's requests overlap the last one's `Done`s. Up to `W`
-    /// such tails wait here; a version-2 session, or `W` of 1, counts
-    /// them as before.
-    fn window_used(&self, v3: bool) -> usize {
-        if v3 && W > 1 {
+    /// such tails wait here; a version-2 session, or a window of 1 (this
+    /// side's or the negotiated one), counts them as before: one request
+    /// at a time, the next after `Done`.
+    fn window_used(&self, v3: bool, window: usize) -> usize {
+        if v3 && W > 1 && window > 1 {
             self.in_flight() - self.tails.len()
         } else {
             self.in_flight()
@@ -340,6 +344,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             body_seq: 0,
             next_seq: 0,
             retry_after: None,
+            alone: false,
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -376,8 +381,9 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     }
 
     /// Whether one more get (`get`) or put (`put`) may be sent now,
-    /// behind those in flight: within the window, in one direction, and
-    /// never inside a body this side sends.
+    /// behind those in flight: within the window (1 until the server's
+    /// hello arrived), in one direction, never inside a body this side
+    /// sends, and never behind a resumed put.
     pub fn can_pipeline(&self, get: bool) -> bool {
         let r = &self.role;
         let sent = self.login_sent();
@@ -397,7 +403,8 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 State::Receiving(_) | State::Discarding | State::Offered { .. }
             )
             || r.heads.iter().any(|h| matches!(h.0, Head::Get));
-        r.window_used(self.version() >= 3) < self.window().min(W)
+        !r.alone
+            && r.window_used(self.version() >= 3, self.window()) < self.window().min(W)
             && if get {
                 !puts
             } else {
@@ -531,7 +538,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// other gets are in flight when [`Self::can_pipeline`] says so.
     pub fn get(&mut self, path: &str) -> Result<(), Error> {
         let path = to_path(path)?;
-        self.transfer_request(Message::Request(Request::Get { path }), Head::Get)
+        self.transfer_request(Message::Request(Request::Get { path }), Head::Get, false)
     }
 
     /// Uploads `size` bytes to `path`: [`Event::Accepted`] follows.
@@ -554,10 +561,11 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             overwrite,
             resume,
         };
-        self.transfer_request(Message::Request(req), Head::Put { size })
+        self.transfer_request(Message::Request(req), Head::Put { size }, resume)
     }
 
-    fn transfer_request(&mut self, msg: Message, head: Head) -> Result<(), Error> {
+    /// Sends a get or put (`resume`: a resumed put, which goes alone).
+    fn transfer_request(&mut self, msg: Message, head: Head, resume: bool) -> Result<(), Error> {
         if let Some(_e) = self.link.closed {
             return Err(Error::Closed);
         }
@@ -565,6 +573,9 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             return Err(Error::BadUsage);
         }
         self.link.send_msg(&msg)?;
+        if self.role.in_flight() == 0 {
+            self.role.alone = resume;
+        }
         let seq = self.role.seq();
         self.role
             .heads

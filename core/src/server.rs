@@ -199,6 +199,16 @@ impl<const W: usize> ServerRole<W> {
             .ok_or(Error::UnexpectedFrame)
     }
 
+    /// Whether an answer the driver gives, or one the session streams,
+    /// is still to go out for the request read last.
+    fn owes_answer(&self) -> bool {
+        self.answering.is_some()
+            || matches!(
+                self.state,
+                State::Request(_) | State::Listing(_) | State::Exec(_) | State::Storing
+            )
+    }
+
     fn puts_in_flight(&self) -> bool {
         matches!(
             self.state,
@@ -353,11 +363,13 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     }
 
     /// As [`Self::close`], telling a version-3 client after how many
-    /// seconds to try again (`Retry`; a version-2 client hears `err`).
-    /// For fatal refusals ([`Error::Busy`], [`Error::Penalised`]); a
-    /// `seconds` of 0 is the same as [`Self::close`].
+    /// seconds to try again (`Retry`, `seconds` 0 when unknown; a
+    /// version-2 client, or one whose hello has not been read, hears
+    /// `err`). For fatal refusals ([`Error::Busy`], [`Error::Penalised`]):
+    /// a version-3 client hears every refusal in one form, whenever it
+    /// comes (`docs/PROTOCOL.md#refused-connections`).
     pub fn close_retry(&mut self, err: Error, seconds: u32) {
-        if seconds > 0 && err.is_fatal() && self.version() >= 3 {
+        if matches!(err, Error::Busy | Error::Penalised) && self.version() >= 3 {
             let code = err.code();
             if self
                 .link
@@ -407,7 +419,20 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             }
             // No answer goes out inside a body: a request waits in the
             // input until the body in progress has ended.
-            if matches!(self.role.state, State::Sending(_)) && self.link.next_is_request() {
+            let pipelining = self.window() > 1;
+            if matches!(self.role.state, State::Sending(_)) && self.link.next_is_request(pipelining)
+            {
+                return None;
+            }
+            // With a window above 1, nothing more is read while this side
+            // still owes an answer (the driver's reply, a listing, a
+            // command's output, a put's commit): whatever the client sent
+            // next is answered after it, so answers leave in request order
+            // (`docs/PROTOCOL.md#pipelining`). Window 1 reads on, and a
+            // request there is `UnexpectedFrame`, as in version 2. A
+            // client gone (end of input) is noticed at once, so a command
+            // it left running is stopped.
+            if self.role.owes_answer() && pipelining && !self.link.eof() {
                 return None;
             }
             let incoming = match self.link.next_frame() {
@@ -825,9 +850,15 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             self.role.cancel_may_cross = false;
             return Ok(Step::Event(Event::GetEnd { verified, sum }));
         }
-        if let Message::Request(req) = &msg {
-            if self.role.in_flight() > 0 {
-                return self.pipelined(req);
+        if self.role.in_flight() > 0 {
+            match &msg {
+                Message::Request(req @ (Request::Get { .. } | Request::Put { .. })) => {
+                    return self.pipelined(req)
+                }
+                Message::Request(_) => self.pipelined_other()?,
+                // Window 1 answers an echo whenever it comes, as version 2.
+                Message::Echo { .. } if self.window() > 1 => self.pipelined_other()?,
+                _ => {}
             }
         }
         self.role.cancel_may_cross = false;
@@ -954,7 +985,8 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 && role.ahead.iter().all(|a| matches!(a, Ahead::Put { .. }))
                 && match &role.state {
                     State::Idle => true,
-                    State::Receiving(t) => t.untouched(),
+                    // Not behind a resumed put (`docs/PROTOCOL.md#pipelining`).
+                    State::Receiving(t) => t.untouched() && t.offset == 0,
                     _ => false,
                 } =>
             {
@@ -976,6 +1008,33 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         }
         self.role.answering = Some(kind);
         Ok(Step::Event(Event::Request(req.clone())))
+    }
+
+    /// Any other request (or an echo) read while gets or puts are in
+    /// flight (`docs/PROTOCOL.md#pipelining`): within the window it is
+    /// answered at once, in its turn, as when nothing is in flight. A put
+    /// accepted but not begun steps back into the queue meanwhile, unless
+    /// it resumed (its held prefix is already hashed: nothing may follow
+    /// it).
+    fn pipelined_other(&mut self) -> Result<(), Error> {
+        let window = usize::from(self.link.negotiated.map_or(1, |n| n.window));
+        if W == 1 || self.role.in_flight() >= window || self.role.answering.is_some() {
+            return Err(Error::UnexpectedFrame);
+        }
+        match &self.role.state {
+            State::Idle => Ok(()),
+            State::Receiving(t) if t.untouched() && t.offset == 0 => {
+                let put = Ahead::Put { size: t.size };
+                // Room: it was counted in flight as the current body.
+                self.role
+                    .ahead
+                    .push_front(put)
+                    .map_err(|_| Error::Internal)?;
+                self.role.state = State::Idle;
+                Ok(())
+            }
+            _ => Err(Error::UnexpectedFrame),
+        }
     }
 
     /// The client accepted the oldest offer it had not answered.
@@ -1053,8 +1112,10 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                     self.link.send_resync_trailer()?;
                     return Ok(Step::Event(Event::Cancelled(err)));
                 }
-                // A version-2 client's refusal of the offer.
-                Some(Ahead::Get { .. }) => return self.on_refusal(err),
+                // A version-2 client's refusal of the offer; a version-3
+                // one refuses with `Refuse` only, so an `Error` with no
+                // accepted get to end breaks the protocol.
+                Some(Ahead::Get { .. }) if self.version() < 3 => return self.on_refusal(err),
                 _ => {}
             }
         }

@@ -1033,8 +1033,12 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
         let wants_output = store.exec_wants_output();
         let (exec, gate) = (&mut store.exec, &store.gate);
         let mut read = 0;
+        // A full input buffer (requests waiting behind a command that is
+        // still running: docs/PROTOCOL.md#pipelining) is no end of
+        // stream: a read into no room returns 0 at once.
+        let room = !core.input_buf().is_empty();
         tokio::select! {
-            r = stream.read(core.input_buf()) => match r {
+            r = stream.read(core.input_buf()), if room => match r {
                 Ok(0) | Err(_) => core.handle_eof(ctx.now()),
                 Ok(n) => {
                     read = n;
@@ -1047,7 +1051,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
             msg = async { exec.as_mut()?.recv().await }, if wants_output => store.on_exec(msg),
             _ = gate.evicted() => {
                 warn!(peer = %store.peer, "evicted before login: a newer connection needed its place (--max-startups, --max-startups-per-ip)");
-                core.close(Error::Busy);
+                core.close_retry(Error::Busy, 0);
             }
         }
         if read > 0 {

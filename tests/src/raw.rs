@@ -30,11 +30,23 @@ pub struct Raw {
 impl Raw {
     /// Connects, exchanges hellos and logs in anonymously.
     pub fn login(addr: &str) -> Raw {
+        Self::login_with(addr, raw_hello())
+    }
+
+    /// As [`Self::login`], speaking version 3 with `window` requests in
+    /// flight (`docs/PROTOCOL.md#versions`).
+    pub fn login_v3(addr: &str, window: u16) -> Raw {
+        let mut hello = frame::Hello::decode(&raw_hello()).expect("hello");
+        hello.flags = frame::FLAG_V3 | ((window - 1) << frame::WINDOW_SHIFT);
+        Self::login_with(addr, hello.encode())
+    }
+
+    fn login_with(addr: &str, hello: [u8; HELLO_LEN]) -> Raw {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.set_nodelay(true).unwrap();
         let mut r = Raw { s };
-        r.s.write_all(&raw_hello()).unwrap();
+        r.s.write_all(&hello).unwrap();
         let mut hello = [0u8; HELLO_LEN];
         r.s.read_exact(&mut hello).expect("server hello");
         r.send(&Message::Anonymous);
@@ -42,6 +54,12 @@ impl Raw {
             Message::LoginOk => r,
             m => panic!("login: {m:?}"),
         }
+    }
+
+    /// A second handle on the connection, to write from another thread
+    /// while this one reads.
+    pub fn writer(&self) -> TcpStream {
+        self.s.try_clone().expect("clone the socket")
     }
 
     /// Sends one control message.

@@ -188,8 +188,9 @@ impl<B: Buffer> Link<B> {
     }
 
     /// Whether the next complete frame is a request (which a server
-    /// leaves unread while a body it sends is in progress).
-    pub fn next_is_request(&mut self) -> bool {
+    /// leaves unread while a body it sends is in progress); with `echo`,
+    /// an `Echo` counts as one (it is one when pipelined).
+    pub fn next_is_request(&mut self, echo: bool) -> bool {
         if self.negotiated.is_none() {
             return false;
         }
@@ -203,7 +204,11 @@ impl<B: Buffer> Link<B> {
         match frame::read_header(head, self.local.hello.max_frame) {
             Ok((FrameKind::Msg, len)) => avail
                 .get(HEADER_LEN..HEADER_LEN + len as usize)
-                .is_some_and(|p| matches!(frame::decode_message(p), Ok(Message::Request(_)))),
+                .is_some_and(|p| match frame::decode_message(p) {
+                    Ok(Message::Request(_)) => true,
+                    Ok(Message::Echo { .. }) => echo,
+                    _ => false,
+                }),
             _ => false,
         }
     }

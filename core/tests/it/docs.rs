@@ -83,3 +83,25 @@ fn serial_link_frames_match_the_implementation() {
         "paste into docs/PROTOCOL.md:\n{text}"
     );
 }
+
+#[cfg(all(feature = "sha256", feature = "blake3"))]
+#[test]
+fn pipelined_gets_listing_matches_the_implementation() {
+    assert_eq!(
+        listing("pipelined-gets"),
+        session_dump::pipelined_gets(),
+        "regenerate with `cargo run -p ferry-core --example session_dump -- --gets`"
+    );
+}
+
+/// The byte examples of tags 20 and 21 (`Refuse`, `Retry`) are what the
+/// implementation encodes.
+#[cfg(all(feature = "sha256", feature = "blake3"))]
+#[test]
+fn version_3_message_examples_match_the_implementation() {
+    assert_eq!(
+        listing("v3-messages"),
+        session_dump::v3_messages(),
+        "regenerate with `cargo run -p ferry-core --example session_dump -- --v3-messages`"
+    );
+}

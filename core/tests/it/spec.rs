@@ -587,3 +587,477 @@ fn local_only_error_codes_are_not_wire_errors() {
         assert_eq!(drain_server(&mut s), error(Error::Io), "{local:?}");
     }
 }
+
+// ---- version 3: what an implementer had to guess (issue #28, item 4) ----
+
+/// A version-3 server hello stating `window`, anonymous logins allowed.
+fn v3_hello(window: u16) -> Vec<u8> {
+    Hello {
+        version: VERSION,
+        flags: frame::FLAG_V3 | frame::FLAG_ANONYMOUS | ((window - 1) << frame::WINDOW_SHIFT),
+        max_frame: 4091,
+        chunk: 1024,
+        digests: Digests::from_bytes([1, 0, 0, 0]),
+    }
+    .encode()
+    .to_vec()
+}
+
+/// Every client event for `input`, as `Debug` strings.
+fn feed_client<const W: usize>(c: &mut Client<Vec<u8>, W>, input: &[u8]) -> Vec<String> {
+    c.handle_input(T0, input).unwrap();
+    let mut evs = Vec::new();
+    while let Some(ev) = c.poll_event() {
+        evs.push(format!("{ev:?}"));
+    }
+    evs
+}
+
+fn drain_client_w<const W: usize>(c: &mut Client<Vec<u8>, W>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(n) = c.poll_transmit(&mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// A client of window `W` logged in anonymously to a version-3 server
+/// of window `window`, its output drained.
+fn logged_in_v3_client<const W: usize>(window: u16) -> Client<Vec<u8>, W> {
+    let mut c =
+        Client::<_, W>::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    c.login_anonymous().unwrap();
+    let mut input = v3_hello(window);
+    input.extend(msg(&Message::LoginOk));
+    let evs = feed_client(&mut c, &input);
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert!(c.is_logged_in());
+    drain_client_w(&mut c);
+    c
+}
+
+fn stat_entry(name: &str) -> ferry_core::Entry {
+    ferry_core::Entry {
+        name: bounded(name, Error::InvalidPath).unwrap(),
+        kind: ferry_core::Kind::File,
+        size: 3,
+        modified: 0,
+        mode: 0o644,
+    }
+}
+
+fn put_req(name: &str, size: u64, resume: bool) -> Vec<u8> {
+    request(Request::Put {
+        path: path(name),
+        size,
+        overwrite: Overwrite::Fail,
+        resume,
+    })
+}
+
+fn md5_trailer(body: &[u8]) -> Vec<u8> {
+    msg(&Message::Trailer {
+        sum: digest::digest(Algorithm::Md5, body).unwrap(),
+    })
+}
+
+/// docs/PROTOCOL.md#pipelining: at a window of 1, version 3 included, a
+/// put is in flight until its `Done`: the next put does not follow its
+/// trailer. (A client built for a larger window used to count the put
+/// as ended at its trailer whatever window the server stated.) Above 1
+/// it does.
+#[test]
+fn at_window_1_the_next_put_waits_for_done_even_in_version_3() {
+    for (window, after_trailer) in [(1, false), (4, true)] {
+        let mut c = logged_in_v3_client::<4>(window);
+        c.put("a", 3, Overwrite::Fail, false).unwrap();
+        let evs = feed_client(&mut c, &accept(0));
+        assert!(evs[0].starts_with("Accepted"), "{evs:?}");
+        assert_eq!(c.send_body(b"one").unwrap(), 3);
+        let mut want = data(b"one");
+        want.extend(md5_trailer(b"one"));
+        assert!(drain_client_w(&mut c).ends_with(&want), "trailer out");
+        assert_eq!(c.can_pipeline(false), after_trailer, "window {window}");
+        if !after_trailer {
+            assert_eq!(c.put("b", 3, Overwrite::Fail, false), Err(Error::BadUsage));
+        }
+        let evs = feed_client(&mut c, &msg(&Message::Done { verified: true }));
+        assert!(
+            evs[0].starts_with("TransferEnd { verified: true"),
+            "{evs:?}"
+        );
+        assert!(c.can_pipeline(false));
+    }
+    // The server of a larger window, at a negotiated window of 1, closes
+    // on a put read before it answered the last one's trailer.
+    let mut s = logged_in_v3::<4>(1);
+    feed_server(&mut s, &put_req("a", 3, false));
+    s.accept_put(0, None).unwrap();
+    let mut input = data(b"one");
+    input.extend(md5_trailer(b"one"));
+    input.extend(put_req("b", 3, false));
+    let evs = feed_server(&mut s, &input);
+    assert!(evs[1].starts_with("PutEnd { verified: true"), "{evs:?}");
+    assert_eq!(evs[2], "Closed(UnexpectedFrame)");
+}
+
+/// docs/PROTOCOL.md#pipelining: with a window above 1 any request may
+/// follow others, and the server answers each in its turn. A listing
+/// followed by more requests used to close the connection
+/// (`UnexpectedFrame`) while a stat followed by more did not: the server
+/// now reads nothing more until it has answered the request before.
+#[test]
+fn any_request_may_be_pipelined_and_answers_come_in_request_order() {
+    let mut s = logged_in_v3::<4>(4);
+    let mut input = request(Request::List { path: path("") });
+    input.extend(request(Request::Stat { path: path("a") }));
+    input.extend(request(Request::List { path: path("d") }));
+    input.extend(request(Request::Pwd));
+    input.extend(msg(&Message::Echo {
+        text: bounded("hi", Error::TooLarge).unwrap(),
+        upper: true,
+    }));
+    input.extend(request(Request::Mkdir { path: path("m") }));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs, [r#"Request(List { path: "" })"#], "the rest wait");
+    s.list_entry(&stat_entry("a")).unwrap();
+    s.list_end().unwrap();
+    assert_eq!(feed_server(&mut s, &[]), [r#"Request(Stat { path: "a" })"#]);
+    s.reply_entry(&stat_entry("a")).unwrap();
+    assert_eq!(feed_server(&mut s, &[]), [r#"Request(List { path: "d" })"#]);
+    s.list_end().unwrap();
+    assert_eq!(feed_server(&mut s, &[]), ["Request(Pwd)"]);
+    s.reply_cwd("/").unwrap();
+    assert_eq!(
+        feed_server(&mut s, &[]),
+        [r#"Request(Mkdir { path: "m" })"#]
+    );
+    s.reply_ok().unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut s)),
+        [
+            Message::Entry(stat_entry("a")),
+            Message::ListEnd { count: 1 },
+            Message::Entry(stat_entry("a")),
+            Message::ListEnd { count: 0 },
+            Message::Cwd(path("/")),
+            Message::EchoReply(bounded("HI", Error::TooLarge).unwrap()),
+            Message::Ok,
+        ]
+    );
+
+    // Among gets: get a, stat b → a's offer, b's entry, then a's body
+    // (its Accept came after the stat).
+    let mut s = logged_in_v3::<4>(4);
+    let mut input = request(Request::Get { path: path("a") });
+    input.extend(request(Request::Stat { path: path("b") }));
+    assert_eq!(feed_server(&mut s, &input).len(), 1);
+    s.offer(3).unwrap();
+    assert_eq!(feed_server(&mut s, &[]).len(), 1);
+    s.reply_entry(&stat_entry("b")).unwrap();
+    assert_eq!(feed_server(&mut s, &accept(0)), ["SendBody { offset: 0 }"]);
+    assert_eq!(s.send_body(b"abc").unwrap(), 3);
+    let mut want = msg(&Message::Offer { size: 3 });
+    want.extend(msg(&Message::Entry(stat_entry("b"))));
+    want.extend(data(b"abc"));
+    want.extend(md5_trailer(b"abc"));
+    assert_eq!(drain_server(&mut s), want);
+
+    // Among puts: put a, stat b, a's body → a's Accept, b's entry, a's
+    // Done. (The put accepted but not begun used to make the stat close
+    // the connection.)
+    let mut s = logged_in_v3::<4>(4);
+    let mut input = put_req("a", 3, false);
+    input.extend(request(Request::Stat { path: path("b") }));
+    assert_eq!(feed_server(&mut s, &input).len(), 1);
+    s.accept_put(0, None).unwrap();
+    assert_eq!(feed_server(&mut s, &[]).len(), 1);
+    s.reply_entry(&stat_entry("b")).unwrap();
+    let mut input = data(b"abc");
+    input.extend(md5_trailer(b"abc"));
+    let evs = feed_server(&mut s, &input);
+    assert!(evs[1].starts_with("PutEnd { verified: true"), "{evs:?}");
+    s.finish_put().unwrap();
+    let mut want = accept(0);
+    want.extend(msg(&Message::Entry(stat_entry("b"))));
+    want.extend(msg(&Message::Done { verified: true }));
+    assert_eq!(drain_server(&mut s), want);
+}
+
+/// docs/PROTOCOL.md#pipelining: a resumed put goes alone. The client
+/// sends nothing behind it until it ends (it used to allow a put); the
+/// server closes on a request behind a put it accepted past offset 0.
+#[test]
+fn nothing_follows_a_resumed_put() {
+    let mut c = logged_in_v3_client::<4>(4);
+    c.put("a", 10, Overwrite::Fail, true).unwrap();
+    assert!(!c.can_pipeline(false) && !c.can_pipeline(true));
+    assert_eq!(c.put("b", 3, Overwrite::Fail, false), Err(Error::BadUsage));
+    assert_eq!(c.stat("b"), Err(Error::BadUsage));
+
+    for behind in [put_req("b", 3, false), request(Request::Pwd)] {
+        let mut s = logged_in_v3::<4>(4);
+        feed_server(&mut s, &put_req("a", 10, true));
+        s.accept_put(4, None).unwrap();
+        s.feed_prefix(b"held").unwrap();
+        let evs = feed_server(&mut s, &behind);
+        assert_eq!(evs, ["Closed(UnexpectedFrame)"]);
+    }
+}
+
+/// Three gets accepted, the first streaming: two `Error(Cancelled)` back
+/// to back end the first (its body in progress) and then the second
+/// (the oldest accepted get not yet ended), each with the zero trailer;
+/// the third is served.
+#[test]
+fn each_client_error_cancels_the_oldest_accepted_get_not_yet_ended() {
+    let mut s = logged_in_v3::<4>(4);
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            feed_server(&mut s, &request(Request::Get { path: path(name) })).len(),
+            1
+        );
+        s.offer(10).unwrap();
+    }
+    drain_server(&mut s);
+    let mut input = accept(0);
+    input.extend(accept(0));
+    input.extend(accept(0));
+    assert_eq!(feed_server(&mut s, &input), ["SendBody { offset: 0 }"]);
+    assert_eq!(s.send_body(b"aaaa").unwrap(), 4);
+    let mut input = error(Error::Cancelled);
+    input.extend(error(Error::Cancelled));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(
+        evs,
+        [
+            "Cancelled(Cancelled)",
+            "SendBody { offset: 0 }",
+            "Cancelled(Cancelled)",
+            "SendBody { offset: 0 }"
+        ],
+        "a ends, b starts and ends, c starts"
+    );
+    assert_eq!(s.send_body(b"cccccccccc").unwrap(), 10);
+    let mut want = data(b"aaaa");
+    want.extend(zero_trailer(Algorithm::Md5));
+    want.extend(zero_trailer(Algorithm::Md5));
+    want.extend(data(b"cccccccccc"));
+    want.extend(md5_trailer(b"cccccccccc"));
+    assert_eq!(drain_server(&mut s), want);
+    let evs = feed_server(&mut s, &msg(&Message::Done { verified: true }));
+    assert!(evs[0].starts_with("GetEnd { verified: true"), "{evs:?}");
+
+    // The client's side: `cancel` twice marks the two oldest accepted gets.
+    let mut c = logged_in_v3_client::<4>(4);
+    for name in ["a", "b", "c"] {
+        c.get(name).unwrap();
+    }
+    let mut input = Vec::new();
+    for _ in 0..3 {
+        input.extend(msg(&Message::Offer { size: 10 }));
+    }
+    c.handle_input(T0, &input).unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.poll_event(), Some(ClientEvent::Offer { size: 10 }));
+        c.accept(0).unwrap();
+    }
+    c.cancel(Error::Cancelled).unwrap();
+    c.cancel(Error::Cancelled).unwrap();
+    let mut input = data(b"aaaa");
+    input.extend(zero_trailer(Algorithm::Md5));
+    input.extend(zero_trailer(Algorithm::Md5));
+    input.extend(data(b"cccccccccc"));
+    input.extend(md5_trailer(b"cccccccccc"));
+    let evs = feed_client(&mut c, &input);
+    assert_eq!(evs[0], format!("Data({:?})", b"cccccccccc"), "{evs:?}");
+    assert!(
+        evs[1].starts_with("TransferEnd { verified: true"),
+        "{evs:?}"
+    );
+    assert!(c.is_idle());
+}
+
+/// docs/PROTOCOL.md#get-server-sends: a version-3 client refuses an
+/// offer with `Refuse` only. An `Error` from it with no accepted get to
+/// end used to refuse the oldest offer as in version 2, but with gets
+/// accepted the same message cancels one instead: the server now closes
+/// (`UnexpectedFrame`). Version 2 keeps its `Error` refusal.
+#[test]
+fn a_version_3_client_refuses_an_offer_with_refuse_only() {
+    let mut c = logged_in_v3_client::<1>(1);
+    c.get("a").unwrap();
+    feed_client(&mut c, &msg(&Message::Offer { size: 3 }));
+    c.refuse(Error::Exists).unwrap();
+    let sent = drain_client_w(&mut c);
+    assert_eq!(sent[sent.len() - 7..], [1, 0, 0, 0, 2, 0x14, 0x15]);
+
+    for window in [1, 4] {
+        let mut s = logged_in_v3::<4>(window);
+        feed_server(&mut s, &request(Request::Get { path: path("a") }));
+        s.offer(3).unwrap();
+        drain_server(&mut s);
+        let evs = feed_server(&mut s, &error(Error::Exists));
+        assert_eq!(evs, ["Closed(UnexpectedFrame)"], "window {window}");
+        let mut s = logged_in_v3::<4>(window);
+        feed_server(&mut s, &request(Request::Get { path: path("a") }));
+        s.offer(3).unwrap();
+        let evs = feed_server(&mut s, &msg(&Message::Refuse { code: 21 }));
+        assert_eq!(evs, ["Declined { index: 0, error: Exists }"]);
+    }
+    let mut s = logged_in_server();
+    feed_server(&mut s, &request(Request::Get { path: path("a") }));
+    s.offer(3).unwrap();
+    let evs = feed_server(&mut s, &error(Error::Exists));
+    assert_eq!(evs, ["Declined { index: 0, error: Exists }"]);
+}
+
+/// docs/PROTOCOL.md#login: before the server's hello arrives the client
+/// does not know the window, so one request may follow the login; the
+/// rest wait for the hello.
+#[test]
+fn before_the_servers_hello_one_request_may_follow_the_login() {
+    let mut c =
+        Client::<_, 4>::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    c.login_anonymous().unwrap();
+    c.get("a").unwrap();
+    assert!(!c.can_pipeline(true));
+    assert_eq!(c.get("b"), Err(Error::BadUsage));
+    assert_eq!(c.stat("b"), Err(Error::BadUsage));
+    let mut input = v3_hello(4);
+    input.extend(msg(&Message::LoginOk));
+    feed_client(&mut c, &input);
+    assert!(c.can_pipeline(true));
+    c.get("b").unwrap();
+}
+
+/// docs/PROTOCOL.md#refused-connections: a version-3 client whose hello
+/// the server read hears every refusal as `Retry` (seconds 0: unknown),
+/// at connect and after `LoginOk` alike; it used to hear `Error(Busy)`
+/// after a login unless the server knew the seconds. A version-2 client
+/// hears `Error`.
+#[test]
+fn busy_after_login_ok_is_retry_for_version_3() {
+    let retry = |code: u8, secs: &[u8]| {
+        let mut v = vec![1, 0, 0, 0, 2 + secs.len() as u8, 0x15, code];
+        v.extend(secs);
+        v
+    };
+    let mut s = logged_in_v3::<1>(1);
+    s.close_retry(Error::Busy, 0);
+    assert_eq!(drain_server(&mut s), retry(0x3c, &[0]));
+    let mut s = logged_in_v3::<1>(1);
+    s.close_retry(Error::Penalised, 300);
+    assert_eq!(drain_server(&mut s), retry(0x10, &[0xac, 0x02]));
+    let mut s = logged_in_server();
+    s.close_retry(Error::Busy, 5);
+    assert_eq!(drain_server(&mut s), error(Error::Busy));
+    // At connect, once the client's hello is read.
+    let mut s =
+        Server::new_refused_retry(T0, config(), vec![0; 4096], vec![0; 4096], Error::Busy, 0)
+            .unwrap();
+    let mut hello3 = hello(1024, [1, 0, 0, 0]);
+    hello3[7] = 0x08 | 0x30;
+    feed_server(&mut s, &hello3);
+    assert_eq!(drain_server(&mut s)[HELLO_LEN..], retry(0x3c, &[0]));
+
+    // The client: logged in, then closed; a request sent behind the
+    // login gets no answer.
+    let mut c =
+        Client::<_, 4>::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    c.login_anonymous().unwrap();
+    c.get("a").unwrap();
+    let mut input = v3_hello(4);
+    input.extend(msg(&Message::LoginOk));
+    input.extend(retry(0x3c, &[0]));
+    let evs = feed_client(&mut c, &input);
+    assert_eq!(evs[1..], ["LoggedIn", "Closed(Busy)"]);
+    assert_eq!(c.retry_after(), Some(0));
+}
+
+/// docs/PROTOCOL.md#messages: `Refuse.code` is a `u16`, `Retry.code` a
+/// `u16` and `Retry.seconds` a `u32`, each a postcard varint.
+#[test]
+fn refuse_and_retry_fields_are_varints() {
+    assert_eq!(
+        msg(&Message::Refuse { code: 255 }),
+        [1, 0, 0, 0, 3, 0x14, 0xff, 0x01]
+    );
+    assert_eq!(
+        msg(&Message::Retry {
+            code: 60,
+            seconds: u32::MAX
+        }),
+        [1, 0, 0, 0, 7, 0x15, 0x3c, 0xff, 0xff, 0xff, 0xff, 0x0f]
+    );
+}
+
+/// docs/PROTOCOL.md#pipelining: a get stops counting against the window
+/// when the server refuses its request (`Error` in place of `Offer`),
+/// when the client refuses its offer (`Refuse`), and at its end (`Done`,
+/// a cancel, the server's `Error` ending its body).
+#[test]
+fn a_refusal_from_either_side_ends_a_gets_time_in_flight() {
+    let mut c = logged_in_v3_client::<2>(2);
+    c.get("a").unwrap();
+    c.get("b").unwrap();
+    assert!(!c.can_pipeline(true), "window full");
+    let evs = feed_client(&mut c, &error(Error::NotFound));
+    assert_eq!(evs, ["Failed(NotFound)"]);
+    assert!(c.can_pipeline(true), "the server's refusal ended a");
+    c.get("c").unwrap();
+    assert!(!c.can_pipeline(true));
+    let evs = feed_client(&mut c, &msg(&Message::Offer { size: 3 }));
+    assert_eq!(evs, ["Offer { size: 3 }"]);
+    c.refuse(Error::Exists).unwrap();
+    assert!(c.can_pipeline(true), "the client's refusal ended b");
+
+    // The server counts the same way: two more gets fit a window of 2.
+    let mut s = logged_in_v3::<2>(2);
+    let mut input = request(Request::Get { path: path("a") });
+    input.extend(request(Request::Get { path: path("b") }));
+    assert_eq!(feed_server(&mut s, &input).len(), 1);
+    s.refuse(Error::NotFound).unwrap();
+    assert_eq!(feed_server(&mut s, &[]).len(), 1);
+    s.offer(3).unwrap();
+    let mut input = request(Request::Get { path: path("c") });
+    input.extend(msg(&Message::Refuse { code: 21 }));
+    input.extend(request(Request::Get { path: path("d") }));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    s.offer(3).unwrap();
+    let evs = feed_server(&mut s, &[]);
+    assert_eq!(evs[0], "Declined { index: 0, error: Exists }", "{evs:?}");
+    assert_eq!(evs[1], r#"Request(Get { path: "d" })"#, "{evs:?}");
+    s.offer(3).unwrap();
+    assert!(!s.is_closed());
+}
+
+/// The server reads nothing more while it owes an answer, but a client
+/// that went away is noticed at once, so a command it left running is
+/// stopped (`Closed(Truncated)` while the exec streams).
+#[test]
+fn a_client_gone_while_its_command_runs_is_noticed_at_window_4() {
+    let cfg = ServerConfig {
+        allow_exec: true,
+        ..config()
+    };
+    let mut s = Server::<_, 4>::with_window(T0, cfg, vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut hello3 = hello(1024, [1, 0, 0, 0]);
+    hello3[7] = 0x08 | 0x30;
+    hello3.extend(msg(&Message::Anonymous));
+    feed_server(&mut s, &hello3);
+    let exec = Request::Exec {
+        command: bounded("sleep 9", Error::TooLarge).unwrap(),
+    };
+    let mut input = request(exec);
+    input.extend(request(Request::Pwd));
+    assert_eq!(feed_server(&mut s, &input).len(), 1);
+    assert_eq!(s.poll_event(), None, "pwd waits for the command");
+    s.handle_eof(T0);
+    assert!(
+        matches!(s.poll_event(), Some(ServerEvent::Closed(_))),
+        "the client is gone"
+    );
+}

@@ -205,3 +205,81 @@ fn window_one_is_one_file_at_a_time() {
     assert!(counts[0] >= 40, "window 1: {counts:?}");
     assert!(counts[1] <= 10, "window 1024: {counts:?}");
 }
+
+/// docs/PROTOCOL.md#pipelining: requests pipelined behind a command that
+/// is still running wait for it, in order, however much of the server's
+/// input buffer they fill: a full buffer is not the end of the stream
+/// (a read into no room returns 0, which the server took for one and
+/// closed the session once its input ran dry).
+#[test]
+fn requests_behind_a_running_command_wait_for_it() {
+    use ferry_core::message::{bounded, Message, Request};
+    use ferry_tests::raw::{Frame, Raw};
+    let s = Server::anonymous(&["--allow-exec"]);
+    let mut r = Raw::login_v3(&s.addr, 1024);
+    let text = bounded("x".repeat(900).as_str(), ferry_core::Error::TooLarge).unwrap();
+    // About 360 KB of echoes, more than the server's input buffer.
+    let n = 400;
+    let mut w = r.writer();
+    let echo = raw_frame(&Message::Echo {
+        text: text.clone(),
+        upper: false,
+    });
+    let exec = raw_frame(&Message::Request(Request::Exec {
+        command: bounded("sleep 1", ferry_core::Error::TooLarge).unwrap(),
+    }));
+    let writer = std::thread::spawn(move || {
+        w.write_all(&exec).unwrap();
+        for _ in 0..n {
+            w.write_all(&echo).unwrap();
+        }
+    });
+    loop {
+        match r.recv() {
+            Frame::Msg(m) if matches!(*m, Message::ExecEnd { .. }) => break,
+            Frame::Bytes(..) => {}
+            Frame::Msg(m) => panic!("before ExecEnd: {m:?}"),
+        }
+    }
+    for i in 0..n {
+        assert_eq!(r.msg(), Message::EchoReply(text.clone()), "echo {i}");
+    }
+    writer.join().unwrap();
+    // The session is still open once its input ran dry: no end of stream
+    // was taken from the full buffer.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    r.request(Request::Pwd);
+    assert!(matches!(r.msg(), Message::Cwd(_)));
+}
+
+/// docs/PROTOCOL.md#pipelining: any request may follow others. The std
+/// server used to close the connection on a listing followed by more
+/// requests (`list` + `stat`, `list` + `list`) while it took `stat` +
+/// `stat`; every answer now comes whole, in request order.
+#[test]
+fn a_listing_may_be_followed_by_more_requests() {
+    use ferry_core::message::{bounded, Message, Request};
+    use ferry_tests::raw::Raw;
+    let s = Server::anonymous(&[]);
+    std::fs::write(s.root.join("a"), b"abc").unwrap();
+    let p = |s: &str| bounded(s, ferry_core::Error::InvalidPath).unwrap();
+    let mut r = Raw::login_v3(&s.addr, 16);
+    let mut w = r.writer();
+    let mut batch = Vec::new();
+    for req in [
+        Request::List { path: p("") },
+        Request::Stat { path: p("a") },
+        Request::List { path: p("") },
+        Request::Mkdir { path: p("d") },
+        Request::Pwd,
+    ] {
+        batch.extend(raw_frame(&Message::Request(req)));
+    }
+    w.write_all(&batch).unwrap();
+    let names: Vec<&str> = (0..7).map(|_| r.msg().name()).collect();
+    assert_eq!(
+        names,
+        ["entry", "list-end", "entry", "entry", "list-end", "ok", "cwd"]
+    );
+    assert!(s.root.join("d").is_dir());
+}

@@ -385,3 +385,64 @@ fn another_path_to_an_upload_in_flight_is_in_use() {
     );
     assert!(part_files(&s.root).is_empty(), "{:?}", part_files(&s.root));
 }
+
+/// docs/PROTOCOL.md#put: one upload per target name at a time, whoever
+/// sends it, another session or an earlier put of the same pipelined
+/// batch. Two puts of one new name behind each other: under `Fail` and
+/// `Replace` the second is `InUse` (the first is not stored yet, so not
+/// `Exists`); under `KeepBoth` it is stored as `<name>.new`.
+#[test]
+fn the_same_new_name_twice_in_one_batch_is_in_use() {
+    let s = Server::anonymous(&[]);
+    let body = b"first";
+    for (policy, name) in [
+        (Overwrite::Fail, "twice"),
+        (Overwrite::Replace, "twice-r"),
+        (Overwrite::KeepBoth, "twice-k"),
+    ] {
+        let mut r = Raw::login_v3(&s.addr, 4);
+        for _ in 0..2 {
+            r.request(Request::Put {
+                path: bounded(name, Error::InvalidPath).unwrap(),
+                size: body.len() as u64,
+                overwrite: policy,
+                resume: false,
+            });
+        }
+        let first = r.msg();
+        assert_eq!(
+            first,
+            Message::Accept {
+                offset: 0,
+                name: None
+            },
+            "{policy:?}"
+        );
+        let second = r.msg();
+        r.data(body);
+        r.trailer(body);
+        if policy == Overwrite::KeepBoth {
+            let want = format!("/{name}.new");
+            assert!(
+                matches!(&second, Message::Accept { offset: 0, name: Some(n) } if n.as_str() == want),
+                "{second:?}"
+            );
+            r.data(b"again");
+            r.trailer(b"again");
+            assert_eq!(r.msg(), Message::Done { verified: true });
+            assert_eq!(r.msg(), Message::Done { verified: true });
+            assert_eq!(
+                fs::read(s.root.join(format!("{name}.new"))).unwrap(),
+                b"again"
+            );
+        } else {
+            assert_eq!(
+                error_of(&second),
+                Some(Error::InUse),
+                "{policy:?}: {second:?}"
+            );
+            assert_eq!(r.msg(), Message::Done { verified: true }, "{policy:?}");
+        }
+        assert_eq!(fs::read(s.root.join(name)).unwrap(), body, "{policy:?}");
+    }
+}

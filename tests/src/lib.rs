@@ -116,6 +116,17 @@ pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// Asserts that a command exited 0, showing what it printed if not.
+pub fn ok(o: &Output) {
+    assert_eq!(
+        code(o),
+        0,
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// A running `ferry serve`; killed on drop.
 pub struct Server {
     child: Child,

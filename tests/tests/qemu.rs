@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::serial_line::{Faults, SerialLine};
-use ferry_tests::{code, ferry, random_bytes, run_for, TempDir};
+use ferry_tests::{code, ferry, ok, random_bytes, run_for, TempDir};
 
 /// The line rate: QEMU moves UART bytes as fast as it can, the relay
 /// paces them to this.
@@ -128,16 +128,6 @@ fn client(line: &SerialLine, password: &str, args: &[&str]) -> Command {
 
 fn url(path: &str) -> String {
     format!("ferry://{USER}@device/{path}")
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        code(o),
-        0,
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn put(line: &SerialLine, local: &Path) -> Output {

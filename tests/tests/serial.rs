@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::serial_line::{Faults, SerialLine};
-use ferry_tests::{code, ferry, random_bytes, run_for, Server, TempDir};
+use ferry_tests::{code, ferry, ok, random_bytes, run_for, Server, TempDir};
 
 /// Where only correctness is checked: the line as fast as a UART goes.
 const FAST: u32 = 921_600;
@@ -33,16 +33,6 @@ fn client(line: &SerialLine, baud: u32, args: &[&str]) -> Command {
         "20",
     ]);
     c
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        code(o),
-        0,
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn get(line: &SerialLine, baud: u32, url: &str, local: &Path) -> Output {

@@ -185,12 +185,7 @@ pub(crate) fn write(frame: &Frame, payload: &[u8], out: &mut [u8]) -> usize {
     };
     let head = &h[..n];
     let crc = !crc_update(crc_update(!0, head), payload);
-    let mut c = Cobs {
-        out,
-        code_at: 0,
-        o: 1,
-        code: 1,
-    };
+    let mut c = Cobs::new(out);
     for part in [head, payload, &crc.to_be_bytes()] {
         for &b in part {
             c.push(b);
@@ -207,12 +202,7 @@ pub(crate) fn encode(frame: &[u8], out: &mut [u8]) -> usize {
     if out.len() < encoded_len(frame.len()) {
         return 0;
     }
-    let mut c = Cobs {
-        out,
-        code_at: 0,
-        o: 1,
-        code: 1,
-    };
+    let mut c = Cobs::new(out);
     for &b in frame {
         c.push(b);
     }
@@ -235,7 +225,16 @@ struct Cobs<'a> {
     code: u8,
 }
 
-impl Cobs<'_> {
+impl<'a> Cobs<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        Cobs {
+            out,
+            code_at: 0,
+            o: 1,
+            code: 1,
+        }
+    }
+
     fn put(&mut self, at: usize, b: u8) {
         if let Some(slot) = self.out.get_mut(at) {
             *slot = b;

@@ -18,15 +18,15 @@
 //!   which the client resumes.
 //! - **Flow control**: each acknowledgement carries the receiver's free
 //!   frames (credit); a small receiver sets a small window.
-//! - **Keepalive**: a side silent for [`LinkConfig::keepalive`] probes;
-//!   hearing nothing for [`LinkConfig::dead_after`] is
+//! - **Keepalive**: a side silent for [`LinkConfig::keepalive_ms`] probes;
+//!   hearing nothing for [`LinkConfig::dead_after_ms`] is
 //!   [`LinkEvent::Down`]. A cable pulled for less than that costs only
 //!   the time it was out.
 //! - **Adaptation**: the payload size follows the measured loss: from the
 //!   bytes sent per frame lost, the size that maximises goodput,
 //!   `sqrt(overhead × bytes / lost)` (1 024 bytes on a clean line, ~500
-//!   at a bit error rate of 1e-5, ~160 at 1e-4), starting at 256 and
-//!   growing with the bytes that passed; the timers follow the measured
+//!   at a bit error rate of 1e-5, ~160 at 1e-4), starting at 512 and
+//!   growing past it with the bytes that passed; the timers follow the measured
 //!   round trip, starting from the line rate.
 //!
 //! Driving: after any input (`handle_line`, `handle_timeout`, `write`,
@@ -77,7 +77,7 @@ pub enum LinkEvent {
     /// The peer restarted (a new epoch): the stream so far is gone, every
     /// byte not yet acknowledged with it. The session above is closed.
     Reset,
-    /// Nothing heard for [`LinkConfig::dead_after`]: the stream is gone.
+    /// Nothing heard for [`LinkConfig::dead_after_ms`]: the stream is gone.
     Down,
 }
 
@@ -104,9 +104,9 @@ const MIN_PAYLOAD: usize = 64;
 /// loss was seen stays at 1 024 bytes however bad the line: at 0.5 % of
 /// bytes damaged such a frame passes once in 180 tries, and a 12 KB put
 /// took 500 s (simulated; the link proptest found it). Starting at 256
-/// cost the real line at a bit error rate of 1e-5 (115 200 baud) 0.93 ->
-/// 0.88-0.66 of its rate in five runs (the timers lagged the growing
-/// frames); at 512 it is 0.93 again, three runs alike.
+/// cost the real line at a bit error rate of 1e-5 (115 200 baud): 24.6 to
+/// 39.8 s over five runs (0.93 to 0.57 of its rate; the timers lagged
+/// the growing frames); at 512 three runs took 24.55-24.60 s (0.93).
 const START_PAYLOAD: usize = 512;
 /// Bytes a data frame adds to its payload on the wire (header, CRC,
 /// COBS's first byte, the delimiter): the adaptation's overhead.
@@ -247,8 +247,8 @@ pub struct Link<B, const N: usize = 16> {
     raw_len: usize,
     raw_overflow: bool,
     stats: LinkStats,
-    /// [`LinkConfig::keepalive`] and [`LinkConfig::dead_after`] in
-    /// milliseconds, converted once (`Duration::as_millis` is 128-bit).
+    /// [`LinkConfig::keepalive_ms`] and [`LinkConfig::dead_after_ms`],
+    /// at most `i32::MAX` (stamps are compared by signed difference).
     keepalive: u32,
     dead_after: u32,
     /// Worked out once, from the line rate and the buffer's layout (each
@@ -852,8 +852,8 @@ impl<B: Buffer, const N: usize> Link<B, N> {
     /// [`Self::transmit_done`] with what was written.
     ///
     /// Paced to the line rate: nothing more is staged while what went out
-    /// already fills the line for [`Self::ahead`]. A port's buffer (a
-    /// pseudo-terminal's holds 4 KiB, 355 ms at 115 200 baud) would
+    /// already fills the line for the pacing lead (`ahead`). A port's
+    /// buffer (a pseudo-terminal's holds 4 KiB, 355 ms at 115 200 baud) would
     /// otherwise queue a whole window, and a frame sent again would wait
     /// behind it: 256 KiB at a bit error rate of 1e-5 went at 0.75 of the
     /// line rate with such a buffer, 0.91 without (simulated).

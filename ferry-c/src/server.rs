@@ -662,9 +662,8 @@ pub unsafe extern "C" fn ferry_server_init(
         };
         // SAFETY: `at` is checked: aligned, large enough, writable.
         unsafe { at.as_ptr().write(obj) };
-        // SAFETY: checked non-NULL above.
-        unsafe { *out = at.as_ptr() };
-        Ok(())
+        // SAFETY: `out` is valid for a pointer write by the contract.
+        unsafe { ffi::put(out, at.as_ptr()) }
     }))
 }
 

@@ -38,6 +38,10 @@ pub enum Event<'a> {
     ListEnd,
     /// get: the server will send a file of `size` bytes. Answer with
     /// [`Client::accept`] (with a resume offset) or [`Client::refuse`].
+    /// For a [`Client::get_agreed`] whose agreement the size meets, the
+    /// answer was given in the request: `accept` takes the agreed offset
+    /// only and sends nothing, and `refuse` takes the body and cancels it
+    /// when it starts.
     Offer {
         /// Size of the whole file.
         size: u64,
@@ -111,13 +115,21 @@ struct AcceptedGet {
     /// This side cancelled it already: its body (or the trailer ending
     /// it) is dropped when it comes.
     cancelled: bool,
+    /// A pre-agreed get the driver refused: cancelled with this code when
+    /// its body starts, the one moment an `Error` surely names it.
+    refused: Option<u16>,
 }
 
 /// A get or put sent, its answer not yet here.
 #[derive(Debug, Clone, Copy)]
 enum Head {
-    Get,
-    Put { size: u64 },
+    /// `agreed`: sent as `GetAgreed` with this offset and largest size.
+    Get {
+        agreed: Option<(u64, u64)>,
+    },
+    Put {
+        size: u64,
+    },
 }
 
 enum State {
@@ -129,6 +141,10 @@ enum State {
     Await(Pending),
     Offered {
         size: u64,
+        /// Accepted in the request (`GetAgreed`): the offset, and the
+        /// request's sequence number, which is where its body stands in
+        /// the server's answers.
+        agreed: Option<(u64, u32)>,
     },
     Receiving(Transfer),
     Sending(Transfer),
@@ -402,7 +418,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 r.state,
                 State::Receiving(_) | State::Discarding | State::Offered { .. }
             )
-            || r.heads.iter().any(|h| matches!(h.0, Head::Get));
+            || r.heads.iter().any(|h| matches!(h.0, Head::Get { .. }));
         !r.alone
             && r.window_used(self.version() >= 3, self.window()) < self.window().min(W)
             && if get {
@@ -538,7 +554,30 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// other gets are in flight when [`Self::can_pipeline`] says so.
     pub fn get(&mut self, path: &str) -> Result<(), Error> {
         let path = to_path(path)?;
-        self.transfer_request(Message::Request(Request::Get { path }), Head::Get, false)
+        let head = Head::Get { agreed: None };
+        self.transfer_request(Message::Request(Request::Get { path }), head, false)
+    }
+
+    /// Downloads `path`, agreeing in advance to any size from `offset` up
+    /// to `max` (`docs/PROTOCOL.md#pre-agreed-gets`): an offer within it
+    /// is followed by its body with no turn for the `Accept`. Only when
+    /// [`Negotiated::agreed_gets`](crate::Negotiated::agreed_gets) says
+    /// the server takes it (else [`Error::Unsupported`], sending nothing:
+    /// use [`Self::get`]); an `offset` above 0 goes alone, as a resumed
+    /// put does, so its prefix can be hashed before its body.
+    pub fn get_agreed(&mut self, path: &str, offset: u64, max: u64) -> Result<(), Error> {
+        let path = to_path(path)?;
+        if !self.link.negotiated.is_some_and(|n| n.agreed_gets()) {
+            return Err(Error::Unsupported);
+        }
+        if offset > 0 && self.role.in_flight() > 0 {
+            return Err(Error::BadUsage);
+        }
+        let head = Head::Get {
+            agreed: Some((offset, max)),
+        };
+        let msg = Message::GetAgreed { path, offset, max };
+        self.transfer_request(msg, head, offset > 0)
     }
 
     /// Uploads `size` bytes to `path`: [`Event::Accepted`] follows.
@@ -569,7 +608,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         if let Some(_e) = self.link.closed {
             return Err(Error::Closed);
         }
-        if !self.can_pipeline(matches!(head, Head::Get)) {
+        if !self.can_pipeline(matches!(head, Head::Get { .. })) {
             return Err(Error::BadUsage);
         }
         self.link.send_msg(&msg)?;
@@ -682,11 +721,14 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// caller already holds; feed them with [`Self::feed_prefix`] before
     /// polling further events so the MD5 covers the whole file).
     pub fn accept(&mut self, offset: u64) -> Result<(), Error> {
-        let State::Offered { size } = self.role.state else {
+        let State::Offered { size, agreed } = self.role.state else {
             return Err(Error::BadUsage);
         };
         if offset > size {
             return Err(Error::BadOffset);
+        }
+        if agreed.is_some_and(|(o, _)| o != offset) {
+            return Err(Error::BadUsage);
         }
         // Only a get alone in flight starts at once (and may resume: its
         // prefix is hashed before any body byte); behind others it starts
@@ -696,9 +738,14 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             return Err(Error::BadUsage);
         }
         let t = Transfer::new(size, offset, self.link.digest())?;
-        self.link
-            .send_msg(&Message::Accept { offset, name: None })?;
-        let seq = self.role.seq();
+        let seq = match agreed {
+            Some((_, seq)) => seq,
+            None => {
+                self.link
+                    .send_msg(&Message::Accept { offset, name: None })?;
+                self.role.seq()
+            }
+        };
         if alone {
             self.role.body_seq = seq;
             self.role.state = State::Receiving(t);
@@ -708,6 +755,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 size,
                 seq,
                 cancelled: false,
+                refused: None,
             };
             let _ = self.role.accepted.push_back(get);
         }
@@ -718,6 +766,20 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// sends no body and the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
         self.expect_state(matches!(self.role.state, State::Offered { .. }))?;
+        // Agreed already: the body comes; it is cancelled when it starts
+        // (`docs/PROTOCOL.md#pre-agreed-gets`).
+        if let State::Offered {
+            agreed: Some((offset, _)),
+            ..
+        } = self.role.state
+        {
+            self.accept(offset)?;
+            if let Some(a) = self.role.accepted.back_mut() {
+                a.refused = Some(err.request_code());
+                return Ok(());
+            }
+            return self.cancel(err);
+        }
         let code = err.request_code();
         // Version 3 has a message of its own: with several gets in flight
         // an `Error` would cancel the body in progress.
@@ -801,7 +863,10 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         if W > 1 && matches!(self.role.state, State::Idle) && !self.role.head_first() {
             if let Some(a) = self.role.accepted.pop_front() {
                 self.role.body_seq = a.seq;
-                self.role.state = if a.cancelled {
+                if let Some(code) = a.refused {
+                    self.link.send_msg(&Message::Error { code })?;
+                }
+                self.role.state = if a.cancelled || a.refused.is_some() {
                     State::Discarding
                 } else {
                     State::Receiving(Transfer::new(a.size, 0, self.link.digest())?)
@@ -844,13 +909,17 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         match msg {
             Message::Offer { size } => {
                 let head = self.role.head_first().then(|| self.role.heads.front());
-                if !matches!(head, Some(Some((Head::Get, _))))
-                    || !matches!(self.role.state, State::Idle)
-                {
+                let Some(Some(&(Head::Get { agreed }, seq))) = head else {
+                    return Err(Error::UnexpectedFrame);
+                };
+                if !matches!(self.role.state, State::Idle) {
                     return Err(Error::UnexpectedFrame);
                 }
                 self.role.heads.pop_front();
-                self.role.state = State::Offered { size };
+                let agreed = agreed
+                    .filter(|&(offset, max)| offset <= size && size <= max)
+                    .map(|(offset, _)| (offset, seq));
+                self.role.state = State::Offered { size, agreed };
                 return Ok(Step::Event(Event::Offer { size }));
             }
             Message::Accept { offset, name } => {

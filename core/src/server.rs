@@ -170,6 +170,10 @@ pub struct ServerRole<const W: usize> {
     /// A refused connection's error and retry-after, sent once the
     /// client's hello says which form it reads.
     refusal: Option<(Error, u32)>,
+    /// The get being answered came as `GetAgreed`: the offset and the
+    /// largest size its client accepts without an `Accept`. One is
+    /// enough: a request is read only once the one before is answered.
+    agreed: Option<(u64, u64)>,
 }
 
 impl<const W: usize> ServerRole<W> {
@@ -350,6 +354,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             ahead: Deque::new(),
             sent: Deque::new(),
             refusal: None,
+            agreed: None,
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -689,10 +694,16 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         }
         self.answer(true)?;
         self.link.send_msg(&Message::Offer { size })?;
+        // Within what a `GetAgreed` agreed to, the offer is accepted
+        // already: its body goes out in its turn, without an `Accept`.
+        let answer = match self.role.agreed.take() {
+            Some((offset, max)) if offset <= size && size <= max => Answer::Accept(offset),
+            _ => Answer::Waiting,
+        };
         let get = Ahead::Get {
             size,
             vouched: sum,
-            answer: Answer::Waiting,
+            answer,
         };
         self.role.ahead.push_back(get).map_err(|_| Error::Internal)
     }
@@ -833,7 +844,26 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         }))
     }
 
-    fn on_message(&mut self, msg: Message) -> Result<Step, Error> {
+    /// A pre-agreed get is a get to the store: rewritten in place, its
+    /// agreement kept until the offer (`docs/PROTOCOL.md#pre-agreed-gets`).
+    /// Any other request clears it. Kept out of line: inlined, it let the
+    /// compiler copy all of [`Self::on_message`] for the rewritten case
+    /// (8.5 KB of flash).
+    #[inline(never)]
+    fn take_agreement(&mut self, msg: &mut Message) {
+        if let Message::GetAgreed { path, offset, max } = msg {
+            if self.version() >= 3 {
+                self.role.agreed = Some((*offset, *max));
+                let path = core::mem::take(path);
+                *msg = Message::Request(Request::Get { path });
+            }
+        } else if let Message::Request(_) = msg {
+            self.role.agreed = None;
+        }
+    }
+
+    fn on_message(&mut self, mut msg: Message) -> Result<Step, Error> {
+        self.take_agreement(&mut msg);
         if let Message::Error { code } = msg {
             return self.on_error(Error::from_wire(code));
         }

@@ -198,6 +198,13 @@ pub struct ClientRole<const W: usize> {
     /// The request in flight first is a resumed put: nothing may follow
     /// it until it ends (`docs/PROTOCOL.md#pipelining`).
     alone: bool,
+    /// A request other than get or put sent behind the login, before its
+    /// answer: it is awaited once the login succeeds.
+    behind: Option<Pending>,
+    /// The login was refused with this error while requests were behind
+    /// it: their `NotLoggedIn` is reported as it
+    /// ([`Client::login_sent`]).
+    refused_login: Option<Error>,
 }
 
 impl<const W: usize> ClientRole<W> {
@@ -259,6 +266,13 @@ impl<const W: usize> ClientRole<W> {
 
     /// Whether the head at the front belongs to the oldest request in
     /// flight (its failure is then `Failed`, not `Refused`).
+    /// The state once the login succeeded: awaiting the request sent
+    /// behind it, if any.
+    fn after_login(&mut self) -> State {
+        self.refused_login = None;
+        self.behind.take().map_or(State::Idle, State::Await)
+    }
+
     fn head_is_oldest(&self) -> bool {
         self.ready.is_empty()
             && self.tails.is_empty()
@@ -361,6 +375,8 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             next_seq: 0,
             retry_after: None,
             alone: false,
+            behind: None,
+            refused_login: None,
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -380,10 +396,17 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     }
 
     /// Whether the login went out whole and only its answer is awaited
-    /// (anonymous, or SCRAM's final message sent): a get or put may
-    /// follow it at once (`docs/PROTOCOL.md#login`). The server reads it
-    /// after the login, so a refused login refuses it too (`NotLoggedIn`,
-    /// after [`Event::LoginFailed`]).
+    /// (anonymous, or SCRAM's final message sent): any request may follow
+    /// it at once (`docs/PROTOCOL.md#login`), one until the server's
+    /// hello says the window, and gets and puts up to the window after.
+    ///
+    /// **A refused login and the requests behind it.** The server answers
+    /// the login first, then each request behind it with
+    /// `Error(NotLoggedIn)`. So [`Event::LoginFailed`] always comes first,
+    /// and each request behind it then fails ([`Event::Failed`] or
+    /// [`Event::Refused`]) with the login's own error, not
+    /// `NotLoggedIn`: whichever event a driver reports, the user reads
+    /// why the login failed. A new login may be sent once they have.
     pub fn login_sent(&self) -> bool {
         matches!(self.role.state, State::Anonymous | State::Scram(_, true))
             && self.link.closed.is_none()
@@ -403,7 +426,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     pub fn can_pipeline(&self, get: bool) -> bool {
         let r = &self.role;
         let sent = self.login_sent();
-        if self.link.closed.is_some() || !(self.is_logged_in() || sent) {
+        if self.link.closed.is_some() || !(self.is_logged_in() || sent) || r.behind.is_some() {
             return false;
         }
         if r.in_flight() == 0 || W == 1 {
@@ -520,10 +543,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// the client-first message then follows this side's hello at once,
     /// saving a round trip (the server reads it after its own hello).
     pub fn login(&mut self, user: &str, password: &str, random: &[u8]) -> Result<(), Error> {
-        self.expect_state(matches!(
-            self.role.state,
-            State::LoggedOut | State::Handshake
-        ))?;
+        self.expect_state(self.may_log_in())?;
         let nonce = nonce_from_random(random)?;
         let (scram, first) = ScramClient::start(user, password, &nonce)?;
         self.link.send_msg(&Message::ClientFirst(first))?;
@@ -535,10 +555,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// answer is `AnonymousNotAllowed`). May be called before the server's
     /// hello arrived, as [`Self::login`].
     pub fn login_anonymous(&mut self) -> Result<(), Error> {
-        self.expect_state(matches!(
-            self.role.state,
-            State::LoggedOut | State::Handshake
-        ))?;
+        self.expect_state(self.may_log_in())?;
         self.link.send_msg(&Message::Anonymous)?;
         self.role.state = State::Anonymous;
         Ok(())
@@ -698,10 +715,28 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     }
 
     fn request(&mut self, msg: Message, pending: Pending) -> Result<(), Error> {
-        self.expect_state(matches!(self.role.state, State::Idle) && self.role.in_flight() == 0)?;
+        let r = &self.role;
+        let behind = self.login_sent() && r.behind.is_none();
+        self.expect_state(
+            (matches!(r.state, State::Idle) || behind) && self.role.in_flight() == 0,
+        )?;
         self.link.send_msg(&msg)?;
-        self.role.state = State::Await(pending);
+        if behind {
+            self.role.behind = Some(pending);
+        } else {
+            self.role.state = State::Await(pending);
+        }
         Ok(())
+    }
+
+    /// Logged out (or not yet), with no answer to a refused login's
+    /// requests still to come: their `NotLoggedIn` must not be read as
+    /// the new login's failure.
+    fn may_log_in(&self) -> bool {
+        let r = &self.role;
+        matches!(r.state, State::LoggedOut | State::Handshake)
+            && r.in_flight() == 0
+            && r.behind.is_none()
     }
 
     fn expect_state(&self, ok: bool) -> Result<(), Error> {
@@ -968,11 +1003,11 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             (State::Scram(scram, true), Message::ServerFinal(text)) => {
                 scram.server_final(&text)?;
                 self.link.logged_in();
-                (State::Idle, Some(Event::LoggedIn))
+                (self.role.after_login(), Some(Event::LoggedIn))
             }
             (State::Anonymous, Message::LoginOk) => {
                 self.link.logged_in();
-                (State::Idle, Some(Event::LoggedIn))
+                (self.role.after_login(), Some(Event::LoggedIn))
             }
             (State::Await(Pending::Echo), Message::EchoReply(t)) => {
                 (State::Idle, Some(Event::Echo(t)))
@@ -1021,7 +1056,16 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         let r = &mut self.role;
         if matches!(r.state, State::Scram(..) | State::Anonymous) {
             r.state = State::LoggedOut;
+            r.refused_login = Some(err);
             return Ok(Step::Event(Event::LoginFailed(err)));
+        }
+        // A request behind a refused login (`Client::login_sent`).
+        let err = match r.refused_login {
+            Some(login) if err == Error::NotLoggedIn => login,
+            _ => err,
+        };
+        if matches!(r.state, State::LoggedOut) && r.behind.take().is_some() {
+            return Ok(Step::Event(Event::Failed(err)));
         }
         if matches!(r.state, State::Await(_)) {
             r.state = State::Idle;

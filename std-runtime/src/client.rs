@@ -500,9 +500,9 @@ impl Client {
     /// Logs in: SCRAM as `user` with `password`, or anonymously when
     /// `user` is `None`.
     pub fn login(&mut self, user: Option<&str>, password: Option<&str>) -> Result<(), FerryError> {
-        // Not waiting for the answer: a get or put goes with the login
-        // (one round trip less); any other request waits for it first
-        // ([`Self::logged_in`]). A refused login fails what follows.
+        // Not waiting for the answer: every request goes with the login
+        // (one round trip less). A refused login fails what follows with
+        // the login's own error (`ferry_core::Client::login_sent`).
         let r = match user {
             None => self.inner.start_login_anonymous().map_err(proto),
             Some(u) => {
@@ -510,12 +510,6 @@ impl Client {
                 self.inner.start_login(u, pw, &nonce()?).map_err(proto)
             }
         };
-        r.map_err(|e| self.with_retry(e))
-    }
-
-    /// Waits for the login's answer (at once if it came already).
-    fn logged_in(&mut self) -> Result<(), FerryError> {
-        let r = self.inner.finish_login().map_err(proto);
         r.map_err(|e| self.with_retry(e))
     }
 
@@ -548,15 +542,15 @@ impl Client {
         if !opts.recursive {
             return self.get_entry(remote, &local, opts);
         }
-        self.logged_in()?;
-        let entry = self
-            .inner
-            .stat(remote)
-            .map_err(|e| FerryError::remote(remote, proto(e)))?;
-        if entry.kind == Kind::Dir {
-            return self.get_dir(remote, &local, opts);
-        }
-        self.get_entry(remote, &local, opts)
+        // Listed at once, with no lookup first: a file is `NotADirectory`,
+        // then fetched as one (a turn for files, none for directories).
+        let entries = match self.list(remote) {
+            Err(e) if e.protocol() == Some(Error::NotADirectory) => {
+                return self.get_entry(remote, &local, opts);
+            }
+            r => r.map_err(|e| FerryError::remote(remote, e))?,
+        };
+        self.get_listed(remote, &local, entries, opts)
     }
 
     /// Downloads the file `remote` (its size comes with the offer) to the
@@ -666,14 +660,25 @@ impl Client {
         local: &Path,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
+        let entries = self
+            .list(remote)
+            .map_err(|e| FerryError::remote(remote, e))?;
+        self.get_listed(remote, local, entries, opts)
+    }
+
+    /// Fetches the directory `remote`, listed as `entries`, into `local`.
+    fn get_listed(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        entries: Vec<Entry>,
+        opts: &TransferOptions,
+    ) -> Result<u64, FerryError> {
         match fs::create_dir(local) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
             Err(e) => return Err(FerryError::local(local, e)),
         }
-        let entries = self
-            .list(remote)
-            .map_err(|e| FerryError::remote(remote, e))?;
         let (mut files, mut dirs) = (Vec::new(), Vec::new());
         for e in entries {
             if !safe_component(&e.name) {
@@ -794,7 +799,6 @@ impl Client {
         // becomes it. Creating it first answers both at once: created, it
         // becomes it (no lookup round trip before a fresh upload); there
         // already, a lookup says whether it is a directory to go inside.
-        self.logged_in()?;
         let remote = if remote.ends_with('/') {
             join_remote(remote, &name)
         } else {
@@ -983,7 +987,6 @@ impl Client {
     /// error. Servers send directory order (`docs/PROTOCOL.md#list-and-entry`); the
     /// sort is here, where the whole listing is held anyway.
     pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
-        self.logged_in()?;
         let mut v = Vec::new();
         let mut n = 0usize;
         self.inner
@@ -993,7 +996,7 @@ impl Client {
                     v.push(e.clone());
                 }
             })
-            .map_err(proto)?;
+            .map_err(|e| self.with_retry(proto(e)))?;
         if n > max {
             return Err(FerryError::Other(format!(
                 "{path}: the server listed {n} entries, more than the {max} a client keeps"
@@ -1005,14 +1008,14 @@ impl Client {
 
     /// Describes one path.
     pub fn stat(&mut self, path: &str) -> Result<Entry, FerryError> {
-        self.logged_in()?;
-        self.inner.stat(path).map_err(proto)
+        self.inner.stat(path).map_err(|e| self.with_retry(proto(e)))
     }
 
     /// A remote file's digest, with the negotiated algorithm.
     pub fn digest(&mut self, path: &str) -> Result<Sum, FerryError> {
-        self.logged_in()?;
-        self.inner.digest(path).map_err(proto)
+        self.inner
+            .digest(path)
+            .map_err(|e| self.with_retry(proto(e)))
     }
 
     /// The digest every transfer on this connection uses.
@@ -1025,47 +1028,47 @@ impl Client {
 
     /// Removes a file or empty directory.
     pub fn remove(&mut self, path: &str) -> Result<(), FerryError> {
-        self.logged_in()?;
-        self.inner.remove(path).map_err(proto)
+        self.inner
+            .remove(path)
+            .map_err(|e| self.with_retry(proto(e)))
     }
 
     /// Creates a directory; an existing name is refused.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FerryError> {
-        self.logged_in()?;
-        (self.inner.mkdir(path).map_err(proto)).map_err(on_exists(""))
+        let r = self.inner.mkdir(path);
+        (r.map_err(|e| self.with_retry(proto(e)))).map_err(on_exists(""))
     }
 
     /// Renames; an existing `to` is refused ("already exists") unless
     /// `replace`.
     pub fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), FerryError> {
-        self.logged_in()?;
         if replace {
-            self.inner.rename_replacing(from, to).map_err(proto)
+            self.inner
+                .rename_replacing(from, to)
+                .map_err(|e| self.with_retry(proto(e)))
         } else {
-            (self.inner.rename(from, to).map_err(proto))
+            let r = self.inner.rename(from, to);
+            (r.map_err(|e| self.with_retry(proto(e))))
                 .map_err(on_exists(" (use --overwrite replace)"))
         }
     }
 
     /// Changes the session's directory; returns the new one.
     pub fn cd(&mut self, path: &str) -> Result<String, FerryError> {
-        self.logged_in()?;
-        self.inner.cd(path).map(|p| p.to_string()).map_err(proto)
+        let r = self.inner.cd(path).map(|p| p.to_string());
+        r.map_err(|e| self.with_retry(proto(e)))
     }
 
     /// The session's directory.
     pub fn pwd(&mut self) -> Result<String, FerryError> {
-        self.logged_in()?;
-        self.inner.pwd().map(|p| p.to_string()).map_err(proto)
+        let r = self.inner.pwd().map(|p| p.to_string());
+        r.map_err(|e| self.with_retry(proto(e)))
     }
 
     /// Echo.
     pub fn echo(&mut self, text: &str, upper: bool) -> Result<String, FerryError> {
-        self.logged_in()?;
-        self.inner
-            .echo(text, upper)
-            .map(|t| t.to_string())
-            .map_err(proto)
+        let r = self.inner.echo(text, upper).map(|t| t.to_string());
+        r.map_err(|e| self.with_retry(proto(e)))
     }
 
     /// Runs a command; output goes to `out`; returns (status, no_output).
@@ -1074,8 +1077,9 @@ impl Client {
         command: &str,
         out: impl FnMut(Stream, &[u8]),
     ) -> Result<(i32, bool), FerryError> {
-        self.logged_in()?;
-        self.inner.exec(command, out).map_err(proto)
+        self.inner
+            .exec(command, out)
+            .map_err(|e| self.with_retry(proto(e)))
     }
 }
 
@@ -1097,7 +1101,9 @@ pub struct GetItem {
     pub remote: String,
     /// Exactly where it goes here.
     pub local: PathBuf,
-    /// Its size as listed (for the progress bar; the offer decides).
+    /// Its size as listed (for the progress bar; the offer decides), 0
+    /// when not listed. A pre-agreed get agrees to any size up to it
+    /// (any at all for 0); a larger offer is answered as a plain get's.
     pub size: u64,
 }
 
@@ -1230,7 +1236,23 @@ impl Gets for GetBatch<'_> {
         i: usize,
         client: &mut ferry_core::Client<B, W>,
     ) -> Result<(), Error> {
-        client.get(&self.files[i].remote)
+        let f = &self.files[i];
+        // A local file in the way fails here, before any request: with
+        // the answer in the request its body would come anyway.
+        if let Err(e) = local_target(&f.local, self.overwrite) {
+            let code = e.protocol().unwrap_or(Error::Io);
+            self.results[i] = Some(Err(e));
+            return Err(code);
+        }
+        // The answer goes with the request (`docs/PROTOCOL.md#pre-agreed-gets`),
+        // saving a turn per window: any size up to the listed one (a file
+        // that grew since is shown first, as a plain get's), any at all
+        // when none was listed.
+        if client.negotiated().is_some_and(|n| n.agreed_gets()) {
+            let max = if f.size > 0 { f.size } else { u64::MAX };
+            return client.get_agreed(&f.remote, 0, max);
+        }
+        client.get(&f.remote)
     }
 
     fn offered(&mut self, i: usize, size: u64) -> Result<(), Error> {

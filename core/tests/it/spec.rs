@@ -1184,3 +1184,60 @@ fn get_agreed_in_a_version_2_session_is_unexpected() {
         }]
     );
 }
+
+// ---- every request behind the login (docs/PROTOCOL.md#login) ----
+
+/// Any request may follow the login in the same flight, before the
+/// server's hello: a listing goes out with the hello and `Anonymous`
+/// and is answered after `LoginOk`. Refused, the login's error comes
+/// first, and the request behind it fails with that same error (the
+/// server's `NotLoggedIn` is reported as the login's refusal); a new
+/// login may then be sent.
+#[test]
+fn any_request_may_follow_the_login_and_a_refused_one_fails_with_the_logins_error() {
+    for allow in [true, false] {
+        let mut cfg = config();
+        cfg.allow_anonymous = allow;
+        let mut s = server(cfg);
+        let mut c = Client::new(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+        c.login_anonymous().unwrap();
+        assert!(c.login_sent());
+        c.list("").unwrap();
+        // One request until the server's hello says the window.
+        assert_eq!(c.stat("x"), Err(Error::BadUsage));
+        assert_eq!(c.login_anonymous(), Err(Error::BadUsage));
+        let up = drain_client(&mut c);
+        assert_eq!(
+            messages(&up[HELLO_LEN..])
+                .iter()
+                .map(Message::name)
+                .collect::<Vec<_>>(),
+            ["anonymous", "request"]
+        );
+        feed_server(&mut s, &up);
+        let mut evs = Vec::new();
+        if allow {
+            // The store answers the listing: empty.
+            s.list_end().unwrap();
+        }
+        c.handle_input(T0, &drain_server(&mut s)).unwrap();
+        while let Some(ev) = c.poll_event() {
+            evs.push(format!("{ev:?}"));
+        }
+        if allow {
+            assert_eq!(evs[1..], ["LoggedIn", "ListEnd"], "{evs:?}");
+            assert!(c.is_idle());
+        } else {
+            assert_eq!(
+                evs[1..],
+                [
+                    "LoginFailed(AnonymousNotAllowed)",
+                    "Failed(AnonymousNotAllowed)"
+                ],
+                "{evs:?}"
+            );
+            assert!(!c.is_logged_in());
+            c.login_anonymous().unwrap();
+        }
+    }
+}

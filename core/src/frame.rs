@@ -152,10 +152,8 @@ fn encode_payload<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, Erro
         .map_err(|_| Error::BufferFull)
 }
 
-/// Decodes a message payload; trailing bytes are an error.
+/// Decodes a message payload; trailing bytes are an error. By hand, not
+/// through serde, for the stack's sake (`crate::decode`).
 pub fn decode_message(payload: &[u8]) -> Result<Message, Error> {
-    match postcard::take_from_bytes::<Message>(payload) {
-        Ok((msg, [])) => Ok(msg),
-        _ => Err(Error::Malformed),
-    }
+    crate::decode::message(payload)
 }

@@ -253,6 +253,7 @@ pub mod app;
 pub mod auth;
 mod client;
 mod config;
+mod decode;
 pub mod digest;
 pub mod driver;
 mod endpoint;

@@ -20,17 +20,26 @@ use heapless::String;
 
 use crate::digest::{Algorithm, Sum};
 use crate::error::Error;
-use crate::message::{Entry, Kind, Message, Overwrite, Path, Request};
+use crate::message::{Entry, Kind, Message, Overwrite, Path, Request, ScramText, Text};
 
 /// Decodes a whole message payload; anything else (trailing bytes, an
 /// unknown tag, a string over its bound) is [`Error::Malformed`].
 pub(crate) fn message(payload: &[u8]) -> Result<Message, Error> {
+    let mut msg = Message::Ok;
+    message_into(payload, &mut msg)?;
+    Ok(msg)
+}
+
+/// Decodes a whole message payload into `out`, in place: the way a
+/// device decodes, with one message's room and no copies of it. On an
+/// error `out` holds some message, not a meaningful one.
+pub(crate) fn message_into(payload: &[u8], out: &mut Message) -> Result<(), Error> {
     let mut r = Reader(payload);
-    let msg = r.message()?;
+    r.message_into(out)?;
     if !r.0.is_empty() {
         return Err(Error::Malformed);
     }
-    Ok(msg)
+    Ok(())
 }
 
 /// The unread rest of a payload.
@@ -108,15 +117,11 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn string<const N: usize>(&mut self) -> Result<String<N>, Error> {
+    /// The next string, into `dst` (whatever it held is replaced).
+    fn string_into<const N: usize>(&mut self, dst: &mut String<N>) -> Result<(), Error> {
         let s = core::str::from_utf8(self.bytes()?).map_err(|_| Error::Malformed)?;
-        let mut out = String::new();
-        out.push_str(s).map_err(|_| Error::Malformed)?;
-        Ok(out)
-    }
-
-    fn path(&mut self) -> Result<Path, Error> {
-        self.string()
+        dst.clear();
+        dst.push_str(s).map_err(|_| Error::Malformed)
     }
 
     fn sum(&mut self) -> Result<Sum, Error> {
@@ -124,84 +129,117 @@ impl<'a> Reader<'a> {
         Sum::new(algorithm, self.bytes()?).ok_or(Error::Malformed)
     }
 
-    fn entry(&mut self) -> Result<Entry, Error> {
-        Ok(Entry {
-            name: self.string()?,
-            kind: match self.u32()? {
-                0 => Kind::File,
-                1 => Kind::Dir,
-                2 => Kind::Symlink,
-                3 => Kind::Other,
-                _ => return Err(Error::Malformed),
-            },
-            size: self.u64()?,
-            modified: self.u64()?,
-            mode: self.u32()?,
-        })
-    }
-
-    fn request(&mut self) -> Result<Request, Error> {
+    fn kind(&mut self) -> Result<Kind, Error> {
         Ok(match self.u32()? {
-            0 => Request::Get { path: self.path()? },
-            1 => Request::Put {
-                path: self.path()?,
-                size: self.u64()?,
-                overwrite: match self.u32()? {
-                    0 => Overwrite::Fail,
-                    1 => Overwrite::KeepBoth,
-                    2 => Overwrite::Replace,
-                    _ => return Err(Error::Malformed),
-                },
-                resume: self.flag()?,
-            },
-            2 => Request::List { path: self.path()? },
-            3 => Request::Stat { path: self.path()? },
-            4 => Request::Cd { path: self.path()? },
-            5 => Request::Pwd,
-            6 => Request::Mkdir { path: self.path()? },
-            7 => Request::Remove { path: self.path()? },
-            8 => Request::Rename {
-                from: self.path()?,
-                to: self.path()?,
-            },
-            9 => Request::Exec {
-                command: self.string()?,
-            },
-            10 => Request::Digest { path: self.path()? },
-            11 => Request::RenameReplace {
-                from: self.path()?,
-                to: self.path()?,
-            },
+            0 => Kind::File,
+            1 => Kind::Dir,
+            2 => Kind::Symlink,
+            3 => Kind::Other,
             _ => return Err(Error::Malformed),
         })
     }
 
-    /// The tags are [`Message`]'s variant order.
-    fn message(&mut self) -> Result<Message, Error> {
+    fn overwrite(&mut self) -> Result<Overwrite, Error> {
         Ok(match self.u32()? {
+            0 => Overwrite::Fail,
+            1 => Overwrite::KeepBoth,
+            2 => Overwrite::Replace,
+            _ => return Err(Error::Malformed),
+        })
+    }
+
+    /// Each variant is set with empty strings, then its strings are
+    /// copied in where they lie: built whole and then moved, a request
+    /// was a ~1 KB temporary per layer.
+    fn request_into(&mut self, out: &mut Request) -> Result<(), Error> {
+        let p = Path::new;
+        match self.u32()? {
+            0 => *out = Request::Get { path: p() },
+            1 => {
+                *out = Request::Put {
+                    path: p(),
+                    size: 0,
+                    overwrite: Overwrite::Fail,
+                    resume: false,
+                }
+            }
+            2 => *out = Request::List { path: p() },
+            3 => *out = Request::Stat { path: p() },
+            4 => *out = Request::Cd { path: p() },
+            5 => *out = Request::Pwd,
+            6 => *out = Request::Mkdir { path: p() },
+            7 => *out = Request::Remove { path: p() },
+            8 => *out = Request::Rename { from: p(), to: p() },
+            9 => {
+                *out = Request::Exec {
+                    command: String::new(),
+                }
+            }
+            10 => *out = Request::Digest { path: p() },
+            11 => *out = Request::RenameReplace { from: p(), to: p() },
+            _ => return Err(Error::Malformed),
+        }
+        match out {
+            Request::Get { path }
+            | Request::List { path }
+            | Request::Stat { path }
+            | Request::Cd { path }
+            | Request::Mkdir { path }
+            | Request::Remove { path }
+            | Request::Digest { path } => self.string_into(path),
+            Request::Put {
+                path,
+                size,
+                overwrite,
+                resume,
+            } => {
+                self.string_into(path)?;
+                *size = self.u64()?;
+                *overwrite = self.overwrite()?;
+                *resume = self.flag()?;
+                Ok(())
+            }
+            Request::Rename { from, to } | Request::RenameReplace { from, to } => {
+                self.string_into(from)?;
+                self.string_into(to)
+            }
+            Request::Exec { command } => self.string_into(command),
+            Request::Pwd => Ok(()),
+        }
+    }
+
+    /// The tags are [`Message`]'s variant order. As for requests, the
+    /// variant is set first and its strings copied in after.
+    fn message_into(&mut self, out: &mut Message) -> Result<(), Error> {
+        let scram = ScramText::new;
+        let text = Text::new;
+        *out = match self.u32()? {
             0 => Message::Anonymous,
-            1 => Message::ClientFirst(self.string()?),
-            2 => Message::ServerFirst(self.string()?),
-            3 => Message::ClientFinal(self.string()?),
-            4 => Message::ServerFinal(self.string()?),
+            1 => Message::ClientFirst(scram()),
+            2 => Message::ServerFirst(scram()),
+            3 => Message::ClientFinal(scram()),
+            4 => Message::ServerFinal(scram()),
             5 => Message::LoginOk,
             6 => Message::Echo {
-                text: self.string()?,
-                upper: self.flag()?,
+                text: text(),
+                upper: false,
             },
-            7 => Message::EchoReply(self.string()?),
-            8 => Message::Request(self.request()?),
+            7 => Message::EchoReply(text()),
+            8 => Message::Request(Request::Pwd),
             9 => Message::Ok,
-            10 => Message::Cwd(self.path()?),
-            11 => Message::Entry(self.entry()?),
+            10 => Message::Cwd(Path::new()),
+            11 => Message::Entry(Entry {
+                name: String::new(),
+                kind: Kind::File,
+                size: 0,
+                modified: 0,
+                mode: 0,
+            }),
             12 => Message::ListEnd { count: self.u32()? },
             13 => Message::Offer { size: self.u64()? },
             14 => Message::Accept {
                 offset: self.u64()?,
-                name: match self.flag()? {
-                    true => Some(self.path()?),
-                    false => None,
-                },
+                name: None,
             },
             15 => Message::Trailer { sum: self.sum()? },
             16 => Message::Done {
@@ -219,6 +257,37 @@ impl<'a> Reader<'a> {
                 seconds: self.u32()?,
             },
             _ => return Err(Error::Malformed),
-        })
+        };
+        match out {
+            Message::ClientFirst(s)
+            | Message::ServerFirst(s)
+            | Message::ClientFinal(s)
+            | Message::ServerFinal(s) => self.string_into(s),
+            Message::Echo { text, upper } => {
+                self.string_into(text)?;
+                *upper = self.flag()?;
+                Ok(())
+            }
+            Message::EchoReply(text) => self.string_into(text),
+            Message::Request(req) => self.request_into(req),
+            Message::Cwd(path) => self.string_into(path),
+            Message::Entry(e) => {
+                self.string_into(&mut e.name)?;
+                e.kind = self.kind()?;
+                e.size = self.u64()?;
+                e.modified = self.u64()?;
+                e.mode = self.u32()?;
+                Ok(())
+            }
+            Message::Accept { name, .. } => {
+                if self.flag()? {
+                    let mut path = Path::new();
+                    self.string_into(&mut path)?;
+                    *name = Some(path);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -132,9 +132,10 @@ pub fn read_header(b: &[u8; HEADER_LEN], max: u32) -> Result<(FrameKind, u32), E
     Ok((kind, len))
 }
 
-/// Encodes `msg` as a whole frame at the start of `out`; returns the frame's
-/// length, or `BufferFull` if it does not fit.
-pub fn encode_message(msg: &Message, out: &mut [u8]) -> Result<usize, Error> {
+/// Encodes `msg` (a [`Message`], or a [`Brief`](crate::brief::Brief)) as
+/// a whole frame at the start of `out`; returns the frame's length, or
+/// `BufferFull` if it does not fit.
+pub fn encode_message<M: Serialize>(msg: &M, out: &mut [u8]) -> Result<usize, Error> {
     if out.len() < HEADER_LEN {
         return Err(Error::BufferFull);
     }

@@ -251,6 +251,7 @@ extern crate std;
 
 pub mod app;
 pub mod auth;
+pub mod brief;
 mod client;
 mod config;
 mod decode;

@@ -3,16 +3,18 @@
 //! [`Event::Request`] with one of the reply methods.
 
 use crate::auth::{self, parse_client_first, ClientFirst, ScramServer, Verifier};
+use crate::brief::Brief;
 use crate::config::ServerConfig;
 use crate::digest::Sum;
 use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
 use crate::error::Error;
-use crate::frame::{decode_message, FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
-use crate::message::{bounded, Entry, Message, Path, Request, ScramText, Stream, Text, User};
+use crate::frame::{FrameKind, FLAG_ANONYMOUS, FLAG_EXEC, FLAG_READ_ONLY};
+use crate::message::{Entry, Message, Request, ScramText, Stream, Text, User, MAX_PATH};
 use crate::setup::SetupError;
 use crate::time::Instant;
 use crate::transfer::Transfer;
 use heapless::Deque;
+use serde::Serialize;
 
 /// What a [`Server`] reports to its driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -371,11 +373,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     pub fn close_retry(&mut self, err: Error, seconds: u32) {
         if matches!(err, Error::Busy | Error::Penalised) && self.version() >= 3 {
             let code = err.code();
-            if self
-                .link
-                .send_msg(&Message::Retry { code, seconds })
-                .is_ok()
-            {
+            if self.link.send_msg(&Brief::Retry { code, seconds }).is_ok() {
                 self.link.fail_quietly(err);
                 return;
             }
@@ -457,7 +455,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                     if let Some((err, seconds)) = self.role.refusal.take() {
                         if n.version >= 3 {
                             let code = err.code();
-                            self.link.send_msg(&Message::Retry { code, seconds })?;
+                            self.link.send_msg(&Brief::Retry { code, seconds })?;
                             self.link.fail_quietly(err);
                         } else {
                             self.link.fail(err);
@@ -517,7 +515,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             }) => {
                 role.ahead.pop_front();
                 let index = role.sent.len();
-                self.link.send_msg(&Message::Error {
+                self.link.send_msg(&Brief::Error {
                     code: Error::BadOffset.code(),
                 })?;
                 self.get_ended_here();
@@ -560,7 +558,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         let stand_in = (&fake[..], self.role.config.unknown_user_iterations);
         let (scram, server_first) = ScramServer::start(first, raw, verifier, stand_in, &nonce)?;
         let user = first.user.clone();
-        self.link.send_msg(&Message::ServerFirst(server_first))?;
+        self.link.send_msg(&Brief::ServerFirst(&server_first))?;
         self.role.state = State::Scram(scram, user);
         Ok(())
     }
@@ -577,7 +575,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         {
             return Err(Error::BadUsage);
         }
-        self.link.send_msg(&Message::Error {
+        self.link.send_msg(&Brief::Error {
             code: err.request_code(),
         })?;
         if pipelined {
@@ -610,13 +608,15 @@ impl<B: Buffer, const W: usize> Server<B, W> {
 
     /// mkdir, remove, rename succeeded.
     pub fn reply_ok(&mut self) -> Result<(), Error> {
-        self.reply(Kind::Simple, &Message::Ok)
+        self.reply(Kind::Simple, &Brief::Ok)
     }
 
     /// cd or pwd: the session's directory.
     pub fn reply_cwd(&mut self, path: &str) -> Result<(), Error> {
-        let path: Path = bounded(path, Error::InvalidPath)?;
-        self.reply(Kind::Cwd, &Message::Cwd(path))
+        if path.len() > MAX_PATH {
+            return Err(Error::InvalidPath);
+        }
+        self.reply(Kind::Cwd, &Brief::Cwd(path))
     }
 
     /// digest: the file's digest, made with the negotiated algorithm
@@ -625,15 +625,15 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         if sum.algorithm() != self.link.digest() {
             return Err(Error::BadUsage);
         }
-        self.reply(Kind::Sum, &Message::Sum(*sum))
+        self.reply(Kind::Sum, &Brief::Sum(*sum))
     }
 
     /// stat: the entry.
     pub fn reply_entry(&mut self, entry: &Entry) -> Result<(), Error> {
-        self.reply(Kind::Stat, &Message::Entry(entry.clone()))
+        self.reply(Kind::Stat, &Brief::Entry(entry))
     }
 
-    fn reply(&mut self, kind: Kind, msg: &Message) -> Result<(), Error> {
+    fn reply<M: Serialize>(&mut self, kind: Kind, msg: &M) -> Result<(), Error> {
         if !matches!(self.role.state, State::Request(k) if k == kind) {
             return Err(Error::BadUsage);
         }
@@ -652,7 +652,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         if !self.link.can_send_msg() {
             return Err(Error::BufferFull);
         }
-        self.link.send_msg(&Message::Entry(entry.clone()))?;
+        self.link.send_msg(&Brief::Entry(entry))?;
         self.role.state = State::Listing(count.saturating_add(1));
         Ok(())
     }
@@ -664,7 +664,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             State::Listing(n) => n,
             _ => return Err(Error::BadUsage),
         };
-        self.link.send_msg(&Message::ListEnd { count })?;
+        self.link.send_msg(&Brief::ListEnd { count })?;
         self.role.state = State::Idle;
         Ok(())
     }
@@ -688,7 +688,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             return Err(Error::BufferFull);
         }
         self.answer(true)?;
-        self.link.send_msg(&Message::Offer { size })?;
+        self.link.send_msg(&Brief::Offer { size })?;
         let get = Ahead::Get {
             size,
             vouched: sum,
@@ -710,12 +710,11 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         if offset > size || (pipelined && offset > 0) {
             return Err(Error::BadOffset);
         }
-        let name = match name {
-            Some(n) => Some(bounded(n, Error::InvalidPath)?),
-            None => None,
-        };
+        if name.is_some_and(|n| n.len() > MAX_PATH) {
+            return Err(Error::InvalidPath);
+        }
         let t = Transfer::new(size, offset, self.link.digest())?;
-        self.link.send_msg(&Message::Accept { offset, name })?;
+        self.link.send_msg(&Brief::Accept { offset, name })?;
         self.answer(false)?;
         if pipelined {
             let put = Ahead::Put { size };
@@ -734,7 +733,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         if !matches!(self.role.state, State::Storing) {
             return Err(Error::BadUsage);
         }
-        self.link.send_msg(&Message::Done { verified: true })?;
+        self.link.send_msg(&Brief::Done { verified: true })?;
         self.role.state = State::Idle;
         Ok(())
     }
@@ -747,7 +746,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             State::Receiving(_) => State::Discarding,
             _ => return Err(Error::BadUsage),
         };
-        self.link.send_msg(&Message::Error {
+        self.link.send_msg(&Brief::Error {
             code: err.request_code(),
         })?;
         if matches!(next, State::Idle) {
@@ -795,7 +794,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             State::Exec(seen) => seen,
             _ => return Err(Error::BadUsage),
         };
-        self.link.send_msg(&Message::ExecEnd {
+        self.link.send_msg(&Brief::ExecEnd {
             status,
             no_output: !seen,
         })?;
@@ -808,7 +807,8 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     fn on_frame(&mut self, kind: FrameKind, range: core::ops::Range<usize>) -> Result<Step, Error> {
         match kind {
             FrameKind::Msg => {
-                let msg = decode_message(self.link.payload(range))?;
+                let mut msg = Message::Ok;
+                crate::decode::message_into(self.link.payload(range), &mut msg)?;
                 self.on_message(&msg)
             }
             FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
@@ -822,7 +822,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         if self.role.failures >= self.role.config.max_login_failures.max(1) {
             self.link.fail(Error::TooManyFailures);
         } else {
-            self.link.send_msg(&Message::Error {
+            self.link.send_msg(&Brief::Error {
                 code: error.request_code(),
             })?;
         }
@@ -869,7 +869,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             (State::LoggedOut, Message::Anonymous | Message::ClientFirst(_))
             | (State::Scram(..), Message::ClientFinal(_)) => self.on_login(msg),
             (State::LoggedOut, Message::Echo { .. } | Message::Request(_)) => {
-                self.link.send_msg(&Message::Error {
+                self.link.send_msg(&Brief::Error {
                     code: Error::NotLoggedIn.code(),
                 })?;
                 Ok(Step::Nothing)
@@ -886,7 +886,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                     self.role.state = State::Storing;
                 } else {
                     self.role.state = State::Idle;
-                    self.link.send_msg(&Message::Error {
+                    self.link.send_msg(&Brief::Error {
                         code: Error::ChecksumMismatch.code(),
                     })?;
                 }
@@ -911,7 +911,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 if !self.role.config.allow_anonymous {
                     return self.login_failed(None, Error::AnonymousNotAllowed);
                 }
-                self.link.send_msg(&Message::LoginOk)?;
+                self.link.send_msg(&Brief::LoginOk)?;
                 self.link.logged_in();
                 Event::LoggedIn { user: None }
             }
@@ -926,7 +926,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 let user = user.clone();
                 match scram.client_final(text) {
                     Ok(server_final) => {
-                        self.link.send_msg(&Message::ServerFinal(server_final))?;
+                        self.link.send_msg(&Brief::ServerFinal(&server_final))?;
                         self.link.logged_in();
                         Event::LoggedIn { user: Some(user) }
                     }
@@ -954,8 +954,8 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             Ok(text.clone())
         };
         match reply {
-            Ok(t) => self.link.send_msg(&Message::EchoReply(t)),
-            Err(e) => self.link.send_msg(&Message::Error {
+            Ok(t) => self.link.send_msg(&Brief::EchoReply(&t)),
+            Err(e) => self.link.send_msg(&Brief::Error {
                 code: e.request_code(),
             }),
         }
@@ -973,7 +973,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             _ => refused_by_config(&self.role.config, req),
         };
         if let Some(err) = refused {
-            self.link.send_msg(&Message::Error {
+            self.link.send_msg(&Brief::Error {
                 code: err.request_code(),
             })?;
             return Ok(Step::Nothing);
@@ -1026,7 +1026,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 } =>
             {
                 if crate::message::names_directory(path) {
-                    self.link.send_msg(&Message::Error {
+                    self.link.send_msg(&Brief::Error {
                         code: Error::IsADirectory.code(),
                     })?;
                     return Ok(Step::Nothing);
@@ -1036,7 +1036,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             _ => return Err(Error::UnexpectedFrame),
         };
         if let Some(err) = refused_by_config(&self.role.config, req) {
-            self.link.send_msg(&Message::Error {
+            self.link.send_msg(&Brief::Error {
                 code: err.request_code(),
             })?;
             return Ok(Step::Nothing);
@@ -1163,7 +1163,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             }
             // The client cancelled its put: acknowledge, so it can go on.
             State::Receiving(_) => {
-                self.link.send_msg(&Message::Error {
+                self.link.send_msg(&Brief::Error {
                     code: Error::Cancelled.code(),
                 })?;
                 Ok(Step::Event(Event::Cancelled(err)))

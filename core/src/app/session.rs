@@ -202,15 +202,16 @@ impl<S: Store, const W: usize> Session<S, W> {
             server.close_retry(e, store.retry_after(e));
             return Ok(None);
         }
-        match ev {
+        // By reference: a request bound by value is a 976-byte copy.
+        match &ev {
             Event::LoginRequest { user } => {
                 let mut nonce = [0u8; 18];
                 store.random(&mut nonce)?;
-                server.login_verifier(store.verifier(&user), &nonce)?;
+                server.login_verifier(store.verifier(user), &nonce)?;
             }
             Event::Request(req) => self.request(req, server, store, scratch)?,
-            Event::SendBody { offset } => self.send_body(offset, server, store, scratch)?,
-            Event::PutEnd { verified, sum } => match self.take(0) {
+            &Event::SendBody { offset } => self.send_body(offset, server, store, scratch)?,
+            &Event::PutEnd { verified, sum } => match self.take(0) {
                 Some(Open::Put(up)) if verified => {
                     match store.blocking(Cost::Storage, |st| st.commit(up, sum)) {
                         Ok(()) => server.finish_put()?,
@@ -221,7 +222,7 @@ impl<S: Store, const W: usize> Session<S, W> {
                 Some(other) => self.restore(other)?,
                 None => {}
             },
-            Event::GetEnd { verified, sum } => match self.take(0) {
+            &Event::GetEnd { verified, sum } => match self.take(0) {
                 Some(Open::Get { file, vouched, .. }) => {
                     match (vouched, verified) {
                         // The client hashed what this side read: keep it.
@@ -240,12 +241,12 @@ impl<S: Store, const W: usize> Session<S, W> {
                 Some(other) => self.restore(other)?,
                 None => {}
             },
-            Event::Cancelled(e) => match self.take(0) {
+            &Event::Cancelled(e) => match self.take(0) {
                 Some(Open::Put(up)) => store.keep(up, Abort::Cancelled(e)),
                 Some(Open::Get { file, .. }) => store.close(file, GetEnd::Cancelled(e)),
                 None => {}
             },
-            Event::Declined { index, error } => match self.take(index) {
+            &Event::Declined { index, error } => match self.take(index) {
                 Some(Open::Get { file, .. }) => store.close(file, GetEnd::Cancelled(error)),
                 Some(Open::Put(up)) => store.keep(up, Abort::Cancelled(error)),
                 None => {}
@@ -295,9 +296,13 @@ impl<S: Store, const W: usize> Session<S, W> {
         }
     }
 
+    /// One request, answered from the store. Not inlined into `event`
+    /// either: its locals (a path, a command's first output) are only
+    /// live while it runs.
+    #[inline(never)]
     fn request<B: Buffer>(
         &mut self,
-        req: Request,
+        req: &Request,
         server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
@@ -306,7 +311,7 @@ impl<S: Store, const W: usize> Session<S, W> {
         let (work, flight) = (&mut self.work, &mut self.flight);
         let outcome = store.blocking(Cost::Storage, |st| -> Result<_, Error> {
             let mut cwd = Path::new();
-            Ok(match &req {
+            Ok(match req {
                 Request::Get { path } => match st.open(path) {
                     Ok((file, size)) => {
                         let kept = st.kept_digest(&file, alg).filter(|s| s.algorithm() == alg);
@@ -395,7 +400,7 @@ impl<S: Store, const W: usize> Session<S, W> {
         if let Err(e) = outcome {
             server.refuse(e)?;
         }
-        store.answered(&req, outcome.map(|_| ()));
+        store.answered(req, outcome.map(|_| ()));
         // A resumed put: hash what the store already holds, so the digest
         // covers the whole file.
         if let (Ok(offset @ 1..), Some(Open::Put(up))) = (outcome, self.flight.first_mut()) {

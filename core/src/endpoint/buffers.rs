@@ -4,9 +4,10 @@
 
 use core::ops::Range;
 
+use serde::Serialize;
+
 use crate::error::Error;
 use crate::frame::{self, FrameKind, HEADER_LEN};
-use crate::message::Message;
 
 /// Storage an endpoint can use as its input or output buffer: an array,
 /// a `&mut [u8]`, a `Vec<u8>` or a `Box<[u8]>`.
@@ -154,7 +155,7 @@ impl<B: Buffer> Output<B> {
 
     /// Queues a control message as one frame of at most `max_frame`
     /// payload bytes.
-    pub fn push_message(&mut self, msg: &Message, max_frame: usize) -> Result<(), Error> {
+    pub fn push_message<M: Serialize>(&mut self, msg: &M, max_frame: usize) -> Result<(), Error> {
         self.room();
         let end = self.end;
         let out = &mut self.buf.as_mut()[end..];

@@ -15,6 +15,9 @@ mod handshake;
 
 use core::ops::Range;
 
+use serde::Serialize;
+
+use crate::brief::Brief;
 use crate::config::Config;
 use crate::digest::{Algorithm, Sum};
 use crate::error::Error;
@@ -225,7 +228,7 @@ impl<B: Buffer> Link<B> {
     /// Ends a body this side gave up on, so the peer can resync: a trailer
     /// that never verifies.
     pub fn send_resync_trailer(&mut self) -> Result<(), Error> {
-        self.send_msg(&Message::Trailer {
+        self.send_msg(&Brief::Trailer {
             sum: Sum::zero(self.digest()),
         })
     }
@@ -244,7 +247,7 @@ impl<B: Buffer> Link<B> {
     }
 
     /// Queues a control message.
-    pub fn send_msg(&mut self, msg: &Message) -> Result<(), Error> {
+    pub fn send_msg<M: Serialize>(&mut self, msg: &M) -> Result<(), Error> {
         if self.closed.is_some() {
             return Err(Error::Closed);
         }
@@ -336,7 +339,7 @@ impl<B: Buffer> Link<B> {
             return;
         }
         // Best effort: the peer may never read it.
-        let _ = self.send_msg(&Message::Error {
+        let _ = self.send_msg(&Brief::Error {
             code: err.closing_code(),
         });
         self.closed = Some(err);
@@ -600,7 +603,7 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
             return Ok(());
         }
         let sum = t.digest();
-        self.link.send_msg(&Message::Trailer { sum })?;
+        self.link.send_msg(&Brief::Trailer { sum })?;
         self.role.body_sent(sum);
         Ok(())
     }

@@ -207,3 +207,60 @@ proptest! {
         prop_assert_eq!(decode_message(&bytes).ok(), by_serde(&bytes));
     }
 }
+
+/// Each short message the core writes without a `Message`
+/// (`ferry_core::brief`) is byte for byte its twin's encoding.
+#[test]
+fn brief_messages_encode_as_their_twins() {
+    use ferry_core::brief::Brief;
+    use ferry_core::frame::encode_message;
+    let sum = Sum::new(Algorithm::Md5, &[7; 16]).unwrap();
+    let entry = Entry {
+        name: String::try_from("测试文件.txt").unwrap(),
+        kind: Kind::Symlink,
+        size: 1 << 33,
+        modified: 1_700_000_000,
+        mode: 0o755,
+    };
+    let long = "é".repeat(240);
+    let all = [
+        Brief::ServerFirst("r=abc,s=c2FsdA==,i=4096"),
+        Brief::ServerFinal("v=x"),
+        Brief::EchoReply("HELLO 测试"),
+        Brief::Cwd(&long),
+        Brief::Entry(&entry),
+        Brief::Sum(sum),
+        Brief::Accept {
+            offset: 5,
+            name: Some("x.new.1"),
+        },
+        Brief::LoginOk,
+        Brief::Ok,
+        Brief::ListEnd { count: 300 },
+        Brief::Offer { size: u64::MAX },
+        Brief::Accept {
+            offset: 1 << 40,
+            name: None,
+        },
+        Brief::Trailer { sum },
+        Brief::Done { verified: true },
+        Brief::Done { verified: false },
+        Brief::ExecEnd {
+            status: -9,
+            no_output: true,
+        },
+        Brief::Error { code: 40_000 },
+        Brief::Refuse { code: 3 },
+        Brief::Retry {
+            code: 12,
+            seconds: 70_000,
+        },
+    ];
+    for b in all {
+        let (mut x, mut y) = ([0u8; 1024], [0u8; 1024]);
+        let n = encode_message(&b, &mut x).unwrap();
+        let m = encode_message(&b.twin().unwrap(), &mut y).unwrap();
+        assert_eq!(x[..n], y[..m], "{b:?}");
+        assert!(core::mem::size_of::<Brief>() <= 40);
+    }
+}

@@ -138,7 +138,7 @@ enum Answer {
     BadOffset,
 }
 
-enum Step {
+pub(crate) enum Step {
     Nothing,
     Event(Event<'static>),
     Data(core::ops::Range<usize>),
@@ -321,6 +321,22 @@ impl<B: Buffer> Server<B> {
     }
 }
 
+impl<const W: usize> ServerRole<W> {
+    const fn new(config: ServerConfig) -> Self {
+        ServerRole {
+            state: State::Handshake,
+            config,
+            failures: 0,
+            cancel_may_cross: false,
+            owed_acks: 0,
+            answering: None,
+            ahead: Deque::new(),
+            sent: Deque::new(),
+            refusal: None,
+        }
+    }
+}
+
 impl<B: Buffer, const W: usize> Server<B, W> {
     /// As [`Server::new`], holding up to `W` gets or puts in flight
     /// (`docs/PROTOCOL.md#pipelining`); `W` of 0 or above
@@ -342,18 +358,18 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             flags |= FLAG_READ_ONLY;
         }
         let link = Link::new(now, config.conn, Side::Server, flags, W, inbuf, outbuf)?;
-        let role = ServerRole {
-            state: State::Handshake,
-            config,
-            failures: 0,
-            cancel_may_cross: false,
-            owed_acks: 0,
-            answering: None,
-            ahead: Deque::new(),
-            sent: Deque::new(),
-            refusal: None,
-        };
-        Ok(Endpoint::from_parts(link, role))
+        Ok(Endpoint::from_parts(link, ServerRole::new(config)))
+    }
+
+    /// Starts a new connection in this one's place, with the same
+    /// configuration and buffers: as the constructor made it, the old
+    /// connection forgotten (its driver ends its session first). A device
+    /// serving one connection at a time keeps one server this way:
+    /// building a new one by value and moving it into place took 4.7 KB
+    /// of stack on a Cortex-M4, as much as serving a request.
+    pub fn restart(&mut self, now: Instant) {
+        self.link.restart(now);
+        self.role = ServerRole::new(self.role.config);
     }
 
     /// Closes the connection with `err`, sent to the client if the output
@@ -387,12 +403,30 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// while a reply the driver owes is pending output room: transmit, then
     /// poll again.
     ///
-    /// Not inlined: its temporaries (decoded messages of up to ~1 KB
-    /// each) then take stack only while it runs, not under the handling
-    /// of the event (a Cortex-M4 session's stack: 21.9 -> 18.5 KB).
     #[must_use]
-    #[inline(never)]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        match self.poll_step()? {
+            Step::Data(r) => Some(Event::Data(self.link.payload(r))),
+            Step::Event(e) => Some(e),
+            Step::Nothing => None,
+        }
+    }
+
+    /// Body bytes of a [`Step::Data`].
+    pub(crate) fn data(&self, range: core::ops::Range<usize>) -> &[u8] {
+        self.link.payload(range)
+    }
+
+    /// [`Self::poll_event`] with body bytes as their place in the input:
+    /// an event that borrows nothing, which [`crate::app::Session`]
+    /// handles without copying it out of the borrow first (a request is
+    /// 976 bytes). Never [`Step::Nothing`].
+    ///
+    /// Not inlined: its temporaries then take stack only while it runs,
+    /// not under the handling of the event (a Cortex-M4 session's stack:
+    /// 21.9 -> 18.5 KB).
+    #[inline(never)]
+    pub(crate) fn poll_step(&mut self) -> Option<Step> {
         if matches!(self.role.state, State::Closed) {
             return None;
         }
@@ -400,7 +434,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             if self.link.closed.is_some() {
                 let e = self.link.take_close()?;
                 self.role.state = State::Closed;
-                return Some(Event::Closed(e));
+                return Some(Step::Event(Event::Closed(e)));
             }
             // Backpressure: a request may need an answer, so only take one
             // when an answer surely fits.
@@ -408,7 +442,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 return None;
             }
             match self.next_in_flight() {
-                Ok(Some(e)) => return Some(e),
+                Ok(Some(e)) => return Some(Step::Event(e)),
                 Ok(None) => {}
                 Err(e) => {
                     self.link.fail(e);
@@ -467,8 +501,8 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             };
             match step {
                 Ok(Step::Nothing) => continue,
-                Ok(Step::Event(e)) => return Some(e),
-                Ok(Step::Data(r)) => return Some(Event::Data(self.link.payload(r))),
+                Ok(Step::Event(e)) => return Some(Step::Event(e)),
+                Ok(Step::Data(r)) => return Some(Step::Data(r)),
                 Err(Error::Closed) => continue,
                 Err(e) => {
                     self.link.fail(e);
@@ -545,6 +579,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// Answers [`Event::LoginRequest`]: the user's verifier, or `None` if
     /// there is no such user. `random` is 8–32 fresh random bytes for the
     /// server nonce.
+    #[inline(never)]
     pub fn login_verifier(
         &mut self,
         verifier: Option<&Verifier>,

@@ -93,6 +93,12 @@ impl<B: Buffer> Input<B> {
         self.release = 0;
     }
 
+    /// Empty and open again, for a new connection in the same buffer.
+    pub fn reset(&mut self) {
+        self.clear();
+        self.eof = false;
+    }
+
     pub fn set_eof(&mut self) {
         self.eof = true;
     }
@@ -127,6 +133,12 @@ impl<B: Buffer> Output<B> {
 
     pub fn capacity(&self) -> usize {
         self.buf.as_ref().len()
+    }
+
+    /// Empty, for a new connection in the same buffer.
+    pub fn reset(&mut self) {
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Free space at the end, compacting first.

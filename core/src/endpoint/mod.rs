@@ -93,14 +93,33 @@ impl<B: Buffer> Link<B> {
             closed: None,
             close_reported: false,
         };
-        // Fits: the output buffer holds at least the hello and a frame.
-        link.output
-            .push_raw(&local.hello.encode())
+        link.push_hello()?;
+        Ok(link)
+    }
+
+    /// The hello, first in the output. Fits: the output buffer holds at
+    /// least the hello and a frame.
+    fn push_hello(&mut self) -> Result<(), InsufficientSize> {
+        self.output
+            .push_raw(&self.local.hello.encode())
             .map_err(|_| InsufficientSize {
                 buffer: BufferKind::Output,
                 required: MIN_OUTPUT_BUFFER,
-            })?;
-        Ok(link)
+            })
+    }
+
+    /// A new connection in this one's place, with the same settings and
+    /// buffers: as [`Self::new`] made them, without a second link beside
+    /// this one.
+    pub fn restart(&mut self, now: Instant) {
+        self.input.reset();
+        self.output.reset();
+        self.negotiated = None;
+        self.timers = Deadlines::new(now);
+        self.closed = None;
+        self.close_reported = false;
+        // It fitted when the link was made, into the same buffer.
+        let _ = self.push_hello();
     }
 
     /// Login completed: the idle deadline applies from now on.

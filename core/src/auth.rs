@@ -346,21 +346,41 @@ pub(crate) struct ClientFirst {
     pub nonce: Nonce,
 }
 
+impl ClientFirst {
+    /// Empty, to parse into.
+    pub const fn new() -> Self {
+        ClientFirst {
+            user: User::new(),
+            bare: ScramText::new(),
+            nonce: Nonce::new(),
+        }
+    }
+}
+
 /// Parses `n,,n=<user>,r=<nonce>` (no channel binding, no authzid).
+#[cfg(test)]
 pub(crate) fn parse_client_first(msg: &str) -> Result<ClientFirst, Error> {
+    let mut out = ClientFirst::new();
+    parse_client_first_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// As `parse_client_first`, into `out` where it lies (the server's login
+/// state: built and moved, it was a 460-byte copy on a device's stack).
+pub(crate) fn parse_client_first_into(msg: &str, out: &mut ClientFirst) -> Result<(), Error> {
     let bare = msg
         .strip_prefix("n,,")
         .or_else(|| msg.strip_prefix("y,,"))
         .ok_or(Error::Malformed)?;
     let mut parts = bare.split(',');
-    let user = unescape_user(attr(parts.next(), 'n')?)?;
+    out.user = unescape_user(attr(parts.next(), 'n')?)?;
     let nonce = attr(parts.next(), 'r')?;
     check_nonce(nonce)?;
-    Ok(ClientFirst {
-        user,
-        bare: crate::message::bounded(bare, Error::Malformed)?,
-        nonce: crate::message::bounded(nonce, Error::Malformed)?,
-    })
+    let too_long = |_| Error::Malformed;
+    out.bare.clear();
+    out.bare.push_str(bare).map_err(too_long)?;
+    out.nonce.clear();
+    out.nonce.push_str(nonce).map_err(too_long)
 }
 
 /// The server's side of one SCRAM exchange, after the client-first-message.

@@ -2,6 +2,7 @@
 //! the receiving half of `get` / sending half of `put`.
 
 use crate::auth::{nonce_from_random, ScramClient};
+use crate::brief::Brief;
 use crate::config::Config;
 use crate::digest::Sum;
 use crate::endpoint::{Buffer, Endpoint, Incoming, Link, Negotiated, Role, Side};
@@ -776,8 +777,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         let seq = match agreed {
             Some((_, seq)) => seq,
             None => {
-                self.link
-                    .send_msg(&Message::Accept { offset, name: None })?;
+                self.link.send_msg(&Brief::Accept { offset, name: None })?;
                 self.role.seq()
             }
         };
@@ -819,9 +819,9 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         // Version 3 has a message of its own: with several gets in flight
         // an `Error` would cancel the body in progress.
         if self.version() >= 3 {
-            self.link.send_msg(&Message::Refuse { code })?;
+            self.link.send_msg(&Brief::Refuse { code })?;
         } else {
-            self.link.send_msg(&Message::Error { code })?;
+            self.link.send_msg(&Brief::Error { code })?;
         }
         self.role.state = State::Idle;
         Ok(())
@@ -833,7 +833,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     pub fn cancel(&mut self, err: Error) -> Result<(), Error> {
         match self.role.state {
             State::Receiving(_) => {
-                self.link.send_msg(&Message::Error {
+                self.link.send_msg(&Brief::Error {
                     code: err.request_code(),
                 })?;
                 self.role.state = State::Discarding;
@@ -841,7 +841,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             State::Sending(_) => {
                 // The error follows every body frame sent, so it also marks
                 // the body's end; the server acknowledges with an error.
-                self.link.send_msg(&Message::Error {
+                self.link.send_msg(&Brief::Error {
                     code: err.request_code(),
                 })?;
                 self.role.state = State::CancelWait;
@@ -852,7 +852,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             // sent before it (offers, refusals) are still read as such;
             // its body is dropped when it comes.
             State::Idle if self.role.accepted.iter().any(|a| !a.cancelled) => {
-                self.link.send_msg(&Message::Error {
+                self.link.send_msg(&Brief::Error {
                     code: err.request_code(),
                 })?;
                 if let Some(a) = self.role.accepted.iter_mut().find(|a| !a.cancelled) {
@@ -1033,7 +1033,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             (State::Receiving(t), Message::Trailer { sum }) => {
                 let verified = t.check_trailer(&sum)?;
                 let sum = t.digest();
-                self.link.send_msg(&Message::Done { verified })?;
+                self.link.send_msg(&Brief::Done { verified })?;
                 (State::Idle, Some(Event::TransferEnd { verified, sum }))
             }
             (State::Discarding, Message::Trailer { .. }) => (State::Idle, None),
@@ -1130,7 +1130,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// from one that crossed its own.
     fn ack_cancel(&mut self, v3: bool) -> Result<(), Error> {
         if v3 {
-            self.link.send_msg(&Message::Error {
+            self.link.send_msg(&Brief::Error {
                 code: Error::Cancelled.code(),
             })?;
         }

@@ -140,9 +140,10 @@ pub fn read_header(b: &[u8; HEADER_LEN], max: u32) -> Result<(FrameKind, u32), E
     Ok((kind, len))
 }
 
-/// Encodes `msg` as a whole frame at the start of `out`; returns the frame's
-/// length, or `BufferFull` if it does not fit.
-pub fn encode_message(msg: &Message, out: &mut [u8]) -> Result<usize, Error> {
+/// Encodes `msg` (a [`Message`], or a [`Brief`](crate::brief::Brief)) as
+/// a whole frame at the start of `out`; returns the frame's length, or
+/// `BufferFull` if it does not fit.
+pub fn encode_message<M: Serialize>(msg: &M, out: &mut [u8]) -> Result<usize, Error> {
     if out.len() < HEADER_LEN {
         return Err(Error::BufferFull);
     }
@@ -160,10 +161,8 @@ fn encode_payload<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, Erro
         .map_err(|_| Error::BufferFull)
 }
 
-/// Decodes a message payload; trailing bytes are an error.
+/// Decodes a message payload; trailing bytes are an error. By hand, not
+/// through serde, for the stack's sake (`crate::decode`).
 pub fn decode_message(payload: &[u8]) -> Result<Message, Error> {
-    match postcard::take_from_bytes::<Message>(payload) {
-        Ok((msg, [])) => Ok(msg),
-        _ => Err(Error::Malformed),
-    }
+    crate::decode::message(payload)
 }

@@ -251,8 +251,10 @@ extern crate std;
 
 pub mod app;
 pub mod auth;
+pub mod brief;
 mod client;
 mod config;
+mod decode;
 pub mod digest;
 pub mod driver;
 mod endpoint;

@@ -59,8 +59,20 @@ pub enum Auth {
     User(String<64>, Verifier),
 }
 
-/// Output of a built-in command, sent a piece at a time.
-type Output = String<2048>;
+/// Output of a built-in command: room for the longest, `echo` of a whole
+/// command line and its newline. `ls` is rendered a file at a time.
+type Output = String<{ ferry_core::MAX_TEXT + 1 }>;
+
+/// A built-in command's run: its output and how much of it went out, and
+/// for `ls` the next file to list. One line of `ls` at a time keeps the
+/// output at 961 bytes rather than the whole listing (it was a 2 KiB
+/// buffer, held in the session and moved through the stack:
+/// embedded-demo/firmware-serial's RAM).
+pub struct Run {
+    out: Output,
+    pos: usize,
+    ls: Option<usize>,
+}
 
 /// A file name on the device.
 type Name = String<MAX_FILE_NAME>;
@@ -108,7 +120,7 @@ fn name(n: &str) -> Result<Name, Error> {
 
 impl<const FILES: usize, const BYTES: usize> DeviceStore<'_, FILES, BYTES> {
     /// The device's commands: there is no shell.
-    fn builtin(&self, line: &str) -> Result<Output, Error> {
+    fn builtin(&self, line: &str) -> Result<Run, Error> {
         let mut out = Output::new();
         let mut words = line.split_whitespace();
         let w = |r: core::fmt::Result| r.map_err(|_| Error::TooLarge);
@@ -124,9 +136,11 @@ impl<const FILES: usize, const BYTES: usize> DeviceStore<'_, FILES, BYTES> {
                 self.ram.len()
             ))?,
             Some("ls") => {
-                for e in self.ram.entries() {
-                    w(writeln!(out, "{:>8}  {}", e.size, e.name))?;
-                }
+                return Ok(Run {
+                    out,
+                    pos: 0,
+                    ls: Some(0),
+                })
             }
             Some("echo") => {
                 let mut first = true;
@@ -146,7 +160,11 @@ impl<const FILES: usize, const BYTES: usize> DeviceStore<'_, FILES, BYTES> {
             }
             _ => return Err(Error::ExecFailed),
         }
-        Ok(out)
+        Ok(Run {
+            out,
+            pos: 0,
+            ls: None,
+        })
     }
 }
 
@@ -159,7 +177,7 @@ impl<const FILES: usize, const BYTES: usize> Store for DeviceStore<'_, FILES, BY
     /// The index of the next file.
     type Listing = usize;
     /// A built-in command's whole output and how much was sent.
-    type Exec = (Output, usize);
+    type Exec = Run;
 
     fn verifier(&self, user: &str) -> Option<&Verifier> {
         match &self.auth {
@@ -266,18 +284,30 @@ impl<const FILES: usize, const BYTES: usize> Store for DeviceStore<'_, FILES, BY
         }
     }
 
-    fn exec(&mut self, command: &str) -> Result<(Output, usize), Error> {
-        Ok((self.builtin(command)?, 0))
+    fn exec(&mut self, command: &str) -> Result<Run, Error> {
+        self.builtin(command)
     }
 
-    fn exec_poll<'a>(&'a mut self, (out, pos): &'a mut (Output, usize)) -> ExecPoll<'a> {
-        match out.as_bytes().get(*pos..) {
+    fn exec_poll<'a>(&'a mut self, run: &'a mut Run) -> ExecPoll<'a> {
+        if run.pos == run.out.len() {
+            // `ls`: the next file's line, once the last one went out.
+            if let Some(i) = run.ls {
+                run.out.clear();
+                run.pos = 0;
+                run.ls = self.ram.entry_at(i).map(|e| {
+                    // A line is at most 8 + 2 + 64 + 1 bytes: it fits.
+                    let _ = writeln!(run.out, "{:>8}  {}", e.size, e.name);
+                    i + 1
+                });
+            }
+        }
+        match run.out.as_bytes().get(run.pos..) {
             Some(rest) if !rest.is_empty() => ExecPoll::Output(Stream::Stdout, rest),
             _ => ExecPoll::Exit(0),
         }
     }
 
-    fn exec_consume(&mut self, x: &mut (Output, usize), n: usize) {
-        x.1 += n;
+    fn exec_consume(&mut self, run: &mut Run, n: usize) {
+        run.pos += n;
     }
 }

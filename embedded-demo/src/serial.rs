@@ -8,7 +8,7 @@
 
 use ferry_core::app::{Progress, Session};
 use ferry_core::link::{Link, LinkConfig, LinkEvent};
-use ferry_core::{Instant, ServerConfig};
+use ferry_core::Instant;
 
 use crate::app::{Auth, DeviceStore};
 use crate::store::RamStore;
@@ -29,20 +29,50 @@ pub const FRAME_BUF: usize = if ferry_core::MIN_OUTPUT_BUFFER > ferry_core::MIN_
 };
 
 /// The core server of one session on the line.
-type Conn = ferry_core::Server<[u8; FRAME_BUF]>;
+type Conn<'s> = ferry_core::Server<&'s mut [u8]>;
 
 /// The link's buffer (see [`Link::buffer_len`]).
 pub const LINK_BUF: usize = Link::<&'static mut [u8], WINDOW>::buffer_len(MAX_PAYLOAD);
+
+/// The device's buffers: the link's and the session's input and output,
+/// 4.7 KB in all. Lent to [`SerialDevice::new`] rather than held by value,
+/// so a firmware keeps them in a zero-initialised static: built on the
+/// stack and moved into place, they and the device around them took
+/// 11 KB of stack at boot on a Cortex-M4, more than serving a session.
+pub struct Buffers {
+    link: [u8; LINK_BUF],
+    input: [u8; FRAME_BUF],
+    output: [u8; FRAME_BUF],
+}
+
+impl Buffers {
+    /// Zeroed buffers (`const`, for a static).
+    pub const fn new() -> Self {
+        Buffers {
+            link: [0; LINK_BUF],
+            input: [0; FRAME_BUF],
+            output: [0; FRAME_BUF],
+        }
+    }
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// A Ferry server on a serial line with a RAM store of `FILES` files and
 /// `BYTES` bytes.
 pub struct SerialDevice<'s, const FILES: usize, const BYTES: usize> {
     /// The files and who may log in.
     pub store: DeviceStore<'s, FILES, BYTES>,
-    link: Link<[u8; LINK_BUF], WINDOW>,
-    conn: Option<Conn>,
+    link: Link<&'s mut [u8], WINDOW>,
+    /// The core server, made once and restarted in place for each
+    /// session (`open` while one runs).
+    conn: Conn<'s>,
+    open: bool,
     session: Session<DeviceStore<'s, FILES, BYTES>>,
-    config: ServerConfig,
     /// Sessions served since start (each link up is one).
     pub sessions: u32,
 }
@@ -53,6 +83,7 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
     pub fn new(
         now: Instant,
         store: &'s mut RamStore<FILES, BYTES>,
+        buffers: &'s mut Buffers,
         auth: Auth,
         random: fn(&mut [u8]),
         baud: u32,
@@ -65,7 +96,7 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
             baud,
             ..LinkConfig::default()
         };
-        let link = Link::new(now, cfg, u32::from_le_bytes(epoch), [0; LINK_BUF])?;
+        let link = Link::new(now, cfg, u32::from_le_bytes(epoch), &mut buffers.link[..])?;
         Ok(SerialDevice {
             store: DeviceStore {
                 ram: store,
@@ -74,9 +105,9 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
                 now,
             },
             link,
-            conn: None,
+            conn: Conn::new(now, config, &mut buffers.input[..], &mut buffers.output[..])?,
+            open: false,
             session: Session::new(),
-            config,
             sessions: 0,
         })
     }
@@ -98,7 +129,7 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
 
     /// When to poll again at the latest.
     pub fn poll_at(&self) -> Option<Instant> {
-        let conn = self.conn.as_ref().and_then(|c| c.poll_timeout());
+        let conn = self.conn.poll_timeout().filter(|_| self.open);
         match (self.link.poll_timeout(), conn) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -107,6 +138,9 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
 
     /// Runs the link's timers and the session: call after line input,
     /// after sending, and at [`Self::poll_at`].
+    // Not inlined into the driver's loop: its locals (the scratch buffer,
+    // the event in hand) then take stack only while it runs.
+    #[inline(never)]
     pub fn poll(&mut self, now: Instant) {
         self.store.now = now;
         if self.link.poll_timeout().is_some_and(|t| t <= now) {
@@ -119,9 +153,10 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
                 self.start(now);
             }
         }
-        let Some(conn) = self.conn.as_mut() else {
+        if !self.open {
             return;
-        };
+        }
+        let conn = &mut self.conn;
         conn.handle_timeout(now);
         let mut scratch = [0u8; 256];
         // Bounded: a full window each way at most per poll.
@@ -161,20 +196,19 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
         }
     }
 
-    /// A new session on a new link. Not inlined, nor is [`Self::end`]:
-    /// their temporaries (a whole `Conn` and its buffers, a `Session`,
-    /// 9 and 5 KB on a Cortex-M4) then take stack only while they run,
-    /// not under every call of the session (README, "Run a device").
-    #[inline(never)]
+    /// A new session on a new link: the server restarted in place.
     fn start(&mut self, now: Instant) {
-        let bufs = ([0; FRAME_BUF], [0; FRAME_BUF]);
-        self.conn = Conn::new(now, self.config, bufs.0, bufs.1).ok();
+        self.conn.restart(now);
+        self.open = true;
         self.sessions = self.sessions.wrapping_add(1);
     }
 
+    /// Not inlined: the session's end hands its handles back to the store
+    /// (a few hundred bytes of stack only while it runs).
     #[inline(never)]
     fn end(&mut self) {
-        if self.conn.take().is_some() {
+        if self.open {
+            self.open = false;
             self.session.end(&mut self.store);
         }
         self.session = Session::new();
@@ -182,6 +216,6 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
 
     /// Whether a session is open.
     pub fn in_session(&self) -> bool {
-        self.conn.is_some()
+        self.open
     }
 }

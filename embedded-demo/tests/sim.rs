@@ -370,3 +370,34 @@ fn a_pipelining_client_against_the_device_gets_window_1() {
         assert!(c.client.is_idle());
     }
 }
+
+/// `ls` on a full store of the longest names: 16 lines of 75 bytes,
+/// more than the 961-byte output a built-in holds, so they stream a
+/// file at a time, each whole and in order.
+#[test]
+fn builtin_ls_lists_a_full_store_a_line_at_a_time() {
+    let link = Link::new();
+    let mut w = World::new(&link, Auth::Anonymous, 0, 0);
+    let mut names = Vec::new();
+    for i in 0..16 {
+        let name = format!("{i:02}{}", "n".repeat(62));
+        let body = data(100 + i, i as u32);
+        let store = &mut w.device.store;
+        store.begin_upload(body.len() as u64).unwrap();
+        store.write_upload(&body).unwrap();
+        store.commit_upload(&name, false, 0).unwrap();
+        names.push((name, body.len()));
+    }
+    let mut c = logged_in(&mut w);
+    c.client.exec("ls").unwrap();
+    w.run(&mut c, |c| {
+        c.events.iter().any(|e| matches!(e, Ev::ExecEnd(_)))
+    });
+    let want: String = names
+        .iter()
+        .map(|(n, size)| format!("{size:>8}  {n}\n"))
+        .collect();
+    assert!(want.len() > 1100);
+    assert_eq!(String::from_utf8(output(&c)).unwrap(), want);
+    assert!(has(&c, &Ev::ExecEnd(0)), "{:?}", c.events.last());
+}

@@ -6,7 +6,7 @@ use crate::app::{feed, Abort, Cost, ExecPoll, GetEnd, Store};
 use crate::endpoint::Buffer;
 use crate::error::Error;
 use crate::message::{Entry, Kind, Name, Path, Request};
-use crate::server::{Event, Server};
+use crate::server::{Event, Server, Step};
 
 /// What the driver does after [`Session::progress`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +118,14 @@ impl<S: Store, const W: usize> Session<S, W> {
             }
             let mut moved = false;
             loop {
-                let ev = match server.poll_event() {
-                    None => break,
-                    Some(Event::Data(d)) => {
+                // Matched by reference: moved out of the step, an event
+                // (up to 976 bytes) was a second copy in this frame.
+                let step = server.poll_step();
+                let ev = match &step {
+                    None | Some(Step::Nothing) => break,
+                    Some(Step::Data(range)) => {
                         moved = true;
+                        let d = server.data(range.clone());
                         let failed = match self.flight.first_mut() {
                             Some(Open::Put(up)) => store.write(up, d).err(),
                             _ => None,
@@ -131,7 +135,7 @@ impl<S: Store, const W: usize> Session<S, W> {
                         }
                         continue;
                     }
-                    Some(ev) => detach(ev),
+                    Some(Step::Event(ev)) => ev,
                 };
                 moved = true;
                 if let Some(p) = self.event(ev, server, store, scratch)? {
@@ -187,30 +191,31 @@ impl<S: Store, const W: usize> Session<S, W> {
     #[inline(never)]
     fn event<B: Buffer>(
         &mut self,
-        ev: Event<'static>,
+        ev: &Event<'_>,
         server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
     ) -> Result<Option<Progress>, Error> {
-        if let Event::Closed(e) = ev {
-            let _ = store.on_event(&ev);
+        if let &Event::Closed(e) = ev {
+            let _ = store.on_event(ev);
             self.release(store, e);
             self.work = Work::Closed(e);
             return Ok(Some(Progress::Closed(e)));
         }
-        if let Err(e) = store.on_event(&ev) {
+        if let Err(e) = store.on_event(ev) {
             server.close_retry(e, store.retry_after(e));
             return Ok(None);
         }
+        // By reference: a request bound by value is a 976-byte copy.
         match ev {
             Event::LoginRequest { user } => {
                 let mut nonce = [0u8; 18];
                 store.random(&mut nonce)?;
-                server.login_verifier(store.verifier(&user), &nonce)?;
+                server.login_verifier(store.verifier(user), &nonce)?;
             }
             Event::Request(req) => self.request(req, server, store, scratch)?,
-            Event::SendBody { offset } => self.send_body(offset, server, store, scratch)?,
-            Event::PutEnd { verified, sum } => match self.take(0) {
+            &Event::SendBody { offset } => self.send_body(offset, server, store, scratch)?,
+            &Event::PutEnd { verified, sum } => match self.take(0) {
                 Some(Open::Put(up)) if verified => {
                     match store.blocking(Cost::Storage, |st| st.commit(up, sum)) {
                         Ok(()) => server.finish_put()?,
@@ -221,7 +226,7 @@ impl<S: Store, const W: usize> Session<S, W> {
                 Some(other) => self.restore(other)?,
                 None => {}
             },
-            Event::GetEnd { verified, sum } => match self.take(0) {
+            &Event::GetEnd { verified, sum } => match self.take(0) {
                 Some(Open::Get { file, vouched, .. }) => {
                     match (vouched, verified) {
                         // The client hashed what this side read: keep it.
@@ -240,12 +245,12 @@ impl<S: Store, const W: usize> Session<S, W> {
                 Some(other) => self.restore(other)?,
                 None => {}
             },
-            Event::Cancelled(e) => match self.take(0) {
+            &Event::Cancelled(e) => match self.take(0) {
                 Some(Open::Put(up)) => store.keep(up, Abort::Cancelled(e)),
                 Some(Open::Get { file, .. }) => store.close(file, GetEnd::Cancelled(e)),
                 None => {}
             },
-            Event::Declined { index, error } => match self.take(index) {
+            &Event::Declined { index, error } => match self.take(index) {
                 Some(Open::Get { file, .. }) => store.close(file, GetEnd::Cancelled(error)),
                 Some(Open::Put(up)) => store.keep(up, Abort::Cancelled(error)),
                 None => {}
@@ -295,9 +300,13 @@ impl<S: Store, const W: usize> Session<S, W> {
         }
     }
 
+    /// One request, answered from the store. Not inlined into `event`
+    /// either: its locals (a path, a command's first output) are only
+    /// live while it runs.
+    #[inline(never)]
     fn request<B: Buffer>(
         &mut self,
-        req: Request,
+        req: &Request,
         server: &mut Server<B, W>,
         store: &mut S,
         scratch: &mut [u8],
@@ -306,7 +315,7 @@ impl<S: Store, const W: usize> Session<S, W> {
         let (work, flight) = (&mut self.work, &mut self.flight);
         let outcome = store.blocking(Cost::Storage, |st| -> Result<_, Error> {
             let mut cwd = Path::new();
-            Ok(match &req {
+            Ok(match req {
                 Request::Get { path } => match st.open(path) {
                     Ok((file, size)) => {
                         let kept = st.kept_digest(&file, alg).filter(|s| s.algorithm() == alg);
@@ -395,7 +404,7 @@ impl<S: Store, const W: usize> Session<S, W> {
         if let Err(e) = outcome {
             server.refuse(e)?;
         }
-        store.answered(&req, outcome.map(|_| ()));
+        store.answered(req, outcome.map(|_| ()));
         // A resumed put: hash what the store already holds, so the digest
         // covers the whole file.
         if let (Ok(offset @ 1..), Some(Open::Put(up))) = (outcome, self.flight.first_mut()) {
@@ -560,32 +569,5 @@ fn simple<B: Buffer, const W: usize>(
     match r {
         Ok(()) => server.reply_ok().map(|()| Ok(0)),
         Err(e) => Ok(Err(e)),
-    }
-}
-
-/// The same event without the input-buffer borrow (every event but
-/// `Data` owns its fields).
-fn detach(ev: Event<'_>) -> Event<'static> {
-    match ev {
-        Event::Connected(n) => Event::Connected(n),
-        Event::LoginRequest { user } => Event::LoginRequest { user },
-        Event::LoggedIn { user } => Event::LoggedIn { user },
-        Event::LoginFailed {
-            user,
-            error,
-            failures,
-        } => Event::LoginFailed {
-            user,
-            error,
-            failures,
-        },
-        Event::Request(r) => Event::Request(r),
-        Event::SendBody { offset } => Event::SendBody { offset },
-        Event::Data(_) => Event::Data(&[]),
-        Event::PutEnd { verified, sum } => Event::PutEnd { verified, sum },
-        Event::GetEnd { verified, sum } => Event::GetEnd { verified, sum },
-        Event::Cancelled(e) => Event::Cancelled(e),
-        Event::Declined { index, error } => Event::Declined { index, error },
-        Event::Closed(e) => Event::Closed(e),
     }
 }

@@ -4,9 +4,10 @@
 
 use core::ops::Range;
 
+use serde::Serialize;
+
 use crate::error::Error;
 use crate::frame::{self, FrameKind, HEADER_LEN};
-use crate::message::Message;
 
 /// Storage an endpoint can use as its input or output buffer: an array,
 /// a `&mut [u8]`, a `Vec<u8>` or a `Box<[u8]>`.
@@ -92,6 +93,12 @@ impl<B: Buffer> Input<B> {
         self.release = 0;
     }
 
+    /// Empty and open again, for a new connection in the same buffer.
+    pub fn reset(&mut self) {
+        self.clear();
+        self.eof = false;
+    }
+
     pub fn set_eof(&mut self) {
         self.eof = true;
     }
@@ -128,6 +135,12 @@ impl<B: Buffer> Output<B> {
         self.buf.as_ref().len()
     }
 
+    /// Empty, for a new connection in the same buffer.
+    pub fn reset(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
     /// Free space at the end, compacting first.
     pub fn room(&mut self) -> usize {
         if self.start > 0 {
@@ -154,7 +167,7 @@ impl<B: Buffer> Output<B> {
 
     /// Queues a control message as one frame of at most `max_frame`
     /// payload bytes.
-    pub fn push_message(&mut self, msg: &Message, max_frame: usize) -> Result<(), Error> {
+    pub fn push_message<M: Serialize>(&mut self, msg: &M, max_frame: usize) -> Result<(), Error> {
         self.room();
         let end = self.end;
         let out = &mut self.buf.as_mut()[end..];

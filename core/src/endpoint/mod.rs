@@ -15,6 +15,9 @@ mod handshake;
 
 use core::ops::Range;
 
+use serde::Serialize;
+
+use crate::brief::Brief;
 use crate::config::Config;
 use crate::digest::{Algorithm, Sum};
 use crate::error::Error;
@@ -90,14 +93,33 @@ impl<B: Buffer> Link<B> {
             closed: None,
             close_reported: false,
         };
-        // Fits: the output buffer holds at least the hello and a frame.
-        link.output
-            .push_raw(&local.hello.encode())
+        link.push_hello()?;
+        Ok(link)
+    }
+
+    /// The hello, first in the output. Fits: the output buffer holds at
+    /// least the hello and a frame.
+    fn push_hello(&mut self) -> Result<(), InsufficientSize> {
+        self.output
+            .push_raw(&self.local.hello.encode())
             .map_err(|_| InsufficientSize {
                 buffer: BufferKind::Output,
                 required: MIN_OUTPUT_BUFFER,
-            })?;
-        Ok(link)
+            })
+    }
+
+    /// A new connection in this one's place, with the same settings and
+    /// buffers: as [`Self::new`] made them, without a second link beside
+    /// this one.
+    pub fn restart(&mut self, now: Instant) {
+        self.input.reset();
+        self.output.reset();
+        self.negotiated = None;
+        self.timers = Deadlines::new(now);
+        self.closed = None;
+        self.close_reported = false;
+        // It fitted when the link was made, into the same buffer.
+        let _ = self.push_hello();
     }
 
     /// Login completed: the idle deadline applies from now on.
@@ -225,7 +247,7 @@ impl<B: Buffer> Link<B> {
     /// Ends a body this side gave up on, so the peer can resync: a trailer
     /// that never verifies.
     pub fn send_resync_trailer(&mut self) -> Result<(), Error> {
-        self.send_msg(&Message::Trailer {
+        self.send_msg(&Brief::Trailer {
             sum: Sum::zero(self.digest()),
         })
     }
@@ -244,7 +266,7 @@ impl<B: Buffer> Link<B> {
     }
 
     /// Queues a control message.
-    pub fn send_msg(&mut self, msg: &Message) -> Result<(), Error> {
+    pub fn send_msg<M: Serialize>(&mut self, msg: &M) -> Result<(), Error> {
         if self.closed.is_some() {
             return Err(Error::Closed);
         }
@@ -336,7 +358,7 @@ impl<B: Buffer> Link<B> {
             return;
         }
         // Best effort: the peer may never read it.
-        let _ = self.send_msg(&Message::Error {
+        let _ = self.send_msg(&Brief::Error {
             code: err.closing_code(),
         });
         self.closed = Some(err);
@@ -600,7 +622,7 @@ impl<B: Buffer, R: Role> Endpoint<B, R> {
             return Ok(());
         }
         let sum = t.digest();
-        self.link.send_msg(&Message::Trailer { sum })?;
+        self.link.send_msg(&Brief::Trailer { sum })?;
         self.role.body_sent(sum);
         Ok(())
     }

@@ -7,6 +7,7 @@
 mod line;
 mod pair;
 
+mod decode;
 mod digests;
 mod docs;
 mod driver;

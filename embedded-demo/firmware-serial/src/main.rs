@@ -33,7 +33,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{NVIC, SYST};
 use cortex_m_rt::{entry, exception};
 use ferry_core::{Instant, Verifier};
-use ferry_device::serial::SerialDevice;
+use ferry_device::serial::{Buffers, SerialDevice};
 use ferry_device::{Auth, RamStore};
 use panic_halt as _;
 use static_cell::{ConstStaticCell, StaticCell};
@@ -80,7 +80,8 @@ type Store = RamStore<FILES, STORE_BYTES>;
 /// Const-initialised, so the 256 KiB store lives in .bss and is never
 /// copied through the stack.
 static STORE: ConstStaticCell<Store> = ConstStaticCell::new(Store::new());
-static DEVICE: StaticCell<Device> = StaticCell::new();
+static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+static DEVICE: StaticCell<Result<Device, ferry_core::SetupError>> = StaticCell::new();
 
 /// Milliseconds since boot, counted by the SysTick handler (wraps after
 /// 49 days; [`Clock`] extends it to 64 bits).
@@ -256,10 +257,10 @@ fn main() -> ! {
 /// function's stack (11 KB), which is then free again for the main loop.
 #[inline(never)]
 fn init(now: Instant, auth: Auth) -> &'static mut Device {
-    DEVICE.init(
-        SerialDevice::new(now, STORE.take(), auth, random, BAUD)
-            .unwrap_or_else(|_| halt("link setup failed")),
-    )
+    match DEVICE.init_with(|| SerialDevice::new(now, STORE.take(), BUFFERS.take(), auth, random, BAUD)) {
+        Ok(device) => device,
+        Err(_) => halt("link setup failed"),
+    }
 }
 
 /// The main loop: line bytes in, the link and the session, line bytes

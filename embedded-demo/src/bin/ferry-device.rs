@@ -147,8 +147,15 @@ fn serve_serial(path: &str, baud: u32, auth: Auth) {
     let now = || ferry_core::Instant::from_millis(start.elapsed().as_millis() as u64);
     let store: &'static mut Store = Box::leak(Box::default());
     let mut device = Box::new(
-        ferry_device::serial::SerialDevice::new(now(), store, auth, random, baud)
-            .unwrap_or_else(|e| fail(&format!("cannot start: {e}"))),
+        ferry_device::serial::SerialDevice::new(
+            now(),
+            store,
+            Box::leak(Box::default()),
+            auth,
+            random,
+            baud,
+        )
+        .unwrap_or_else(|e| fail(&format!("cannot start: {e}"))),
     );
     println!("ferry-device: serving on serial {path} at {baud} baud");
     let _ = std::io::stdout().flush();

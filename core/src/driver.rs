@@ -262,9 +262,9 @@ macro_rules! drivers {
                 }
 
                 /// Starts an anonymous login without waiting for its
-                /// answer: a get or put may follow at once (one round trip
-                /// less); other requests first [`Self::finish_login`]. A
-                /// refused login fails the exchange that sees it.
+                /// answer: any request may follow at once (one round trip
+                /// less). A refused login fails the exchange that sees it
+                /// with the login's own error (`Client::login_sent`).
                 pub fn start_login_anonymous(&mut self) -> Result<(), DriverError<T::Error>> {
                     self.client.login_anonymous()?;
                     Ok(())

@@ -1420,3 +1420,32 @@ fn a_version_2_session_has_no_pre_agreed_gets() {
     p.store.files.insert("a".into(), bytes(5_000, 1));
     assert_eq!(p.batch(vec![get("a")]), [Outcome::Got(bytes(5_000, 1))]);
 }
+
+/// A get sent behind a login the server refuses fails with the login's
+/// error, after `LoginFailed` (`Client::login_sent`): the driver that
+/// reports either tells the user why the login failed, never "not
+/// logged in".
+#[test]
+fn a_get_behind_a_refused_login_fails_with_the_logins_error() {
+    let mut sc = server_config();
+    sc.allow_anonymous = false;
+    let mut p = Pipe::<8, 8>::with(Config::default(), sc, 16 * 1024, Split::Whole);
+    p.store.files.insert("a".into(), bytes(100, 1));
+    p.client.login_anonymous().unwrap();
+    let out = p.batch(vec![get("a")]);
+    assert_eq!(out, [Outcome::Failed(Error::AnonymousNotAllowed)]);
+    let login = p
+        .events
+        .iter()
+        .position(|e| *e == Rec::LoginFailed(Error::AnonymousNotAllowed));
+    let failed = p
+        .events
+        .iter()
+        .position(|e| *e == Rec::Failed(Error::AnonymousNotAllowed));
+    assert!(login < failed && login.is_some(), "{:?}", p.events);
+    // The server refused the get as not logged in; the session goes on.
+    assert!(messages(&p.down).contains(&Message::Error {
+        code: Error::NotLoggedIn.code()
+    }));
+    assert_eq!(p.server_closed, None);
+}

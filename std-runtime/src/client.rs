@@ -235,6 +235,11 @@ pub struct Client {
 /// (docs/BENCHMARKS.md). The server's own window can lower it.
 pub const WINDOW: usize = 1024;
 
+/// Files `get -r` collects from its listings before it fetches them as
+/// one batch: a few windows, so a tree of small files costs few turns
+/// and a huge one is never held whole.
+const TREE_BATCH: usize = 4 * WINDOW;
+
 fn proto(e: impl Into<FerryError>) -> FerryError {
     e.into()
 }
@@ -654,19 +659,13 @@ impl Client {
         }
     }
 
-    fn get_dir(
-        &mut self,
-        remote: &str,
-        local: &Path,
-        opts: &TransferOptions,
-    ) -> Result<u64, FerryError> {
-        let entries = self
-            .list(remote)
-            .map_err(|e| FerryError::remote(remote, e))?;
-        self.get_listed(remote, local, entries, opts)
-    }
-
-    /// Fetches the directory `remote`, listed as `entries`, into `local`.
+    /// Fetches the tree under `remote`, its top listed as `entries`, into
+    /// `local`. Directories are listed breadth first and their files
+    /// fetched in batches across directories, not one batch per
+    /// directory: a turn per directory listed plus one per batch, where
+    /// listing and fetching each directory in turn cost two per
+    /// directory. A batch is fetched once [`TREE_BATCH`] files wait, so
+    /// a huge tree is not held whole.
     fn get_listed(
         &mut self,
         remote: &str,
@@ -674,37 +673,46 @@ impl Client {
         entries: Vec<Entry>,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
-        match fs::create_dir(local) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
-            Err(e) => return Err(FerryError::local(local, e)),
-        }
-        let (mut files, mut dirs) = (Vec::new(), Vec::new());
-        for e in entries {
-            if !safe_component(&e.name) {
-                return Err(FerryError::Other(format!(
-                    "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
-                    e.name.as_str(),
-                    local.display()
-                )));
+        let mut total = 0;
+        let mut files = Vec::new();
+        let mut dirs = std::collections::VecDeque::new();
+        let mut next = Some((remote.to_string(), local.to_path_buf(), entries));
+        while let Some((remote, local, entries)) = next.take() {
+            match fs::create_dir(&local) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+                Err(e) => return Err(FerryError::local(&local, e)),
             }
-            let r = join_remote(remote, &e.name);
-            let l = local.join(e.name.as_str());
-            // The listing already says what each entry is: no lookup (a
-            // round trip) per file.
-            match e.kind {
-                Kind::Dir => dirs.push((r, l)),
-                Kind::File => files.push(GetItem {
-                    remote: r,
-                    local: l,
-                    size: e.size,
-                }),
-                _ => {}
+            for e in entries {
+                if !safe_component(&e.name) {
+                    return Err(FerryError::Other(format!(
+                        "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
+                        e.name.as_str(),
+                        local.display()
+                    )));
+                }
+                let r = join_remote(&remote, &e.name);
+                let l = local.join(e.name.as_str());
+                // The listing already says what each entry is: no lookup
+                // (a round trip) per file.
+                match e.kind {
+                    Kind::Dir => dirs.push_back((r, l)),
+                    Kind::File => files.push(GetItem {
+                        remote: r,
+                        local: l,
+                        size: e.size,
+                    }),
+                    _ => {}
+                }
             }
-        }
-        let mut total: u64 = self.get_files(&files, opts)?.iter().sum();
-        for (r, l) in dirs {
-            total += self.get_dir(&r, &l, opts)?;
+            if files.len() >= TREE_BATCH || dirs.is_empty() {
+                total += self.get_files(&files, opts)?.iter().sum::<u64>();
+                files.clear();
+            }
+            if let Some((r, l)) = dirs.pop_front() {
+                let entries = self.list(&r).map_err(|e| FerryError::remote(&r, e))?;
+                next = Some((r, l, entries));
+            }
         }
         Ok(total)
     }

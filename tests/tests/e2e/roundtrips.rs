@@ -325,3 +325,41 @@ fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
     assert_eq!(ls, 1, "ls took {ls} round trips");
     eprintln!("round trips: put -r {put}, get -r {get}, one put {single}, ls {ls}");
 }
+
+/// Issue 28, item 3: `get -r` of a tree lists it breadth first and
+/// fetches its files as one batch, not a batch per directory: a turn
+/// per directory listed (the first with the login), one for the gets
+/// (each body behind its offer) and one for the `Done`s. Fetching each
+/// directory's files before listing the next took two per directory.
+#[test]
+fn a_tree_costs_a_turn_per_directory_and_one_batch() {
+    let s = Server::anonymous(&[]);
+    let tree = s.root.join("tree");
+    let dirs = ["", "d1", "d2", "d3", "d1/e"];
+    for (i, d) in dirs.iter().enumerate() {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+        for j in 0..4 {
+            let data = random_bytes(200 + 31 * j, (10 * i + j) as u64);
+            std::fs::write(tree.join(d).join(format!("f{j}")), data).unwrap();
+        }
+    }
+    std::fs::create_dir(tree.join("empty")).unwrap();
+    let back = TempDir::new().unwrap();
+    let back_arg = back.path().to_str().unwrap();
+    let turns = round_trips(&s, &["get", "-r", "{url}", back_arg], "tree");
+    for d in dirs {
+        for j in 0..4 {
+            let name = format!("{d}/f{j}").trim_start_matches('/').to_string();
+            assert_eq!(
+                std::fs::read(back.path().join("tree").join(&name)).unwrap(),
+                std::fs::read(tree.join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+    assert!(back.path().join("tree/empty").is_dir());
+    // Six directories listed, the gets, the `Done`s: 8 (11 fetching
+    // each directory's files before listing the next).
+    assert!(turns <= 8, "get -r of a tree of 6 directories took {turns}");
+    eprintln!("round trips: get -r of a tree of 6 directories {turns}");
+}

@@ -202,6 +202,11 @@ pub struct ClientRole<const W: usize> {
     /// A request other than get or put sent behind the login, before its
     /// answer: it is awaited once the login succeeds.
     behind: Option<Pending>,
+    /// Requests other than get and put sent behind the one awaited
+    /// (version 3, window above 1, no get or put in flight), oldest
+    /// first: the server answers them in order, each once the one
+    /// before has ended (`docs/PROTOCOL.md#pipelining`).
+    queued: Deque<Pending, W>,
     /// The login was refused with this error while requests were behind
     /// it: their `NotLoggedIn` is reported as it
     /// ([`Client::login_sent`]).
@@ -378,6 +383,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             alone: false,
             behind: None,
             refused_login: None,
+            queued: Deque::new(),
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -718,16 +724,32 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     fn request(&mut self, msg: Message, pending: Pending) -> Result<(), Error> {
         let r = &self.role;
         let behind = self.login_sent() && r.behind.is_none();
+        let queue = self.can_queue();
         self.expect_state(
-            (matches!(r.state, State::Idle) || behind) && self.role.in_flight() == 0,
+            (matches!(r.state, State::Idle) || behind || queue) && self.role.in_flight() == 0,
         )?;
         self.link.send_msg(&msg)?;
         if behind {
             self.role.behind = Some(pending);
+        } else if queue {
+            let _ = self.role.queued.push_back(pending);
         } else {
             self.role.state = State::Await(pending);
         }
         Ok(())
+    }
+
+    /// Whether a request other than get or put may go now behind the
+    /// one awaited (`docs/PROTOCOL.md#pipelining`): version 3, within
+    /// the window, no get or put in flight. [`Self::is_idle`] says
+    /// whether one may go at all.
+    pub fn can_queue(&self) -> bool {
+        let r = &self.role;
+        matches!(r.state, State::Await(_))
+            && r.in_flight() == 0
+            && self.version() >= 3
+            && r.queued.len() + 1 < self.window().min(W)
+            && self.link.closed.is_none()
     }
 
     /// Logged out (or not yet), with no answer to a refused login's
@@ -1044,7 +1066,15 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             }
             _ => return Err(Error::UnexpectedFrame),
         };
-        self.role.state = state;
+        // An answer ended: the next request queued behind it is awaited.
+        self.role.state = match state {
+            State::Idle => self
+                .role
+                .queued
+                .pop_front()
+                .map_or(State::Idle, State::Await),
+            other => other,
+        };
         Ok(event.map_or(Step::Nothing, Step::Event))
     }
 
@@ -1068,7 +1098,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             return Ok(Step::Event(Event::Failed(err)));
         }
         if matches!(r.state, State::Await(_)) {
-            r.state = State::Idle;
+            r.state = r.queued.pop_front().map_or(State::Idle, State::Await);
             return Ok(Step::Event(Event::Failed(err)));
         }
         // A refusal of the oldest get or put still without an answer.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant as StdInstant};
 use embedded_io_adapters::std::FromStd;
 use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::driver::blocking::BlockingClient;
-use ferry_core::driver::{Gets, Got, Puts};
+use ferry_core::driver::{Gets, Got, Lists, Puts};
 use ferry_core::naming::{keep_both_name, part_name};
 use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -660,12 +660,12 @@ impl Client {
     }
 
     /// Fetches the tree under `remote`, its top listed as `entries`, into
-    /// `local`. Directories are listed breadth first and their files
-    /// fetched in batches across directories, not one batch per
-    /// directory: a turn per directory listed plus one per batch, where
-    /// listing and fetching each directory in turn cost two per
-    /// directory. A batch is fetched once [`TREE_BATCH`] files wait, so
-    /// a huge tree is not held whole.
+    /// `local`. Listed a level at a time, each level's directories in one
+    /// pipelined batch, and the files fetched in batches across
+    /// directories: a turn per level plus one per batch, where listing
+    /// and fetching each directory in turn cost two per directory. A
+    /// batch is fetched once [`TREE_BATCH`] files wait, so a huge tree
+    /// is not held whole.
     fn get_listed(
         &mut self,
         remote: &str,
@@ -675,45 +675,52 @@ impl Client {
     ) -> Result<u64, FerryError> {
         let mut total = 0;
         let mut files = Vec::new();
-        let mut dirs = std::collections::VecDeque::new();
-        let mut next = Some((remote.to_string(), local.to_path_buf(), entries));
-        while let Some((remote, local, entries)) = next.take() {
-            match fs::create_dir(&local) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
-                Err(e) => return Err(FerryError::local(&local, e)),
-            }
-            for e in entries {
-                if !safe_component(&e.name) {
-                    return Err(FerryError::Other(format!(
-                        "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
-                        e.name.as_str(),
-                        local.display()
-                    )));
+        let mut level = vec![(remote.to_string(), local.to_path_buf(), Ok(entries))];
+        while !level.is_empty() {
+            let mut dirs = Vec::new();
+            for (remote, local, listed) in level {
+                let entries = listed.map_err(|e| FerryError::remote(&remote, e))?;
+                match fs::create_dir(&local) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+                    Err(e) => return Err(FerryError::local(&local, e)),
                 }
-                let r = join_remote(&remote, &e.name);
-                let l = local.join(e.name.as_str());
-                // The listing already says what each entry is: no lookup
-                // (a round trip) per file.
-                match e.kind {
-                    Kind::Dir => dirs.push_back((r, l)),
-                    Kind::File => files.push(GetItem {
-                        remote: r,
-                        local: l,
-                        size: e.size,
-                    }),
-                    _ => {}
+                for e in entries {
+                    if !safe_component(&e.name) {
+                        return Err(FerryError::Other(format!(
+                            "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
+                            e.name.as_str(),
+                            local.display()
+                        )));
+                    }
+                    let r = join_remote(&remote, &e.name);
+                    let l = local.join(e.name.as_str());
+                    // The listing already says what each entry is: no
+                    // lookup (a round trip) per file.
+                    match e.kind {
+                        Kind::Dir => dirs.push((r, l)),
+                        Kind::File => files.push(GetItem {
+                            remote: r,
+                            local: l,
+                            size: e.size,
+                        }),
+                        _ => {}
+                    }
+                }
+                if files.len() >= TREE_BATCH {
+                    total += self.get_files(&files, opts)?.iter().sum::<u64>();
+                    files.clear();
                 }
             }
-            if files.len() >= TREE_BATCH || dirs.is_empty() {
-                total += self.get_files(&files, opts)?.iter().sum::<u64>();
-                files.clear();
-            }
-            if let Some((r, l)) = dirs.pop_front() {
-                let entries = self.list(&r).map_err(|e| FerryError::remote(&r, e))?;
-                next = Some((r, l, entries));
-            }
+            let paths: Vec<String> = dirs.iter().map(|d| d.0.clone()).collect();
+            let listed = self.list_batch(&paths);
+            level = dirs
+                .into_iter()
+                .zip(listed)
+                .map(|((r, l), listed)| (r, l, listed))
+                .collect();
         }
+        total += self.get_files(&files, opts)?.iter().sum::<u64>();
         Ok(total)
     }
 
@@ -1012,6 +1019,66 @@ impl Client {
         }
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
+    }
+
+    /// Lists each of `paths` (sorted by name, at most [`MAX_LISTING`]
+    /// entries each, as [`Self::list`]), pipelined: up to the window in
+    /// flight at once, so many directories cost one turn. Each says how
+    /// it went.
+    pub fn list_batch(&mut self, paths: &[String]) -> Vec<Result<Vec<Entry>, FerryError>> {
+        struct Batch<'a> {
+            paths: &'a [String],
+            entries: Vec<Vec<Entry>>,
+            counts: Vec<usize>,
+            results: Vec<Option<Result<(), Error>>>,
+        }
+        impl Lists for Batch<'_> {
+            fn path(&self, i: usize) -> &str {
+                &self.paths[i]
+            }
+            fn entry(&mut self, i: usize, entry: &Entry) {
+                self.counts[i] += 1;
+                if self.entries[i].len() < MAX_LISTING {
+                    self.entries[i].push(entry.clone());
+                }
+            }
+            fn done(&mut self, i: usize, result: Result<(), Error>) {
+                self.results[i] = Some(result);
+            }
+        }
+        let mut b = Batch {
+            paths,
+            entries: vec![Vec::new(); paths.len()],
+            counts: vec![0; paths.len()],
+            results: vec![None; paths.len()],
+        };
+        let failed = self.inner.list_many(paths.len(), &mut b).err();
+        let failed = failed.map(|e| self.with_retry(proto(e)));
+        let Batch {
+            entries,
+            counts,
+            results,
+            ..
+        } = b;
+        let mut out = Vec::new();
+        for (i, (mut v, result)) in entries.into_iter().zip(results).enumerate() {
+            out.push(match result {
+                Some(Ok(())) if counts[i] > MAX_LISTING => Err(FerryError::Other(format!(
+                    "{}: the server listed {} entries, more than the {MAX_LISTING} a client keeps",
+                    paths[i], counts[i]
+                ))),
+                Some(Ok(())) => {
+                    v.sort_by(|a, b| a.name.cmp(&b.name));
+                    Ok(v)
+                }
+                Some(Err(e)) => Err(self.with_retry(proto(e))),
+                None => Err(failed
+                    .as_ref()
+                    .and_then(FerryError::protocol)
+                    .map_or(FerryError::Protocol(Error::Closed), FerryError::Protocol)),
+            });
+        }
+        out
     }
 
     /// Describes one path.

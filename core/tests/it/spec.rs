@@ -1241,3 +1241,75 @@ fn any_request_may_follow_the_login_and_a_refused_one_fails_with_the_logins_erro
         }
     }
 }
+
+/// Requests other than get and put may be pipelined too, within the
+/// window, when no get or put is in flight (`docs/PROTOCOL.md#pipelining`):
+/// each answer follows the one before. A version-2 session, or a window
+/// of 1, sends one at a time.
+#[test]
+fn listings_are_pipelined_within_the_window() {
+    for (flags, pipelined) in [(frame::FLAG_V3 | (2 << 4), true), (0, false)] {
+        let mut c: Client<Vec<u8>, 8> =
+            Client::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+        let mut input = Hello {
+            version: VERSION,
+            flags: flags | frame::FLAG_ANONYMOUS,
+            max_frame: 4091,
+            chunk: 1024,
+            digests: Digests::MD5_ONLY,
+        }
+        .encode()
+        .to_vec();
+        input.extend(msg(&Message::LoginOk));
+        c.login_anonymous().unwrap();
+        c.handle_input(T0, &input).unwrap();
+        while c.poll_event().is_some() {}
+        assert!(c.is_idle());
+        c.list("a").unwrap();
+        assert_eq!(c.can_queue(), pipelined);
+        if !pipelined {
+            assert_eq!(c.stat("b"), Err(Error::BadUsage));
+            continue;
+        }
+        c.stat("b").unwrap();
+        c.list("c").unwrap();
+        // A window of 3: the fourth waits, and so does a get.
+        assert!(!c.can_queue() && !c.can_pipeline(true));
+        assert_eq!(c.pwd(), Err(Error::BadUsage));
+        let mut buf = [0u8; 4096];
+        let mut up = Vec::new();
+        while let Some(n) = c.poll_transmit(&mut buf) {
+            up.extend_from_slice(&buf[..n]);
+        }
+        let names: Vec<_> = messages(&up[HELLO_LEN..])
+            .iter()
+            .map(Message::name)
+            .collect();
+        assert_eq!(names, ["anonymous", "request", "request", "request"]);
+        let entry = |n: &str| {
+            Message::Entry(ferry_core::message::Entry {
+                name: bounded(n, Error::InvalidPath).unwrap(),
+                kind: ferry_core::Kind::File,
+                size: 1,
+                modified: 0,
+                mode: 0,
+            })
+        };
+        let mut answers = msg(&entry("x"));
+        answers.extend(msg(&Message::ListEnd { count: 1 }));
+        answers.extend(error(Error::NotFound));
+        answers.extend(msg(&entry("y")));
+        answers.extend(msg(&Message::ListEnd { count: 1 }));
+        c.handle_input(T0, &answers).unwrap();
+        let mut evs = Vec::new();
+        while let Some(ev) = c.poll_event() {
+            evs.push(format!("{ev:?}"));
+        }
+        assert_eq!(evs.len(), 5, "{evs:?}");
+        assert!(evs[0].starts_with("Entry") && evs[3].starts_with("Entry"));
+        assert_eq!(evs[1], "ListEnd");
+        assert_eq!(evs[2], "Failed(NotFound)");
+        assert_eq!(evs[4], "ListEnd");
+        assert!(c.is_idle());
+    }
+}

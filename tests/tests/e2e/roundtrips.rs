@@ -365,3 +365,35 @@ fn a_tree_costs_a_turn_per_directory_and_one_batch() {
     assert!(turns <= 5, "get -r of a tree of 6 directories took {turns}");
     eprintln!("round trips: get -r of a tree of 6 directories {turns}");
 }
+
+/// Issue 28, item 3: `ls` of several directories lists them in one
+/// pipelined batch: the first goes with the hello and the login (the
+/// window is known only from the server's hello), the rest in one
+/// flight behind it: two round trips, where one `ls` per directory took
+/// one each after the login's.
+#[test]
+fn ls_of_several_directories_is_one_round_trip() {
+    let s = Server::anonymous(&[]);
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir(s.root.join(d)).unwrap();
+        std::fs::write(s.root.join(d).join(format!("in-{d}.txt")), d).unwrap();
+    }
+    let (addr, turns) = lockstep_relay(s.addr.clone());
+    let mut c = ferry();
+    c.arg("ls");
+    for d in ["a", "b", "nope", "c"] {
+        c.arg(format!("ferry://{addr}/{d}"));
+    }
+    let o = run(c);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // A missing one fails the command, the others are listed.
+    assert_ne!(code(&o), 0, "{out}");
+    assert!(err.contains("nope") && err.contains("not found"), "{err}");
+    for d in ["a", "b", "c"] {
+        assert!(out.contains(&format!("/{d}:\n")), "{out}");
+        assert!(out.contains(&format!("in-{d}.txt")), "{out}");
+    }
+    let turns = turns.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(turns, 2, "ls of four directories took {turns} round trips");
+}

@@ -397,55 +397,69 @@ pub(crate) struct ScramServer {
 }
 
 impl ScramServer {
-    /// Builds the server-first-message. With no verifier (unknown user) a
-    /// stand-in with `fake_salt` and `fake_iterations` is used so the answer
-    /// looks the same as a real user's: give the count most real verifiers
-    /// use, or the iteration count alone tells unknown users apart.
-    pub fn start(
-        first: &ClientFirst,
-        client_first: &str,
+    /// An exchange not begun, to [`Self::begin`] where it lies.
+    pub const fn new() -> Self {
+        ScramServer {
+            client_first_bare: ScramText::new(),
+            server_first: ScramText::new(),
+            nonce: FullNonce::new(),
+            gs2_b64: "biws",
+            stored_key: [0; KEY_LEN],
+            server_key: [0; KEY_LEN],
+            known: false,
+        }
+    }
+
+    /// Begins the exchange in place from the client-first-message's bare
+    /// part and nonce (`y_flag`: it began `y,,`), and builds the
+    /// server-first-message ([`Self::server_first`]). With no verifier
+    /// (unknown user) a stand-in with `fake_salt` and `fake_iterations` is
+    /// used so the answer looks the same as a real user's: give the count
+    /// most real verifiers use, or the iteration count alone tells unknown
+    /// users apart. In place because the exchange is the server's state:
+    /// built and moved it was three copies of its 856 bytes on a device's
+    /// stack.
+    pub fn begin(
+        &mut self,
+        (client_first_bare, client_nonce, y_flag): (&str, &str, bool),
         verifier: Option<&Verifier>,
         (fake_salt, fake_iterations): (&[u8], u32),
         server_nonce: &str,
-    ) -> Result<(Self, ScramText), Error> {
+    ) -> Result<(), Error> {
         check_nonce(server_nonce).map_err(|_| Error::BadUsage)?;
-        let (iterations, salt, stored_key, server_key, known) = match verifier {
-            Some(v) => (v.iterations, &v.salt[..], v.stored_key, v.server_key, true),
-            None => (
-                fake_iterations.max(1),
-                fake_salt,
-                [0; KEY_LEN],
-                [0; KEY_LEN],
-                false,
-            ),
+        let (iterations, salt) = match verifier {
+            Some(v) => {
+                self.stored_key = v.stored_key;
+                self.server_key = v.server_key;
+                self.known = true;
+                (v.iterations, &v.salt[..])
+            }
+            None => {
+                self.stored_key = [0; KEY_LEN];
+                self.server_key = [0; KEY_LEN];
+                self.known = false;
+                (fake_iterations.max(1), fake_salt)
+            }
         };
-        let mut nonce = FullNonce::new();
-        push(&mut nonce, &[&first.nonce, server_nonce])?;
+        self.nonce.clear();
+        push(&mut self.nonce, &[client_nonce, server_nonce])?;
         let salt: String<96> = b64(salt)?;
         let mut iter_buf = [0u8; 10];
         let iter = fmt_u32(iterations, &mut iter_buf);
-        let mut server_first = ScramText::new();
+        self.server_first.clear();
         push(
-            &mut server_first,
-            &["r=", &nonce, ",s=", &salt, ",i=", iter],
+            &mut self.server_first,
+            &["r=", &self.nonce, ",s=", &salt, ",i=", iter],
         )?;
-        let gs2_b64 = if client_first.starts_with("y,,") {
-            "eSws"
-        } else {
-            "biws"
-        };
-        Ok((
-            ScramServer {
-                client_first_bare: first.bare.clone(),
-                server_first: server_first.clone(),
-                nonce,
-                gs2_b64,
-                stored_key,
-                server_key,
-                known,
-            },
-            server_first,
-        ))
+        self.client_first_bare.clear();
+        push(&mut self.client_first_bare, &[client_first_bare])?;
+        self.gs2_b64 = if y_flag { "eSws" } else { "biws" };
+        Ok(())
+    }
+
+    /// The server-first-message, once begun.
+    pub fn server_first(&self) -> &str {
+        &self.server_first
     }
 
     /// Verifies the client-final-message; on success returns the
@@ -506,6 +520,22 @@ mod tests {
     const CNONCE: &str = "rOprNGfwEbeRWgbNEkqO";
     const SNONCE: &str = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
     const CLIENT_FIRST: &str = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+
+    /// An exchange begun from a parsed client-first, and its
+    /// server-first-message.
+    fn start(
+        first: &ClientFirst,
+        client_first: &str,
+        verifier: Option<&Verifier>,
+        fake: (&[u8], u32),
+        server_nonce: &str,
+    ) -> Result<(ScramServer, ScramText), Error> {
+        let mut s = ScramServer::new();
+        let y = client_first.starts_with("y,,");
+        s.begin((&first.bare, &first.nonce, y), verifier, fake, server_nonce)?;
+        let server_first = ScramText::try_from(s.server_first()).unwrap();
+        Ok((s, server_first))
+    }
     const SERVER_FIRST: &str =
         "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
     const CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
@@ -535,8 +565,7 @@ mod tests {
         let v = rfc_verifier();
         let first = parse_client_first(CLIENT_FIRST).unwrap();
         assert_eq!(first.user.as_str(), "user");
-        let (s, server_first) =
-            ScramServer::start(&first, CLIENT_FIRST, Some(&v), (&[], 1), SNONCE).unwrap();
+        let (s, server_first) = start(&first, CLIENT_FIRST, Some(&v), (&[], 1), SNONCE).unwrap();
         assert_eq!(server_first.as_str(), SERVER_FIRST);
         assert_eq!(s.client_final(CLIENT_FINAL).unwrap().as_str(), SERVER_FINAL);
     }
@@ -546,20 +575,18 @@ mod tests {
         let v = rfc_verifier();
         let first = parse_client_first(CLIENT_FIRST).unwrap();
         let (mut c, _) = ScramClient::start(USER, "pencil2", CNONCE).unwrap();
-        let (s, sf) = ScramServer::start(&first, CLIENT_FIRST, Some(&v), (&[], 1), SNONCE).unwrap();
+        let (s, sf) = start(&first, CLIENT_FIRST, Some(&v), (&[], 1), SNONCE).unwrap();
         let last = c.server_first(&sf).unwrap();
         assert_eq!(s.client_final(&last), Err(Error::AuthFailed));
 
         let salt = [7u8; 16];
-        let (s, sf) =
-            ScramServer::start(&first, CLIENT_FIRST, None, (&salt, 4096), SNONCE).unwrap();
+        let (s, sf) = start(&first, CLIENT_FIRST, None, (&salt, 4096), SNONCE).unwrap();
         let (mut c, _) = ScramClient::start(USER, PASSWORD, CNONCE).unwrap();
         let last = c.server_first(&sf).unwrap();
         assert_eq!(s.client_final(&last), Err(Error::AuthFailed));
         // The stand-in uses the iteration count it is given, so it can
         // match the real users'.
-        let (_, sf) =
-            ScramServer::start(&first, CLIENT_FIRST, None, (&salt, 600_000), SNONCE).unwrap();
+        let (_, sf) = start(&first, CLIENT_FIRST, None, (&salt, 600_000), SNONCE).unwrap();
         assert!(sf.ends_with(",i=600000"), "{sf}");
     }
 

@@ -122,75 +122,57 @@ impl Brief<'_> {
     }
 }
 
+impl Brief<'_> {
+    /// The variant's index in [`Message`], its tag on the wire.
+    const fn tag(&self) -> u32 {
+        match self {
+            Brief::ServerFirst(_) => 2,
+            Brief::ServerFinal(_) => 4,
+            Brief::LoginOk => 5,
+            Brief::EchoReply(_) => 7,
+            Brief::Ok => 9,
+            Brief::Cwd(_) => 10,
+            Brief::Entry(_) => 11,
+            Brief::ListEnd { .. } => 12,
+            Brief::Offer { .. } => 13,
+            Brief::Accept { .. } => 14,
+            Brief::Trailer { .. } => 15,
+            Brief::Done { .. } => 16,
+            Brief::ExecEnd { .. } => 17,
+            Brief::Error { .. } => 18,
+            Brief::Sum(_) => 19,
+            Brief::Refuse { .. } => 20,
+            Brief::Retry { .. } => 21,
+        }
+    }
+}
+
 /// Postcard's form of an enum variant: the variant's index as a varint
 /// (a `u32`), then its fields in order, which is what a tuple of them is.
 impl Serialize for Brief<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(3)?;
-        // The tags are `Message`'s variant indexes.
+        t.serialize_element(&self.tag())?;
         match *self {
-            Brief::ServerFirst(s) => {
-                t.serialize_element(&2u32)?;
-                t.serialize_element(s)?;
+            Brief::ServerFirst(s) | Brief::ServerFinal(s) | Brief::EchoReply(s) | Brief::Cwd(s) => {
+                t.serialize_element(s)?
             }
-            Brief::ServerFinal(s) => {
-                t.serialize_element(&4u32)?;
-                t.serialize_element(s)?;
-            }
-            Brief::EchoReply(s) => {
-                t.serialize_element(&7u32)?;
-                t.serialize_element(s)?;
-            }
-            Brief::Cwd(s) => {
-                t.serialize_element(&10u32)?;
-                t.serialize_element(s)?;
-            }
-            Brief::Entry(entry) => {
-                t.serialize_element(&11u32)?;
-                t.serialize_element(entry)?;
-            }
-            Brief::Sum(sum) => {
-                t.serialize_element(&19u32)?;
-                t.serialize_element(&sum)?;
-            }
-            Brief::LoginOk => t.serialize_element(&5u32)?,
-            Brief::Ok => t.serialize_element(&9u32)?,
-            Brief::ListEnd { count } => {
-                t.serialize_element(&12u32)?;
-                t.serialize_element(&count)?;
-            }
-            Brief::Offer { size } => {
-                t.serialize_element(&13u32)?;
-                t.serialize_element(&size)?;
-            }
+            Brief::Entry(entry) => t.serialize_element(entry)?,
+            Brief::Sum(sum) | Brief::Trailer { sum } => t.serialize_element(&sum)?,
+            Brief::LoginOk | Brief::Ok => {}
+            Brief::ListEnd { count } => t.serialize_element(&count)?,
+            Brief::Offer { size } => t.serialize_element(&size)?,
             Brief::Accept { offset, name } => {
-                t.serialize_element(&14u32)?;
                 t.serialize_element(&offset)?;
                 t.serialize_element(&name)?;
             }
-            Brief::Trailer { sum } => {
-                t.serialize_element(&15u32)?;
-                t.serialize_element(&sum)?;
-            }
-            Brief::Done { verified } => {
-                t.serialize_element(&16u32)?;
-                t.serialize_element(&verified)?;
-            }
+            Brief::Done { verified } => t.serialize_element(&verified)?,
             Brief::ExecEnd { status, no_output } => {
-                t.serialize_element(&17u32)?;
                 t.serialize_element(&status)?;
                 t.serialize_element(&no_output)?;
             }
-            Brief::Error { code } => {
-                t.serialize_element(&18u32)?;
-                t.serialize_element(&code)?;
-            }
-            Brief::Refuse { code } => {
-                t.serialize_element(&20u32)?;
-                t.serialize_element(&code)?;
-            }
+            Brief::Error { code } | Brief::Refuse { code } => t.serialize_element(&code)?,
             Brief::Retry { code, seconds } => {
-                t.serialize_element(&21u32)?;
                 t.serialize_element(&code)?;
                 t.serialize_element(&seconds)?;
             }

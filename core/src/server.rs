@@ -596,10 +596,19 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         let nonce = auth::nonce_from_random(random)?;
         let fake = auth::fake_salt(&self.role.config.secret, &first.user);
         let stand_in = (&fake[..], self.role.config.unknown_user_iterations);
-        let (scram, server_first) = ScramServer::start(first, raw, verifier, stand_in, &nonce)?;
-        let user = first.user.clone();
-        self.link.send_msg(&Brief::ServerFirst(&server_first))?;
-        self.role.state = State::Scram(scram, user);
+        // What the exchange needs of the client-first, taken out before
+        // the state that holds it becomes the exchange, which is begun
+        // where it lies (`ScramServer::begin`).
+        let (user, bare, client_nonce) =
+            (first.user.clone(), first.bare.clone(), first.nonce.clone());
+        let y = raw.starts_with("y,,");
+        self.role.state = State::Scram(ScramServer::new(), user);
+        let State::Scram(scram, _) = &mut self.role.state else {
+            return Err(Error::Internal);
+        };
+        scram.begin((&bare, &client_nonce, y), verifier, stand_in, &nonce)?;
+        self.link
+            .send_msg(&Brief::ServerFirst(scram.server_first()))?;
         Ok(())
     }
 
@@ -856,7 +865,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 let mut msg = Message::Ok;
                 crate::decode::message_into(self.link.payload(range), &mut msg)?;
                 self.take_agreement(&mut msg);
-                self.on_message(&msg)
+                self.on_message(&mut msg)
             }
             FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
             FrameKind::Stdout | FrameKind::Stderr => Err(Error::UnexpectedFrame),
@@ -904,7 +913,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// event each left a ~1 KB copy in one stack frame (9 KB on a
     /// Cortex-M4, `-Z emit-stack-sizes`), the deepest of the serial
     /// firmware.
-    fn on_message(&mut self, msg: &Message) -> Result<Step, Error> {
+    fn on_message(&mut self, msg: &mut Message) -> Result<Step, Error> {
         match *msg {
             Message::Error { code } => return self.on_error(Error::from_wire(code)),
             Message::Refuse { code } => return self.on_refusal(Error::from_wire(code)),
@@ -930,7 +939,18 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             }
         }
         self.role.cancel_may_cross = false;
-        match (&self.role.state, msg) {
+        // A request or an echo is handed on to be taken or changed in
+        // place (`on_request`, `on_echo`).
+        match (&self.role.state, &mut *msg) {
+            (State::Idle, Message::Request(req)) => return self.on_request(req),
+            (State::Idle, Message::Echo { text, upper }) => {
+                let upper = *upper;
+                self.on_echo(text, upper)?;
+                return Ok(Step::Nothing);
+            }
+            _ => {}
+        }
+        match (&self.role.state, &*msg) {
             (State::LoggedOut, Message::Anonymous | Message::ClientFirst(_))
             | (State::Scram(..), Message::ClientFinal(_)) => self.on_login(msg),
             (State::LoggedOut, Message::Echo { .. } | Message::Request(_)) => {
@@ -939,11 +959,6 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 })?;
                 Ok(Step::Nothing)
             }
-            (State::Idle, Message::Echo { text, upper }) => {
-                self.on_echo(text, *upper)?;
-                Ok(Step::Nothing)
-            }
-            (State::Idle, Message::Request(req)) => self.on_request(req),
             (State::Receiving(t), Message::Trailer { sum }) => {
                 let verified = t.check_trailer(sum)?;
                 let sum = t.digest();
@@ -1013,23 +1028,22 @@ impl<B: Buffer, const W: usize> Server<B, W> {
 
     /// An echo, answered at once.
     #[inline(never)]
-    fn on_echo(&mut self, text: &Text, upper: bool) -> Result<(), Error> {
-        if !upper {
-            return self.link.send_msg(&Brief::EchoReply(text));
+    fn on_echo(&mut self, text: &mut Text, upper: bool) -> Result<(), Error> {
+        if upper {
+            if let Err(e) = uppercase(text) {
+                return self.link.send_msg(&Brief::Error {
+                    code: e.request_code(),
+                });
+            }
         }
-        match uppercase(text) {
-            Ok(t) => self.link.send_msg(&Brief::EchoReply(&t)),
-            Err(e) => self.link.send_msg(&Brief::Error {
-                code: e.request_code(),
-            }),
-        }
+        self.link.send_msg(&Brief::EchoReply(text))
     }
 
     /// A request with nothing in flight: refused at once (a put to a
     /// directory name, one the configuration forbids) or handed to the
     /// driver.
     #[inline(never)]
-    fn on_request(&mut self, req: &Request) -> Result<Step, Error> {
+    fn on_request(&mut self, req: &mut Request) -> Result<Step, Error> {
         let refused = match req {
             Request::Put { path, .. } if crate::message::names_directory(path) => {
                 Some(Error::IsADirectory)
@@ -1056,14 +1070,19 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             Request::Exec { .. } => Kind::Exec,
         };
         self.role.state = State::Request(kind);
-        Ok(Step::Event(Event::Request(req.clone())))
+        // Moved out of the decoded message, not cloned: a clone was a
+        // second 976-byte request on the stack.
+        Ok(Step::Event(Event::Request(core::mem::replace(
+            req,
+            Request::Pwd,
+        ))))
     }
 
     /// A request read while others are in flight (`docs/PROTOCOL.md#pipelining`):
     /// only a get behind gets, or a put (not resumed) behind puts, within
     /// the window and never inside a body it sends; anything else breaks
     /// the protocol.
-    fn pipelined(&mut self, req: &Request) -> Result<Step, Error> {
+    fn pipelined(&mut self, req: &mut Request) -> Result<Step, Error> {
         // A server of window 1 never has room (and drops this code).
         if W == 1 {
             return Err(Error::UnexpectedFrame);
@@ -1106,7 +1125,12 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             return Ok(Step::Nothing);
         }
         self.role.answering = Some(kind);
-        Ok(Step::Event(Event::Request(req.clone())))
+        // Moved out of the decoded message, not cloned: a clone was a
+        // second 976-byte request on the stack.
+        Ok(Step::Event(Event::Request(core::mem::replace(
+            req,
+            Request::Pwd,
+        ))))
     }
 
     /// Any other request (or an echo) read while gets or puts are in
@@ -1270,24 +1294,24 @@ fn refused_by_config(config: &ServerConfig, req: &Request) -> Option<Error> {
 /// Upper-cases text (Unicode-aware, as the original echo server's
 /// `str.upper()`), failing if it outgrows the message bound.
 #[cfg(not(ferry_ascii_echo))]
-fn uppercase(text: &str) -> Result<Text, Error> {
+fn uppercase(text: &mut Text) -> Result<(), Error> {
     let mut out = Text::new();
     for c in text.chars().flat_map(char::to_uppercase) {
         out.push(c).map_err(|_| Error::TooLarge)?;
     }
-    Ok(out)
+    *text = out;
+    Ok(())
 }
 
 /// Upper-cases ASCII text; other text is `Unsupported`. Built with
 /// `--cfg ferry_ascii_echo` (the serial firmware): Unicode's case tables
 /// are 13.6 KB of a 64 KiB flash budget (docs/PROTOCOL.md#echo).
+/// In place: a device keeps no second text on its stack.
 #[cfg(ferry_ascii_echo)]
-fn uppercase(text: &str) -> Result<Text, Error> {
+fn uppercase(text: &mut Text) -> Result<(), Error> {
     if !text.is_ascii() {
         return Err(Error::Unsupported);
     }
-    let mut out = Text::new();
-    out.push_str(text).map_err(|_| Error::TooLarge)?;
-    out.make_ascii_uppercase();
-    Ok(out)
+    text.make_ascii_uppercase();
+    Ok(())
 }

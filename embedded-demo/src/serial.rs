@@ -158,7 +158,10 @@ impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> 
         }
         let conn = &mut self.conn;
         conn.handle_timeout(now);
-        let mut scratch = [0u8; 256];
+        // For hashing a resumed file's held prefix and digest requests:
+        // an MD5 block a read (the RAM store's reads are copies), so the
+        // stack under the session is 192 bytes shorter than with 256.
+        let mut scratch = [0u8; 64];
         // Bounded: a full window each way at most per poll.
         for _ in 0..16 {
             let mut moved = false;

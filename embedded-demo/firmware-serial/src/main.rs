@@ -257,7 +257,9 @@ fn main() -> ! {
 /// function's stack (11 KB), which is then free again for the main loop.
 #[inline(never)]
 fn init(now: Instant, auth: Auth) -> &'static mut Device {
-    match DEVICE.init_with(|| SerialDevice::new(now, STORE.take(), BUFFERS.take(), auth, random, BAUD)) {
+    match DEVICE
+        .init_with(|| SerialDevice::new(now, STORE.take(), BUFFERS.take(), auth, random, BAUD))
+    {
         Ok(device) => device,
         Err(_) => halt("link setup failed"),
     }

@@ -171,3 +171,20 @@ fn a_refused_login_with_requests_behind_it_reports_the_login_error() {
     }
     assert!(!back.path().join("a").exists());
 }
+
+/// `get -r` lists first, with no lookup: a file answers `NotADirectory`
+/// and is then fetched as one.
+#[test]
+fn get_r_of_a_file_fetches_the_file() {
+    let s = Server::anonymous(&[]);
+    let data = random_bytes(7_000, 4);
+    std::fs::write(s.root.join("one.bin"), &data).unwrap();
+    let back = TempDir::new().unwrap();
+    let mut c = ferry();
+    c.args(["get", "-r"])
+        .arg(s.url("one.bin"))
+        .arg(back.path())
+        .arg("--quiet");
+    ok(&run(c));
+    assert_eq!(std::fs::read(back.path().join("one.bin")).unwrap(), data);
+}

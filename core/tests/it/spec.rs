@@ -1313,3 +1313,86 @@ fn listings_are_pipelined_within_the_window() {
         assert!(c.is_idle());
     }
 }
+
+/// A resumed pre-agreed get, client and server back to back: no
+/// `Accept` goes out, the client answers the offer with the agreed
+/// offset (any other is refused locally), hashes its prefix, and the
+/// rest of the body checks against the whole file's trailer. Refused
+/// instead, the body is cancelled at once (it goes alone) and the
+/// session goes on.
+#[test]
+fn a_resumed_pre_agreed_get_sends_only_the_rest() {
+    let data = b"0123456789";
+    for refuse in [false, true] {
+        let mut c: Client<Vec<u8>, 4> =
+            Client::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+        let mut s: Server<Vec<u8>, 4> =
+            Server::with_window(T0, config(), vec![0; 4096], vec![0; 4096]).unwrap();
+        let mut up = Vec::new();
+        let mut shuttle = |c: &mut Client<Vec<u8>, 4>, s: &mut Server<Vec<u8>, 4>| {
+            let mut buf = [0u8; 4096];
+            while let Some(n) = c.poll_transmit(&mut buf) {
+                up.extend_from_slice(&buf[..n]);
+                s.handle_input(T0, &buf[..n]).unwrap();
+            }
+            let mut evs = Vec::new();
+            while let Some(ev) = s.poll_event() {
+                let e = format!("{ev:?}");
+                match ev {
+                    ServerEvent::Request(Request::Get { .. }) => s.offer(10).unwrap(),
+                    ServerEvent::SendBody { offset } => {
+                        assert_eq!(offset, 4);
+                        s.feed_prefix(&data[..4]).unwrap();
+                        assert_eq!(s.send_body(&data[4..]).unwrap(), 6);
+                    }
+                    _ => {}
+                }
+                evs.push(e);
+            }
+            while let Some(n) = s.poll_transmit(&mut buf) {
+                c.handle_input(T0, &buf[..n]).unwrap();
+            }
+            evs
+        };
+        c.login_anonymous().unwrap();
+        shuttle(&mut c, &mut s);
+        while c.poll_event().is_some() {}
+        c.get_agreed("f", 4, u64::MAX).unwrap();
+        // Nothing goes behind a resumed get.
+        assert!(!c.can_pipeline(true));
+        shuttle(&mut c, &mut s);
+        assert_eq!(c.poll_event(), Some(ClientEvent::Offer { size: 10 }));
+        assert_eq!(c.accept(0), Err(Error::BadUsage));
+        if refuse {
+            c.refuse(Error::Exists).unwrap();
+        } else {
+            c.accept(4).unwrap();
+            c.feed_prefix(&data[..4]).unwrap();
+        }
+        let mut evs = Vec::new();
+        while let Some(ev) = c.poll_event() {
+            evs.push(format!("{ev:?}"));
+        }
+        let server = shuttle(&mut c, &mut s);
+        if refuse {
+            assert!(evs.is_empty(), "the body is dropped: {evs:?}");
+            assert_eq!(server, ["Cancelled(Exists)"]);
+        } else {
+            assert_eq!(evs[0], r#"Data([52, 53, 54, 55, 56, 57])"#);
+            assert!(
+                evs[1].starts_with("TransferEnd { verified: true"),
+                "{evs:?}"
+            );
+            assert!(
+                server[0].starts_with("GetEnd { verified: true"),
+                "{server:?}"
+            );
+        }
+        assert!(c.is_idle());
+        let names: Vec<_> = messages(&up[HELLO_LEN..])
+            .iter()
+            .map(Message::name)
+            .collect();
+        assert!(!names.contains(&"accept"), "{names:?}");
+    }
+}

@@ -188,3 +188,25 @@ fn get_r_of_a_file_fetches_the_file() {
     ok(&run(c));
     assert_eq!(std::fs::read(back.path().join("one.bin")).unwrap(), data);
 }
+
+/// `ls` of several directories, in a shell batch too: one pipelined
+/// batch, each under its heading.
+#[test]
+fn a_shell_ls_of_several_directories_lists_each() {
+    let s = Server::anonymous(&[]);
+    for d in ["a", "b"] {
+        std::fs::create_dir(s.root.join(d)).unwrap();
+        std::fs::write(s.root.join(d).join(format!("in-{d}")), d).unwrap();
+    }
+    let o = shell_batch(&s.url(""), "ls a b\n");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (out.find("a:\n").unwrap(), out.find("b:\n").unwrap());
+    assert!(
+        a < b && out.contains("in-a") && out.contains("in-b"),
+        "{out}"
+    );
+    let o = shell_batch(&s.url(""), "ls a nope\n");
+    assert_ne!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+}

@@ -15,7 +15,7 @@ use crate::output::{exec_and_print, format_entry, format_stat};
 
 const HELP: &str = "\
 commands:
-  ls [DIR]               list a remote directory
+  ls [DIR...]            list remote directories (several: one batch)
   pwd                    remote directory
   cd DIR                 change remote directory
   get REMOTE [LOCAL]     download (verified); flags: -r --resume --overwrite fail|keep-both|replace
@@ -275,6 +275,33 @@ impl<'c> Shell<'c> {
         match cmd.as_str() {
             "help" | "?" => println!("{HELP}"),
             "exit" | "quit" | "bye" => return Ok(None),
+            "ls" | "dir" if words.len() > 1 => {
+                // Several directories: one pipelined batch (issue 28),
+                // each under a heading; the first failure is the line's.
+                let mut first_error = None;
+                for (i, (dir, listed)) in
+                    words.iter().zip(self.client.list_batch(&words)).enumerate()
+                {
+                    match listed {
+                        Ok(entries) => {
+                            println!("{}{dir}:", if i > 0 { "\n" } else { "" });
+                            for e in entries {
+                                println!("{}", format_entry(&e));
+                            }
+                        }
+                        Err(e) => {
+                            let e = FerryError::remote(dir, e);
+                            match first_error {
+                                None => first_error = Some(e),
+                                Some(_) => eprintln!("ferry: ls {e}"),
+                            }
+                        }
+                    }
+                }
+                if let Some(e) = first_error {
+                    return Err(e);
+                }
+            }
             "ls" | "dir" => {
                 let dir = words.first().cloned().unwrap_or_default();
                 for e in self.client.list(&dir)? {

@@ -715,7 +715,7 @@ fn a_restarted_server_is_a_new_connection() {
     let now = p.now;
     p.server.restart(now);
     let buf = || vec![0; 256 * 1024];
-    let mut fresh = ferry_core::Server::new(now, server_config(), buf(), buf()).unwrap();
+    let fresh = ferry_core::Server::new(now, server_config(), buf(), buf()).unwrap();
     assert_eq!(p.server.transmit_buf(), fresh.transmit_buf());
     assert_eq!(p.server.poll_timeout(), fresh.poll_timeout());
     assert!(!p.server.is_closed());

@@ -260,6 +260,79 @@ pub fn pipelined_gets() -> String {
     out
 }
 
+/// Two pre-agreed gets (version 3, window 4, anonymous login, chunk 8):
+/// `a` (10 bytes) within its bound of 16, so its body follows the offer;
+/// `b` (5 bytes) past its bound of 4, so its offer waits for an `Accept`
+/// and its body comes after it.
+pub fn agreed_gets() -> String {
+    let now = Instant::ZERO;
+    let cc = Config {
+        chunk_size: 8,
+        digests: Digests::MD5_ONLY,
+        ..Config::default()
+    };
+    let mut sc = ServerConfig::new([1; 32]);
+    sc.conn = cc;
+    sc.allow_anonymous = true;
+    let mut c = Client::<_, 4>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let mut s = Server::<_, 4>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let files = [("a", &b"first file"[..]), ("b", b"other")];
+    let body = |name: &str| files.iter().find(|f| f.0 == name).unwrap().1;
+    // Offered names, oldest first; bodies go in that order.
+    let mut offered: Vec<String> = Vec::new();
+    let (mut out, mut hellos) = (String::new(), (false, false));
+    let mut buf = [0u8; 4096];
+    let mut requested = false;
+    let mut ended = 0;
+    c.login_anonymous().unwrap();
+    for _ in 0..20 {
+        if let Some(n) = c.poll_transmit(&mut buf) {
+            describe("C→S", &buf[..n], &mut hellos.0, &mut out);
+            s.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ServerEvent::Request(Request::Get { path }) => {
+                    s.offer(body(&path).len() as u64).unwrap();
+                    offered.push(path.to_string());
+                }
+                ServerEvent::SendBody { .. } => {
+                    let name = offered.remove(0);
+                    let b = body(&name);
+                    let mut at = 0;
+                    while at < b.len() {
+                        at += s.send_body(&b[at..]).unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(n) = s.poll_transmit(&mut buf) {
+            describe("S→C", &buf[..n], &mut hellos.1, &mut out);
+            c.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                ClientEvent::Offer { .. } => c.accept(0).unwrap(),
+                ClientEvent::TransferEnd { .. } => ended += 1,
+                _ => {}
+            }
+        }
+        if c.is_logged_in() && !requested {
+            requested = true;
+            c.get_agreed("a", 0, 16).unwrap();
+            c.get_agreed("b", 0, 4).unwrap();
+        }
+        if ended == 2 {
+            if let Some(n) = c.poll_transmit(&mut buf) {
+                describe("C→S", &buf[..n], &mut hellos.0, &mut out);
+            }
+            break;
+        }
+    }
+    out
+}
+
 /// The version-3 messages `Refuse` (tag 20) and `Retry` (tag 21), each
 /// as one frame.
 pub fn v3_messages() -> String {
@@ -267,6 +340,16 @@ pub fn v3_messages() -> String {
     use ferry_core::message::Message;
     let mut out = String::new();
     for m in [
+        Message::GetAgreed {
+            path: ferry_core::message::bounded("a", ferry_core::Error::InvalidPath).unwrap(),
+            offset: 0,
+            max: 300,
+        },
+        Message::GetAgreed {
+            path: ferry_core::message::bounded("a", ferry_core::Error::InvalidPath).unwrap(),
+            offset: 4096,
+            max: u64::MAX,
+        },
         Message::Refuse { code: 21 },
         Message::Refuse { code: 255 },
         Message::Retry {
@@ -294,6 +377,9 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--gets") {
         print!("{}", pipelined_gets());
+    }
+    if std::env::args().any(|a| a == "--agreed") {
+        print!("{}", agreed_gets());
     }
     if std::env::args().any(|a| a == "--v3-messages") {
         print!("{}", v3_messages());

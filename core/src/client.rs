@@ -39,6 +39,10 @@ pub enum Event<'a> {
     ListEnd,
     /// get: the server will send a file of `size` bytes. Answer with
     /// [`Client::accept`] (with a resume offset) or [`Client::refuse`].
+    /// For a [`Client::get_agreed`] whose agreement the size meets, the
+    /// answer was given in the request: `accept` takes the agreed offset
+    /// only and sends nothing, and `refuse` takes the body and cancels it
+    /// when it starts.
     Offer {
         /// Size of the whole file.
         size: u64,
@@ -112,13 +116,21 @@ struct AcceptedGet {
     /// This side cancelled it already: its body (or the trailer ending
     /// it) is dropped when it comes.
     cancelled: bool,
+    /// A pre-agreed get the driver refused: cancelled with this code when
+    /// its body starts, the one moment an `Error` surely names it.
+    refused: Option<u16>,
 }
 
 /// A get or put sent, its answer not yet here.
 #[derive(Debug, Clone, Copy)]
 enum Head {
-    Get,
-    Put { size: u64 },
+    /// `agreed`: sent as `GetAgreed` with this offset and largest size.
+    Get {
+        agreed: Option<(u64, u64)>,
+    },
+    Put {
+        size: u64,
+    },
 }
 
 enum State {
@@ -130,6 +142,10 @@ enum State {
     Await(Pending),
     Offered {
         size: u64,
+        /// Accepted in the request (`GetAgreed`): the offset, and the
+        /// request's sequence number, which is where its body stands in
+        /// the server's answers.
+        agreed: Option<(u64, u32)>,
     },
     Receiving(Transfer),
     Sending(Transfer),
@@ -183,6 +199,18 @@ pub struct ClientRole<const W: usize> {
     /// The request in flight first is a resumed put: nothing may follow
     /// it until it ends (`docs/PROTOCOL.md#pipelining`).
     alone: bool,
+    /// A request other than get or put sent behind the login, before its
+    /// answer: it is awaited once the login succeeds.
+    behind: Option<Pending>,
+    /// Requests other than get and put sent behind the one awaited
+    /// (version 3, window above 1, no get or put in flight), oldest
+    /// first: the server answers them in order, each once the one
+    /// before has ended (`docs/PROTOCOL.md#pipelining`).
+    queued: Deque<Pending, W>,
+    /// The login was refused with this error while requests were behind
+    /// it: their `NotLoggedIn` is reported as it
+    /// ([`Client::login_sent`]).
+    refused_login: Option<Error>,
 }
 
 impl<const W: usize> ClientRole<W> {
@@ -244,6 +272,13 @@ impl<const W: usize> ClientRole<W> {
 
     /// Whether the head at the front belongs to the oldest request in
     /// flight (its failure is then `Failed`, not `Refused`).
+    /// The state once the login succeeded: awaiting the request sent
+    /// behind it, if any.
+    fn after_login(&mut self) -> State {
+        self.refused_login = None;
+        self.behind.take().map_or(State::Idle, State::Await)
+    }
+
     fn head_is_oldest(&self) -> bool {
         self.ready.is_empty()
             && self.tails.is_empty()
@@ -346,6 +381,9 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             next_seq: 0,
             retry_after: None,
             alone: false,
+            behind: None,
+            refused_login: None,
+            queued: Deque::new(),
         };
         Ok(Endpoint::from_parts(link, role))
     }
@@ -365,10 +403,17 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     }
 
     /// Whether the login went out whole and only its answer is awaited
-    /// (anonymous, or SCRAM's final message sent): a get or put may
-    /// follow it at once (`docs/PROTOCOL.md#login`). The server reads it
-    /// after the login, so a refused login refuses it too (`NotLoggedIn`,
-    /// after [`Event::LoginFailed`]).
+    /// (anonymous, or SCRAM's final message sent): any request may follow
+    /// it at once (`docs/PROTOCOL.md#login`), one until the server's
+    /// hello says the window, and gets and puts up to the window after.
+    ///
+    /// **A refused login and the requests behind it.** The server answers
+    /// the login first, then each request behind it with
+    /// `Error(NotLoggedIn)`. So [`Event::LoginFailed`] always comes first,
+    /// and each request behind it then fails ([`Event::Failed`] or
+    /// [`Event::Refused`]) with the login's own error, not
+    /// `NotLoggedIn`: whichever event a driver reports, the user reads
+    /// why the login failed. A new login may be sent once they have.
     pub fn login_sent(&self) -> bool {
         matches!(self.role.state, State::Anonymous | State::Scram(_, true))
             && self.link.closed.is_none()
@@ -388,7 +433,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     pub fn can_pipeline(&self, get: bool) -> bool {
         let r = &self.role;
         let sent = self.login_sent();
-        if self.link.closed.is_some() || !(self.is_logged_in() || sent) {
+        if self.link.closed.is_some() || !(self.is_logged_in() || sent) || r.behind.is_some() {
             return false;
         }
         if r.in_flight() == 0 || W == 1 {
@@ -403,7 +448,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 r.state,
                 State::Receiving(_) | State::Discarding | State::Offered { .. }
             )
-            || r.heads.iter().any(|h| matches!(h.0, Head::Get));
+            || r.heads.iter().any(|h| matches!(h.0, Head::Get { .. }));
         !r.alone
             && r.window_used(self.version() >= 3, self.window()) < self.window().min(W)
             && if get {
@@ -505,10 +550,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// the client-first message then follows this side's hello at once,
     /// saving a round trip (the server reads it after its own hello).
     pub fn login(&mut self, user: &str, password: &str, random: &[u8]) -> Result<(), Error> {
-        self.expect_state(matches!(
-            self.role.state,
-            State::LoggedOut | State::Handshake
-        ))?;
+        self.expect_state(self.may_log_in())?;
         let nonce = nonce_from_random(random)?;
         let (scram, first) = ScramClient::start(user, password, &nonce)?;
         self.link.send_msg(&Message::ClientFirst(first))?;
@@ -520,10 +562,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// answer is `AnonymousNotAllowed`). May be called before the server's
     /// hello arrived, as [`Self::login`].
     pub fn login_anonymous(&mut self) -> Result<(), Error> {
-        self.expect_state(matches!(
-            self.role.state,
-            State::LoggedOut | State::Handshake
-        ))?;
+        self.expect_state(self.may_log_in())?;
         self.link.send_msg(&Message::Anonymous)?;
         self.role.state = State::Anonymous;
         Ok(())
@@ -539,7 +578,30 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// other gets are in flight when [`Self::can_pipeline`] says so.
     pub fn get(&mut self, path: &str) -> Result<(), Error> {
         let path = to_path(path)?;
-        self.transfer_request(Message::Request(Request::Get { path }), Head::Get, false)
+        let head = Head::Get { agreed: None };
+        self.transfer_request(Message::Request(Request::Get { path }), head, false)
+    }
+
+    /// Downloads `path`, agreeing in advance to any size from `offset` up
+    /// to `max` (`docs/PROTOCOL.md#pre-agreed-gets`): an offer within it
+    /// is followed by its body with no turn for the `Accept`. Only when
+    /// [`Negotiated::agreed_gets`](crate::Negotiated::agreed_gets) says
+    /// the server takes it (else [`Error::Unsupported`], sending nothing:
+    /// use [`Self::get`]); an `offset` above 0 goes alone, as a resumed
+    /// put does, so its prefix can be hashed before its body.
+    pub fn get_agreed(&mut self, path: &str, offset: u64, max: u64) -> Result<(), Error> {
+        let path = to_path(path)?;
+        if !self.link.negotiated.is_some_and(|n| n.agreed_gets()) {
+            return Err(Error::Unsupported);
+        }
+        if offset > 0 && self.role.in_flight() > 0 {
+            return Err(Error::BadUsage);
+        }
+        let head = Head::Get {
+            agreed: Some((offset, max)),
+        };
+        let msg = Message::GetAgreed { path, offset, max };
+        self.transfer_request(msg, head, offset > 0)
     }
 
     /// Uploads `size` bytes to `path`: [`Event::Accepted`] follows.
@@ -570,7 +632,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         if let Some(_e) = self.link.closed {
             return Err(Error::Closed);
         }
-        if !self.can_pipeline(matches!(head, Head::Get)) {
+        if !self.can_pipeline(matches!(head, Head::Get { .. })) {
             return Err(Error::BadUsage);
         }
         self.link.send_msg(&msg)?;
@@ -660,10 +722,44 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     }
 
     fn request(&mut self, msg: Message, pending: Pending) -> Result<(), Error> {
-        self.expect_state(matches!(self.role.state, State::Idle) && self.role.in_flight() == 0)?;
+        let r = &self.role;
+        let behind = self.login_sent() && r.behind.is_none();
+        let queue = self.can_queue();
+        self.expect_state(
+            (matches!(r.state, State::Idle) || behind || queue) && self.role.in_flight() == 0,
+        )?;
         self.link.send_msg(&msg)?;
-        self.role.state = State::Await(pending);
+        if behind {
+            self.role.behind = Some(pending);
+        } else if queue {
+            let _ = self.role.queued.push_back(pending);
+        } else {
+            self.role.state = State::Await(pending);
+        }
         Ok(())
+    }
+
+    /// Whether a request other than get or put may go now behind the
+    /// one awaited (`docs/PROTOCOL.md#pipelining`): version 3, within
+    /// the window, no get or put in flight. [`Self::is_idle`] says
+    /// whether one may go at all.
+    pub fn can_queue(&self) -> bool {
+        let r = &self.role;
+        matches!(r.state, State::Await(_))
+            && r.in_flight() == 0
+            && self.version() >= 3
+            && r.queued.len() + 1 < self.window().min(W)
+            && self.link.closed.is_none()
+    }
+
+    /// Logged out (or not yet), with no answer to a refused login's
+    /// requests still to come: their `NotLoggedIn` must not be read as
+    /// the new login's failure.
+    fn may_log_in(&self) -> bool {
+        let r = &self.role;
+        matches!(r.state, State::LoggedOut | State::Handshake)
+            && r.in_flight() == 0
+            && r.behind.is_none()
     }
 
     fn expect_state(&self, ok: bool) -> Result<(), Error> {
@@ -683,11 +779,14 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// caller already holds; feed them with [`Self::feed_prefix`] before
     /// polling further events so the MD5 covers the whole file).
     pub fn accept(&mut self, offset: u64) -> Result<(), Error> {
-        let State::Offered { size } = self.role.state else {
+        let State::Offered { size, agreed } = self.role.state else {
             return Err(Error::BadUsage);
         };
         if offset > size {
             return Err(Error::BadOffset);
+        }
+        if agreed.is_some_and(|(o, _)| o != offset) {
+            return Err(Error::BadUsage);
         }
         // Only a get alone in flight starts at once (and may resume: its
         // prefix is hashed before any body byte); behind others it starts
@@ -697,8 +796,13 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             return Err(Error::BadUsage);
         }
         let t = Transfer::new(size, offset, self.link.digest())?;
-        self.link.send_msg(&Brief::Accept { offset, name: None })?;
-        let seq = self.role.seq();
+        let seq = match agreed {
+            Some((_, seq)) => seq,
+            None => {
+                self.link.send_msg(&Brief::Accept { offset, name: None })?;
+                self.role.seq()
+            }
+        };
         if alone {
             self.role.body_seq = seq;
             self.role.state = State::Receiving(t);
@@ -708,6 +812,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 size,
                 seq,
                 cancelled: false,
+                refused: None,
             };
             let _ = self.role.accepted.push_back(get);
         }
@@ -718,6 +823,20 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// sends no body and the session goes on.
     pub fn refuse(&mut self, err: Error) -> Result<(), Error> {
         self.expect_state(matches!(self.role.state, State::Offered { .. }))?;
+        // Agreed already: the body comes; it is cancelled when it starts
+        // (`docs/PROTOCOL.md#pre-agreed-gets`).
+        if let State::Offered {
+            agreed: Some((offset, _)),
+            ..
+        } = self.role.state
+        {
+            self.accept(offset)?;
+            if let Some(a) = self.role.accepted.back_mut() {
+                a.refused = Some(err.request_code());
+                return Ok(());
+            }
+            return self.cancel(err);
+        }
         let code = err.request_code();
         // Version 3 has a message of its own: with several gets in flight
         // an `Error` would cancel the body in progress.
@@ -801,7 +920,10 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         if W > 1 && matches!(self.role.state, State::Idle) && !self.role.head_first() {
             if let Some(a) = self.role.accepted.pop_front() {
                 self.role.body_seq = a.seq;
-                self.role.state = if a.cancelled {
+                if let Some(code) = a.refused {
+                    self.link.send_msg(&Message::Error { code })?;
+                }
+                self.role.state = if a.cancelled || a.refused.is_some() {
                     State::Discarding
                 } else {
                     State::Receiving(Transfer::new(a.size, 0, self.link.digest())?)
@@ -844,13 +966,17 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         match msg {
             Message::Offer { size } => {
                 let head = self.role.head_first().then(|| self.role.heads.front());
-                if !matches!(head, Some(Some((Head::Get, _))))
-                    || !matches!(self.role.state, State::Idle)
-                {
+                let Some(Some(&(Head::Get { agreed }, seq))) = head else {
+                    return Err(Error::UnexpectedFrame);
+                };
+                if !matches!(self.role.state, State::Idle) {
                     return Err(Error::UnexpectedFrame);
                 }
                 self.role.heads.pop_front();
-                self.role.state = State::Offered { size };
+                let agreed = agreed
+                    .filter(|&(offset, max)| offset <= size && size <= max)
+                    .map(|(offset, _)| (offset, seq));
+                self.role.state = State::Offered { size, agreed };
                 return Ok(Step::Event(Event::Offer { size }));
             }
             Message::Accept { offset, name } => {
@@ -899,11 +1025,11 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             (State::Scram(scram, true), Message::ServerFinal(text)) => {
                 scram.server_final(&text)?;
                 self.link.logged_in();
-                (State::Idle, Some(Event::LoggedIn))
+                (self.role.after_login(), Some(Event::LoggedIn))
             }
             (State::Anonymous, Message::LoginOk) => {
                 self.link.logged_in();
-                (State::Idle, Some(Event::LoggedIn))
+                (self.role.after_login(), Some(Event::LoggedIn))
             }
             (State::Await(Pending::Echo), Message::EchoReply(t)) => {
                 (State::Idle, Some(Event::Echo(t)))
@@ -940,7 +1066,15 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             }
             _ => return Err(Error::UnexpectedFrame),
         };
-        self.role.state = state;
+        // An answer ended: the next request queued behind it is awaited.
+        self.role.state = match state {
+            State::Idle => self
+                .role
+                .queued
+                .pop_front()
+                .map_or(State::Idle, State::Await),
+            other => other,
+        };
         Ok(event.map_or(Step::Nothing, Step::Event))
     }
 
@@ -952,10 +1086,19 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         let r = &mut self.role;
         if matches!(r.state, State::Scram(..) | State::Anonymous) {
             r.state = State::LoggedOut;
+            r.refused_login = Some(err);
             return Ok(Step::Event(Event::LoginFailed(err)));
         }
+        // A request behind a refused login (`Client::login_sent`).
+        let err = match r.refused_login {
+            Some(login) if err == Error::NotLoggedIn => login,
+            _ => err,
+        };
+        if matches!(r.state, State::LoggedOut) && r.behind.take().is_some() {
+            return Ok(Step::Event(Event::Failed(err)));
+        }
         if matches!(r.state, State::Await(_)) {
-            r.state = State::Idle;
+            r.state = r.queued.pop_front().map_or(State::Idle, State::Await);
             return Ok(Step::Event(Event::Failed(err)));
         }
         // A refusal of the oldest get or put still without an answer.

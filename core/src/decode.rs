@@ -256,6 +256,11 @@ impl<'a> Reader<'a> {
                 code: self.u16()?,
                 seconds: self.u32()?,
             },
+            22 => Message::GetAgreed {
+                path: Path::new(),
+                offset: 0,
+                max: 0,
+            },
             _ => return Err(Error::Malformed),
         };
         match out {
@@ -277,6 +282,12 @@ impl<'a> Reader<'a> {
                 e.size = self.u64()?;
                 e.modified = self.u64()?;
                 e.mode = self.u32()?;
+                Ok(())
+            }
+            Message::GetAgreed { path, offset, max } => {
+                self.string_into(path)?;
+                *offset = self.u64()?;
+                *max = self.u64()?;
                 Ok(())
             }
             Message::Accept { name, .. } => {

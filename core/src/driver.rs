@@ -132,6 +132,17 @@ pub trait Gets {
     }
 }
 
+/// Many listings on one connection, pipelined: the items of
+/// [`blocking::BlockingClient::list_many`], numbered from 0.
+pub trait Lists {
+    /// The directory item `i` lists.
+    fn path(&self, i: usize) -> &str;
+    /// One entry of item `i`'s listing.
+    fn entry(&mut self, i: usize, entry: &Entry);
+    /// Item `i` ended: listed whole, or why not.
+    fn done(&mut self, i: usize, result: Result<(), Error>);
+}
+
 /// Item numbers in flight, oldest first (fixed capacity, no allocation).
 struct Items<const W: usize>(heapless::Vec<usize, W>);
 
@@ -262,9 +273,9 @@ macro_rules! drivers {
                 }
 
                 /// Starts an anonymous login without waiting for its
-                /// answer: a get or put may follow at once (one round trip
-                /// less); other requests first [`Self::finish_login`]. A
-                /// refused login fails the exchange that sees it.
+                /// answer: any request may follow at once (one round trip
+                /// less). A refused login fails the exchange that sees it
+                /// with the login's own error (`Client::login_sent`).
                 pub fn start_login_anonymous(&mut self) -> Result<(), DriverError<T::Error>> {
                     self.client.login_anonymous()?;
                     Ok(())
@@ -414,6 +425,67 @@ macro_rules! drivers {
                         ClientEvent::ListEnd => Ok(Flow::Done(n)),
                         other => unexpected(other),
                     }) $($await)*
+                }
+
+                /// Lists items `0..count` of `lists`, up to the negotiated
+                /// window in flight at once (version 3; one at a time
+                /// otherwise): each answer follows the one before, so a
+                /// batch costs one turn, not one per directory
+                /// (`docs/PROTOCOL.md#pipelining`). A connection that
+                /// closes ends every item not ended with its error, which
+                /// is returned.
+                pub $($async)? fn list_many(&mut self, count: usize, lists: &mut impl Lists)
+                    -> Result<(), DriverError<T::Error>> {
+                    let (mut next, mut sent) = (0, Items::<W>(heapless::Vec::new()));
+                    let mut closed = None;
+                    loop {
+                        while next < count
+                            && (sent.0.is_empty() || self.client.can_queue())
+                        {
+                            match self.client.list(lists.path(next)) {
+                                Ok(()) => sent.push(next)?,
+                                Err(e) => lists.done(next, Err(e)),
+                            }
+                            next += 1;
+                        }
+                        self.flush() $($await)* ?;
+                        while let Some(ev) = self.client.poll_event() {
+                            match ev {
+                                ClientEvent::Entry(e) => {
+                                    let i = sent.front().ok_or(Error::Internal)?;
+                                    lists.entry(i, &e);
+                                }
+                                ClientEvent::ListEnd => {
+                                    let i = sent.pop_front().ok_or(Error::Internal)?;
+                                    lists.done(i, Ok(()));
+                                }
+                                ClientEvent::Failed(e) => {
+                                    let i = sent.pop_front().ok_or(Error::Internal)?;
+                                    lists.done(i, Err(e));
+                                }
+                                ClientEvent::Closed(e) => {
+                                    closed = Some(e);
+                                    break;
+                                }
+                                _ => {}
+                            }
+                        }
+                        if closed.is_some() || (next == count && sent.0.is_empty()) {
+                            break;
+                        }
+                        if !sent.0.is_empty() {
+                            self.read_some() $($await)* ?;
+                        }
+                    }
+                    match closed {
+                        Some(e) => {
+                            for i in sent.0.iter().copied().chain(next..count) {
+                                lists.done(i, Err(e));
+                            }
+                            Err(e.into())
+                        }
+                        None => self.flush() $($await)*,
+                    }
                 }
 
                 /// Describes one path.

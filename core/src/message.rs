@@ -267,6 +267,20 @@ pub enum Message {
         /// Seconds until a new connection may succeed (0: unknown).
         seconds: u32,
     },
+    /// C→S, version 3, to a server whose hello lists
+    /// [`AGREED_GETS`](crate::frame::AGREED_GETS): a get whose answer
+    /// is agreed in advance. An offer of `offset ≤ size ≤ max` counts as
+    /// accepted from `offset`, so its body follows the offer without a
+    /// turn; any other offer waits for `Accept` or `Refuse` as after a
+    /// `Request(Get)` (`docs/PROTOCOL.md#pre-agreed-gets`).
+    GetAgreed {
+        /// File to read.
+        path: Path,
+        /// Bytes already held (resume), as `Accept.offset`.
+        offset: u64,
+        /// The largest size accepted without seeing it first.
+        max: u64,
+    },
 }
 
 impl Message {
@@ -295,6 +309,7 @@ impl Message {
             Message::Sum(_) => "sum",
             Message::Refuse { .. } => "refuse",
             Message::Retry { .. } => "retry",
+            Message::GetAgreed { .. } => "get-agreed",
         }
     }
 }

@@ -172,6 +172,10 @@ pub struct ServerRole<const W: usize> {
     /// A refused connection's error and retry-after, sent once the
     /// client's hello says which form it reads.
     refusal: Option<(Error, u32)>,
+    /// The get being answered came as `GetAgreed`: the offset and the
+    /// largest size its client accepts without an `Accept`. One is
+    /// enough: a request is read only once the one before is answered.
+    agreed: Option<(u64, u64)>,
 }
 
 impl<const W: usize> ServerRole<W> {
@@ -333,6 +337,7 @@ impl<const W: usize> ServerRole<W> {
             ahead: Deque::new(),
             sent: Deque::new(),
             refusal: None,
+            agreed: None,
         }
     }
 }
@@ -739,10 +744,16 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         }
         self.answer(true)?;
         self.link.send_msg(&Brief::Offer { size })?;
+        // Within what a `GetAgreed` agreed to, the offer is accepted
+        // already: its body goes out in its turn, without an `Accept`.
+        let answer = match self.role.agreed.take() {
+            Some((offset, max)) if offset <= size && size <= max => Answer::Accept(offset),
+            _ => Answer::Waiting,
+        };
         let get = Ahead::Get {
             size,
             vouched: sum,
-            answer: Answer::Waiting,
+            answer,
         };
         self.role.ahead.push_back(get).map_err(|_| Error::Internal)
     }
@@ -859,6 +870,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             FrameKind::Msg => {
                 let mut msg = Message::Ok;
                 crate::decode::message_into(self.link.payload(range), &mut msg)?;
+                self.take_agreement(&mut msg);
                 self.on_message(&mut msg)
             }
             FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
@@ -881,6 +893,24 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             error,
             failures: self.role.failures,
         }))
+    }
+
+    /// A pre-agreed get is a get to the store: rewritten in place, its
+    /// agreement kept until the offer (`docs/PROTOCOL.md#pre-agreed-gets`).
+    /// Any other request clears it. Kept out of line: inlined, it let the
+    /// compiler copy all of [`Self::on_message`] for the rewritten case
+    /// (8.5 KB of flash).
+    #[inline(never)]
+    fn take_agreement(&mut self, msg: &mut Message) {
+        if let Message::GetAgreed { path, offset, max } = msg {
+            if self.version() >= 3 {
+                self.role.agreed = Some((*offset, *max));
+                let path = core::mem::take(path);
+                *msg = Message::Request(Request::Get { path });
+            }
+        } else if let Message::Request(_) = msg {
+            self.role.agreed = None;
+        }
     }
 
     /// One control message. Taken by reference, and each kind of message

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant as StdInstant};
 use embedded_io_adapters::std::FromStd;
 use ferry_core::digest::{Algorithm, Digests, Sum};
 use ferry_core::driver::blocking::BlockingClient;
-use ferry_core::driver::{Gets, Got, Puts};
+use ferry_core::driver::{Gets, Got, Lists, Puts};
 use ferry_core::naming::{keep_both_name, part_name};
 use ferry_core::{Config, Entry, Error, Instant, Kind, Overwrite, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -234,6 +234,11 @@ pub struct Client {
 /// 4 KiB take 0.56 s up and 0.45 s down at 1024, 0.71 / 1.10 s at 256
 /// (docs/BENCHMARKS.md). The server's own window can lower it.
 pub const WINDOW: usize = 1024;
+
+/// Files `get -r` collects from its listings before it fetches them as
+/// one batch: a few windows, so a tree of small files costs few turns
+/// and a huge one is never held whole.
+const TREE_BATCH: usize = 4 * WINDOW;
 
 fn proto(e: impl Into<FerryError>) -> FerryError {
     e.into()
@@ -500,9 +505,9 @@ impl Client {
     /// Logs in: SCRAM as `user` with `password`, or anonymously when
     /// `user` is `None`.
     pub fn login(&mut self, user: Option<&str>, password: Option<&str>) -> Result<(), FerryError> {
-        // Not waiting for the answer: a get or put goes with the login
-        // (one round trip less); any other request waits for it first
-        // ([`Self::logged_in`]). A refused login fails what follows.
+        // Not waiting for the answer: every request goes with the login
+        // (one round trip less). A refused login fails what follows with
+        // the login's own error (`ferry_core::Client::login_sent`).
         let r = match user {
             None => self.inner.start_login_anonymous().map_err(proto),
             Some(u) => {
@@ -510,12 +515,6 @@ impl Client {
                 self.inner.start_login(u, pw, &nonce()?).map_err(proto)
             }
         };
-        r.map_err(|e| self.with_retry(e))
-    }
-
-    /// Waits for the login's answer (at once if it came already).
-    fn logged_in(&mut self) -> Result<(), FerryError> {
-        let r = self.inner.finish_login().map_err(proto);
         r.map_err(|e| self.with_retry(e))
     }
 
@@ -548,15 +547,15 @@ impl Client {
         if !opts.recursive {
             return self.get_entry(remote, &local, opts);
         }
-        self.logged_in()?;
-        let entry = self
-            .inner
-            .stat(remote)
-            .map_err(|e| FerryError::remote(remote, proto(e)))?;
-        if entry.kind == Kind::Dir {
-            return self.get_dir(remote, &local, opts);
-        }
-        self.get_entry(remote, &local, opts)
+        // Listed at once, with no lookup first: a file is `NotADirectory`,
+        // then fetched as one (a turn for files, none for directories).
+        let entries = match self.list(remote) {
+            Err(e) if e.protocol() == Some(Error::NotADirectory) => {
+                return self.get_entry(remote, &local, opts);
+            }
+            r => r.map_err(|e| FerryError::remote(remote, e))?,
+        };
+        self.get_listed(remote, &local, entries, opts)
     }
 
     /// Downloads the file `remote` (its size comes with the offer) to the
@@ -660,47 +659,68 @@ impl Client {
         }
     }
 
-    fn get_dir(
+    /// Fetches the tree under `remote`, its top listed as `entries`, into
+    /// `local`. Listed a level at a time, each level's directories in one
+    /// pipelined batch, and the files fetched in batches across
+    /// directories: a turn per level plus one per batch, where listing
+    /// and fetching each directory in turn cost two per directory. A
+    /// batch is fetched once [`TREE_BATCH`] files wait, so a huge tree
+    /// is not held whole.
+    fn get_listed(
         &mut self,
         remote: &str,
         local: &Path,
+        entries: Vec<Entry>,
         opts: &TransferOptions,
     ) -> Result<u64, FerryError> {
-        match fs::create_dir(local) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
-            Err(e) => return Err(FerryError::local(local, e)),
-        }
-        let entries = self
-            .list(remote)
-            .map_err(|e| FerryError::remote(remote, e))?;
-        let (mut files, mut dirs) = (Vec::new(), Vec::new());
-        for e in entries {
-            if !safe_component(&e.name) {
-                return Err(FerryError::Other(format!(
-                    "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
-                    e.name.as_str(),
-                    local.display()
-                )));
+        let mut total = 0;
+        let mut files = Vec::new();
+        let mut level = vec![(remote.to_string(), local.to_path_buf(), Ok(entries))];
+        while !level.is_empty() {
+            let mut dirs = Vec::new();
+            for (remote, local, listed) in level {
+                let entries = listed.map_err(|e| FerryError::remote(&remote, e))?;
+                match fs::create_dir(&local) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+                    Err(e) => return Err(FerryError::local(&local, e)),
+                }
+                for e in entries {
+                    if !safe_component(&e.name) {
+                        return Err(FerryError::Other(format!(
+                            "server sent an unsafe name {:?} in {remote}: refusing (it would escape {})",
+                            e.name.as_str(),
+                            local.display()
+                        )));
+                    }
+                    let r = join_remote(&remote, &e.name);
+                    let l = local.join(e.name.as_str());
+                    // The listing already says what each entry is: no
+                    // lookup (a round trip) per file.
+                    match e.kind {
+                        Kind::Dir => dirs.push((r, l)),
+                        Kind::File => files.push(GetItem {
+                            remote: r,
+                            local: l,
+                            size: e.size,
+                        }),
+                        _ => {}
+                    }
+                }
+                if files.len() >= TREE_BATCH {
+                    total += self.get_files(&files, opts)?.iter().sum::<u64>();
+                    files.clear();
+                }
             }
-            let r = join_remote(remote, &e.name);
-            let l = local.join(e.name.as_str());
-            // The listing already says what each entry is: no lookup (a
-            // round trip) per file.
-            match e.kind {
-                Kind::Dir => dirs.push((r, l)),
-                Kind::File => files.push(GetItem {
-                    remote: r,
-                    local: l,
-                    size: e.size,
-                }),
-                _ => {}
-            }
+            let paths: Vec<String> = dirs.iter().map(|d| d.0.clone()).collect();
+            let listed = self.list_batch(&paths);
+            level = dirs
+                .into_iter()
+                .zip(listed)
+                .map(|((r, l), listed)| (r, l, listed))
+                .collect();
         }
-        let mut total: u64 = self.get_files(&files, opts)?.iter().sum();
-        for (r, l) in dirs {
-            total += self.get_dir(&r, &l, opts)?;
-        }
+        total += self.get_files(&files, opts)?.iter().sum::<u64>();
         Ok(total)
     }
 
@@ -794,7 +814,6 @@ impl Client {
         // becomes it. Creating it first answers both at once: created, it
         // becomes it (no lookup round trip before a fresh upload); there
         // already, a lookup says whether it is a directory to go inside.
-        self.logged_in()?;
         let remote = if remote.ends_with('/') {
             join_remote(remote, &name)
         } else {
@@ -983,7 +1002,6 @@ impl Client {
     /// error. Servers send directory order (`docs/PROTOCOL.md#list-and-entry`); the
     /// sort is here, where the whole listing is held anyway.
     pub fn list_at_most(&mut self, path: &str, max: usize) -> Result<Vec<Entry>, FerryError> {
-        self.logged_in()?;
         let mut v = Vec::new();
         let mut n = 0usize;
         self.inner
@@ -993,7 +1011,7 @@ impl Client {
                     v.push(e.clone());
                 }
             })
-            .map_err(proto)?;
+            .map_err(|e| self.with_retry(proto(e)))?;
         if n > max {
             return Err(FerryError::Other(format!(
                 "{path}: the server listed {n} entries, more than the {max} a client keeps"
@@ -1003,16 +1021,76 @@ impl Client {
         Ok(v)
     }
 
+    /// Lists each of `paths` (sorted by name, at most [`MAX_LISTING`]
+    /// entries each, as [`Self::list`]), pipelined: up to the window in
+    /// flight at once, so many directories cost one turn. Each says how
+    /// it went.
+    pub fn list_batch(&mut self, paths: &[String]) -> Vec<Result<Vec<Entry>, FerryError>> {
+        struct Batch<'a> {
+            paths: &'a [String],
+            entries: Vec<Vec<Entry>>,
+            counts: Vec<usize>,
+            results: Vec<Option<Result<(), Error>>>,
+        }
+        impl Lists for Batch<'_> {
+            fn path(&self, i: usize) -> &str {
+                &self.paths[i]
+            }
+            fn entry(&mut self, i: usize, entry: &Entry) {
+                self.counts[i] += 1;
+                if self.entries[i].len() < MAX_LISTING {
+                    self.entries[i].push(entry.clone());
+                }
+            }
+            fn done(&mut self, i: usize, result: Result<(), Error>) {
+                self.results[i] = Some(result);
+            }
+        }
+        let mut b = Batch {
+            paths,
+            entries: vec![Vec::new(); paths.len()],
+            counts: vec![0; paths.len()],
+            results: vec![None; paths.len()],
+        };
+        let failed = self.inner.list_many(paths.len(), &mut b).err();
+        let failed = failed.map(|e| self.with_retry(proto(e)));
+        let Batch {
+            entries,
+            counts,
+            results,
+            ..
+        } = b;
+        let mut out = Vec::new();
+        for (i, (mut v, result)) in entries.into_iter().zip(results).enumerate() {
+            out.push(match result {
+                Some(Ok(())) if counts[i] > MAX_LISTING => Err(FerryError::Other(format!(
+                    "{}: the server listed {} entries, more than the {MAX_LISTING} a client keeps",
+                    paths[i], counts[i]
+                ))),
+                Some(Ok(())) => {
+                    v.sort_by(|a, b| a.name.cmp(&b.name));
+                    Ok(v)
+                }
+                Some(Err(e)) => Err(self.with_retry(proto(e))),
+                None => Err(failed
+                    .as_ref()
+                    .and_then(FerryError::protocol)
+                    .map_or(FerryError::Protocol(Error::Closed), FerryError::Protocol)),
+            });
+        }
+        out
+    }
+
     /// Describes one path.
     pub fn stat(&mut self, path: &str) -> Result<Entry, FerryError> {
-        self.logged_in()?;
-        self.inner.stat(path).map_err(proto)
+        self.inner.stat(path).map_err(|e| self.with_retry(proto(e)))
     }
 
     /// A remote file's digest, with the negotiated algorithm.
     pub fn digest(&mut self, path: &str) -> Result<Sum, FerryError> {
-        self.logged_in()?;
-        self.inner.digest(path).map_err(proto)
+        self.inner
+            .digest(path)
+            .map_err(|e| self.with_retry(proto(e)))
     }
 
     /// The digest every transfer on this connection uses.
@@ -1025,47 +1103,47 @@ impl Client {
 
     /// Removes a file or empty directory.
     pub fn remove(&mut self, path: &str) -> Result<(), FerryError> {
-        self.logged_in()?;
-        self.inner.remove(path).map_err(proto)
+        self.inner
+            .remove(path)
+            .map_err(|e| self.with_retry(proto(e)))
     }
 
     /// Creates a directory; an existing name is refused.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FerryError> {
-        self.logged_in()?;
-        (self.inner.mkdir(path).map_err(proto)).map_err(on_exists(""))
+        let r = self.inner.mkdir(path);
+        (r.map_err(|e| self.with_retry(proto(e)))).map_err(on_exists(""))
     }
 
     /// Renames; an existing `to` is refused ("already exists") unless
     /// `replace`.
     pub fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<(), FerryError> {
-        self.logged_in()?;
         if replace {
-            self.inner.rename_replacing(from, to).map_err(proto)
+            self.inner
+                .rename_replacing(from, to)
+                .map_err(|e| self.with_retry(proto(e)))
         } else {
-            (self.inner.rename(from, to).map_err(proto))
+            let r = self.inner.rename(from, to);
+            (r.map_err(|e| self.with_retry(proto(e))))
                 .map_err(on_exists(" (use --overwrite replace)"))
         }
     }
 
     /// Changes the session's directory; returns the new one.
     pub fn cd(&mut self, path: &str) -> Result<String, FerryError> {
-        self.logged_in()?;
-        self.inner.cd(path).map(|p| p.to_string()).map_err(proto)
+        let r = self.inner.cd(path).map(|p| p.to_string());
+        r.map_err(|e| self.with_retry(proto(e)))
     }
 
     /// The session's directory.
     pub fn pwd(&mut self) -> Result<String, FerryError> {
-        self.logged_in()?;
-        self.inner.pwd().map(|p| p.to_string()).map_err(proto)
+        let r = self.inner.pwd().map(|p| p.to_string());
+        r.map_err(|e| self.with_retry(proto(e)))
     }
 
     /// Echo.
     pub fn echo(&mut self, text: &str, upper: bool) -> Result<String, FerryError> {
-        self.logged_in()?;
-        self.inner
-            .echo(text, upper)
-            .map(|t| t.to_string())
-            .map_err(proto)
+        let r = self.inner.echo(text, upper).map(|t| t.to_string());
+        r.map_err(|e| self.with_retry(proto(e)))
     }
 
     /// Runs a command; output goes to `out`; returns (status, no_output).
@@ -1074,8 +1152,9 @@ impl Client {
         command: &str,
         out: impl FnMut(Stream, &[u8]),
     ) -> Result<(i32, bool), FerryError> {
-        self.logged_in()?;
-        self.inner.exec(command, out).map_err(proto)
+        self.inner
+            .exec(command, out)
+            .map_err(|e| self.with_retry(proto(e)))
     }
 }
 
@@ -1097,7 +1176,9 @@ pub struct GetItem {
     pub remote: String,
     /// Exactly where it goes here.
     pub local: PathBuf,
-    /// Its size as listed (for the progress bar; the offer decides).
+    /// Its size as listed (for the progress bar; the offer decides), 0
+    /// when not listed. A pre-agreed get agrees to any size up to it
+    /// (any at all for 0); a larger offer is answered as a plain get's.
     pub size: u64,
 }
 
@@ -1230,7 +1311,23 @@ impl Gets for GetBatch<'_> {
         i: usize,
         client: &mut ferry_core::Client<B, W>,
     ) -> Result<(), Error> {
-        client.get(&self.files[i].remote)
+        let f = &self.files[i];
+        // A local file in the way fails here, before any request: with
+        // the answer in the request its body would come anyway.
+        if let Err(e) = local_target(&f.local, self.overwrite) {
+            let code = e.protocol().unwrap_or(Error::Io);
+            self.results[i] = Some(Err(e));
+            return Err(code);
+        }
+        // The answer goes with the request (`docs/PROTOCOL.md#pre-agreed-gets`),
+        // saving a turn per window: any size up to the listed one (a file
+        // that grew since is shown first, as a plain get's), any at all
+        // when none was listed.
+        if client.negotiated().is_some_and(|n| n.agreed_gets()) {
+            let max = if f.size > 0 { f.size } else { u64::MAX };
+            return client.get_agreed(&f.remote, 0, max);
+        }
+        client.get(&f.remote)
     }
 
     fn offered(&mut self, i: usize, size: u64) -> Result<(), Error> {

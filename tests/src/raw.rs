@@ -25,6 +25,8 @@ pub enum Frame {
 /// MD5 only), logged in.
 pub struct Raw {
     s: TcpStream,
+    /// The server's hello, as it came.
+    pub server_hello: [u8; HELLO_LEN],
 }
 
 impl Raw {
@@ -45,10 +47,12 @@ impl Raw {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.set_nodelay(true).unwrap();
-        let mut r = Raw { s };
+        let mut r = Raw {
+            s,
+            server_hello: [0; HELLO_LEN],
+        };
         r.s.write_all(&hello).unwrap();
-        let mut hello = [0u8; HELLO_LEN];
-        r.s.read_exact(&mut hello).expect("server hello");
+        r.s.read_exact(&mut r.server_hello).expect("server hello");
         r.send(&Message::Anonymous);
         match r.msg() {
             Message::LoginOk => r,

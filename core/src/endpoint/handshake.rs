@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::digest::{self, Algorithm, Digests};
 use crate::error::Error;
-use crate::frame::{Hello, FLAG_V3, HEADER_LEN, VERSION, WINDOW_SHIFT};
+use crate::frame::{Hello, AGREED_GETS, FLAG_V3, HEADER_LEN, VERSION, WINDOW_SHIFT};
 use crate::setup::{BufferKind, InsufficientSize, SetupError};
 
 /// Sizes both sides agreed on in the handshake.
@@ -27,6 +27,14 @@ pub struct Negotiated {
     /// How many requests may be in flight at once: the smaller of both
     /// sides' windows, 1 with a version-2 peer.
     pub window: u16,
+}
+
+impl Negotiated {
+    /// Whether the server takes pre-agreed gets: a version-3 session
+    /// whose server listed [`AGREED_GETS`] (`docs/PROTOCOL.md#pre-agreed-gets`).
+    pub fn agreed_gets(&self) -> bool {
+        self.version >= 3 && self.peer_digests.to_bytes().contains(&AGREED_GETS)
+    }
 }
 
 /// Which end of the connection this is: the client's digest preference
@@ -81,6 +89,14 @@ impl LocalHello {
         flags |= FLAG_V3 | (((window - 1) as u16) << WINDOW_SHIFT);
         let max_frame = u32::try_from(in_len - HEADER_LEN).unwrap_or(u32::MAX);
         let max_send = u32::try_from(out_len - HEADER_LEN).unwrap_or(u32::MAX);
+        // A server that pipelines says it takes pre-agreed gets in a free
+        // digest slot (`docs/PROTOCOL.md#pre-agreed-gets`).
+        let mut digests = config.digests.to_bytes();
+        if side == Side::Server && window > 1 {
+            if let Some(free) = digests.iter_mut().find(|d| **d == 0) {
+                *free = AGREED_GETS;
+            }
+        }
         Ok(LocalHello {
             side,
             hello: Hello {
@@ -88,7 +104,7 @@ impl LocalHello {
                 flags,
                 max_frame,
                 chunk: config.chunk_size.min(max_frame).min(max_send),
-                digests: config.digests,
+                digests: Digests::from_bytes(digests),
             },
             max_send,
         })

@@ -116,6 +116,11 @@ fn message() -> impl Strategy<Value = Message> {
         sum().prop_map(Message::Sum),
         any::<u16>().prop_map(|code| Message::Refuse { code }),
         (any::<u16>(), any::<u32>()).prop_map(|(code, seconds)| Message::Retry { code, seconds }),
+        (text(), any::<u64>(), any::<u64>()).prop_map(|(path, offset, max)| Message::GetAgreed {
+            path,
+            offset,
+            max
+        }),
     ]
 }
 
@@ -137,8 +142,8 @@ fn every_tag_serde_knows_the_decoder_knows() {
             }
         }
     }
-    // Tags 0..=21 decode from some such bytes, and no other.
-    assert_eq!(tags, (1 << 22) - 1, "tags that decoded: {tags:b}");
+    // Tags 0..=22 decode from some such bytes, and no other.
+    assert_eq!(tags, (1 << 23) - 1, "tags that decoded: {tags:b}");
 }
 
 #[test]

@@ -105,3 +105,15 @@ fn version_3_message_examples_match_the_implementation() {
         "regenerate with `cargo run -p ferry-core --example session_dump -- --v3-messages`"
     );
 }
+
+/// The pre-agreed gets example: one within its bound (its body follows
+/// the offer), one past it (its offer waits for the `Accept`).
+#[cfg(all(feature = "sha256", feature = "blake3"))]
+#[test]
+fn agreed_gets_listing_matches_the_implementation() {
+    assert_eq!(
+        listing("agreed-gets"),
+        session_dump::agreed_gets(),
+        "regenerate with `cargo run -p ferry-core --features sha256,blake3 --example session_dump -- --agreed`"
+    );
+}

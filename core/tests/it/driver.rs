@@ -533,7 +533,47 @@ fn put_many_and_get_many_against_serve_with_a_window() {
             }
         }
         assert!(c.client().is_idle());
-        // The session goes on after both batches.
+
+        // Listings pipelined (`list_many`): five go out back to back,
+        // each answered whole, in order.
+        struct Listed {
+            counts: Vec<usize>,
+            done: Vec<Option<Result<(), Error>>>,
+        }
+        impl ferry_core::driver::Lists for Listed {
+            fn path(&self, _: usize) -> &str {
+                ""
+            }
+            fn entry(&mut self, i: usize, _: &ferry_core::Entry) {
+                assert!(self.done[i].is_none(), "an entry after its end");
+                self.counts[i] += 1;
+            }
+            fn done(&mut self, i: usize, result: Result<(), Error>) {
+                assert!(self.done[..i].iter().all(Option::is_some), "out of order");
+                self.done[i] = Some(result);
+            }
+        }
+        let before = sent_frames(&up.lock().unwrap()[..]).len();
+        let mut l = Listed {
+            counts: vec![0; 5],
+            done: vec![None; 5],
+        };
+        c.list_many(5, &mut l).unwrap();
+        assert_eq!(l.done, vec![Some(Ok(())); 5]);
+        assert!(l.counts.iter().all(|&n| n == 19), "{:?}", l.counts);
+        let frames = sent_frames(&up.lock().unwrap()[..]);
+        assert!(
+            frames[before..before + 5].iter().all(|f| matches!(
+                f.1,
+                Some(ferry_core::message::Message::Request(
+                    ferry_core::message::Request::List { .. }
+                ))
+            )),
+            "{:?}",
+            &frames[before..]
+        );
+        assert!(c.client().is_idle());
+        // The session goes on after the batches.
         assert_eq!(c.echo("after", false).unwrap().as_str(), "after");
         drop(c);
         tx.send(()).unwrap();

@@ -27,6 +27,11 @@ pub enum Job {
     Get {
         path: String,
     },
+    /// A pre-agreed get: any size up to `max` (`docs/PROTOCOL.md#pre-agreed-gets`).
+    Agreed {
+        path: String,
+        max: u64,
+    },
 }
 
 pub fn put(path: &str, data: &[u8]) -> Job {
@@ -39,6 +44,13 @@ pub fn put(path: &str, data: &[u8]) -> Job {
 
 pub fn get(path: &str) -> Job {
     Job::Get { path: path.into() }
+}
+
+pub fn agreed(path: &str, max: u64) -> Job {
+    Job::Agreed {
+        path: path.into(),
+        max,
+    }
 }
 
 /// How an item ended: a put's stored name (`None`: as asked), a get's
@@ -316,6 +328,12 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
                     }
                     self.client.get(path)
                 }
+                Job::Agreed { path, max } => {
+                    if !self.client.can_pipeline(true) {
+                        break;
+                    }
+                    self.client.get_agreed(path, 0, *max)
+                }
                 Job::Put {
                     path,
                     data,
@@ -462,7 +480,9 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
                 let outcome = match (&self.jobs[i], verified) {
                     (_, false) => Outcome::Failed(Error::ChecksumMismatch),
                     (Job::Put { .. }, true) => Outcome::Stored(self.names[i].clone()),
-                    (Job::Get { .. }, true) => Outcome::Got(std::mem::take(&mut self.got[i])),
+                    (Job::Get { .. } | Job::Agreed { .. }, true) => {
+                        Outcome::Got(std::mem::take(&mut self.got[i]))
+                    }
                 };
                 self.end(i, outcome);
                 Some(i)
@@ -1286,4 +1306,146 @@ fn a_corrupted_body_fails_only_its_item() {
         p.store.server_sums[5]
     )));
     assert_eq!(p.store.open_handles, 0);
+}
+
+// ---- pre-agreed gets (docs/PROTOCOL.md#pre-agreed-gets) ----
+
+/// Gets agreed in advance: the server lists `AGREED_GETS`, the client
+/// sends no `Accept`, each body follows its offer, and every file
+/// arrives, also with the stream cut into odd reads.
+#[test]
+fn pre_agreed_gets_need_no_accept_and_all_arrive() {
+    for split in [Split::Whole, Split::Cycle(vec![3, 700, 1, 4096])] {
+        let mut p = Pipe::<8, 8>::logged_in(split);
+        assert!(p.client.negotiated().unwrap().agreed_gets());
+        let files: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| {
+                (
+                    format!("g{i}"),
+                    bytes(if i == 2 { 0 } else { 3_000 * i }, i as u64),
+                )
+            })
+            .collect();
+        for (n, d) in &files {
+            p.store.files.insert(n.clone(), d.clone());
+        }
+        let out = p.batch(files.iter().map(|(n, _)| agreed(n, 1 << 20)).collect());
+        let want: Vec<Outcome> = files.iter().map(|(_, d)| Outcome::Got(d.clone())).collect();
+        assert_eq!(out, want);
+        let up = messages(&p.up);
+        assert_eq!(
+            up.iter()
+                .filter(|m| matches!(m, Message::GetAgreed { .. }))
+                .count(),
+            5
+        );
+        assert!(
+            !up.iter().any(|m| matches!(m, Message::Accept { .. })),
+            "{up:?}"
+        );
+        assert_eq!(p.store.get_ends.len(), 5);
+        assert!(p
+            .store
+            .get_ends
+            .iter()
+            .all(|(_, e)| matches!(e, GetEnd::Done { verified: true, .. })));
+        assert_eq!(p.store.open_handles, 0);
+        assert!(p.client.is_idle());
+    }
+}
+
+/// An offer past the bound is answered as any offer (here, behind an
+/// agreed one and ahead of another): exactly one `Accept` goes out, and
+/// the bodies still come in request order. An agreed offer the driver
+/// refuses has its body taken and cancelled when it starts; the rest
+/// arrive.
+#[test]
+fn an_offer_past_the_bound_waits_for_its_accept_and_a_refused_agreed_one_is_cancelled() {
+    let mut p = Pipe::<8, 8>::logged_in(Split::Whole);
+    let data: Vec<Vec<u8>> = (0..4).map(|i| bytes(10_000 + i, 20 + i as u64)).collect();
+    let names = ["a", "big", "c", "d"];
+    for (n, d) in names.iter().zip(&data) {
+        p.store.files.insert(n.to_string(), d.clone());
+    }
+    let jobs = vec![
+        agreed("a", 20_000),
+        agreed("big", 9_999),
+        agreed("c", 20_000),
+        agreed("d", 20_000),
+    ];
+    let out = p.batch(jobs.clone());
+    let want: Vec<Outcome> = data.iter().map(|d| Outcome::Got(d.clone())).collect();
+    assert_eq!(out, want);
+    let up = messages(&p.up);
+    let accepts = up
+        .iter()
+        .filter(|m| matches!(m, Message::Accept { .. }))
+        .count();
+    assert_eq!(accepts, 1, "only the offer past its bound: {up:?}");
+
+    p.refuse = vec![2];
+    let out = p.batch(jobs);
+    assert_eq!(
+        out,
+        [
+            Outcome::Got(data[0].clone()),
+            Outcome::Got(data[1].clone()),
+            Outcome::Failed(Error::Exists),
+            Outcome::Got(data[3].clone())
+        ]
+    );
+    assert!(p
+        .store
+        .get_ends
+        .contains(&("c".into(), GetEnd::Cancelled(Error::Exists))));
+    assert_eq!(p.store.open_handles, 0);
+    assert!(p.client.is_idle());
+    // The session goes on.
+    let out = p.batch(vec![agreed("a", 20_000)]);
+    assert_eq!(out, [Outcome::Got(data[0].clone())]);
+}
+
+/// A version-2 client is never told of pre-agreed gets, and a core
+/// client will not send one to a server that did not list them.
+#[test]
+fn a_version_2_session_has_no_pre_agreed_gets() {
+    let mut p = Pipe::<8, 8>::new(Split::Whole);
+    p.client.login_anonymous().unwrap();
+    p.transmit();
+    as_version_2(&mut p.to_server);
+    as_version_2(&mut p.to_client);
+    p.drive();
+    assert!(!p.client.negotiated().unwrap().agreed_gets());
+    assert_eq!(p.client.get_agreed("a", 0, 10), Err(Error::Unsupported));
+    p.store.files.insert("a".into(), bytes(5_000, 1));
+    assert_eq!(p.batch(vec![get("a")]), [Outcome::Got(bytes(5_000, 1))]);
+}
+
+/// A get sent behind a login the server refuses fails with the login's
+/// error, after `LoginFailed` (`Client::login_sent`): the driver that
+/// reports either tells the user why the login failed, never "not
+/// logged in".
+#[test]
+fn a_get_behind_a_refused_login_fails_with_the_logins_error() {
+    let mut sc = server_config();
+    sc.allow_anonymous = false;
+    let mut p = Pipe::<8, 8>::with(Config::default(), sc, 16 * 1024, Split::Whole);
+    p.store.files.insert("a".into(), bytes(100, 1));
+    p.client.login_anonymous().unwrap();
+    let out = p.batch(vec![get("a")]);
+    assert_eq!(out, [Outcome::Failed(Error::AnonymousNotAllowed)]);
+    let login = p
+        .events
+        .iter()
+        .position(|e| *e == Rec::LoginFailed(Error::AnonymousNotAllowed));
+    let failed = p
+        .events
+        .iter()
+        .position(|e| *e == Rec::Failed(Error::AnonymousNotAllowed));
+    assert!(login < failed && login.is_some(), "{:?}", p.events);
+    // The server refused the get as not logged in; the session goes on.
+    assert!(messages(&p.down).contains(&Message::Error {
+        code: Error::NotLoggedIn.code()
+    }));
+    assert_eq!(p.server_closed, None);
 }

@@ -1061,3 +1061,255 @@ fn a_client_gone_while_its_command_runs_is_noticed_at_window_4() {
         "the client is gone"
     );
 }
+
+// ---- pre-agreed gets (docs/PROTOCOL.md#pre-agreed-gets) ----
+
+fn get_agreed(p: &str, offset: u64, max: u64) -> Vec<u8> {
+    msg(&Message::GetAgreed {
+        path: path(p),
+        offset,
+        max,
+    })
+}
+
+/// A server with a window above 1 lists `80` in its first free digest
+/// slot; one of window 1 does not, and neither does one whose slots are
+/// full. `80` is never chosen as a digest.
+#[test]
+fn a_pipelining_server_lists_80_in_a_free_digest_slot() {
+    let slots = |s: &mut Server<Vec<u8>, 4>| drain_server(s)[16..20].to_vec();
+    let mut md5 = config();
+    md5.conn.digests = Digests::MD5_ONLY;
+    let mut s: Server<Vec<u8>, 4> =
+        Server::with_window(T0, md5, vec![0; 4096], vec![0; 4096]).unwrap();
+    assert_eq!(slots(&mut s), [1, 0x80, 0, 0]);
+    let mut one = server(md5);
+    assert_eq!(drain_server(&mut one)[16..20], [1, 0, 0, 0]);
+    let mut full = config();
+    full.conn.digests = Digests::from_bytes([1, 1, 1, 1]);
+    let mut s: Server<Vec<u8>, 4> =
+        Server::with_window(T0, full, vec![0; 4096], vec![0; 4096]).unwrap();
+    assert_eq!(slots(&mut s), [1, 1, 1, 1]);
+    let mut c: Client<Vec<u8>, 4> =
+        Client::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut input = Hello {
+        version: VERSION,
+        flags: frame::FLAG_V3 | (3 << 4),
+        max_frame: 4091,
+        chunk: 1024,
+        digests: Digests::from_bytes([0x80, 0, 0, 0]),
+    }
+    .encode()
+    .to_vec();
+    input.extend(msg(&Message::LoginOk));
+    c.handle_input(T0, &input).unwrap();
+    let Some(ClientEvent::Connected(n)) = c.poll_event() else {
+        panic!("no hello")
+    };
+    assert!(n.agreed_gets());
+    assert_eq!(n.digest, Algorithm::Md5);
+}
+
+/// Within the bounds the body follows the offer with no `Accept`; past
+/// them (a size above `max`, or an offset above the size) the offer
+/// waits for one, and the next `Accept` answers it rather than the get
+/// accepted in advance ahead of it.
+#[test]
+fn an_agreed_offer_is_accepted_only_within_its_bounds() {
+    let mut s = logged_in_v3::<4>(4);
+    let evs = feed_server(&mut s, &get_agreed("a", 0, 10));
+    assert_eq!(evs, [r#"Request(Get { path: "a" })"#]);
+    s.offer(10).unwrap();
+    let evs = feed_server(&mut s, &[]);
+    assert_eq!(evs, ["SendBody { offset: 0 }"]);
+    assert_eq!(s.send_body(b"0123456789").unwrap(), 10);
+    let out = drain_server(&mut s);
+    let mut want = msg(&Message::Offer { size: 10 });
+    want.extend(data(b"0123456789"));
+    assert!(out.starts_with(&want), "offer, then the body at once");
+    assert!(feed_server(&mut s, &msg(&Message::Done { verified: true }))[0].starts_with("GetEnd"));
+
+    // Past the bound, behind one within it whose body has not started.
+    let mut input = get_agreed("big", 0, 10);
+    input.extend(get_agreed("res", 20, u64::MAX));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs, [r#"Request(Get { path: "big" })"#]);
+    s.offer(11).unwrap();
+    let evs = feed_server(&mut s, &[]);
+    assert_eq!(evs, [r#"Request(Get { path: "res" })"#]);
+    s.offer(5).unwrap();
+    assert!(feed_server(&mut s, &[]).is_empty(), "both offers wait");
+    assert_eq!(
+        messages(&drain_server(&mut s)),
+        [Message::Offer { size: 11 }, Message::Offer { size: 5 }]
+    );
+    let evs = feed_server(&mut s, &accept(0));
+    assert_eq!(evs, ["SendBody { offset: 0 }"], "the first waiting offer");
+    let mut input = msg(&Message::Refuse { code: 21 });
+    input.extend(error(Error::Cancelled));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(
+        evs,
+        [
+            "Declined { index: 1, error: Exists }",
+            "Cancelled(Cancelled)"
+        ]
+    );
+}
+
+/// Tag 22 is version 3 only: in a version-2 session it closes the
+/// connection; before the login it is refused as any request.
+#[test]
+fn get_agreed_in_a_version_2_session_is_unexpected() {
+    let mut s = logged_in_server();
+    let evs = feed_server(&mut s, &get_agreed("a", 0, 10));
+    assert_eq!(evs, ["Closed(UnexpectedFrame)"]);
+    let mut s: Server<Vec<u8>, 4> =
+        Server::with_window(T0, config(), vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut input = Hello {
+        version: VERSION,
+        flags: frame::FLAG_V3 | (3 << 4),
+        max_frame: 4091,
+        chunk: 1024,
+        digests: Digests::from_bytes([1, 0, 0, 0]),
+    }
+    .encode()
+    .to_vec();
+    input.extend(get_agreed("a", 0, 10));
+    assert!(feed_server(&mut s, &input)[0].starts_with("Connected"));
+    assert_eq!(
+        messages(&drain_server(&mut s)),
+        [Message::Error {
+            code: Error::NotLoggedIn.code()
+        }]
+    );
+}
+
+// ---- every request behind the login (docs/PROTOCOL.md#login) ----
+
+/// Any request may follow the login in the same flight, before the
+/// server's hello: a listing goes out with the hello and `Anonymous`
+/// and is answered after `LoginOk`. Refused, the login's error comes
+/// first, and the request behind it fails with that same error (the
+/// server's `NotLoggedIn` is reported as the login's refusal); a new
+/// login may then be sent.
+#[test]
+fn any_request_may_follow_the_login_and_a_refused_one_fails_with_the_logins_error() {
+    for allow in [true, false] {
+        let mut cfg = config();
+        cfg.allow_anonymous = allow;
+        let mut s = server(cfg);
+        let mut c = Client::new(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+        c.login_anonymous().unwrap();
+        assert!(c.login_sent());
+        c.list("").unwrap();
+        // One request until the server's hello says the window.
+        assert_eq!(c.stat("x"), Err(Error::BadUsage));
+        assert_eq!(c.login_anonymous(), Err(Error::BadUsage));
+        let up = drain_client(&mut c);
+        assert_eq!(
+            messages(&up[HELLO_LEN..])
+                .iter()
+                .map(Message::name)
+                .collect::<Vec<_>>(),
+            ["anonymous", "request"]
+        );
+        feed_server(&mut s, &up);
+        let mut evs = Vec::new();
+        if allow {
+            // The store answers the listing: empty.
+            s.list_end().unwrap();
+        }
+        c.handle_input(T0, &drain_server(&mut s)).unwrap();
+        while let Some(ev) = c.poll_event() {
+            evs.push(format!("{ev:?}"));
+        }
+        if allow {
+            assert_eq!(evs[1..], ["LoggedIn", "ListEnd"], "{evs:?}");
+            assert!(c.is_idle());
+        } else {
+            assert_eq!(
+                evs[1..],
+                [
+                    "LoginFailed(AnonymousNotAllowed)",
+                    "Failed(AnonymousNotAllowed)"
+                ],
+                "{evs:?}"
+            );
+            assert!(!c.is_logged_in());
+            c.login_anonymous().unwrap();
+        }
+    }
+}
+
+/// Requests other than get and put may be pipelined too, within the
+/// window, when no get or put is in flight (`docs/PROTOCOL.md#pipelining`):
+/// each answer follows the one before. A version-2 session, or a window
+/// of 1, sends one at a time.
+#[test]
+fn listings_are_pipelined_within_the_window() {
+    for (flags, pipelined) in [(frame::FLAG_V3 | (2 << 4), true), (0, false)] {
+        let mut c: Client<Vec<u8>, 8> =
+            Client::with_window(T0, Config::default(), vec![0; 4096], vec![0; 4096]).unwrap();
+        let mut input = Hello {
+            version: VERSION,
+            flags: flags | frame::FLAG_ANONYMOUS,
+            max_frame: 4091,
+            chunk: 1024,
+            digests: Digests::MD5_ONLY,
+        }
+        .encode()
+        .to_vec();
+        input.extend(msg(&Message::LoginOk));
+        c.login_anonymous().unwrap();
+        c.handle_input(T0, &input).unwrap();
+        while c.poll_event().is_some() {}
+        assert!(c.is_idle());
+        c.list("a").unwrap();
+        assert_eq!(c.can_queue(), pipelined);
+        if !pipelined {
+            assert_eq!(c.stat("b"), Err(Error::BadUsage));
+            continue;
+        }
+        c.stat("b").unwrap();
+        c.list("c").unwrap();
+        // A window of 3: the fourth waits, and so does a get.
+        assert!(!c.can_queue() && !c.can_pipeline(true));
+        assert_eq!(c.pwd(), Err(Error::BadUsage));
+        let mut buf = [0u8; 4096];
+        let mut up = Vec::new();
+        while let Some(n) = c.poll_transmit(&mut buf) {
+            up.extend_from_slice(&buf[..n]);
+        }
+        let names: Vec<_> = messages(&up[HELLO_LEN..])
+            .iter()
+            .map(Message::name)
+            .collect();
+        assert_eq!(names, ["anonymous", "request", "request", "request"]);
+        let entry = |n: &str| {
+            Message::Entry(ferry_core::message::Entry {
+                name: bounded(n, Error::InvalidPath).unwrap(),
+                kind: ferry_core::Kind::File,
+                size: 1,
+                modified: 0,
+                mode: 0,
+            })
+        };
+        let mut answers = msg(&entry("x"));
+        answers.extend(msg(&Message::ListEnd { count: 1 }));
+        answers.extend(error(Error::NotFound));
+        answers.extend(msg(&entry("y")));
+        answers.extend(msg(&Message::ListEnd { count: 1 }));
+        c.handle_input(T0, &answers).unwrap();
+        let mut evs = Vec::new();
+        while let Some(ev) = c.poll_event() {
+            evs.push(format!("{ev:?}"));
+        }
+        assert_eq!(evs.len(), 5, "{evs:?}");
+        assert!(evs[0].starts_with("Entry") && evs[3].starts_with("Entry"));
+        assert_eq!(evs[1], "ListEnd");
+        assert_eq!(evs[2], "Failed(NotFound)");
+        assert_eq!(evs[4], "ListEnd");
+        assert!(c.is_idle());
+    }
+}

@@ -7,6 +7,7 @@
 //!
 //! Run one module with a filter: `cargo test -p ferry-tests --test e2e -- paths::`.
 
+mod agreed;
 mod batches;
 mod cli;
 mod containment;

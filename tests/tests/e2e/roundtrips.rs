@@ -42,8 +42,14 @@ fn recording_relay(target: String) -> (String, Arc<Mutex<Vec<u8>>>) {
     (addr, up)
 }
 
-/// The requests in a recorded client→server stream.
+/// The requests in a recorded client→server stream; a pre-agreed get
+/// (`docs/PROTOCOL.md#pre-agreed-gets`) as the get it is.
 fn requests(up: &[u8]) -> Vec<Request> {
+    requests_agreed(up).into_iter().map(|r| r.0).collect()
+}
+
+/// As [`requests`], each with whether it went as `GetAgreed`.
+fn requests_agreed(up: &[u8]) -> Vec<(Request, bool)> {
     let mut out = Vec::new();
     let mut rest = &up[HELLO_LEN..];
     while rest.len() >= HEADER_LEN {
@@ -51,8 +57,10 @@ fn requests(up: &[u8]) -> Vec<Request> {
             frame::read_header(rest[..HEADER_LEN].try_into().unwrap(), u32::MAX).unwrap();
         let payload = &rest[HEADER_LEN..HEADER_LEN + len as usize];
         if kind == FrameKind::Msg {
-            if let Ok(Message::Request(r)) = frame::decode_message(payload) {
-                out.push(r);
+            match frame::decode_message(payload) {
+                Ok(Message::Request(r)) => out.push((r, false)),
+                Ok(Message::GetAgreed { path, .. }) => out.push((Request::Get { path }, true)),
+                _ => {}
             }
         }
         rest = &rest[HEADER_LEN + len as usize..];
@@ -149,12 +157,16 @@ fn several_files_on_one_command_line_share_one_connection() {
         );
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let reqs = requests(&up.lock().unwrap());
+    let reqs = requests_agreed(&up.lock().unwrap());
     assert_eq!(reqs.len(), 3, "one get each, no lookup first: {reqs:?}");
     assert!(
-        reqs.iter().all(|r| matches!(r, Request::Get { .. })),
+        reqs.iter().all(|r| matches!(r.0, Request::Get { .. })),
         "{reqs:?}"
     );
+    // The first goes with the login, before the server's hello says it
+    // takes pre-agreed gets; the others agree in advance (issue 28).
+    let agreed: Vec<bool> = reqs.iter().map(|r| r.1).collect();
+    assert_eq!(agreed, [false, true, true], "{reqs:?}");
 
     // Two servers in one command, or several files into a non-directory,
     // are usage errors.
@@ -246,7 +258,9 @@ fn round_trips(s: &Server, args: &[&str], path: &str) -> usize {
     for a in args {
         c.arg(a.replace("{url}", &format!("ferry://{addr}/{path}")));
     }
-    c.arg("--quiet");
+    if matches!(args.first(), Some(&("get" | "put"))) {
+        c.arg("--quiet");
+    }
     let o = run(c);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     turns.recv_timeout(Duration::from_secs(30)).unwrap()
@@ -255,7 +269,11 @@ fn round_trips(s: &Server, args: &[&str], path: &str) -> usize {
 /// Issue 16: `put -r` and `get -r` of 50 small files take a small
 /// constant number of round trips (the requests of a directory go out
 /// together, their bodies after them), where one file at a time took at
-/// least two per file; one small anonymous put takes two.
+/// least two per file; one small anonymous put takes two. Issue 28: the
+/// gets' bodies follow their offers (pre-agreed), the listing goes with
+/// the login and no lookup comes before it, so `get -r` takes three
+/// (six before: the stat waited for the login, the list for the stat,
+/// the bodies for the accepts), `put -r` three (four), `ls` one (two).
 #[test]
 fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
     let s = Server::anonymous(&[]);
@@ -278,7 +296,7 @@ fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
             std::fs::read(dir.join(&name)).unwrap()
         );
     }
-    assert!(put <= 10, "put -r of 50 files took {put} round trips");
+    assert!(put <= 3, "put -r of 50 files took {put} round trips");
 
     let back = TempDir::new().unwrap();
     let back_arg = back.path().to_str().unwrap();
@@ -290,7 +308,9 @@ fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
             std::fs::read(dir.join(&name)).unwrap()
         );
     }
-    assert!(get <= 10, "get -r of 50 files took {get} round trips");
+    // Hello, login and the listing; the gets (each body behind its
+    // offer); the `Done`s, which the client sends and does not wait for.
+    assert!(get <= 3, "get -r of 50 files took {get} round trips");
 
     let one = local.path().join("one.txt");
     std::fs::write(&one, b"small").unwrap();
@@ -300,5 +320,80 @@ fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
     // accept: two round trips (three before the put stopped waiting for
     // the login's answer; the issue's bound is four).
     assert!(single <= 2, "one small put took {single} round trips");
-    eprintln!("round trips: put -r {put}, get -r {get}, one put {single}");
+    // Hello, login and the listing in one flight, answered in one.
+    let ls = round_trips(&s, &["ls", "{url}"], "many");
+    assert_eq!(ls, 1, "ls took {ls} round trips");
+    eprintln!("round trips: put -r {put}, get -r {get}, one put {single}, ls {ls}");
+}
+
+/// Issue 28, item 3: `get -r` of a tree lists it a level at a time, the
+/// directories of a level in one pipelined batch, and fetches its files
+/// as one batch, not a batch per directory: a turn per level (the first
+/// with the login), one for the gets (each body behind its offer) and
+/// one for the `Done`s. Fetching each directory's files before listing
+/// the next took two per directory.
+#[test]
+fn a_tree_costs_a_turn_per_directory_and_one_batch() {
+    let s = Server::anonymous(&[]);
+    let tree = s.root.join("tree");
+    let dirs = ["", "d1", "d2", "d3", "d1/e"];
+    for (i, d) in dirs.iter().enumerate() {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+        for j in 0..4 {
+            let data = random_bytes(200 + 31 * j, (10 * i + j) as u64);
+            std::fs::write(tree.join(d).join(format!("f{j}")), data).unwrap();
+        }
+    }
+    std::fs::create_dir(tree.join("empty")).unwrap();
+    let back = TempDir::new().unwrap();
+    let back_arg = back.path().to_str().unwrap();
+    let turns = round_trips(&s, &["get", "-r", "{url}", back_arg], "tree");
+    for d in dirs {
+        for j in 0..4 {
+            let name = format!("{d}/f{j}").trim_start_matches('/').to_string();
+            assert_eq!(
+                std::fs::read(back.path().join("tree").join(&name)).unwrap(),
+                std::fs::read(tree.join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+    assert!(back.path().join("tree/empty").is_dir());
+    // Three levels listed, the gets, the `Done`s: 5 (8 listing one
+    // directory a turn, 11 fetching each directory's files before
+    // listing the next).
+    assert!(turns <= 5, "get -r of a tree of 6 directories took {turns}");
+    eprintln!("round trips: get -r of a tree of 6 directories {turns}");
+}
+
+/// Issue 28, item 3: `ls` of several directories lists them in one
+/// pipelined batch: the first goes with the hello and the login (the
+/// window is known only from the server's hello), the rest in one
+/// flight behind it: two round trips, where one `ls` per directory took
+/// one each after the login's.
+#[test]
+fn ls_of_several_directories_is_one_round_trip() {
+    let s = Server::anonymous(&[]);
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir(s.root.join(d)).unwrap();
+        std::fs::write(s.root.join(d).join(format!("in-{d}.txt")), d).unwrap();
+    }
+    let (addr, turns) = lockstep_relay(s.addr.clone());
+    let mut c = ferry();
+    c.arg("ls");
+    for d in ["a", "b", "nope", "c"] {
+        c.arg(format!("ferry://{addr}/{d}"));
+    }
+    let o = run(c);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // A missing one fails the command, the others are listed.
+    assert_ne!(code(&o), 0, "{out}");
+    assert!(err.contains("nope") && err.contains("not found"), "{err}");
+    for d in ["a", "b", "c"] {
+        assert!(out.contains(&format!("/{d}:\n")), "{out}");
+        assert!(out.contains(&format!("in-{d}.txt")), "{out}");
+    }
+    let turns = turns.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(turns, 2, "ls of four directories took {turns} round trips");
 }

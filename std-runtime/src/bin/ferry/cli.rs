@@ -391,6 +391,9 @@ enum Cmd {
     Ls {
         /// ferry://…/DIR
         url: String,
+        /// More directories of the same server: listed in one pipelined
+        /// batch, each under a `DIR:` heading, as `ls` does.
+        more: Vec<String>,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -868,14 +871,39 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             }
             Ok(exit::OK)
         }
-        Cmd::Ls { url, connect } => {
+        Cmd::Ls { url, more, connect } => {
             let url = FerryUrl::parse(&url)?;
             let mut c = connect.open(&url, None)?;
             let mut out = std::io::stdout().lock();
-            for e in c.list(&url.path)? {
-                let _ = writeln!(out, "{}", format_entry(&e));
+            if more.is_empty() {
+                for e in c.list(&url.path)? {
+                    let _ = writeln!(out, "{}", format_entry(&e));
+                }
+                return Ok(exit::OK);
             }
-            Ok(exit::OK)
+            // Several directories: one batch, one turn (issue 28).
+            let mut paths = vec![url.path.clone()];
+            for m in &more {
+                paths.push(same_server(&url, m)?.path);
+            }
+            let mut first_error = None;
+            for (i, (path, listed)) in paths.iter().zip(c.list_batch(&paths)).enumerate() {
+                match listed {
+                    Ok(entries) => {
+                        let _ = writeln!(out, "{}{path}:", if i > 0 { "\n" } else { "" });
+                        for e in entries {
+                            let _ = writeln!(out, "{}", format_entry(&e));
+                        }
+                    }
+                    // The first failure is reported as the command's (and
+                    // decides the exit code); the others here.
+                    Err(e) => match first_error {
+                        None => first_error = Some(FerryError::remote(path, e)),
+                        Some(_) => eprintln!("ferry: ls {}", FerryError::remote(path, e)),
+                    },
+                }
+            }
+            first_error.map_or(Ok(exit::OK), Err)
         }
         Cmd::Stat {
             url,

@@ -45,6 +45,7 @@ mod kept_digests;
 mod listing;
 mod mapping;
 mod objstore;
+mod sendfile;
 mod serial;
 mod server;
 mod session;

@@ -24,7 +24,7 @@ use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
 use crate::objstore::ObjectRoot;
-use crate::sendfile::{FileSpans, Next, Socket};
+use crate::sendfile::{FileSpans, Next, SendFile, Socket};
 use crate::session::ANONYMOUS_DIR;
 use crate::session::{SessionStore, Shared};
 use crate::users::Users;
@@ -264,6 +264,9 @@ pub struct ServeOptions {
     pub window: u16,
     /// The rate of `serial:` lines in bits per second (8N1).
     pub baud: u32,
+    /// Which connections get kept-digest bodies sent from the file
+    /// ([`crate::sendfile`]).
+    pub sendfile: SendFile,
 }
 
 impl Default for ServeOptions {
@@ -292,6 +295,7 @@ impl Default for ServeOptions {
             store: None,
             window: WINDOW as u16,
             baud: 115_200,
+            sendfile: SendFile::default(),
         }
     }
 }
@@ -313,6 +317,7 @@ pub struct Server {
     conns: Arc<Semaphore>,
     overflow: Arc<[u8]>,
     shed: Arc<tokio::sync::Notify>,
+    sendfile: SendFile,
 }
 
 /// Sessions per IP address, for `--max-per-ip`.
@@ -504,6 +509,7 @@ impl Server {
             overflow: overflow_refusal(config).into(),
             conns: Arc::new(Semaphore::new(conns)),
             shed: Default::default(),
+            sendfile: opts.sendfile,
             config,
             tcp,
             unix,
@@ -666,6 +672,7 @@ impl Server {
             conns: self.conns.clone(),
             overflow: self.overflow.clone(),
             shed: self.shed.clone(),
+            sendfile: self.sendfile,
         }
     }
 }
@@ -685,6 +692,7 @@ struct Ctx {
     overflow: Arc<[u8]>,
     /// Tells lingering connections to go (see [`Ctx::counted`]).
     shed: Arc<tokio::sync::Notify>,
+    sendfile: SendFile,
 }
 
 /// A counted connection (see [`descriptor_budget`]); uncounted when its
@@ -846,7 +854,7 @@ impl Ctx {
                     return;
                 }
             };
-            if stream.plain().is_some() {
+            if stream.plain().is_some() && ctx.sendfile.applies(ip) {
                 store.from_file = FileSpans::new(&outbuf);
             }
             let why = match refused {
@@ -1076,6 +1084,18 @@ async fn transmit<S: Socket, const W: usize>(
 ) -> Result<(), Error> {
     let pending = core.transmit_buf();
     let n = match store.from_file.next(pending)? {
+        // Ahead of a payload from a file: sent with it where the socket
+        // allows.
+        Next::Buffer(len) if len < pending.len() => {
+            let ahead = match stream.plain() {
+                Some(plain) => plain.send_ahead(&pending[..len]).await,
+                None => None,
+            };
+            match ahead {
+                Some(r) => r.unwrap_or(0),
+                None => stream.write(&pending[..len]).await.unwrap_or(0),
+            }
+        }
         Next::Buffer(len) => stream.write(&pending[..len]).await.unwrap_or(0),
         Next::File(span) => {
             let Some(plain) = stream.plain() else {

@@ -45,7 +45,7 @@ mod kept_digests;
 mod listing;
 mod mapping;
 mod objstore;
-pub mod sendfile;
+mod sendfile;
 mod serial;
 mod server;
 mod session;

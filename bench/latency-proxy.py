@@ -15,10 +15,19 @@ conversation over all connections, i.e. how often the byte flow starts
 again in the other direction after the line was quiet for at least
 --quiet-gap-ms (bytes that cross while both sides talk at once are no turn).
 The first burst counts as a turn, so a conversation the client opens and
-the server closes has 2 turns per round trip. Timestamps are taken where
+the server closes has 2 turns per round trip. It also counts the round
+trips themselves: how often the client waited for an answer. A client
+burst (bytes after ≥ --quiet-gap-ms of the client's quiet) starts a wait
+unless one is open; the next server burst (after as much of the server's
+quiet) read at least 0.8 × the delay after it ends the wait and counts one
+round trip. So neither a greeting the server sends unasked at connect
+(read before any client byte could have reached it) nor the client's last
+word (a `Done` nobody answers) counts, whichever of the two greetings the
+proxy reads first. Timestamps are taken where
 the proxy reads the bytes, i.e. when each end sent them. On exit it writes
-"turns N" and the bursts (direction c>s or s>c, bytes, ms since the first
-byte, bytes that crossed it) to the file, and "turns N" to stderr. Where
+"turns N", "round_trips N" and the bursts (direction c>s or s>c, bytes,
+ms since the first byte, bytes that crossed it) to the file, and "turns N"
+to stderr. Where
 both sides speak at once (the rsync daemon and sshd greet without waiting),
 which of them is read first is a race: such counts vary by one turn. The TCP handshake is not
 delayed (the proxy accepts on loopback and connects at once), so it costs
@@ -32,17 +41,29 @@ import time
 
 
 class Turns:
-    def __init__(self, gap):
+    def __init__(self, gap, delay):
         self.gap = gap
+        self.delay = delay
         self.last_dir = None
         self.last_t = None
         self.t0 = None
         self.bursts = []  # [direction, bytes, ms since t0, bytes the other way]
+        self.last_of = {}  # direction -> when it last sent
+        self.waiting = None  # when the client's unanswered burst started
+        self.round_trips = 0
 
     def saw(self, direction, n):
         now = time.monotonic()
         if self.t0 is None:
             self.t0 = now
+        fresh = now - self.last_of.get(direction, now - self.gap) >= self.gap
+        self.last_of[direction] = now
+        if fresh and direction == 'c>s' and self.waiting is None:
+            self.waiting = now
+        elif fresh and direction == 's>c' and self.waiting is not None \
+                and now - self.waiting >= 0.8 * self.delay:
+            self.round_trips += 1
+            self.waiting = None
         quiet = self.last_t is None or now - self.last_t >= self.gap
         if direction != self.last_dir and quiet:
             self.bursts.append([direction, n, (now - self.t0) * 1000, 0])
@@ -101,7 +122,7 @@ async def main():
     a = ap.parse_args()
     host, _, port = a.target.rpartition(':')
     delay = a.delay_ms / 1000.0
-    turns = Turns(a.quiet_gap_ms / 1000.0) if a.turns_file else None
+    turns = Turns(a.quiet_gap_ms / 1000.0, delay) if a.turns_file else None
 
     async def handle(cr, cw):
         try:
@@ -130,6 +151,7 @@ async def main():
     if turns is not None:
         with open(a.turns_file, 'w') as f:
             f.write('turns %d\n' % len(turns.bursts))
+            f.write('round_trips %d\n' % turns.round_trips)
             for d, n, ms, other in turns.bursts:
                 f.write('%s %d %.1f%s\n' % (d, n, ms, ' (+%d the other way)' % other if other else ''))
         print("turns %d" % len(turns.bursts), file=sys.stderr)

@@ -302,3 +302,33 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Reader;
+
+    /// A 32-bit target reads lengths as `varint::<32>` (postcard's `usize`
+    /// there is its `u32`), which a 64-bit host's message tests never use:
+    /// held to postcard's `u32` here, on the edge cases of its width.
+    #[test]
+    fn a_32_bit_varint_is_postcards_u32() {
+        let cases: [&[u8]; 9] = [
+            &[0x00],
+            &[0x7f],
+            &[0x80, 0x01],
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            &[0xff, 0xff, 0xff, 0xff, 0x10],
+            &[0x80, 0x80, 0x80, 0x80, 0x00],
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
+            &[0x80, 0x80],
+            &[],
+        ];
+        for bytes in cases {
+            let ours = Reader(bytes).varint::<32>().ok();
+            let postcard = postcard::take_from_bytes::<u32>(bytes)
+                .ok()
+                .map(|(v, _)| u64::from(v));
+            assert_eq!(ours, postcard, "{bytes:02x?}");
+        }
+    }
+}

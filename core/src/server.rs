@@ -367,8 +367,10 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     }
 
     /// Starts a new connection in this one's place, with the same
-    /// configuration and buffers: as the constructor made it, the old
-    /// connection forgotten (its driver ends its session first). A device
+    /// configuration and buffers: as [`Server::with_window`] made it (a
+    /// server made to refuse, [`Server::new_refused`], comes back one that
+    /// accepts), the old connection forgotten (its driver ends its session
+    /// first). A device
     /// serving one connection at a time keeps one server this way:
     /// building a new one by value and moving it into place took 4.7 KB
     /// of stack on a Cortex-M4, as much as serving a request.
@@ -407,7 +409,6 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// The next event, if the buffered input completes one. Returns `None`
     /// while a reply the driver owes is pending output room: transmit, then
     /// poll again.
-    ///
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         match self.poll_step()? {
@@ -593,6 +594,11 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         let State::Lookup(first, raw) = &self.role.state else {
             return Err(Error::BadUsage);
         };
+        // The state changes before the answer is written: room first, so
+        // `BufferFull` leaves the lookup to answer again.
+        if !self.link.can_send_msg() {
+            return Err(Error::BufferFull);
+        }
         let nonce = auth::nonce_from_random(random)?;
         let fake = auth::fake_salt(&self.role.config.secret, &first.user);
         let stand_in = (&fake[..], self.role.config.unknown_user_iterations);

@@ -67,7 +67,9 @@ type Output = String<{ ferry_core::MAX_TEXT + 1 }>;
 /// for `ls` the next file to list. One line of `ls` at a time keeps the
 /// output at 961 bytes rather than the whole listing (it was a 2 KiB
 /// buffer, held in the session and moved through the stack:
-/// embedded-demo/firmware-serial's RAM).
+/// embedded-demo/firmware-serial's RAM). Like a `list` request's, the
+/// listing follows the store as it goes: on the TCP device another
+/// session's `rm` or `mv` meanwhile can make it skip or repeat a name.
 pub struct Run {
     out: Output,
     pos: usize,
@@ -176,7 +178,8 @@ impl<const FILES: usize, const BYTES: usize> Store for DeviceStore<'_, FILES, BY
     type Upload = (Name, bool);
     /// The index of the next file.
     type Listing = usize;
-    /// A built-in command's whole output and how much was sent.
+    /// A built-in command's output and how much of it was sent (for `ls`,
+    /// the line in hand and the next file).
     type Exec = Run;
 
     fn verifier(&self, user: &str) -> Option<&Verifier> {

@@ -78,8 +78,11 @@ pub struct SerialDevice<'s, const FILES: usize, const BYTES: usize> {
 }
 
 impl<'s, const FILES: usize, const BYTES: usize> SerialDevice<'s, FILES, BYTES> {
-    /// A device on a line of `baud` bits per second; `random` fills
-    /// buffers with random bytes (the link's epoch, nonces, the secret).
+    /// A device on a line of `baud` bits per second, in `buffers` (a
+    /// static's, on a firmware); `random` fills buffers with random bytes
+    /// (the link's epoch, nonces, the secret). The link's and the core
+    /// server's set-up errors come back here, once, rather than at each
+    /// session's start.
     pub fn new(
         now: Instant,
         store: &'s mut RamStore<FILES, BYTES>,

@@ -1048,6 +1048,19 @@ impl Upload {
         if !part.is_ours(&part_file) {
             return Err(Error::Io);
         }
+        // The file being replaced, held so that its last close (which
+        // frees its pages) happens off this thread.
+        let replaced = match replace {
+            true => {
+                use cap_std::fs::OpenOptionsExt as _;
+                let mut opts = OpenOptions::new();
+                opts.read(true).custom_flags(
+                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+                );
+                part.parent.open_with(&to, &opts).ok().map(File::into_std)
+            }
+            false => None,
+        };
         if let Err(e) =
             rustix::fs::renameat_with(&part.parent, &part_file, &part.parent, &to, flags)
         {
@@ -1056,6 +1069,9 @@ impl Upload {
                 let _ = part.parent.remove_file(&part_file);
             }
             return Err(e);
+        }
+        if let Some(old) = replaced {
+            crate::writer::close_in_background(old);
         }
         let md = (part.file.try_clone().map(File::into_std))
             .and_then(|f| f.metadata())

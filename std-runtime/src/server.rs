@@ -24,6 +24,7 @@ use crate::error::FerryError;
 use crate::exec::Confinement;
 use crate::fsroot::Root;
 use crate::objstore::ObjectRoot;
+use crate::sendfile::{FileSpans, Next, SendFile, Socket};
 use crate::session::ANONYMOUS_DIR;
 use crate::session::{SessionStore, Shared};
 use crate::users::Users;
@@ -263,6 +264,9 @@ pub struct ServeOptions {
     pub window: u16,
     /// The rate of `serial:` lines in bits per second (8N1).
     pub baud: u32,
+    /// Which connections get kept-digest bodies sent from the file
+    /// ([`crate::sendfile`]).
+    pub sendfile: SendFile,
 }
 
 impl Default for ServeOptions {
@@ -291,6 +295,7 @@ impl Default for ServeOptions {
             store: None,
             window: WINDOW as u16,
             baud: 115_200,
+            sendfile: SendFile::default(),
         }
     }
 }
@@ -312,6 +317,7 @@ pub struct Server {
     conns: Arc<Semaphore>,
     overflow: Arc<[u8]>,
     shed: Arc<tokio::sync::Notify>,
+    sendfile: SendFile,
 }
 
 /// Sessions per IP address, for `--max-per-ip`.
@@ -503,6 +509,7 @@ impl Server {
             overflow: overflow_refusal(config).into(),
             conns: Arc::new(Semaphore::new(conns)),
             shed: Default::default(),
+            sendfile: opts.sendfile,
             config,
             tcp,
             unix,
@@ -665,6 +672,7 @@ impl Server {
             conns: self.conns.clone(),
             overflow: self.overflow.clone(),
             shed: self.shed.clone(),
+            sendfile: self.sendfile,
         }
     }
 }
@@ -684,6 +692,7 @@ struct Ctx {
     overflow: Arc<[u8]>,
     /// Tells lingering connections to go (see [`Ctx::counted`]).
     shed: Arc<tokio::sync::Notify>,
+    sendfile: SendFile,
 }
 
 /// A counted connection (see [`descriptor_budget`]); uncounted when its
@@ -815,7 +824,7 @@ impl Ctx {
     /// ticket or refused with `Err` (the client only hears that error).
     /// The login deadline counts from `accepted`, a TLS handshake
     /// included. The session slot (`--max-connections`) is taken at login.
-    fn spawn_with<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    fn spawn_with<S: Socket + Send + 'static>(
         &self,
         stream: S,
         peer: String,
@@ -836,7 +845,7 @@ impl Ctx {
                 admit.ok(),
                 ctx.slots.clone(),
             );
-            let store = SessionStore::new(ctx.shared.clone(), peer.clone(), gate);
+            let mut store = SessionStore::new(ctx.shared.clone(), peer.clone(), gate);
             let len = if refused.is_some() { BUF } else { BIG_BUF };
             let (inbuf, outbuf) = match buffer(len).and_then(|i| Ok((i, buffer(len)?))) {
                 Ok(b) => b,
@@ -845,6 +854,9 @@ impl Ctx {
                     return;
                 }
             };
+            if stream.plain().is_some() && ctx.sendfile.applies(ip) {
+                store.from_file = FileSpans::new(&outbuf);
+            }
             let why = match refused {
                 Some(e) => {
                     // A version-3 client hears when to try again.
@@ -930,7 +942,7 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, FerryError> {
 /// Drives a connection whose core was just made; `None` (logged) if it
 /// could not be made — BUF and BIG_BUF are above both minimums, so that
 /// is a bug.
-async fn set_up_and_drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
+async fn set_up_and_drive<S: Socket, const W: usize>(
     stream: S,
     core: Result<Box<ferry_core::Server<Buf, W>>, ferry_core::SetupError>,
     store: SessionStore,
@@ -949,7 +961,7 @@ async fn set_up_and_drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
 /// peer input: every failure is a typed close. The request sequencing is
 /// the core's ([`Session::progress`]); this is the tokio glue: writes,
 /// reads, deadlines, command output and eviction.
-async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
+async fn drive<S: Socket, const W: usize>(
     mut stream: S,
     // Boxed, as the session below: at a window of 1024 they are ~100 and
     // ~295 KiB, too much for a task's future (its stack copies in a
@@ -969,6 +981,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
     let mut spins = 0u32;
     let mut closed = None;
     loop {
+        store.from_file.begin();
         let next = match session.progress(&mut core, &mut store, &mut scratch) {
             Ok(p) => p,
             Err(e) => {
@@ -985,12 +998,12 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
         }
         let wrote = !core.transmit_buf().is_empty();
         while !core.transmit_buf().is_empty() {
-            match stream.write(core.transmit_buf()).await {
-                Ok(0) | Err(_) => {
-                    session.end(&mut store);
-                    return closed.unwrap_or(Error::Closed);
+            if let Err(e) = transmit(&mut stream, &mut core, &mut store).await {
+                if e == Error::Io {
+                    warn!(peer = %store.peer, "a file shrank while it was sent; connection closed");
                 }
-                Ok(n) => core.transmit_done(n),
+                session.end(&mut store);
+                return closed.unwrap_or(e);
             }
         }
         // TLS may hold accepted bytes back in its own buffer; push them
@@ -1058,6 +1071,51 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin, const W: usize>(
             store.gate.saw_input();
         }
     }
+}
+
+/// Writes some of the core's queued output: bytes from its buffer, or
+/// a get body's payload from its file ([`crate::sendfile`]). `Closed` when
+/// the peer is gone, `Io` when a file ended before the payload framed
+/// from it.
+async fn transmit<S: Socket, const W: usize>(
+    stream: &mut S,
+    core: &mut ferry_core::Server<Buf, W>,
+    store: &mut SessionStore,
+) -> Result<(), Error> {
+    let pending = core.transmit_buf();
+    let n = match store.from_file.next(pending)? {
+        // Ahead of a payload from a file: sent with it where the socket
+        // allows.
+        Next::Buffer(len) if len < pending.len() => {
+            let ahead = match stream.plain() {
+                Some(plain) => plain.send_ahead(&pending[..len]).await,
+                None => None,
+            };
+            match ahead {
+                Some(r) => r.unwrap_or(0),
+                None => stream.write(&pending[..len]).await.unwrap_or(0),
+            }
+        }
+        Next::Buffer(len) => stream.write(&pending[..len]).await.unwrap_or(0),
+        Next::File(span) => {
+            let Some(plain) = stream.plain() else {
+                return Err(Error::Internal);
+            };
+            match plain.sendfile(span).await {
+                Ok(0) => return Err(Error::Io),
+                Ok(n) => {
+                    store.from_file.sent(n);
+                    n
+                }
+                Err(_) => 0,
+            }
+        }
+    };
+    if n == 0 {
+        return Err(Error::Closed);
+    }
+    core.transmit_done(n);
+    Ok(())
 }
 
 /// Closes gracefully: stop sending, then read and drop what the peer still

@@ -27,6 +27,7 @@ use crate::fsroot::{check_bound, map_io, resolve, resolve_new, Root, Upload};
 use crate::kept_digests::{KeptDigests, Version};
 use crate::listing;
 use crate::objstore::{self, ObjectRoot};
+use crate::sendfile::FileSpans;
 use crate::users::Users;
 
 /// What every session of one server shares.
@@ -99,6 +100,11 @@ pub struct Download {
     path: String,
     size: u64,
     start: StdInstant,
+    /// The server sends its kept digest: the core reads none of the body,
+    /// so it may go from the file ([`crate::sendfile`]).
+    vouched: std::cell::Cell<bool>,
+    /// Body bytes sent from the file, for the log.
+    from_file: u64,
 }
 
 /// Where a get's bytes come from.
@@ -115,7 +121,9 @@ enum Source {
 /// same version), and closed once its last byte is read — the client's
 /// `Done` may come much later (see [`crate::budget`]).
 struct GetFile {
-    open: Option<(std::fs::File, Counted)>,
+    /// Shared with the sends queued from it ([`crate::sendfile`]), which
+    /// may go out after its last byte was framed and it was closed here.
+    open: Option<(Arc<std::fs::File>, Counted)>,
     path: PathBuf,
     version: Version,
 }
@@ -125,14 +133,14 @@ impl GetFile {
     /// version whose size was offered (else `Io`: sending it would not be
     /// the file the client accepted). One body is read at a time, so it
     /// may take one count past [`GET_FILES`].
-    fn file(&mut self, root: &Root, held: &Held) -> Result<&std::fs::File, Error> {
+    fn file(&mut self, root: &Root, held: &Held) -> Result<&Arc<std::fs::File>, Error> {
         if self.open.is_none() {
             let (file, md) = root.open_read(&self.path)?;
             if Version::of(&md) != self.version {
                 return Err(Error::Io);
             }
             let count = held.take(GET_FILES + 1).ok_or(Error::Internal)?;
-            self.open = Some((file, count));
+            self.open = Some((Arc::new(file), count));
         }
         self.open.as_ref().map(|(f, _)| f).ok_or(Error::Internal)
     }
@@ -200,6 +208,9 @@ pub struct SessionStore {
     get_files: Held,
     /// Directories held open for puts (see [`crate::budget::PUT_DIRS`]).
     put_dirs: Held,
+    /// Get bodies to send from their files (set up by the driver for a
+    /// plain socket).
+    pub(crate) from_file: FileSpans,
 }
 
 impl SessionStore {
@@ -217,6 +228,7 @@ impl SessionStore {
             login_failed: false,
             get_files: Held::default(),
             put_dirs: Held::default(),
+            from_file: FileSpans::default(),
         }
     }
 
@@ -376,7 +388,7 @@ impl Store for SessionStore {
                 // The file is checked now (it exists, is a regular file,
                 // its size is what is offered); kept open only within the
                 // session's budget.
-                let open = self.get_files.take(GET_FILES).map(|n| (file, n));
+                let open = self.get_files.take(GET_FILES).map(|n| (Arc::new(file), n));
                 let version = Version::of(&md);
                 let size = md.len();
                 (
@@ -394,6 +406,8 @@ impl Store for SessionStore {
             path: path.to_string(),
             size,
             start: StdInstant::now(),
+            vouched: std::cell::Cell::new(false),
+            from_file: 0,
         };
         Ok((Box::new(d), size))
     }
@@ -403,9 +417,27 @@ impl Store for SessionStore {
             Source::File(get) => get,
             Source::Object(r) => return r.read_at(at, buf),
         };
+        let version = get.version;
         let file = get.file(&self.root, &self.get_files).inspect_err(|e| {
             warn!(peer = %self.peer, path = %d.path, error = %e, "file changed between its offer and its body");
         })?;
+        // The digest is kept, so the core will not look at these bytes:
+        // they go from the file when the driver writes the output (the
+        // file checked to be the version offered, as a read would show a
+        // shrunk one).
+        if d.vouched.get() {
+            let len = usize::try_from(d.size.saturating_sub(at))
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let same = file.metadata().is_ok_and(|md| Version::of(&md) == version);
+            if same && self.from_file.defer(buf, file, at, len) {
+                d.from_file += len as u64;
+                if at + len as u64 >= d.size {
+                    get.open = None;
+                }
+                return Ok(len);
+            }
+        }
         let n = loop {
             match file.read_at(buf, at) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -422,7 +454,11 @@ impl Store for SessionStore {
 
     fn kept_digest(&mut self, d: &Box<Download>, alg: Algorithm) -> Option<Sum> {
         match &d.source {
-            Source::File(get) => self.shared.kept_digests.get(&get.version, alg),
+            Source::File(get) => {
+                let kept = self.shared.kept_digests.get(&get.version, alg);
+                d.vouched.set(kept.is_some());
+                kept
+            }
             // Kept in the object's metadata at commit, by whichever server
             // stored it.
             Source::Object(r) => r.digest.filter(|s| s.algorithm() == alg),
@@ -456,7 +492,7 @@ impl Store for SessionStore {
                 sum,
             } => {
                 info!(peer = %self.peer, user = self.who(), path = %d.path, bytes = d.size,
-                      ms = d.start.elapsed().as_millis() as u64, verified, kept_digest = vouched,
+                      ms = d.start.elapsed().as_millis() as u64, verified, kept_digest = vouched, sent_from_file = d.from_file,
                       digest = %sum.algorithm(), sum = %sum, "get");
             }
             GetEnd::Failed(Error::Io) => {

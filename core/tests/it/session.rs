@@ -689,3 +689,55 @@ fn a_file_that_shrinks_during_a_get_is_cancelled_with_io() {
     assert_eq!(ev.last(), Some(&Rec::TransferEnd(true)), "{ev:?}");
     assert_eq!(got, p.store.files["f"]);
 }
+
+/// `Server::restart` (a device's one server, reused per connection): after
+/// failed logins, a put and a put cut off mid-body, the restarted server
+/// says exactly what a new one says, counts login failures from zero, and
+/// serves a new client the same store.
+#[test]
+fn a_restarted_server_is_a_new_connection() {
+    let mut p = Pair::new();
+    p.drive();
+    p.take();
+    for attempt in 1..=2u8 {
+        p.client.login(USER, "wrong", &[attempt; 18]).unwrap();
+        p.drive();
+    }
+    p.login();
+    let body = bytes(5_000, 7);
+    p.put("kept.bin", &body, Overwrite::Fail, false);
+    p.upload_limit = Some(1_000);
+    p.put("cut.bin", &bytes(9_000, 8), Overwrite::Fail, false);
+    p.server.handle_eof(p.now);
+    p.drive();
+    p.session.end(&mut p.store);
+
+    let now = p.now;
+    p.server.restart(now);
+    let buf = || vec![0; 256 * 1024];
+    let fresh = ferry_core::Server::new(now, server_config(), buf(), buf()).unwrap();
+    assert_eq!(p.server.transmit_buf(), fresh.transmit_buf());
+    assert_eq!(p.server.poll_timeout(), fresh.poll_timeout());
+    assert!(!p.server.is_closed());
+    assert!(p.server.poll_event().is_none());
+
+    // A new client on the restarted server and the same store.
+    p.client = ferry_core::Client::new(now, Config::default(), vec![0; 1 << 18], vec![0; 1 << 18])
+        .unwrap();
+    p.session = ferry_core::app::Session::new();
+    p.to_server = pair::Wire::new(Split::Whole);
+    p.to_client = pair::Wire::new(Split::Whole);
+    p.upload_limit = None;
+    p.server_closed = false;
+    p.drive();
+    p.take();
+    p.client.login(USER, "wrong", &[9; 18]).unwrap();
+    p.drive();
+    assert_eq!(
+        p.store.server_events.last(),
+        Some(&SRec::LoginFailed(Error::AuthFailed, 1))
+    );
+    p.login();
+    let (got, _) = p.get("kept.bin");
+    assert_eq!(got, body);
+}

@@ -215,3 +215,85 @@ fn a_file_changed_in_place_after_upload_arrives_as_it_is_now() {
         assert_eq!(get(&["--resume"]), changed, "{alg}: resumed");
     }
 }
+
+/// With `--sendfile always` (the default, `remote`, leaves out loopback
+/// and Unix-socket peers like these), a get of a file whose digest the
+/// server kept is sent from the file (sendfile,
+/// `std-runtime/src/sendfile.rs`) over TCP and over a Unix socket: byte for byte the file, resumed too, and the server's log line
+/// counts every body byte as sent from the file. A file the server has
+/// not verified is hashed and read as before (none sent from the file).
+#[test]
+fn a_get_with_a_kept_digest_is_sent_from_the_file() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = TempDir::new().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let sock = dir.path().join("s.sock");
+    let log = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(ferry_bin())
+        .arg("serve")
+        .arg(&root)
+        .args(["-v", "--sendfile", "always", "--anonymous"])
+        .args(["--listen", "127.0.0.1:0", "--listen"])
+        .arg(format!("unix:{}", sock.display()))
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("ferry serve");
+    let out = child.stdout.take().unwrap();
+    let mut addrs = std::io::BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("ferry: listening on ").map(str::to_string));
+    let tcp = addrs.next().expect("a TCP address");
+    let _unix = addrs.next().expect("the Unix socket");
+    let sock = sock.to_string_lossy().into_owned();
+    let data = random_bytes((3 << 20) + 12_345, 77);
+    let src = dir.path().join("src");
+    fs::write(&src, &data).unwrap();
+    fs::write(root.join("cold.bin"), &data).unwrap();
+    let back = dir.path().join("back");
+    let ferry_ok = |args: &[&str]| {
+        let mut c = ferry();
+        c.args(args).args(["--quiet", "--overwrite", "replace"]);
+        let o = run(c);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+    };
+    let (src_s, back_s) = (src.to_string_lossy(), back.to_string_lossy());
+    let url = format!("ferry://{tcp}/kept.bin");
+    ferry_ok(&["put", &src_s, &url]);
+    ferry_ok(&["get", &url, &back_s]);
+    assert_eq!(fs::read(&back).unwrap(), data, "over TCP");
+    ferry_ok(&["get", "ferry://local/kept.bin", &back_s, "--socket", &sock]);
+    assert_eq!(fs::read(&back).unwrap(), data, "over a Unix socket");
+    fs::remove_file(&back).unwrap();
+    let part = dir.path().join(".back.ferry-part");
+    fs::write(&part, &data[..1 << 20]).unwrap();
+    ferry_ok(&["get", &url, &back_s, "--resume"]);
+    assert_eq!(fs::read(&back).unwrap(), data, "resumed");
+    ferry_ok(&["get", &format!("ferry://{tcp}/cold.bin"), &back_s]);
+    assert_eq!(
+        fs::read(&back).unwrap(),
+        data,
+        "a file the server never verified"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = fs::read_to_string(&log).unwrap();
+    let gets: Vec<&str> = log.lines().filter(|l| l.contains(" get ")).collect();
+    let sent = |l: &str| -> u64 {
+        let v = l
+            .split("sent_from_file=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no sent_from_file in {l}"));
+        v.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert_eq!(gets.len(), 4, "four gets logged: {log}");
+    let whole = data.len() as u64;
+    assert_eq!(sent(gets[0]), whole, "{}", gets[0]);
+    assert_eq!(sent(gets[1]), whole, "{}", gets[1]);
+    assert_eq!(sent(gets[2]), whole - (1 << 20), "{}", gets[2]);
+    assert_eq!(sent(gets[3]), 0, "{}", gets[3]);
+}

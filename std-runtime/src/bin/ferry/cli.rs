@@ -72,6 +72,24 @@ impl From<Policy> for Overwrite {
     }
 }
 
+/// `serve --sendfile`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SendFileArg {
+    Remote,
+    Always,
+    Never,
+}
+
+impl From<SendFileArg> for ferry::SendFile {
+    fn from(a: SendFileArg) -> Self {
+        match a {
+            SendFileArg::Remote => ferry::SendFile::Remote,
+            SendFileArg::Always => ferry::SendFile::Always,
+            SendFileArg::Never => ferry::SendFile::Never,
+        }
+    }
+}
+
 /// `mv --overwrite`: a rename has no keep-both.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum MvPolicy {
@@ -301,6 +319,13 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 1024,
               value_parser = clap::value_parser!(u16).range(1..=1024))]
         window: u16,
+        /// Send the body of a get whose digest the server kept straight
+        /// from the file (sendfile) to peers on other machines (`remote`),
+        /// to every plain TCP and Unix-socket peer (`always`), or to none.
+        /// Not `always` by default: on one machine the client pays more
+        /// than the server saves (bench/notes.md).
+        #[arg(long, value_enum, value_name = "WHO", default_value = "remote")]
+        sendfile: SendFileArg,
         /// Seconds of penalty each failed login adds to its address
         /// (0: no penalties).
         #[arg(long, value_name = "SECS", default_value_t = 5)]
@@ -647,6 +672,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             max_startups,
             max_startups_per_ip,
             window,
+            sendfile,
             login_penalty,
             login_penalty_min,
             login_penalty_max,
@@ -723,6 +749,7 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
                 store,
                 window,
                 baud,
+                sendfile: sendfile.into(),
             };
             let rt =
                 tokio::runtime::Runtime::new().map_err(|e| FerryError::Other(e.to_string()))?;

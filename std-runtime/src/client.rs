@@ -1021,7 +1021,7 @@ impl Client {
         Ok(v)
     }
 
-    /// Lists each of `paths` (sorted by name, at most [`MAX_LISTING`]
+    /// Lists each of `paths` (sorted by name, at most `MAX_LISTING`
     /// entries each, as [`Self::list`]), pipelined: up to the window in
     /// flight at once, so many directories cost one turn. Each says how
     /// it went.

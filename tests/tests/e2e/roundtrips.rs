@@ -397,3 +397,34 @@ fn ls_of_several_directories_is_one_round_trip() {
     let turns = turns.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(turns, 2, "ls of four directories took {turns} round trips");
 }
+
+/// A server that does not list pre-agreed gets (here one served with
+/// `--window 1`, as an older server's hello reads) is sent plain gets
+/// only, and every file arrives (`docs/PROTOCOL.md#pre-agreed-gets`).
+#[test]
+fn a_server_without_pre_agreed_gets_is_sent_plain_gets() {
+    let s = Server::anonymous(&["--window", "1"]);
+    for n in ["a", "b", "c"] {
+        std::fs::write(s.root.join(n), n.repeat(1000)).unwrap();
+    }
+    let back = TempDir::new().unwrap();
+    let (addr, up) = recording_relay(s.addr.clone());
+    let mut c = ferry();
+    c.arg("get");
+    for n in ["a", "b", "c"] {
+        c.arg(format!("ferry://{addr}/{n}"));
+    }
+    c.arg(back.path()).arg("--quiet");
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    for n in ["a", "b", "c"] {
+        assert_eq!(
+            std::fs::read(back.path().join(n)).unwrap(),
+            n.repeat(1000).as_bytes()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let reqs = requests_agreed(&up.lock().unwrap());
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    assert!(reqs.iter().all(|r| !r.1), "no GetAgreed: {reqs:?}");
+}

@@ -244,6 +244,14 @@ impl Plain<'_> {
     }
 }
 
+/// A socket's "not now": wait until it is writable and try again.
+fn try_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,12 +350,4 @@ mod tests {
         drop(a);
         assert_eq!(reader.await.unwrap(), data[1000..251_000]);
     }
-}
-
-/// A socket's "not now": wait until it is writable and try again.
-fn try_again(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
 }

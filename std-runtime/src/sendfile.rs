@@ -211,11 +211,7 @@ impl Plain<'_> {
                 rustix::net::send(s, bytes, rustix::net::SendFlags::MORE).map_err(io::Error::from)
             });
             match r {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if try_again(&e) => {}
                 r => return Some(r),
             }
         }
@@ -241,15 +237,19 @@ impl Plain<'_> {
                 }
             };
             match r {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if try_again(&e) => {}
                 r => return r,
             }
         }
     }
+}
+
+/// A socket's "not now": wait until it is writable and try again.
+fn try_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 #[cfg(test)]

@@ -27,14 +27,19 @@ fn login_with_scram_then_echo() {
     assert_eq!(p.take(), vec![Rec::Echo("测试 mixed Case".into())]);
 }
 
+/// A login with a wrong password, driven to its answer.
+fn wrong_password(p: &mut Pair, attempt: u8) {
+    p.client.login(USER, "wrong", &[attempt; 18]).unwrap();
+    p.drive();
+}
+
 #[test]
 fn wrong_password_is_rejected_and_three_failures_close() {
     let mut p = Pair::new();
     p.drive();
     p.take();
     for attempt in 1..=2u8 {
-        p.client.login(USER, "wrong", &[attempt; 18]).unwrap();
-        p.drive();
+        wrong_password(&mut p, attempt);
         assert_eq!(p.take(), vec![Rec::LoginFailed(Error::AuthFailed)]);
         assert_eq!(
             p.store.server_events.last(),
@@ -700,8 +705,7 @@ fn a_restarted_server_is_a_new_connection() {
     p.drive();
     p.take();
     for attempt in 1..=2u8 {
-        p.client.login(USER, "wrong", &[attempt; 18]).unwrap();
-        p.drive();
+        wrong_password(&mut p, attempt);
     }
     p.login();
     let body = bytes(5_000, 7);
@@ -731,8 +735,7 @@ fn a_restarted_server_is_a_new_connection() {
     p.server_closed = false;
     p.drive();
     p.take();
-    p.client.login(USER, "wrong", &[9; 18]).unwrap();
-    p.drive();
+    wrong_password(&mut p, 9);
     assert_eq!(
         p.store.server_events.last(),
         Some(&SRec::LoginFailed(Error::AuthFailed, 1))

@@ -24,7 +24,7 @@ const STORE: usize = 256 * 1024;
 /// Each client command gets this long at most.
 const LIMIT: Duration = Duration::from_secs(60);
 /// Most stack the image may use (its high-water mark, painted at boot
-/// and reported on the console); README gives the figure (6 600 bytes)
+/// and reported on the console); README gives the figure (6 512 bytes)
 /// and `.ci/device-size` holds it with the static RAM to 16 KiB.
 const STACK_LIMIT: u64 = 8 * 1024;
 

@@ -123,10 +123,9 @@ pub fn transcript() -> String {
     out
 }
 
-/// Two pipelined puts (version 3, window 2, anonymous login): both
-/// requests go out before either answer, each body after its own accept.
-pub fn pipelined() -> String {
-    let now = Instant::ZERO;
+/// A version-3 client and server of window `W`, MD5 only, chunks of 8
+/// bytes, anonymous login allowed: the pipelined examples' pair.
+fn v3_pair<const W: usize>(now: Instant) -> (Client<Vec<u8>, W>, Server<Vec<u8>, W>) {
     let cc = Config {
         chunk_size: 8,
         digests: Digests::MD5_ONLY,
@@ -135,8 +134,16 @@ pub fn pipelined() -> String {
     let mut sc = ServerConfig::new([1; 32]);
     sc.conn = cc;
     sc.allow_anonymous = true;
-    let mut c = Client::<_, 2>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
-    let mut s = Server::<_, 2>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let c = Client::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let s = Server::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    (c, s)
+}
+
+/// Two pipelined puts (version 3, window 2, anonymous login): both
+/// requests go out before either answer, each body after its own accept.
+pub fn pipelined() -> String {
+    let now = Instant::ZERO;
+    let (mut c, mut s) = v3_pair::<2>(now);
     let bodies: [&[u8]; 2] = [b"one", b"two"];
     let (mut out, mut hellos) = (String::new(), (false, false));
     let (mut body, mut requested, mut ended) = (None::<usize>, false, 0);
@@ -177,16 +184,7 @@ pub fn pipelined() -> String {
 pub fn pipelined_gets() -> String {
     use ferry_core::Error;
     let now = Instant::ZERO;
-    let cc = Config {
-        chunk_size: 8,
-        digests: Digests::MD5_ONLY,
-        ..Config::default()
-    };
-    let mut sc = ServerConfig::new([1; 32]);
-    sc.conn = cc;
-    sc.allow_anonymous = true;
-    let mut c = Client::<_, 4>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
-    let mut s = Server::<_, 4>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let (mut c, mut s) = v3_pair::<4>(now);
     let files = [("a", &b"first file"[..]), ("b", b"two"), ("c", b"third")];
     let body = |name: &str| files.iter().find(|f| f.0 == name).unwrap().1;
     // The server's gets in flight, oldest first: name and next byte to
@@ -266,16 +264,7 @@ pub fn pipelined_gets() -> String {
 /// and its body comes after it.
 pub fn agreed_gets() -> String {
     let now = Instant::ZERO;
-    let cc = Config {
-        chunk_size: 8,
-        digests: Digests::MD5_ONLY,
-        ..Config::default()
-    };
-    let mut sc = ServerConfig::new([1; 32]);
-    sc.conn = cc;
-    sc.allow_anonymous = true;
-    let mut c = Client::<_, 4>::with_window(now, cc, vec![0; 2048], vec![0; 2048]).unwrap();
-    let mut s = Server::<_, 4>::with_window(now, sc, vec![0; 2048], vec![0; 2048]).unwrap();
+    let (mut c, mut s) = v3_pair::<4>(now);
     let files = [("a", &b"first file"[..]), ("b", b"other")];
     let body = |name: &str| files.iter().find(|f| f.0 == name).unwrap().1;
     // Offered names, oldest first; bodies go in that order.

@@ -111,6 +111,17 @@ pub fn shell_batch(url: &str, script: &str) -> Output {
     child.wait_with_output().expect("wait for ferry shell")
 }
 
+/// Adds user `name` with `password` to the users file `users` with
+/// `ferry passwd` (made if missing), asserting that it succeeded.
+pub fn add_user(users: &Path, name: &str, password: &str) {
+    let mut c = ferry();
+    c.args(["passwd", "--users"])
+        .arg(users)
+        .arg(name)
+        .env("FERRY_PASSWORD", password);
+    ok(&run(c));
+}
+
 /// The exit code of an output.
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)

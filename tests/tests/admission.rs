@@ -251,13 +251,7 @@ fn a_full_startup_budget_evicts_the_oldest_connection_not_the_newest() {
 
 fn users_file(dir: &Path) -> PathBuf {
     let users = dir.join("users.txt");
-    let mut c = ferry();
-    c.args(["passwd", "--users"])
-        .arg(&users)
-        .arg("alice")
-        .env("FERRY_PASSWORD", "right");
-    let o = run(c);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    add_user(&users, "alice", "right");
     users
 }
 

@@ -109,12 +109,7 @@ fn client_round_trips(cflags: &str) {
     let bin = build_examples(cflags);
     let dir = TempDir::new().unwrap();
     let users = dir.path().join("users.txt");
-    let mut c = ferry();
-    c.args(["passwd", "--users"])
-        .arg(&users)
-        .arg("alice")
-        .env("FERRY_PASSWORD", "s3cret 密码");
-    assert_eq!(code(&run(c)), 0);
+    add_user(&users, "alice", "s3cret 密码");
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let s = Server::start(

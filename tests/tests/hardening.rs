@@ -464,13 +464,7 @@ fn a_command_using_too_much_cpu_is_stopped() {
 fn user_dirs_refuse_a_user_named_anonymous() {
     let dir = TempDir::new().unwrap();
     let users = dir.path().join("users.txt");
-    let mut c = ferry();
-    c.args(["passwd", "--users"])
-        .arg(&users)
-        .arg("anonymous")
-        .env("FERRY_PASSWORD", "pw");
-    let o = run(c);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    add_user(&users, "anonymous", "pw");
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let mut c = ferry();

@@ -128,12 +128,7 @@ fn a_version_2_client_is_served_unchanged() {
 fn a_refused_login_with_requests_behind_it_reports_the_login_error() {
     let dir = TempDir::new().unwrap();
     let users = dir.path().join("users.txt");
-    let mut c = ferry();
-    c.args(["passwd", "--users"])
-        .arg(&users)
-        .arg("alice")
-        .env("FERRY_PASSWORD", "pw");
-    ok(&run(c));
+    add_user(&users, "alice", "pw");
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("a"), b"a").unwrap();

@@ -11,13 +11,7 @@ use ferry_tests::*;
 
 fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
     let users = dir.join("users.txt");
-    let mut c = ferry();
-    c.args(["passwd", "--users"])
-        .arg(&users)
-        .arg("alice")
-        .env("FERRY_PASSWORD", "s3cret 密码");
-    let o = run(c);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    add_user(&users, "alice", "s3cret 密码");
     users
 }
 

@@ -7,16 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use ferry_tests::*;
 
-fn add_user(users: &std::path::Path, name: &str, password: &str) {
-    let mut c = ferry();
-    c.args(["passwd", "--users"])
-        .arg(users)
-        .arg(name)
-        .env("FERRY_PASSWORD", password);
-    let o = run(c);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// A client command with `password` for the user its URL names.
 fn as_user(password: &str, args: &[&str]) -> std::process::Output {
     let mut c = ferry();

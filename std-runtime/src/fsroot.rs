@@ -578,6 +578,8 @@ impl Root {
             // claimed under it: a name another upload claimed meanwhile
             // is chosen again.
             let target = self.choose_target(p, policy, &key)?;
+            #[cfg(test)]
+            tests::between_choice_and_claim(&target);
             let live = lock(&self.uploads);
             if live.contains_key(&key(file_name(&target))) {
                 continue;
@@ -620,20 +622,36 @@ impl Root {
                 continue;
             }
             let promise = Arc::new(Promise::new(need));
+            let mut live = live;
+            live.insert(key(file_name(&target)), promise.clone());
+            drop(live);
+            let claim = Claim {
+                live: self.uploads.clone(),
+                target: key(file_name(&target)),
+                promise,
+            };
+            // Claimed: no other upload here takes the name from now on.
+            // One that chose it too, stored it and let go before this
+            // claim has left it on disk (CI saw this race once): choose
+            // again, or refuse a `Fail` put, before any body byte.
+            if policy != Overwrite::Replace && self.exists(&target) {
+                drop(claim);
+                match policy {
+                    Overwrite::KeepBoth => continue,
+                    _ => return Err(Error::Exists),
+                }
+            }
             // Without a held part, the directory is kept open within the
             // session's budget, so the part file is made in this very
             // directory even if it is renamed meanwhile.
             let (part, parent) = match held {
                 Some((mut file, _)) => {
                     file.seek(SeekFrom::Start(offset)).map_err(|e| map_io(&e))?;
-                    promise.inodes.store(0, Ordering::SeqCst);
+                    claim.promise.inodes.store(0, Ordering::SeqCst);
                     (Some(Part { file, parent }), None)
                 }
                 None => (None, dirs.take(PUT_DIRS).map(|n| (parent, n))),
             };
-            let mut live = live;
-            live.insert(key(file_name(&target)), promise.clone());
-            drop(live);
             return Ok(Upload {
                 target: target.clone(),
                 part,
@@ -646,11 +664,7 @@ impl Root {
                 offset,
                 size,
                 replace: policy == Overwrite::Replace,
-                claim: Claim {
-                    live: self.uploads.clone(),
-                    target: key(file_name(&target)),
-                    promise,
-                },
+                claim,
             });
         }
     }
@@ -658,8 +672,9 @@ impl Root {
     /// The name a put of `p` will be stored under, or why it cannot be.
     /// Called without the uploads lock (each look at the table takes it
     /// briefly): the caller claims the name under the lock and chooses
-    /// again if another upload claimed it first, and a name that appears
-    /// on disk meanwhile is refused by the commit's no-replace rename.
+    /// again if another upload claimed it first or stored it before the
+    /// claim; a name made on disk by anything else meanwhile is refused
+    /// by the commit's no-replace rename.
     fn choose_target(
         &self,
         p: &Path,
@@ -1138,6 +1153,19 @@ mod tests {
         PROBES.with(|c| c.replace(0))
     }
 
+    thread_local! {
+        /// Run once on this thread between a put's choice of name and its
+        /// claim: what another session does in that gap.
+        static IN_THE_GAP: std::cell::RefCell<Option<Box<dyn FnOnce(&Path)>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    pub(super) fn between_choice_and_claim(target: &Path) {
+        if let Some(f) = IN_THE_GAP.with(|g| g.borrow_mut().take()) {
+            f(target);
+        }
+    }
+
     /// Stores `body` under a keep-both put of `name`; where it went.
     fn keep_both_put(root: &Arc<Root>, name: &str, body: &[u8]) -> PathBuf {
         let mut up = root
@@ -1223,6 +1251,47 @@ mod tests {
             }
         }
         assert_eq!(names.len(), 2 * PUTS);
+    }
+
+    /// Another session's upload of the chosen name claimed it, stored it
+    /// and let go, all between this put's choice and its claim (CI saw it
+    /// once in `racing_keep_both_puts_never_share_a_name`): the name is
+    /// on disk and free in the table. A keep-both put goes on to the next
+    /// name, a `Fail` put is refused before any body byte; what the other
+    /// session stored is left as it is.
+    #[test]
+    fn a_name_stored_between_choice_and_claim_is_not_taken_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gap"), b"0").unwrap();
+        let root = Arc::new(Root::open(dir.path()).unwrap());
+        let plant = |dir: PathBuf| {
+            IN_THE_GAP.with(|g| {
+                *g.borrow_mut() = Some(Box::new(move |t: &Path| {
+                    std::fs::write(dir.join(t), b"the other session's").unwrap();
+                }))
+            })
+        };
+        plant(dir.path().to_path_buf());
+        let stored = keep_both_put(&root, "gap", b"ours");
+        let planted = ferry_core::naming::keep_both_name("gap", 0).to_string();
+        assert_ne!(stored, PathBuf::from(&planted));
+        assert_eq!(std::fs::read(dir.path().join(&stored)).unwrap(), b"ours");
+        let theirs = std::fs::read(dir.path().join(&planted)).unwrap();
+        assert_eq!(theirs, b"the other session's");
+
+        plant(dir.path().to_path_buf());
+        let fail = root.begin_upload(
+            Path::new("fresh"),
+            4,
+            Overwrite::Fail,
+            false,
+            &Held::default(),
+        );
+        assert_eq!(fail.err(), Some(Error::Exists));
+        assert_eq!(
+            std::fs::read(dir.path().join("fresh")).unwrap(),
+            b"the other session's"
+        );
     }
 
     #[test]

@@ -1153,10 +1153,13 @@ mod tests {
         PROBES.with(|c| c.replace(0))
     }
 
+    /// What another session does between a put's choice of name and its
+    /// claim, given the name.
+    type Gap = Box<dyn FnOnce(&Path)>;
+
     thread_local! {
-        /// Run once on this thread between a put's choice of name and its
-        /// claim: what another session does in that gap.
-        static IN_THE_GAP: std::cell::RefCell<Option<Box<dyn FnOnce(&Path)>>> =
+        /// Run once on this thread in that gap.
+        static IN_THE_GAP: std::cell::RefCell<Option<Gap>> =
             const { std::cell::RefCell::new(None) };
     }
 

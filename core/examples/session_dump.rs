@@ -262,7 +262,7 @@ pub fn pipelined_gets() -> String {
 /// `a` (10 bytes) within its bound of 16, so its body follows the offer;
 /// `b` (5 bytes) past its bound of 4, so its offer waits for an `Accept`
 /// and its body comes after it.
-pub fn agreed_gets() -> String {
+pub fn agreed() -> String {
     let now = Instant::ZERO;
     let (mut c, mut s) = v3_pair::<4>(now);
     let files = [("a", &b"first file"[..]), ("b", b"other")];

@@ -65,7 +65,9 @@ pub enum Event<'a> {
     },
     /// With several requests in flight: a get or put that is not the
     /// oldest in flight (the oldest still without an answer) was refused.
-    /// The oldest in flight failing is [`Event::Failed`].
+    /// The oldest in flight failing is [`Event::Failed`]. A pre-agreed
+    /// put's refusal ([`Client::put_agreed`]) is always this event, the
+    /// answer to its request.
     Refused(Error),
     /// get: body bytes, borrowed from the input buffer; valid until the next
     /// call on the client.
@@ -125,12 +127,9 @@ struct AcceptedGet {
 #[derive(Debug, Clone, Copy)]
 enum Head {
     /// `agreed`: sent as `GetAgreed` with this offset and largest size.
-    Get {
-        agreed: Option<(u64, u64)>,
-    },
-    Put {
-        size: u64,
-    },
+    Get { agreed: Option<(u64, u64)> },
+    /// `agreed`: sent as `PutAgreed`, its body right behind it.
+    Put { size: u64, agreed: bool },
 }
 
 enum State {
@@ -184,6 +183,8 @@ pub struct ClientRole<const W: usize> {
     hello: bool,
     /// Gets and puts sent, their answer not here yet; with sequence numbers.
     heads: Deque<(Head, u32), W>,
+    /// Of those, pre-agreed puts: they hold no place in the window.
+    agreed_heads: usize,
     /// Puts accepted whose body has not started (window above 1).
     ready: Deque<(u64, u64), W>,
     /// Put bodies sent, waiting for `Done`: this side's digests.
@@ -241,13 +242,14 @@ impl<const W: usize> ClientRole<W> {
 
     /// What counts against the window: a put stops counting once its
     /// trailer is out (the server commits it before reading on), so the
-    /// next window's requests overlap the last one's `Done`s. Up to `W`
-    /// such tails wait here; a version-2 session, or a window of 1 (this
-    /// side's or the negotiated one), counts them as before: one request
-    /// at a time, the next after `Done`.
+    /// next window's requests overlap the last one's `Done`s, and a
+    /// pre-agreed put, whose trailer follows its request at once, never
+    /// counts. Up to `W` such tails wait here; a version-2 session, or a
+    /// window of 1 (this side's or the negotiated one), counts them as
+    /// before: one request at a time, the next after `Done`.
     fn window_used(&self, v3: bool, window: usize) -> usize {
         if v3 && W > 1 && window > 1 {
-            self.in_flight() - self.tails.len()
+            self.in_flight() - self.tails.len() - self.agreed_heads
         } else {
             self.in_flight()
         }
@@ -374,6 +376,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             state: State::Handshake,
             hello: false,
             heads: Deque::new(),
+            agreed_heads: 0,
             ready: Deque::new(),
             tails: Deque::new(),
             accepted: Deque::new(),
@@ -591,7 +594,7 @@ impl<B: Buffer, const W: usize> Client<B, W> {
     /// put does, so its prefix can be hashed before its body.
     pub fn get_agreed(&mut self, path: &str, offset: u64, max: u64) -> Result<(), Error> {
         let path = to_path(path)?;
-        if !self.link.negotiated.is_some_and(|n| n.agreed_gets()) {
+        if !self.link.negotiated.is_some_and(|n| n.agreed()) {
             return Err(Error::Unsupported);
         }
         if offset > 0 && self.role.in_flight() > 0 {
@@ -624,7 +627,83 @@ impl<B: Buffer, const W: usize> Client<B, W> {
             overwrite,
             resume,
         };
-        self.transfer_request(Message::Request(req), Head::Put { size }, resume)
+        let head = Head::Put {
+            size,
+            agreed: false,
+        };
+        self.transfer_request(Message::Request(req), head, resume)
+    }
+
+    /// Uploads `size` bytes to `path` with the body right behind the
+    /// request (`docs/PROTOCOL.md#pre-agreed-puts`): the body is to be sent
+    /// now ([`Self::send_with`], [`Self::send_body`]), without waiting for
+    /// [`Event::Accepted`]. The server then answers `Accepted` and
+    /// [`Event::TransferEnd`], or refuses it after reading the body: one
+    /// [`Event::Refused`], always that event (its body went out, so it
+    /// never stands as the oldest thing in flight). Only when
+    /// [`Self::can_put_agreed`] says so, else [`Error::Unsupported`] where
+    /// the server does not take them and [`Error::BadUsage`] when they
+    /// may not go now; nothing is sent then. Never resumed.
+    pub fn put_agreed(&mut self, path: &str, size: u64, overwrite: Overwrite) -> Result<(), Error> {
+        let path = to_path(path)?;
+        if !self.agreed_puts() {
+            return Err(Error::Unsupported);
+        }
+        if !self.can_put_agreed() {
+            return Err(Error::BadUsage);
+        }
+        let t = Transfer::new(size, 0, self.link.digest())?;
+        let msg = Message::PutAgreed {
+            path,
+            size,
+            overwrite,
+        };
+        self.link.send_msg(&msg)?;
+        let r = &mut self.role;
+        let seq = r.seq();
+        let head = Head::Put { size, agreed: true };
+        r.heads
+            .push_back((head, seq))
+            .map_err(|_| Error::Internal)?;
+        r.agreed_heads += 1;
+        // Its body stands right behind its request: a refusal, which
+        // answers both, finds it by this number.
+        r.body_seq = r.seq();
+        r.state = State::Sending(t);
+        // An empty file: the trailer goes now.
+        self.after_send()
+    }
+
+    /// Whether this session may send pre-agreed puts at all: version 3,
+    /// a window above 1 on both sides, a server that listed them.
+    fn agreed_puts(&self) -> bool {
+        W > 1
+            && self
+                .link
+                .negotiated
+                .is_some_and(|n| n.agreed() && n.window > 1)
+    }
+
+    /// Whether a [`Self::put_agreed`] may go now: logged in, nothing
+    /// being sent, no get and no other request in flight, and no put
+    /// waiting for its `Accept` or to start its body (the server reads a
+    /// pre-agreed put's body as soon as it reads the request; the puts
+    /// before it must have sent theirs). Room for its answer and its
+    /// digest too: up to `W` wait, whatever the negotiated window.
+    pub fn can_put_agreed(&self) -> bool {
+        let r = &self.role;
+        self.agreed_puts()
+            && self.link.closed.is_none()
+            && matches!(r.state, State::Idle)
+            && self.is_logged_in()
+            && r.behind.is_none()
+            && r.queued.is_empty()
+            && r.ready.is_empty()
+            && r.accepted.is_empty()
+            && r.heads.len() == r.agreed_heads
+            && !r.alone
+            && !r.heads.is_full()
+            && !r.tails.is_full()
     }
 
     /// Sends a get or put (`resume`: a resumed put, which goes alone).
@@ -980,13 +1059,21 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 return Ok(Step::Event(Event::Offer { size }));
             }
             Message::Accept { offset, name } => {
-                let Some(&(Head::Put { size }, _)) = self.role.heads.front() else {
+                let Some(&(Head::Put { size, agreed }, _)) = self.role.heads.front() else {
                     return Err(Error::UnexpectedFrame);
                 };
                 if !self.role.head_first() {
                     return Err(Error::UnexpectedFrame);
                 }
                 self.role.heads.pop_front();
+                // Its body went out with the request: only the answer.
+                if agreed {
+                    self.role.agreed_heads -= 1;
+                    if offset != 0 {
+                        return Err(Error::BadOffset);
+                    }
+                    return Ok(Step::Event(Event::Accepted { offset, name }));
+                }
                 if offset > size {
                     // A server bug: it accepted past the end.
                     return Err(Error::BadOffset);
@@ -1104,6 +1191,9 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         // A refusal of the oldest get or put still without an answer.
         if r.head_first() {
             let oldest = r.head_is_oldest();
+            if let Some(&(Head::Put { agreed: true, .. }, seq)) = r.heads.front() {
+                return self.on_agreed_refusal(seq, err);
+            }
             r.heads.pop_front();
             return Ok(Step::Event(if oldest {
                 Event::Failed(err)
@@ -1153,6 +1243,27 @@ impl<B: Buffer, const W: usize> Client<B, W> {
                 Err(Error::UnexpectedFrame)
             }
         }
+    }
+
+    /// The refusal of the pre-agreed put whose request has sequence
+    /// number `seq`: its one answer, sent after its body
+    /// (`docs/PROTOCOL.md#pre-agreed-puts`), which stands right behind
+    /// it. It ends that body's wait for `Done`, or acknowledges this
+    /// side's cancel of it (reported already: the event then only keeps
+    /// a driver's count of answers).
+    fn on_agreed_refusal(&mut self, seq: u32, err: Error) -> Result<Step, Error> {
+        let r = &mut self.role;
+        let body = seq.wrapping_add(1);
+        if r.tails.front().is_some_and(|t| t.1 == body) {
+            r.tails.pop_front();
+        } else if matches!(r.state, State::CancelWait) && r.body_seq == body {
+            r.state = State::Idle;
+        } else {
+            return Err(Error::UnexpectedFrame);
+        }
+        r.heads.pop_front();
+        r.agreed_heads -= 1;
+        Ok(Step::Event(Event::Refused(err)))
     }
 
     /// The server cancelled a get: a version-3 server waits for this

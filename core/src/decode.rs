@@ -261,6 +261,11 @@ impl<'a> Reader<'a> {
                 offset: 0,
                 max: 0,
             },
+            23 => Message::PutAgreed {
+                path: Path::new(),
+                size: 0,
+                overwrite: Overwrite::Fail,
+            },
             _ => return Err(Error::Malformed),
         };
         match out {
@@ -288,6 +293,16 @@ impl<'a> Reader<'a> {
                 self.string_into(path)?;
                 *offset = self.u64()?;
                 *max = self.u64()?;
+                Ok(())
+            }
+            Message::PutAgreed {
+                path,
+                size,
+                overwrite,
+            } => {
+                self.string_into(path)?;
+                *size = self.u64()?;
+                *overwrite = self.overwrite()?;
                 Ok(())
             }
             Message::Accept { name, .. } => {

@@ -38,13 +38,15 @@ pub const WINDOW_SHIFT: u16 = 4;
 /// The largest window a hello can state.
 pub const MAX_WINDOW: usize = 4096;
 /// Not a digest: an id a version-3 server with a window above 1 lists in
-/// its hello's digest slots to say it takes [`Message::GetAgreed`]
-/// (`docs/PROTOCOL.md#pre-agreed-gets`). Every flag bit is taken, and
-/// peers skip digest ids they do not know, so an older client reads
-/// this hello as before and never sends the message.
+/// its hello's digest slots to say it takes pre-agreed transfers,
+/// [`Message::GetAgreed`] and [`Message::PutAgreed`]
+/// (`docs/PROTOCOL.md#pre-agreed-gets`, `#pre-agreed-puts`). Every flag
+/// bit is taken, and peers skip digest ids they do not know, so an older
+/// client reads this hello as before and never sends either message.
 ///
 /// [`Message::GetAgreed`]: crate::message::Message::GetAgreed
-pub const AGREED_GETS: u8 = 0x80;
+/// [`Message::PutAgreed`]: crate::message::Message::PutAgreed
+pub const AGREED: u8 = 0x80;
 
 /// What each side announces before anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -268,7 +268,7 @@ pub enum Message {
         seconds: u32,
     },
     /// C→S, version 3, to a server whose hello lists
-    /// [`AGREED_GETS`](crate::frame::AGREED_GETS): a get whose answer
+    /// [`AGREED`](crate::frame::AGREED): a get whose answer
     /// is agreed in advance. An offer of `offset ≤ size ≤ max` counts as
     /// accepted from `offset`, so its body follows the offer without a
     /// turn; any other offer waits for `Accept` or `Refuse` as after a
@@ -280,6 +280,20 @@ pub enum Message {
         offset: u64,
         /// The largest size accepted without seeing it first.
         max: u64,
+    },
+    /// C→S, version 3, to a server whose hello lists
+    /// [`AGREED`](crate::frame::AGREED): a put whose body and trailer
+    /// follow at once, without waiting for the `Accept`. The server
+    /// answers `Accept` then `Done` as for `Request(Put)`, or, refusing
+    /// it, reads and drops the body and answers one `Error` after the
+    /// trailer (`docs/PROTOCOL.md#pre-agreed-puts`). Never resumed.
+    PutAgreed {
+        /// Where to store it.
+        path: Path,
+        /// The exact size of the body that follows.
+        size: u64,
+        /// What to do if `path` exists.
+        overwrite: Overwrite,
     },
 }
 
@@ -310,6 +324,7 @@ impl Message {
             Message::Refuse { .. } => "refuse",
             Message::Retry { .. } => "retry",
             Message::GetAgreed { .. } => "get-agreed",
+            Message::PutAgreed { .. } => "put-agreed",
         }
     }
 }

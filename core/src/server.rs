@@ -109,6 +109,13 @@ enum State {
     Receiving(Transfer),
     Storing,
     Discarding,
+    /// A pre-agreed put refused: its body (`left` bytes more) and trailer
+    /// are read and dropped, then the refusal `code` goes out
+    /// (`docs/PROTOCOL.md#pre-agreed-puts`).
+    Refusing {
+        code: u16,
+        left: u64,
+    },
     Exec(bool),
     Closed,
 }
@@ -176,6 +183,9 @@ pub struct ServerRole<const W: usize> {
     /// largest size its client accepts without an `Accept`. One is
     /// enough: a request is read only once the one before is answered.
     agreed: Option<(u64, u64)>,
+    /// The put being answered came as `PutAgreed`: its body follows the
+    /// request at once, so a refusal waits until it has been read.
+    put_agreed: bool,
 }
 
 impl<const W: usize> ServerRole<W> {
@@ -183,7 +193,11 @@ impl<const W: usize> ServerRole<W> {
     fn in_flight(&self) -> usize {
         let current = matches!(
             self.state,
-            State::Sending(_) | State::Receiving(_) | State::Storing | State::Discarding
+            State::Sending(_)
+                | State::Receiving(_)
+                | State::Storing
+                | State::Discarding
+                | State::Refusing { .. }
         );
         self.ahead.len() + self.sent.len() + usize::from(current)
     }
@@ -218,7 +232,7 @@ impl<const W: usize> ServerRole<W> {
     fn puts_in_flight(&self) -> bool {
         matches!(
             self.state,
-            State::Receiving(_) | State::Storing | State::Discarding
+            State::Receiving(_) | State::Storing | State::Discarding | State::Refusing { .. }
         ) || self.ahead.iter().any(|a| matches!(a, Ahead::Put { .. }))
     }
 }
@@ -338,6 +352,7 @@ impl<const W: usize> ServerRole<W> {
             sent: Deque::new(),
             refusal: None,
             agreed: None,
+            put_agreed: false,
         }
     }
 }
@@ -630,6 +645,9 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         {
             return Err(Error::BadUsage);
         }
+        if !pipelined && matches!(self.role.state, State::Request(Kind::Put { .. })) {
+            return self.refuse_request(err);
+        }
         self.link.send_msg(&Brief::Error {
             code: err.request_code(),
         })?;
@@ -638,6 +656,23 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         } else {
             self.role.state = State::Idle;
         }
+        Ok(())
+    }
+
+    /// Refuses the request read last with nothing in flight: at once, or,
+    /// a pre-agreed put's, once its body and trailer (which follow it
+    /// regardless) have been read and dropped: the refusal is then its
+    /// only answer (`docs/PROTOCOL.md#pre-agreed-puts`).
+    fn refuse_request(&mut self, err: Error) -> Result<(), Error> {
+        let code = err.request_code();
+        let agreed = core::mem::take(&mut self.role.put_agreed);
+        self.role.state = match self.role.state {
+            State::Request(Kind::Put { size }) if agreed => State::Refusing { code, left: size },
+            _ => {
+                self.link.send_msg(&Brief::Error { code })?;
+                State::Idle
+            }
+        };
         Ok(())
     }
 
@@ -767,8 +802,8 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             _ => return Err(Error::BadUsage),
         };
         // A pipelined put never resumes: its prefix could not be hashed
-        // before the bodies ahead of it.
-        if offset > size || (pipelined && offset > 0) {
+        // before the bodies ahead of it; a pre-agreed one is sent whole.
+        if offset > size || ((pipelined || self.role.put_agreed) && offset > 0) {
             return Err(Error::BadOffset);
         }
         if name.is_some_and(|n| n.len() > MAX_PATH) {
@@ -777,6 +812,7 @@ impl<B: Buffer, const W: usize> Server<B, W> {
         let t = Transfer::new(size, offset, self.link.digest())?;
         self.link.send_msg(&Brief::Accept { offset, name })?;
         self.answer(false)?;
+        self.role.put_agreed = false;
         if pipelined {
             let put = Ahead::Put { size };
             self.role
@@ -873,7 +909,15 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 self.take_agreement(&mut msg);
                 self.on_message(&mut msg)
             }
-            FrameKind::Data => Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data)),
+            FrameKind::Data => {
+                if let State::Refusing { left, .. } = &mut self.role.state {
+                    *left = left
+                        .checked_sub(range.len() as u64)
+                        .ok_or(Error::Malformed)?;
+                    return Ok(Step::Nothing);
+                }
+                Ok(self.on_body(range)?.map_or(Step::Nothing, Step::Data))
+            }
             FrameKind::Stdout | FrameKind::Stderr => Err(Error::UnexpectedFrame),
         }
     }
@@ -908,8 +952,34 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 let path = core::mem::take(path);
                 *msg = Message::Request(Request::Get { path });
             }
+        } else if let Message::PutAgreed {
+            path,
+            size,
+            overwrite,
+        } = msg
+        {
+            // Only where its body can be read as it comes: logged in, a
+            // window above 1 and nothing in flight (the one before is
+            // stored by now). Anything else stays `PutAgreed`, which no
+            // state takes: `UnexpectedFrame`.
+            let window = self.link.negotiated.map_or(1, |n| n.window);
+            if self.version() >= 3
+                && window > 1
+                && matches!(self.role.state, State::Idle)
+                && self.role.in_flight() == 0
+            {
+                self.role.agreed = None;
+                self.role.put_agreed = true;
+                *msg = Message::Request(Request::Put {
+                    path: core::mem::take(path),
+                    size: *size,
+                    overwrite: *overwrite,
+                    resume: false,
+                });
+            }
         } else if let Message::Request(_) = msg {
             self.role.agreed = None;
+            self.role.put_agreed = false;
         }
     }
 
@@ -982,6 +1052,14 @@ impl<B: Buffer, const W: usize> Server<B, W> {
                 self.role.state = State::Idle;
                 Ok(Step::Nothing)
             }
+            (&State::Refusing { code, left }, Message::Trailer { .. }) => {
+                if left > 0 {
+                    return Err(Error::Truncated);
+                }
+                self.role.state = State::Idle;
+                self.link.send_msg(&Brief::Error { code })?;
+                Ok(Step::Nothing)
+            }
             _ => {
                 self.role.state = State::Idle;
                 Err(Error::UnexpectedFrame)
@@ -1050,18 +1128,6 @@ impl<B: Buffer, const W: usize> Server<B, W> {
     /// driver.
     #[inline(never)]
     fn on_request(&mut self, req: &mut Request) -> Result<Step, Error> {
-        let refused = match req {
-            Request::Put { path, .. } if crate::message::names_directory(path) => {
-                Some(Error::IsADirectory)
-            }
-            _ => refused_by_config(&self.role.config, req),
-        };
-        if let Some(err) = refused {
-            self.link.send_msg(&Brief::Error {
-                code: err.request_code(),
-            })?;
-            return Ok(Step::Nothing);
-        }
         let kind = match req {
             Request::Get { .. } => Kind::Get,
             Request::Put { size, .. } => Kind::Put { size: *size },
@@ -1076,6 +1142,16 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             Request::Exec { .. } => Kind::Exec,
         };
         self.role.state = State::Request(kind);
+        let refused = match req {
+            Request::Put { path, .. } if crate::message::names_directory(path) => {
+                Some(Error::IsADirectory)
+            }
+            _ => refused_by_config(&self.role.config, req),
+        };
+        if let Some(err) = refused {
+            self.refuse_request(err)?;
+            return Ok(Step::Nothing);
+        }
         // Moved out of the decoded message, not cloned: a clone was a
         // second 976-byte request on the stack.
         Ok(Step::Event(Event::Request(core::mem::replace(
@@ -1265,6 +1341,12 @@ impl<B: Buffer, const W: usize> Server<B, W> {
             // Our cancel of a put crossed the client's: our error is its
             // acknowledgement, and nothing more comes.
             State::Discarding => Ok(Step::Nothing),
+            // The client ended the body of a pre-agreed put this side
+            // refused: the refusal is the one answer, as after a trailer.
+            State::Refusing { code, .. } => {
+                self.link.send_msg(&Brief::Error { code })?;
+                Ok(Step::Nothing)
+            }
             // Our cancel of a get crossed the client's.
             State::Idle if core::mem::take(&mut self.role.cancel_may_cross) => Ok(Step::Nothing),
             other => {

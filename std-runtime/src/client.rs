@@ -1323,7 +1323,7 @@ impl Gets for GetBatch<'_> {
         // saving a turn per window: any size up to the listed one (a file
         // that grew since is shown first, as a plain get's), any at all
         // when none was listed.
-        if client.negotiated().is_some_and(|n| n.agreed_gets()) {
+        if client.negotiated().is_some_and(|n| n.agreed()) {
             let max = if f.size > 0 { f.size } else { u64::MAX };
             return client.get_agreed(&f.remote, 0, max);
         }

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::digest::{self, Algorithm, Digests};
 use crate::error::Error;
-use crate::frame::{Hello, AGREED_GETS, FLAG_V3, HEADER_LEN, VERSION, WINDOW_SHIFT};
+use crate::frame::{Hello, AGREED, FLAG_V3, HEADER_LEN, VERSION, WINDOW_SHIFT};
 use crate::setup::{BufferKind, InsufficientSize, SetupError};
 
 /// Sizes both sides agreed on in the handshake.
@@ -31,9 +31,9 @@ pub struct Negotiated {
 
 impl Negotiated {
     /// Whether the server takes pre-agreed gets: a version-3 session
-    /// whose server listed [`AGREED_GETS`] (`docs/PROTOCOL.md#pre-agreed-gets`).
-    pub fn agreed_gets(&self) -> bool {
-        self.version >= 3 && self.peer_digests.to_bytes().contains(&AGREED_GETS)
+    /// whose server listed [`AGREED`] (`docs/PROTOCOL.md#pre-agreed-gets`).
+    pub fn agreed(&self) -> bool {
+        self.version >= 3 && self.peer_digests.to_bytes().contains(&AGREED)
     }
 }
 
@@ -94,7 +94,7 @@ impl LocalHello {
         let mut digests = config.digests.to_bytes();
         if side == Side::Server && window > 1 {
             if let Some(free) = digests.iter_mut().find(|d| **d == 0) {
-                *free = AGREED_GETS;
+                *free = AGREED;
             }
         }
         Ok(LocalHello {

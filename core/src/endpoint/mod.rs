@@ -227,7 +227,9 @@ impl<B: Buffer> Link<B> {
             Ok((FrameKind::Msg, len)) => avail
                 .get(HEADER_LEN..HEADER_LEN + len as usize)
                 .is_some_and(|p| match frame::decode_message(p) {
-                    Ok(Message::Request(_) | Message::GetAgreed { .. }) => true,
+                    Ok(
+                        Message::Request(_) | Message::GetAgreed { .. } | Message::PutAgreed { .. },
+                    ) => true,
                     Ok(Message::Echo { .. }) => echo,
                     _ => false,
                 }),

@@ -46,12 +46,16 @@ fn sum() -> impl Strategy<Value = Sum> {
         .prop_map(|(a, b)| Sum::new(a, &b[..a.digest_len()]).unwrap())
 }
 
-fn request() -> impl Strategy<Value = Request> {
-    let overwrite = prop_oneof![
+fn overwrite() -> impl Strategy<Value = Overwrite> {
+    prop_oneof![
         Just(Overwrite::Fail),
         Just(Overwrite::KeepBoth),
         Just(Overwrite::Replace)
-    ];
+    ]
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    let overwrite = overwrite();
     prop_oneof![
         text().prop_map(|path| Request::Get { path }),
         (text(), any::<u64>(), overwrite, any::<bool>()).prop_map(
@@ -121,6 +125,13 @@ fn message() -> impl Strategy<Value = Message> {
             offset,
             max
         }),
+        (text(), any::<u64>(), overwrite()).prop_map(|(path, size, overwrite)| {
+            Message::PutAgreed {
+                path,
+                size,
+                overwrite,
+            }
+        }),
     ]
 }
 
@@ -142,8 +153,8 @@ fn every_tag_serde_knows_the_decoder_knows() {
             }
         }
     }
-    // Tags 0..=22 decode from some such bytes, and no other.
-    assert_eq!(tags, (1 << 23) - 1, "tags that decoded: {tags:b}");
+    // Tags 0..=23 decode from some such bytes, and no other.
+    assert_eq!(tags, (1 << 24) - 1, "tags that decoded: {tags:b}");
 }
 
 #[test]

@@ -32,6 +32,13 @@ pub enum Job {
         path: String,
         max: u64,
     },
+    /// A pre-agreed put: its body right behind its request
+    /// (`docs/PROTOCOL.md#pre-agreed-puts`).
+    PutAgreed {
+        path: String,
+        data: Vec<u8>,
+        overwrite: Overwrite,
+    },
 }
 
 pub fn put(path: &str, data: &[u8]) -> Job {
@@ -44,6 +51,14 @@ pub fn put(path: &str, data: &[u8]) -> Job {
 
 pub fn get(path: &str) -> Job {
     Job::Get { path: path.into() }
+}
+
+pub fn put_agreed(path: &str, data: &[u8]) -> Job {
+    Job::PutAgreed {
+        path: path.into(),
+        data: data.to_vec(),
+        overwrite: Overwrite::Fail,
+    }
 }
 
 pub fn agreed(path: &str, max: u64) -> Job {
@@ -109,6 +124,9 @@ pub struct Pipe<const CW: usize, const SW: usize> {
     bodies: VecDeque<usize>,
     /// Puts accepted whose body has not started.
     ready: VecDeque<usize>,
+    /// Pre-agreed puts whose request is not answered yet (they are in
+    /// `heads` and, until they end, in `bodies`).
+    agreed: Vec<usize>,
     /// The put whose body goes out now, and how far.
     body: Option<(usize, usize)>,
     /// Bytes received per get item.
@@ -154,6 +172,7 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
             heads: VecDeque::new(),
             bodies: VecDeque::new(),
             ready: VecDeque::new(),
+            agreed: Vec::new(),
             body: None,
             got: Vec::new(),
             names: Vec::new(),
@@ -202,6 +221,12 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
                     .unwrap_or_else(|| panic!("item {i} never ended: {:?}", self.events))
             })
             .collect()
+    }
+
+    /// The client alone, as long as it has something to send: requests,
+    /// bodies, onto the wire, nothing delivered. What one turn sends.
+    pub fn client_turn(&mut self) {
+        while self.send_requests() | self.pump_body() | self.transmit() {}
     }
 
     /// Drives both sides until nothing moves (bounded).
@@ -344,6 +369,23 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
                     }
                     self.client.put(path, data.len() as u64, *overwrite, false)
                 }
+                Job::PutAgreed {
+                    path,
+                    data,
+                    overwrite,
+                } => {
+                    if !self.client.can_put_agreed() {
+                        break;
+                    }
+                    let r = self.client.put_agreed(path, data.len() as u64, *overwrite);
+                    if r.is_ok() {
+                        // Its body goes now, its answer comes later.
+                        self.agreed.push(i);
+                        self.bodies.push_back(i);
+                        self.body = Some((i, 0));
+                    }
+                    r
+                }
             };
             match r {
                 Ok(()) => self.heads.push_back(i),
@@ -360,7 +402,7 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
         let Some((i, mut pos)) = self.body else {
             return false;
         };
-        let Job::Put { data, .. } = &self.jobs[i] else {
+        let (Job::Put { data, .. } | Job::PutAgreed { data, .. }) = &self.jobs[i] else {
             panic!("item {i} is no put")
         };
         let limit = match self.cancel_after {
@@ -452,6 +494,10 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
             Rec::Accepted(_, name) => {
                 let i = front(&mut self.heads);
                 self.names[i] = name.clone();
+                if let Some(at) = self.agreed.iter().position(|&a| a == i) {
+                    self.agreed.remove(at);
+                    return Some(i);
+                }
                 self.bodies.push_back(i);
                 if CW == 1 {
                     self.body = Some((i, 0));
@@ -479,7 +525,9 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
                 let i = front(&mut self.bodies);
                 let outcome = match (&self.jobs[i], verified) {
                     (_, false) => Outcome::Failed(Error::ChecksumMismatch),
-                    (Job::Put { .. }, true) => Outcome::Stored(self.names[i].clone()),
+                    (Job::Put { .. } | Job::PutAgreed { .. }, true) => {
+                        Outcome::Stored(self.names[i].clone())
+                    }
                     (Job::Get { .. } | Job::Agreed { .. }, true) => {
                         Outcome::Got(std::mem::take(&mut self.got[i]))
                     }
@@ -504,6 +552,14 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
             // A later one, the oldest without an answer, was refused.
             Rec::Refused(e) => {
                 let i = front(&mut self.heads);
+                // A pre-agreed put cancelled already has ended.
+                if let Some(at) = self.agreed.iter().position(|&a| a == i) {
+                    self.agreed.remove(at);
+                    if !self.bodies.contains(&i) {
+                        return Some(i);
+                    }
+                    self.bodies.retain(|&b| b != i);
+                }
                 self.end(i, Outcome::Failed(*e));
                 Some(i)
             }
@@ -511,7 +567,11 @@ impl<const CW: usize, const SW: usize> Pipe<CW, SW> {
                 self.client_closed = Some(*e);
                 self.body = None;
                 self.ready.clear();
-                let left: Vec<usize> = self.bodies.drain(..).chain(self.heads.drain(..)).collect();
+                // A pre-agreed put is in both.
+                let mut left: Vec<usize> =
+                    self.bodies.drain(..).chain(self.heads.drain(..)).collect();
+                left.sort_unstable();
+                left.dedup();
                 for i in left.into_iter().chain(self.next..self.jobs.len()) {
                     self.end(i, Outcome::Failed(*e));
                 }
@@ -1310,14 +1370,14 @@ fn a_corrupted_body_fails_only_its_item() {
 
 // ---- pre-agreed gets (docs/PROTOCOL.md#pre-agreed-gets) ----
 
-/// Gets agreed in advance: the server lists `AGREED_GETS`, the client
+/// Gets agreed in advance: the server lists `AGREED`, the client
 /// sends no `Accept`, each body follows its offer, and every file
 /// arrives, also with the stream cut into odd reads.
 #[test]
 fn pre_agreed_gets_need_no_accept_and_all_arrive() {
     for split in [Split::Whole, Split::Cycle(vec![3, 700, 1, 4096])] {
         let mut p = Pipe::<8, 8>::logged_in(split);
-        assert!(p.client.negotiated().unwrap().agreed_gets());
+        assert!(p.client.negotiated().unwrap().agreed());
         let files: Vec<(String, Vec<u8>)> = (0..5)
             .map(|i| {
                 (
@@ -1415,7 +1475,7 @@ fn a_version_2_session_has_no_pre_agreed_gets() {
     as_version_2(&mut p.to_server);
     as_version_2(&mut p.to_client);
     p.drive();
-    assert!(!p.client.negotiated().unwrap().agreed_gets());
+    assert!(!p.client.negotiated().unwrap().agreed());
     assert_eq!(p.client.get_agreed("a", 0, 10), Err(Error::Unsupported));
     p.store.files.insert("a".into(), bytes(5_000, 1));
     assert_eq!(p.batch(vec![get("a")]), [Outcome::Got(bytes(5_000, 1))]);
@@ -1448,4 +1508,181 @@ fn a_get_behind_a_refused_login_fails_with_the_logins_error() {
         code: Error::NotLoggedIn.code()
     }));
     assert_eq!(p.server_closed, None);
+}
+
+// ---- pre-agreed puts (docs/PROTOCOL.md#pre-agreed-puts) ----
+
+/// Puts agreed in advance: every request goes out with its body and
+/// trailer in one turn, before any answer, beyond the server's window
+/// (2 here: they never hold a place in it); the server answers each with
+/// `Accept` and `Done`, and every file is stored, also with the stream cut
+/// into odd reads. An empty file goes as a request and a trailer.
+#[test]
+fn pre_agreed_puts_go_with_their_bodies_in_one_turn() {
+    for split in [Split::Whole, Split::Cycle(vec![3, 700, 1, 4096])] {
+        let mut p = Pipe::<8, 2>::logged_in(split);
+        assert!(p.client.negotiated().unwrap().agreed());
+        assert_eq!(p.client.negotiated().unwrap().window, 2);
+        let files: Vec<(String, Vec<u8>)> = (0..6)
+            .map(|i| {
+                (
+                    format!("p{i}"),
+                    bytes(if i == 3 { 0 } else { 700 * i }, i as u64),
+                )
+            })
+            .collect();
+        p.begin(files.iter().map(|(n, d)| put_agreed(n, d)).collect());
+        p.client_turn();
+        let up = messages(&p.up);
+        let count = |f: fn(&Message) -> bool| up.iter().filter(|m| f(m)).count();
+        assert_eq!(
+            count(|m| matches!(m, Message::PutAgreed { .. })),
+            6,
+            "{up:?}"
+        );
+        assert_eq!(count(|m| matches!(m, Message::Trailer { .. })), 6, "{up:?}");
+        assert!(p.down.len() <= HELLO_LEN + 8, "nothing answered yet");
+        p.drive();
+        let want = vec![Outcome::Stored(None); 6];
+        assert_eq!(p.finished(), want);
+        for (n, d) in &files {
+            assert_eq!(p.store.files.get(n), Some(d), "{n}");
+        }
+        let down = messages(&p.down);
+        let accepts = down.iter().filter(|m| matches!(m, Message::Accept { .. }));
+        assert_eq!(accepts.count(), 6, "{down:?}");
+        assert!(p.client.is_idle());
+        assert_eq!(p.store.open_handles, 0);
+    }
+}
+
+/// The second of four pre-agreed puts names a file that exists: the
+/// server reads its body, drops it, and answers it with one `Error`
+/// after its trailer (no `Accept`, no `Done`); the file is unchanged and
+/// the others are stored. A keep-both put's chosen name comes in its
+/// `Accept`.
+#[test]
+fn a_refused_pre_agreed_put_is_answered_once_after_its_body() {
+    let mut p = Pipe::<8, 8>::logged_in(Split::Whole);
+    p.store.files.insert("b".into(), b"old".to_vec());
+    p.store.files.insert("k".into(), b"kept".to_vec());
+    let data: Vec<Vec<u8>> = (0..4).map(|i| bytes(3_000 + i, 40 + i as u64)).collect();
+    let mut jobs: Vec<Job> = ["a", "b", "c"]
+        .iter()
+        .zip(&data)
+        .map(|(n, d)| put_agreed(n, d))
+        .collect();
+    jobs.push(Job::PutAgreed {
+        path: "k".into(),
+        data: data[3].clone(),
+        overwrite: Overwrite::KeepBoth,
+    });
+    let out = p.batch(jobs);
+    assert_eq!(
+        out,
+        [
+            Outcome::Stored(None),
+            Outcome::Failed(Error::Exists),
+            Outcome::Stored(None),
+            Outcome::Stored(Some("k.new".into()))
+        ]
+    );
+    assert_eq!(p.store.files.get("b").unwrap(), b"old");
+    assert_eq!(p.store.files.get("k.new").unwrap(), &data[3]);
+    let down: Vec<&'static str> = messages(&p.down).iter().map(Message::name).collect();
+    assert_eq!(
+        down,
+        ["login-ok", "accept", "done", "error", "accept", "done", "accept", "done"]
+    );
+    assert_eq!(p.store.open_handles, 0);
+    // The session goes on: a get after them.
+    assert_eq!(p.batch(vec![get("c")]), [Outcome::Got(data[2].clone())]);
+}
+
+/// A pre-agreed put cancelled mid-body (its local read failed): ended
+/// once, whether the server had accepted it (its `Error(Cancelled)`
+/// acknowledges) or refused it (its refusal does); nothing is stored
+/// under its name and the puts after it go on.
+#[test]
+fn a_pre_agreed_put_cancelled_mid_body_ends_once() {
+    for exists in [false, true] {
+        let mut p = Pipe::<8, 8>::with(
+            Config::default(),
+            crate::pair::server_config(),
+            4096,
+            Split::Whole,
+        );
+        p.client.login_anonymous().unwrap();
+        p.drive();
+        if exists {
+            p.store.files.insert("b".into(), b"old".to_vec());
+        }
+        let data: Vec<Vec<u8>> = (0..3).map(|i| bytes(3_000, 60 + i as u64)).collect();
+        p.cancel_after = Some((1, 1_000));
+        let out = p.batch(
+            ["a", "b", "c"]
+                .iter()
+                .zip(&data)
+                .map(|(n, d)| put_agreed(n, d))
+                .collect(),
+        );
+        assert_eq!(
+            out,
+            [
+                Outcome::Stored(None),
+                Outcome::Failed(Error::Cancelled),
+                Outcome::Stored(None)
+            ],
+            "exists: {exists}"
+        );
+        let b = p.store.files.get("b").map(Vec::as_slice);
+        assert_eq!(b, exists.then_some(&b"old"[..]));
+        assert_eq!(p.store.files.get("c"), Some(&data[2]));
+        assert!(p.client.is_idle());
+        assert_eq!(p.store.open_handles, 0);
+    }
+}
+
+/// When pre-agreed puts may go: not in a version-2 session, not at a
+/// window of 1, not behind a put waiting for its `Accept`, not behind a
+/// get; and nothing is sent when refused.
+#[test]
+fn pre_agreed_puts_only_where_the_server_reads_their_body_at_once() {
+    let mut p = Pipe::<8, 8>::new(Split::Whole);
+    p.client.login_anonymous().unwrap();
+    p.transmit();
+    as_version_2(&mut p.to_server);
+    as_version_2(&mut p.to_client);
+    p.drive();
+    assert_eq!(
+        p.client.put_agreed("a", 1, Overwrite::Fail),
+        Err(Error::Unsupported)
+    );
+
+    let mut one = Pipe::<1, 8>::logged_in(Split::Whole);
+    assert!(!one.client.can_put_agreed());
+    assert_eq!(
+        one.client.put_agreed("a", 1, Overwrite::Fail),
+        Err(Error::Unsupported)
+    );
+
+    let mut p = Pipe::<8, 8>::logged_in(Split::Whole);
+    assert!(p.client.can_put_agreed());
+    p.client.put("x", 10, Overwrite::Fail, false).unwrap();
+    assert!(!p.client.can_put_agreed(), "a put waits for its Accept");
+    let before = p.client.transmit_buf().len();
+    assert_eq!(
+        p.client.put_agreed("a", 1, Overwrite::Fail),
+        Err(Error::BadUsage)
+    );
+    assert_eq!(p.client.transmit_buf().len(), before, "nothing sent");
+
+    let mut p = Pipe::<8, 8>::logged_in(Split::Whole);
+    p.client.get("x").unwrap();
+    assert!(!p.client.can_put_agreed(), "a get in flight");
+    let mut p = Pipe::<8, 8>::logged_in(Split::Whole);
+    p.client.put_agreed("a", 2, Overwrite::Fail).unwrap();
+    assert!(!p.client.can_put_agreed(), "its own body goes first");
+    p.client.send_body(b"ab").unwrap();
+    assert!(p.client.can_put_agreed());
 }

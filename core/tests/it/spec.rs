@@ -1106,7 +1106,7 @@ fn a_pipelining_server_lists_80_in_a_free_digest_slot() {
     let Some(ClientEvent::Connected(n)) = c.poll_event() else {
         panic!("no hello")
     };
-    assert!(n.agreed_gets());
+    assert!(n.agreed());
     assert_eq!(n.digest, Algorithm::Md5);
 }
 
@@ -1182,6 +1182,178 @@ fn get_agreed_in_a_version_2_session_is_unexpected() {
         [Message::Error {
             code: Error::NotLoggedIn.code()
         }]
+    );
+}
+
+// ---- pre-agreed puts (docs/PROTOCOL.md#pre-agreed-puts) ----
+
+fn put_agreed(p: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = msg(&Message::PutAgreed {
+        path: path(p),
+        size: body.len() as u64,
+        overwrite: Overwrite::Fail,
+    });
+    if !body.is_empty() {
+        v.extend(data(body));
+    }
+    v.extend(md5_trailer(body));
+    v
+}
+
+/// Taken, a pre-agreed put is a put to the store (never resumed): `Accept`
+/// goes out at once, the body that came with it is stored, then `Done`.
+/// Refused, by the driver or by the server's configuration, nothing goes
+/// out until its body and trailer have been read: then one `Error`, and
+/// the request behind it is served.
+#[test]
+fn a_pre_agreed_put_is_answered_accept_and_done_or_one_error_after_its_body() {
+    let mut s = logged_in_v3::<4>(4);
+    let evs = feed_server(&mut s, &put_agreed("a", b"abc"));
+    assert_eq!(
+        evs,
+        [r#"Request(Put { path: "a", size: 3, overwrite: Fail, resume: false })"#]
+    );
+    assert_eq!(s.accept_put(1, None), Err(Error::BadOffset), "sent whole");
+    s.accept_put(0, None).unwrap();
+    let evs = feed_server(&mut s, &[]);
+    assert_eq!(evs[0], r#"Data([97, 98, 99])"#);
+    assert!(evs[1].starts_with("PutEnd { verified: true"), "{evs:?}");
+    s.finish_put().unwrap();
+    assert_eq!(
+        messages(&drain_server(&mut s)),
+        [
+            Message::Accept {
+                offset: 0,
+                name: None
+            },
+            Message::Done { verified: true }
+        ]
+    );
+
+    // Refused by the driver: silent until the trailer, split anywhere.
+    let input = put_agreed("b", &[7; 100]);
+    let (head, rest) = input.split_at(
+        msg(&Message::PutAgreed {
+            path: path("b"),
+            size: 100,
+            overwrite: Overwrite::Fail,
+        })
+        .len(),
+    );
+    assert_eq!(feed_server(&mut s, head).len(), 1);
+    s.refuse(Error::Exists).unwrap();
+    for piece in rest.chunks(7) {
+        assert!(feed_server(&mut s, piece).is_empty());
+        if piece.as_ptr_range().end != rest.as_ptr_range().end {
+            assert!(
+                drain_server(&mut s).is_empty(),
+                "nothing before the trailer"
+            );
+        }
+    }
+    assert_eq!(
+        messages(&drain_server(&mut s)),
+        [Message::Error { code: 21 }]
+    );
+    let evs = feed_server(&mut s, &request(Request::Pwd));
+    assert_eq!(evs, ["Request(Pwd)"]);
+    s.reply_cwd("/").unwrap();
+    drain_server(&mut s);
+
+    // Refused by the configuration: no event at all.
+    let mut ro = Server::<_, 4>::with_window(
+        T0,
+        ServerConfig {
+            read_only: true,
+            ..config()
+        },
+        vec![0; 4096],
+        vec![0; 4096],
+    )
+    .unwrap();
+    let mut input = v3_hello(4);
+    input.extend(msg(&Message::Anonymous));
+    feed_server(&mut ro, &input);
+    drain_server(&mut ro);
+    assert!(feed_server(&mut ro, &put_agreed("c", b"xyz")).is_empty());
+    assert_eq!(
+        messages(&drain_server(&mut ro)),
+        [Message::Error {
+            code: Error::ReadOnly.code()
+        }]
+    );
+}
+
+/// The client ends a refused pre-agreed put's body early with its cancel:
+/// the refusal answers it, once. A body longer than announced is
+/// `Malformed`, a trailer before the whole body `Truncated`; both close.
+#[test]
+fn a_refused_pre_agreed_put_ends_at_its_size_or_the_clients_cancel() {
+    let mut s = logged_in_v3::<4>(4);
+    let req = msg(&Message::PutAgreed {
+        path: path("b"),
+        size: 10,
+        overwrite: Overwrite::Fail,
+    });
+    assert_eq!(feed_server(&mut s, &req).len(), 1);
+    s.refuse(Error::NoSpace).unwrap();
+    let mut input = data(b"12345");
+    input.extend(error(Error::Io));
+    assert!(feed_server(&mut s, &input).is_empty());
+    assert_eq!(
+        messages(&drain_server(&mut s)),
+        [Message::Error {
+            code: Error::NoSpace.code()
+        }]
+    );
+
+    for (body, end, want) in [
+        (&b"12345678901"[..], md5_trailer(b""), "Closed(Malformed)"),
+        (&b"12345"[..], md5_trailer(b"12345"), "Closed(Truncated)"),
+    ] {
+        let mut s = logged_in_v3::<4>(4);
+        assert_eq!(feed_server(&mut s, &req).len(), 1);
+        s.refuse(Error::Exists).unwrap();
+        let mut input = data(body);
+        input.extend(end);
+        assert_eq!(feed_server(&mut s, &input), [want]);
+    }
+}
+
+/// Tag 23 only where its body can be read as it comes: a version-2
+/// session, a window of 1, a client not logged in (its body would be read
+/// as requests), and a put still waiting for its body ahead of it each
+/// close with `UnexpectedFrame`.
+#[test]
+fn put_agreed_is_unexpected_where_its_body_cannot_follow() {
+    let mut s = logged_in_server();
+    assert_eq!(
+        feed_server(&mut s, &put_agreed("a", b"x")),
+        ["Closed(UnexpectedFrame)"]
+    );
+    let mut one = logged_in_v3::<4>(1);
+    assert_eq!(
+        feed_server(&mut one, &put_agreed("a", b"x")),
+        ["Closed(UnexpectedFrame)"]
+    );
+    let mut s: Server<Vec<u8>, 4> =
+        Server::with_window(T0, config(), vec![0; 4096], vec![0; 4096]).unwrap();
+    let mut input = v3_hello(4);
+    input.extend(put_agreed("a", b"x"));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs.last().unwrap(), "Closed(UnexpectedFrame)", "{evs:?}");
+    let mut s = logged_in_v3::<4>(4);
+    let mut input = put_req("a", 3, false);
+    input.extend(put_req("b", 3, false));
+    let evs = feed_server(&mut s, &input);
+    assert_eq!(evs.len(), 1);
+    s.accept_put(0, None).unwrap();
+    let evs = feed_server(&mut s, &[]);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    s.accept_put(0, None).unwrap();
+    assert_eq!(
+        feed_server(&mut s, &put_agreed("c", b"x")),
+        ["Closed(UnexpectedFrame)"]
     );
 }
 

@@ -6,7 +6,7 @@
 //! reported as the login's failure (`docs/PROTOCOL.md#login`).
 
 use ferry_core::digest::{digest, Algorithm, Sum};
-use ferry_core::frame::{FrameKind, AGREED_GETS};
+use ferry_core::frame::{FrameKind, AGREED};
 use ferry_core::message::{bounded, Message, Request};
 use ferry_core::Error;
 use ferry_tests::raw::{error_of, Frame, Raw};
@@ -54,7 +54,7 @@ fn a_pre_agreed_get_needs_no_accept_and_past_its_bound_falls_back() {
     std::fs::write(s.root.join("big"), &big).unwrap();
     let mut raw = Raw::login_v3(&s.addr, 8);
     assert!(
-        raw.server_hello[16..20].contains(&AGREED_GETS),
+        raw.server_hello[16..20].contains(&AGREED),
         "{:02x?}",
         raw.server_hello
     );

@@ -262,7 +262,7 @@ pub fn pipelined_gets() -> String {
 /// `a` (10 bytes) within its bound of 16, so its body follows the offer;
 /// `b` (5 bytes) past its bound of 4, so its offer waits for an `Accept`
 /// and its body comes after it.
-pub fn agreed() -> String {
+pub fn agreed_gets() -> String {
     let now = Instant::ZERO;
     let (mut c, mut s) = v3_pair::<4>(now);
     let files = [("a", &b"first file"[..]), ("b", b"other")];
@@ -322,6 +322,64 @@ pub fn agreed() -> String {
     out
 }
 
+/// Three pre-agreed puts (version 3, window 4, anonymous login, chunk 8):
+/// each request goes out with its body and trailer in one flight; `b`
+/// exists (`Overwrite::Fail`), so the server reads its body, drops it and
+/// answers it with one `Error(Exists)`; `a` and `c` get `Accept` and
+/// `Done`.
+pub fn agreed_puts() -> String {
+    let now = Instant::ZERO;
+    let (mut c, mut s) = v3_pair::<4>(now);
+    let files = [("a", &b"one"[..]), ("b", b"second"), ("c", b"")];
+    let (mut out, mut hellos) = (String::new(), (false, false));
+    let mut buf = [0u8; 4096];
+    let mut requested = false;
+    let mut answers = 0;
+    c.login_anonymous().unwrap();
+    for _ in 0..20 {
+        if let Some(n) = c.poll_transmit(&mut buf) {
+            describe("C→S", &buf[..n], &mut hellos.0, &mut out);
+            s.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ServerEvent::Request(Request::Put { path, .. }) if path.as_str() == "b" => {
+                    s.refuse(ferry_core::Error::Exists).unwrap()
+                }
+                ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
+                ServerEvent::PutEnd { .. } => s.finish_put().unwrap(),
+                _ => {}
+            }
+        }
+        if let Some(n) = s.poll_transmit(&mut buf) {
+            describe("S→C", &buf[..n], &mut hellos.1, &mut out);
+            c.handle_input(now, &buf[..n]).unwrap();
+        }
+        while let Some(ev) = c.poll_event() {
+            if matches!(
+                ev,
+                ClientEvent::TransferEnd { .. } | ClientEvent::Refused(_)
+            ) {
+                answers += 1;
+            }
+        }
+        if c.is_logged_in() && !requested {
+            requested = true;
+            for (name, body) in files {
+                c.put_agreed(name, body.len() as u64, Overwrite::Fail)
+                    .unwrap();
+                if !body.is_empty() {
+                    c.send_body(body).unwrap();
+                }
+            }
+        }
+        if answers == 3 {
+            break;
+        }
+    }
+    out
+}
+
 /// The version-3 messages `Refuse` (tag 20) and `Retry` (tag 21), each
 /// as one frame.
 pub fn v3_messages() -> String {
@@ -369,6 +427,9 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--agreed") {
         print!("{}", agreed_gets());
+    }
+    if std::env::args().any(|a| a == "--agreed-puts") {
+        print!("{}", agreed_puts());
     }
     if std::env::args().any(|a| a == "--v3-messages") {
         print!("{}", v3_messages());

@@ -117,3 +117,15 @@ fn agreed_gets_listing_matches_the_implementation() {
         "regenerate with `cargo run -p ferry-core --features sha256,blake3 --example session_dump -- --agreed`"
     );
 }
+
+/// The pre-agreed puts example: each body right behind its request, one
+/// refused after its body with one `Error`.
+#[cfg(all(feature = "sha256", feature = "blake3"))]
+#[test]
+fn agreed_puts_listing_matches_the_implementation() {
+    assert_eq!(
+        listing("agreed-puts"),
+        session_dump::agreed_puts(),
+        "regenerate with `cargo run -p ferry-core --features sha256,blake3 --example session_dump -- --agreed-puts`"
+    );
+}

@@ -674,6 +674,14 @@ impl<B: Buffer, const W: usize> Client<B, W> {
         self.after_send()
     }
 
+    /// Pre-agreed puts sent whose request has not been answered yet
+    /// (`Accept` or the refusal): a driver that lets its items choose
+    /// between [`Self::put`] and [`Self::put_agreed`] tells by this
+    /// count which one went, and so whether its body goes now.
+    pub fn agreed_puts_unanswered(&self) -> usize {
+        self.role.agreed_heads
+    }
+
     /// Whether this session may send pre-agreed puts at all: version 3,
     /// a window above 1 on both sides, a server that listed them.
     fn agreed_puts(&self) -> bool {

@@ -161,6 +161,53 @@ impl<const W: usize> Items<W> {
     fn front(&self) -> Option<usize> {
         self.0.first().copied()
     }
+    /// Removes `i`; whether it was there.
+    fn take(&mut self, i: usize) -> bool {
+        let there = self.0.contains(&i);
+        self.remove(i);
+        there
+    }
+}
+
+/// Sends the body of put item `body` (if any) as far as the output buffer
+/// takes it; whether any of it went. A local read that fails cancels
+/// it: the item ends there (the server acknowledges the cancel), and
+/// `body` is cleared.
+fn send_put_body<B: crate::Buffer, const W: usize>(
+    client: &mut crate::Client<B, W>,
+    puts: &mut impl Puts,
+    body: &mut Option<usize>,
+    bodies: &mut Items<W>,
+) -> Result<bool, Error> {
+    let Some(i) = *body else {
+        return Ok(false);
+    };
+    let mut moved = false;
+    while client.remaining() > 0 {
+        let read = client.send_with(|buf| {
+            if buf.is_empty() {
+                return (0, Ok(0));
+            }
+            match puts.read(i, buf) {
+                Ok(0) => (0, Err(Error::Io)),
+                Ok(n) => (n, Ok(n)),
+                Err(e) => (0, Err(e)),
+            }
+        })?;
+        match read {
+            // The output buffer is full.
+            Ok(0) => break,
+            Ok(_) => moved = true,
+            Err(e) => {
+                let _ = client.cancel(e);
+                bodies.remove(i);
+                puts.done(i, Err(e));
+                *body = None;
+                return Ok(true);
+            }
+        }
+    }
+    Ok(moved)
 }
 
 /// What a client exchange waits for.
@@ -573,6 +620,9 @@ macro_rules! drivers {
                     // accepted whose body has not started.
                     let (mut heads, mut bodies, mut ready) =
                         (Items::<W>(heapless::Vec::new()), Items::<W>(heapless::Vec::new()), Items::<W>(heapless::Vec::new()));
+                    // Pre-agreed puts whose request is not answered yet:
+                    // in `heads`, and in `bodies` until they end.
+                    let mut agreed = Items::<W>(heapless::Vec::new());
                     // The item whose body goes out now.
                     let mut body: Option<usize> = None;
                     let mut closed = None;
@@ -582,11 +632,24 @@ macro_rules! drivers {
                             next += 1;
                         }
                         while next < count && !puts.skip(next) && self.client.can_pipeline(false) {
+                            let before = self.client.agreed_puts_unanswered();
                             match puts.request(next, &mut self.client) {
                                 Ok(()) => heads.push(next)?,
+                                // The output buffer is full (bodies sent
+                                // behind requests): again once it drained.
+                                Err(Error::BufferFull) => break,
                                 Err(e) => puts.done(next, Err(e)),
                             }
                             next += 1;
+                            // Sent as `PutAgreed`: its body goes now
+                            // (`docs/PROTOCOL.md#pre-agreed-puts`), and
+                            // the next request behind it if it all fit.
+                            if self.client.agreed_puts_unanswered() > before {
+                                agreed.push(next - 1)?;
+                                bodies.push(next - 1)?;
+                                body = Some(next - 1);
+                                send_put_body(&mut self.client, puts, &mut body, &mut bodies)?;
+                            }
                         }
                         if next == count && self.client.is_idle() {
                             break Ok(());
@@ -600,6 +663,14 @@ macro_rules! drivers {
                             match ev {
                                 ClientEvent::Accepted { name, .. } => {
                                     let i = heads.pop_front().ok_or(Error::Internal)?;
+                                    // Its body went with the request (and
+                                    // may have been cancelled since).
+                                    if agreed.take(i) {
+                                        if bodies.0.contains(&i) {
+                                            puts.accepted(i, name.as_deref());
+                                        }
+                                        continue;
+                                    }
                                     puts.accepted(i, name.as_deref());
                                     bodies.push(i)?;
                                     if W == 1 {
@@ -624,6 +695,11 @@ macro_rules! drivers {
                                 }
                                 ClientEvent::Refused(e) => {
                                     let i = heads.pop_front().ok_or(Error::Internal)?;
+                                    // A pre-agreed put cancelled already
+                                    // has ended.
+                                    if agreed.take(i) && !bodies.take(i) {
+                                        continue;
+                                    }
                                     puts.done(i, Err(e));
                                 }
                                 ClientEvent::Closed(e) => {
@@ -642,36 +718,7 @@ macro_rules! drivers {
                                 body = None;
                             }
                         }
-                        // The body in progress, as far as the output buffer takes it.
-                        if let Some(i) = body.filter(|_| self.client.remaining() > 0) {
-                            while self.client.remaining() > 0 {
-                                let read = self.client.send_with(|buf| {
-                                    if buf.is_empty() {
-                                        return (0, Ok(0));
-                                    }
-                                    match puts.read(i, buf) {
-                                        Ok(0) => (0, Err(Error::Io)),
-                                        Ok(n) => (n, Ok(n)),
-                                        Err(e) => (0, Err(e)),
-                                    }
-                                })?;
-                                match read {
-                                    // The output buffer is full.
-                                    Ok(0) => break,
-                                    Ok(_) => moved = true,
-                                    Err(e) => {
-                                        // This item ends here; the server
-                                        // acknowledges the cancel.
-                                        let _ = self.client.cancel(e);
-                                        bodies.remove(i);
-                                        puts.done(i, Err(e));
-                                        body = None;
-                                        moved = true;
-                                        break;
-                                    }
-                                }
-                            }
-                        }
+                        moved |= send_put_body(&mut self.client, puts, &mut body, &mut bodies)?;
                         if self.client.remaining() == 0 {
                             body = None;
                         }
@@ -699,7 +746,10 @@ macro_rules! drivers {
                         self.read_some() $($await)* ?;
                     };
                     if let Err(e) = r {
-                        for i in bodies.0.iter().chain(heads.0.iter()) {
+                        // A pre-agreed put in `heads` is in `bodies` too,
+                        // or has ended.
+                        let unanswered = heads.0.iter().filter(|i| !agreed.0.contains(i));
+                        for i in bodies.0.iter().chain(unanswered) {
                             puts.done(*i, Err(e));
                         }
                         return Err(e.into());

@@ -224,8 +224,8 @@ pub struct TransferOptions {
 
 /// A connected Ferry client.
 pub struct Client {
-    /// Boxed: a window of [`WINDOW`] is ~90 KiB of fixed state.
-    inner: Box<BlockingClient<FromStd<Transport>, Vec<u8>, Clock, WINDOW>>,
+    /// Boxed: room for [`SLOTS`] requests is ~180 KiB of fixed state.
+    inner: Box<BlockingClient<FromStd<Transport>, Vec<u8>, Clock, SLOTS>>,
 }
 
 /// Gets or puts in flight at once on one connection
@@ -234,6 +234,17 @@ pub struct Client {
 /// 4 KiB take 0.56 s up and 0.45 s down at 1024, 0.71 / 1.10 s at 256
 /// (docs/BENCHMARKS.md). The server's own window can lower it.
 pub const WINDOW: usize = 1024;
+
+/// Requests the client has room for awaiting their answer: its window,
+/// and pre-agreed puts (`docs/PROTOCOL.md#pre-agreed-puts`), which hold no
+/// place in the window, so that 2 000 small files go up in one flight
+/// after the hello rather than one per window of 1 024: one round trip
+/// less at 50 ms (docs/BENCHMARKS.md). Twice [`WINDOW`] doubles the
+/// client's fixed state (~90 to ~180 KiB), not the server's.
+pub const SLOTS: usize = 2 * WINDOW;
+/// The body chunk this client asks for: a file of at most this many
+/// bytes can go up pre-agreed (`docs/PROTOCOL.md#pre-agreed-puts`).
+const CHUNK: u64 = 256 * 1024;
 
 /// Files `get -r` collects from its listings before it fetches them as
 /// one batch: a few windows, so a tree of small files costs few turns
@@ -481,7 +492,7 @@ impl Client {
         let clock: Clock =
             Box::new(move || Instant::from_millis(start.elapsed().as_millis() as u64));
         let config = Config {
-            chunk_size: 256 * 1024,
+            chunk_size: CHUNK as u32,
             digests,
             handshake_timeout: opts.timeout.min(Config::default().handshake_timeout),
             login_timeout: opts.timeout.min(Config::default().login_timeout),
@@ -490,7 +501,7 @@ impl Client {
         };
         // BUF is above both minimums and the digests come from this
         // build: a refusal here is a bug, reported as the core's BadUsage.
-        let core = ferry_core::Client::<Vec<u8>, WINDOW>::with_window(
+        let core = ferry_core::Client::<Vec<u8>, SLOTS>::with_window(
             Instant::ZERO,
             config,
             vec![0; BUF],
@@ -936,7 +947,9 @@ impl Client {
     }
 
     /// Uploads `files` on this connection, up to [`WINDOW`] in flight at
-    /// once (`docs/PROTOCOL.md#pipelining`), and says how each went: the
+    /// once (`docs/PROTOCOL.md#pipelining`; files of one chunk or less
+    /// with their body behind the request, up to [`SLOTS`]), and says how
+    /// each went: the
     /// name it was stored under, or why not. With `resume`, one at a
     /// time. With `stop_at_first_error`, the files after a failure are not
     /// stored (`Cancelled`).
@@ -955,6 +968,18 @@ impl Client {
                     self.put_one(&f.local, f.remote.clone(), f.size, &name, opts)
                 },
             );
+        }
+        // Small files first: each goes with its request (pre-agreed), and
+        // only while no larger put waits for its `Accept` ahead of it.
+        // A shell batch that stops at its first error keeps its order.
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| files[i].size > CHUNK);
+        if !opts.stop_at_first_error && order.iter().enumerate().any(|(k, &i)| k != i) {
+            let sorted: Vec<PutItem> = order.iter().map(|&i| files[i].clone()).collect();
+            let results = self.put_batch(&sorted, opts);
+            let mut back: Vec<_> = order.into_iter().zip(results).collect();
+            back.sort_by_key(|r| r.0);
+            return back.into_iter().map(|r| r.1).collect();
         }
         let total = files.iter().map(|f| f.size).sum();
         let mut batch = PutBatch {
@@ -1238,6 +1263,15 @@ impl Puts for PutBatch<'_> {
         client: &mut ferry_core::Client<B, W>,
     ) -> Result<(), Error> {
         let f = &self.files[i];
+        // A file of one chunk or less goes with its request
+        // (`docs/PROTOCOL.md#pre-agreed-puts`): a batch of them takes one
+        // turn, not two, and a refusal wastes at most a chunk of the line.
+        let small = client
+            .negotiated()
+            .is_some_and(|n| f.size <= u64::from(n.chunk));
+        if small && client.can_put_agreed() {
+            return client.put_agreed(&f.remote, f.size, self.overwrite);
+        }
         client.put(&f.remote, f.size, self.overwrite, false)
     }
 

@@ -1,13 +1,15 @@
 //! Issue 28 against the real server: pre-agreed gets
 //! (`docs/PROTOCOL.md#pre-agreed-gets`) — announced in the hello, a get
 //! within its bound sends its body behind the offer, one past it falls
-//! back to the accept, a resumed one sends the rest — a version-2 client
+//! back to the accept, a resumed one sends the rest — pre-agreed puts
+//! (`docs/PROTOCOL.md#pre-agreed-puts`) — bodies behind their requests,
+//! a refused one read, dropped and answered once — a version-2 client
 //! served as before, and a refused login with requests behind it
 //! reported as the login's failure (`docs/PROTOCOL.md#login`).
 
 use ferry_core::digest::{digest, Algorithm, Sum};
 use ferry_core::frame::{FrameKind, AGREED};
-use ferry_core::message::{bounded, Message, Request};
+use ferry_core::message::{bounded, Message, Overwrite, Request};
 use ferry_core::Error;
 use ferry_tests::raw::{error_of, Frame, Raw};
 use ferry_tests::*;
@@ -204,4 +206,60 @@ fn a_shell_ls_of_several_directories_lists_each() {
     let o = shell_batch(&s.url(""), "ls a nope\n");
     assert_ne!(code(&o), 0);
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+}
+
+fn put_agreed(raw: &mut Raw, path: &str, body: &[u8], overwrite: Overwrite) {
+    raw.send(&Message::PutAgreed {
+        path: bounded(path, Error::InvalidPath).unwrap(),
+        size: body.len() as u64,
+        overwrite,
+    });
+    raw.data(body);
+    raw.trailer(body);
+}
+
+/// Three pre-agreed puts in one write, the second to a name that exists
+/// and the third keep-both: the first and third are answered `Accept`
+/// and `Done` and stored, the second with one `Error(Exists)` after its
+/// body, which is dropped (the file keeps its bytes, no part file is
+/// left); the request behind them is answered next. From a version-2
+/// client tag 23 closes the connection.
+#[test]
+fn pre_agreed_puts_are_stored_or_refused_once_after_their_body() {
+    let s = Server::anonymous(&[]);
+    std::fs::write(s.root.join("b"), b"old").unwrap();
+    let (a, b, c) = (
+        random_bytes(20_000, 4),
+        random_bytes(30_000, 5),
+        random_bytes(1, 6),
+    );
+    let mut raw = Raw::login_v3(&s.addr, 8);
+    put_agreed(&mut raw, "a", &a, Overwrite::Fail);
+    put_agreed(&mut raw, "b", &b, Overwrite::Fail);
+    put_agreed(&mut raw, "b", &c, Overwrite::KeepBoth);
+    let accept = |name: Option<&str>| Message::Accept {
+        offset: 0,
+        name: name.map(|n| bounded(n, Error::InvalidPath).unwrap()),
+    };
+    assert_eq!(raw.msg(), accept(None));
+    assert_eq!(raw.msg(), Message::Done { verified: true });
+    assert_eq!(error_of(&raw.msg()), Some(Error::Exists));
+    assert_eq!(raw.msg(), accept(Some("/b.new")));
+    assert_eq!(raw.msg(), Message::Done { verified: true });
+    nothing_else_pending(&mut raw);
+    assert_eq!(std::fs::read(s.root.join("a")).unwrap(), a);
+    assert_eq!(std::fs::read(s.root.join("b")).unwrap(), b"old");
+    assert_eq!(std::fs::read(s.root.join("b.new")).unwrap(), c);
+    let mut names: Vec<String> = std::fs::read_dir(&s.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "b.new"], "no part file left");
+
+    let mut v2 = Raw::login(&s.addr);
+    put_agreed(&mut v2, "z", b"z", Overwrite::Fail);
+    assert_eq!(error_of(&v2.msg()), Some(Error::UnexpectedFrame));
+    assert!(v2.try_recv().is_none(), "the server closes");
+    assert!(!s.root.join("z").exists());
 }

@@ -42,13 +42,14 @@ fn recording_relay(target: String) -> (String, Arc<Mutex<Vec<u8>>>) {
     (addr, up)
 }
 
-/// The requests in a recorded client→server stream; a pre-agreed get
-/// (`docs/PROTOCOL.md#pre-agreed-gets`) as the get it is.
+/// The requests in a recorded client→server stream; a pre-agreed get or
+/// put (`docs/PROTOCOL.md#pre-agreed-gets`, `#pre-agreed-puts`) as the
+/// get or put it is.
 fn requests(up: &[u8]) -> Vec<Request> {
     requests_agreed(up).into_iter().map(|r| r.0).collect()
 }
 
-/// As [`requests`], each with whether it went as `GetAgreed`.
+/// As [`requests`], each with whether it went pre-agreed.
 fn requests_agreed(up: &[u8]) -> Vec<(Request, bool)> {
     let mut out = Vec::new();
     let mut rest = &up[HELLO_LEN..];
@@ -60,6 +61,19 @@ fn requests_agreed(up: &[u8]) -> Vec<(Request, bool)> {
             match frame::decode_message(payload) {
                 Ok(Message::Request(r)) => out.push((r, false)),
                 Ok(Message::GetAgreed { path, .. }) => out.push((Request::Get { path }, true)),
+                Ok(Message::PutAgreed {
+                    path,
+                    size,
+                    overwrite,
+                }) => {
+                    let put = Request::Put {
+                        path,
+                        size,
+                        overwrite,
+                        resume: false,
+                    };
+                    out.push((put, true))
+                }
                 _ => {}
             }
         }
@@ -273,7 +287,8 @@ fn round_trips(s: &Server, args: &[&str], path: &str) -> usize {
 /// gets' bodies follow their offers (pre-agreed), the listing goes with
 /// the login and no lookup comes before it, so `get -r` takes three
 /// (six before: the stat waited for the login, the list for the stat,
-/// the bodies for the accepts), `put -r` three (four), `ls` one (two).
+/// the bodies for the accepts), `put -r` two (four: its small files'
+/// bodies go behind their requests, pre-agreed), `ls` one (two).
 #[test]
 fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
     let s = Server::anonymous(&[]);
@@ -296,7 +311,9 @@ fn a_directory_of_50_files_takes_a_few_round_trips_each_way() {
             std::fs::read(dir.join(&name)).unwrap()
         );
     }
-    assert!(put <= 3, "put -r of 50 files took {put} round trips");
+    // Hello, login and the directory; the puts, each body behind its
+    // request (pre-agreed), answered with their `Done`s.
+    assert!(put <= 2, "put -r of 50 files took {put} round trips");
 
     let back = TempDir::new().unwrap();
     let back_arg = back.path().to_str().unwrap();
@@ -427,4 +444,73 @@ fn a_server_without_pre_agreed_gets_is_sent_plain_gets() {
     let reqs = requests_agreed(&up.lock().unwrap());
     assert_eq!(reqs.len(), 3, "{reqs:?}");
     assert!(reqs.iter().all(|r| !r.1), "no GetAgreed: {reqs:?}");
+}
+
+/// Issue 28: `put -r` sends a file of one chunk or less with its body
+/// behind its request (`PutAgreed`), a larger one as a plain put that
+/// waits for its `Accept`, after the small ones (which could not go
+/// pre-agreed behind it); a small one whose name exists is refused,
+/// reported by name ("already exists", exit 6), and the file on the server keeps
+/// its bytes while the others are stored. A server with a window of 1
+/// lists no pre-agreed transfers, and gets plain puts only.
+#[test]
+fn put_r_sends_small_files_with_their_request_and_large_ones_after_the_accept() {
+    for window in ["1024", "1"] {
+        let s = Server::anonymous(&["--window", window]);
+        let local = TempDir::new().unwrap();
+        let dir = local.path().join("up");
+        std::fs::create_dir(&dir).unwrap();
+        let files = [
+            ("a", random_bytes(10, 1)),
+            ("big", random_bytes(300 * 1024, 2)),
+            ("c", random_bytes(0, 3)),
+            ("taken", random_bytes(5_000, 4)),
+            ("e", random_bytes(256 * 1024, 5)),
+        ];
+        for (n, d) in &files {
+            std::fs::write(dir.join(n), d).unwrap();
+        }
+        std::fs::create_dir(s.root.join("up")).unwrap();
+        std::fs::write(s.root.join("up/taken"), b"server's own").unwrap();
+        let (addr, up) = recording_relay(s.addr.clone());
+        let mut c = ferry();
+        c.arg("put")
+            .arg("-r")
+            .arg(&dir)
+            .arg(format!("ferry://{addr}/"))
+            .arg("--quiet");
+        let o = run(c);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 6, "window {window}: {stderr}");
+        assert!(stderr.contains("taken"), "{stderr}");
+        assert_eq!(
+            std::fs::read(s.root.join("up/taken")).unwrap(),
+            b"server's own"
+        );
+        for (n, d) in files.iter().filter(|f| f.0 != "taken") {
+            assert_eq!(&std::fs::read(s.root.join("up").join(n)).unwrap(), d, "{n}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let reqs = requests_agreed(&up.lock().unwrap());
+        let mut puts: Vec<(String, bool)> = reqs
+            .iter()
+            .filter_map(|(r, agreed)| match r {
+                Request::Put { path, .. } => Some((path.to_string(), *agreed)),
+                _ => None,
+            })
+            .collect();
+        puts.sort();
+        let want: Vec<(String, bool)> = [
+            ("/up/a", true),
+            ("/up/big", false),
+            ("/up/c", true),
+            ("/up/e", true),
+            ("/up/taken", true),
+        ]
+        .iter()
+        .map(|(n, a)| (n.to_string(), *a && window != "1"))
+        .collect();
+        assert_eq!(puts, want, "window {window}: {reqs:?}");
+        let _ = std::fs::remove_dir_all(s.root.join("up"));
+    }
 }

@@ -224,8 +224,14 @@ pub struct TransferOptions {
 
 /// A connected Ferry client.
 pub struct Client {
-    /// Boxed: room for [`SLOTS`] requests is ~180 KiB of fixed state.
-    inner: Box<BlockingClient<FromStd<Transport>, Vec<u8>, Clock, SLOTS>>,
+    /// Boxed: a window of [`WINDOW`] is ~115 KiB of fixed state. Pre-agreed
+    /// puts hold no place in the window but take room here too, so 2 000
+    /// small files go up in two flights of 1 024 after the hello: room
+    /// for 2 048 saved that round trip (2 000 × 4 KiB `put -r` at 50 ms:
+    /// 0.157 s against 0.183 s, docs/BENCHMARKS.md) but doubled this
+    /// state, and a debug build's `connect` then needed 2.6 MB of stack,
+    /// more than a spawned thread's 2 MiB.
+    inner: Box<BlockingClient<FromStd<Transport>, Vec<u8>, Clock, WINDOW>>,
 }
 
 /// Gets or puts in flight at once on one connection
@@ -235,13 +241,6 @@ pub struct Client {
 /// (docs/BENCHMARKS.md). The server's own window can lower it.
 pub const WINDOW: usize = 1024;
 
-/// Requests the client has room for awaiting their answer: its window,
-/// and pre-agreed puts (`docs/PROTOCOL.md#pre-agreed-puts`), which hold no
-/// place in the window, so that 2 000 small files go up in one flight
-/// after the hello rather than one per window of 1 024: one round trip
-/// less at 50 ms (docs/BENCHMARKS.md). Twice [`WINDOW`] doubles the
-/// client's fixed state (~90 to ~180 KiB), not the server's.
-pub const SLOTS: usize = 2 * WINDOW;
 /// The body chunk this client asks for: a file of at most this many
 /// bytes can go up pre-agreed (`docs/PROTOCOL.md#pre-agreed-puts`).
 const CHUNK: u64 = 256 * 1024;
@@ -501,7 +500,7 @@ impl Client {
         };
         // BUF is above both minimums and the digests come from this
         // build: a refusal here is a bug, reported as the core's BadUsage.
-        let core = ferry_core::Client::<Vec<u8>, SLOTS>::with_window(
+        let core = ferry_core::Client::<Vec<u8>, WINDOW>::with_window(
             Instant::ZERO,
             config,
             vec![0; BUF],
@@ -948,7 +947,7 @@ impl Client {
 
     /// Uploads `files` on this connection, up to [`WINDOW`] in flight at
     /// once (`docs/PROTOCOL.md#pipelining`; files of one chunk or less
-    /// with their body behind the request, up to [`SLOTS`]), and says how
+    /// with their body behind the request), and says how
     /// each went: the
     /// name it was stored under, or why not. With `resume`, one at a
     /// time. With `stop_at_first_error`, the files after a failure are not
@@ -1266,10 +1265,12 @@ impl Puts for PutBatch<'_> {
         // A file of one chunk or less goes with its request
         // (`docs/PROTOCOL.md#pre-agreed-puts`): a batch of them takes one
         // turn, not two, and a refusal wastes at most a chunk of the line.
+        // Not in a batch that stops at its first error: a body sent with
+        // its request is stored even when a put before it fails.
         let small = client
             .negotiated()
             .is_some_and(|n| f.size <= u64::from(n.chunk));
-        if small && client.can_put_agreed() {
+        if small && !self.stop_at_first_error && client.can_put_agreed() {
             return client.put_agreed(&f.remote, f.size, self.overwrite);
         }
         client.put(&f.remote, f.size, self.overwrite, false)

@@ -326,6 +326,8 @@ struct Uploads {
     fail_read: Option<(usize, usize)>,
     accepted: Vec<usize>,
     done: Vec<Option<Result<ferry_core::digest::Sum, Error>>>,
+    /// Send each pre-agreed where the client may (`docs/PROTOCOL.md#pre-agreed-puts`).
+    agreed: bool,
 }
 
 impl ferry_core::driver::Puts for Uploads {
@@ -335,6 +337,9 @@ impl ferry_core::driver::Puts for Uploads {
         client: &mut Client<B, W>,
     ) -> Result<(), Error> {
         let (name, data) = &self.files[i];
+        if self.agreed && client.can_put_agreed() {
+            return client.put_agreed(name, data.len() as u64, Overwrite::Fail);
+        }
         client.put(name, data.len() as u64, Overwrite::Fail, false)
     }
     fn accepted(&mut self, i: usize, _name: Option<&str>) {
@@ -480,6 +485,7 @@ fn put_many_and_get_many_against_serve_with_a_window() {
             accepted: Vec::new(),
             done: vec![None; 20],
             files: files.clone(),
+            agreed: false,
         };
         c.put_many(20, &mut puts).unwrap();
         for (i, d) in puts.done.iter().enumerate() {
@@ -600,4 +606,81 @@ fn put_many_and_get_many_against_serve_with_a_window() {
     let (why, st) = server.join().unwrap();
     assert_eq!(why, Error::Closed);
     assert_eq!(st.stored, 18);
+}
+
+/// `put_many` sending pre-agreed puts, more of them (40) than the client
+/// has room for (8) and past the server's window (4), against `serve`
+/// over a socket pair: a refused one (its name exists) and a local read
+/// failure among them. Every item ends once, as it should, and the rest
+/// are stored with their digest.
+#[test]
+fn put_many_pre_agreed_past_the_clients_room() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut io = FromStd::new(b);
+        let mut server = Server::<_, 4>::with_window(
+            Instant::ZERO,
+            server_config(),
+            vec![0; 16_384],
+            vec![0; 16_384],
+        )
+        .unwrap();
+        let mut st = store();
+        st.files.insert("taken".into(), b"old".to_vec());
+        let why = blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap();
+        (why, st)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let client = Client::<_, 8>::with_window(
+            Instant::ZERO,
+            Config::default(),
+            vec![0; 16_384],
+            vec![0; 16_384],
+        )
+        .unwrap();
+        let mut c = blocking::BlockingClient::connect(FromStd::new(a), client, clock()).unwrap();
+        c.login("bob", "hunter2", &[5; 16]).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = (0..40)
+            .map(|i| {
+                (
+                    format!("g{i:02}"),
+                    (0..(i * 301 + 5)).map(|b| (b * 3 + i) as u8).collect(),
+                )
+            })
+            .collect();
+        files[5].0 = "taken".into();
+        let mut puts = Uploads {
+            pos: vec![0; 40],
+            fail_read: Some((17, 2_000)),
+            accepted: Vec::new(),
+            done: vec![None; 40],
+            files: files.clone(),
+            agreed: true,
+        };
+        c.put_many(40, &mut puts).unwrap();
+        tx.send((puts, files)).unwrap();
+        drop(c);
+    });
+    let (puts, files) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the batch hung");
+    for (i, d) in puts.done.iter().enumerate() {
+        match (i, d) {
+            (5, Some(Err(Error::Exists))) | (17, Some(Err(Error::Io))) => {}
+            (5 | 17, _) => panic!("put {i}: {d:?}"),
+            (_, Some(Ok(sum))) => {
+                let want = ferry_core::digest::digest(sum.algorithm(), &files[i].1);
+                assert_eq!(Some(*sum), want, "put {i}");
+            }
+            _ => panic!("put {i}: {d:?}"),
+        }
+    }
+    let (_, st) = server.join().unwrap();
+    assert_eq!(st.files.get("taken").unwrap(), b"old");
+    for (i, (n, d)) in files.iter().enumerate() {
+        if i != 5 && i != 17 {
+            assert_eq!(st.files.get(n), Some(d), "{n}");
+        }
+    }
 }

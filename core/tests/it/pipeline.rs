@@ -1686,3 +1686,18 @@ fn pre_agreed_puts_only_where_the_server_reads_their_body_at_once() {
     p.client.send_body(b"ab").unwrap();
     assert!(p.client.can_put_agreed());
 }
+
+/// More pre-agreed puts than the client has room for (`W` awaiting their
+/// answer): the next waits for room, and every one is stored.
+#[test]
+fn more_pre_agreed_puts_than_the_client_has_room_for() {
+    let mut p = Pipe::<4, 4>::logged_in(Split::Whole);
+    let files: Vec<(String, Vec<u8>)> = (0..23)
+        .map(|i| (format!("m{i}"), bytes(100 + i, i as u64)))
+        .collect();
+    let out = p.batch(files.iter().map(|(n, d)| put_agreed(n, d)).collect());
+    assert_eq!(out, vec![Outcome::Stored(None); 23]);
+    for (n, d) in &files {
+        assert_eq!(p.store.files.get(n), Some(d), "{n}");
+    }
+}

@@ -135,8 +135,15 @@ pub trait Gets {
 /// Many listings on one connection, pipelined: the items of
 /// [`blocking::BlockingClient::list_many`], numbered from 0.
 pub trait Lists {
-    /// The directory item `i` lists.
+    /// The directory item `i` lists (or the path it describes).
     fn path(&self, i: usize) -> &str;
+    /// Whether item `i` is a `stat` rather than a listing: one entry
+    /// answers it. Stats and listings go in one batch (`ls -l` of many
+    /// names: each name's stat and listing, one turn).
+    fn stat(&self, i: usize) -> bool {
+        let _ = i;
+        false
+    }
     /// One entry of item `i`'s listing.
     fn entry(&mut self, i: usize, entry: &Entry);
     /// Item `i` ended: listed whole, or why not.
@@ -489,7 +496,12 @@ macro_rules! drivers {
                         while next < count
                             && (sent.0.is_empty() || self.client.can_queue())
                         {
-                            match self.client.list(lists.path(next)) {
+                            let sent_ok = if lists.stat(next) {
+                                self.client.stat(lists.path(next))
+                            } else {
+                                self.client.list(lists.path(next))
+                            };
+                            match sent_ok {
                                 Ok(()) => sent.push(next)?,
                                 Err(e) => lists.done(next, Err(e)),
                             }
@@ -501,6 +513,10 @@ macro_rules! drivers {
                                 ClientEvent::Entry(e) => {
                                     let i = sent.front().ok_or(Error::Internal)?;
                                     lists.entry(i, &e);
+                                    if lists.stat(i) {
+                                        sent.pop_front();
+                                        lists.done(i, Ok(()));
+                                    }
                                 }
                                 ClientEvent::ListEnd => {
                                     let i = sent.pop_front().ok_or(Error::Internal)?;

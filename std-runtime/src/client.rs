@@ -1050,15 +1050,52 @@ impl Client {
     /// flight at once, so many directories cost one turn. Each says how
     /// it went.
     pub fn list_batch(&mut self, paths: &[String]) -> Vec<Result<Vec<Entry>, FerryError>> {
-        struct Batch<'a> {
-            paths: &'a [String],
+        let items: Vec<(&str, bool)> = paths.iter().map(|p| (p.as_str(), false)).collect();
+        self.describe_batch(&items)
+    }
+
+    /// `ls -l` of `paths`: each one's stat and, for a directory, its
+    /// listing (as [`Self::list_batch`]), all in one pipelined batch, so
+    /// many names of either kind cost one turn: the listing of a name
+    /// that is not a directory is sent too, and its `NotADirectory`
+    /// dropped.
+    pub fn long_batch(&mut self, paths: &[String]) -> Vec<Result<LongEntry, FerryError>> {
+        let items: Vec<(&str, bool)> = paths
+            .iter()
+            .flat_map(|p| [(p.as_str(), true), (p.as_str(), false)])
+            .collect();
+        let mut answers = self.describe_batch(&items).into_iter();
+        let mut out = Vec::new();
+        while let (Some(stat), Some(listed)) = (answers.next(), answers.next()) {
+            out.push(stat.and_then(|mut one| {
+                let entry = one
+                    .pop()
+                    .ok_or(FerryError::Protocol(Error::UnexpectedFrame))?;
+                let listing = match (entry.kind, listed) {
+                    (Kind::Dir, listed) => Some(listed?),
+                    _ => None,
+                };
+                Ok(LongEntry { entry, listing })
+            }));
+        }
+        out
+    }
+
+    /// Stats (`true`) and listings of `items`, pipelined: each answer, a
+    /// listing sorted by name or a stat's one entry.
+    fn describe_batch(&mut self, items: &[(&str, bool)]) -> Vec<Result<Vec<Entry>, FerryError>> {
+        struct Batch<'a, 'b> {
+            items: &'a [(&'b str, bool)],
             entries: Vec<Vec<Entry>>,
             counts: Vec<usize>,
             results: Vec<Option<Result<(), Error>>>,
         }
-        impl Lists for Batch<'_> {
+        impl Lists for Batch<'_, '_> {
             fn path(&self, i: usize) -> &str {
-                &self.paths[i]
+                self.items[i].0
+            }
+            fn stat(&self, i: usize) -> bool {
+                self.items[i].1
             }
             fn entry(&mut self, i: usize, entry: &Entry) {
                 self.counts[i] += 1;
@@ -1071,12 +1108,12 @@ impl Client {
             }
         }
         let mut b = Batch {
-            paths,
-            entries: vec![Vec::new(); paths.len()],
-            counts: vec![0; paths.len()],
-            results: vec![None; paths.len()],
+            items,
+            entries: vec![Vec::new(); items.len()],
+            counts: vec![0; items.len()],
+            results: vec![None; items.len()],
         };
-        let failed = self.inner.list_many(paths.len(), &mut b).err();
+        let failed = self.inner.list_many(items.len(), &mut b).err();
         let failed = failed.map(|e| self.with_retry(proto(e)));
         let Batch {
             entries,
@@ -1089,7 +1126,7 @@ impl Client {
             out.push(match result {
                 Some(Ok(())) if counts[i] > MAX_LISTING => Err(FerryError::Other(format!(
                     "{}: the server listed {} entries, more than the {MAX_LISTING} a client keeps",
-                    paths[i], counts[i]
+                    items[i].0, counts[i]
                 ))),
                 Some(Ok(())) => {
                     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1180,6 +1217,16 @@ impl Client {
             .exec(command, out)
             .map_err(|e| self.with_retry(proto(e)))
     }
+}
+
+/// One name of `ls -l` ([`Client::long_batch`]): what it is, and for a
+/// directory its entries, sorted by name.
+#[derive(Debug, Clone)]
+pub struct LongEntry {
+    /// The name's own stat.
+    pub entry: Entry,
+    /// A directory's listing; `None` for anything else.
+    pub listing: Option<Vec<Entry>>,
 }
 
 /// One file of a pipelined upload ([`Client::put_files`]).

@@ -53,7 +53,7 @@ pub mod url;
 pub mod users;
 mod writer;
 
-pub use client::{Client, ConnectOptions, GetItem, PutItem, TransferOptions};
+pub use client::{Client, ConnectOptions, GetItem, LongEntry, PutItem, TransferOptions};
 pub use error::{exit, FerryError};
 pub use exec::ExecLimits;
 pub use sendfile::SendFile;

@@ -514,3 +514,53 @@ fn put_r_sends_small_files_with_their_request_and_large_ones_after_the_accept() 
         let _ = std::fs::remove_dir_all(s.root.join("up"));
     }
 }
+
+/// Issue 28, item 3: `ls -l` of many names, directories and files, is
+/// one batch (each name's stat and listing): two round trips however
+/// many names — the first request goes with the hello and the login, the
+/// rest once the server's hello has said the window
+/// (`docs/PROTOCOL.md#login`). Each directory's entries come under its
+/// heading in long format (kind and permission bits, size, UTC time,
+/// name), a file as its own line; a missing name is reported by name
+/// (exit 4) and the others are still shown.
+#[test]
+fn ls_l_of_many_names_is_one_round_trip() {
+    let s = Server::anonymous(&[]);
+    for d in ["d1", "d2", "d3"] {
+        std::fs::create_dir(s.root.join(d)).unwrap();
+        std::fs::write(s.root.join(d).join(format!("in-{d}")), d.repeat(3)).unwrap();
+    }
+    std::fs::write(s.root.join("f.txt"), b"12345").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.root.join("f.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let args = ["ls", "-l", "{url}d1", "{url}d2", "{url}f.txt", "{url}d3"];
+    assert_eq!(round_trips(&s, &args, ""), 2, "ls -l of four names");
+    let mut many = vec!["ls", "-l"];
+    many.extend(["{url}d1", "{url}d2", "{url}d3"].repeat(4));
+    assert_eq!(round_trips(&s, &many, ""), 2, "ls -l of twelve names");
+
+    let mut c = ferry();
+    c.arg("ls").arg("-l");
+    for n in ["d1", "f.txt", "nope", "d3"] {
+        c.arg(s.url(n));
+    }
+    let o = run(c);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 4, "{err}");
+    assert!(err.contains("nope") && err.contains("not found"), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "/d1:", "{out}");
+    assert!(
+        lines[1].starts_with("-rw-") && lines[1].ends_with("  in-d1"),
+        "{out}"
+    );
+    assert!(lines[1].contains(" 6  20"), "size and year: {out}");
+    assert!(
+        lines[2].starts_with("-rw-r----- ") && lines[2].ends_with("  /f.txt"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "", "{out}");
+    assert_eq!(lines[4], "/d3:", "{out}");
+    assert!(lines[5].ends_with("  in-d3"), "{out}");
+}

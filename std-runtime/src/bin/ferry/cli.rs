@@ -16,7 +16,7 @@ use ferry_core::digest::{Algorithm, Digests};
 use ferry_core::{Overwrite, Verifier};
 use tracing::warn;
 
-use crate::output::{exec_and_print, format_entry, format_stat};
+use crate::output::{exec_and_print, format_entry, format_stat, print_long};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -419,6 +419,11 @@ enum Cmd {
         /// More directories of the same server: listed in one pipelined
         /// batch, each under a `DIR:` heading, as `ls` does.
         more: Vec<String>,
+        /// Long format: kind and permissions, size, modification time
+        /// (UTC), name; a file named is shown as itself. Every name's
+        /// stat and listing go in one batch.
+        #[arg(short = 'l', long = "long")]
+        long: bool,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -898,9 +903,22 @@ fn run(cmd: Cmd) -> Result<i32, FerryError> {
             }
             Ok(exit::OK)
         }
-        Cmd::Ls { url, more, connect } => {
+        Cmd::Ls {
+            url,
+            more,
+            long,
+            connect,
+        } => {
             let url = FerryUrl::parse(&url)?;
             let mut c = connect.open(&url, None)?;
+            if long {
+                let mut paths = vec![url.path.clone()];
+                for m in &more {
+                    paths.push(same_server(&url, m)?.path);
+                }
+                print_long(&mut c, &paths)?;
+                return Ok(exit::OK);
+            }
             let mut out = std::io::stdout().lock();
             if more.is_empty() {
                 for e in c.list(&url.path)? {

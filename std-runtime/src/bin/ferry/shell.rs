@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use ferry::{exit, Client, FerryError, GetItem, PutItem, TransferOptions};
 
-use crate::output::{exec_and_print, format_entry, format_stat};
+use crate::output::{exec_and_print, format_entry, format_stat, print_long};
 
 const HELP: &str = "\
 commands:
-  ls [DIR...]            list remote directories (several: one batch)
+  ls [-l] [DIR...]       list remote directories (several: one batch;
+                         -l: kind, permissions, size, time)
   pwd                    remote directory
   cd DIR                 change remote directory
   get REMOTE [LOCAL]     download (verified); flags: -r --resume --overwrite fail|keep-both|replace
@@ -275,6 +276,14 @@ impl<'c> Shell<'c> {
         match cmd.as_str() {
             "help" | "?" => println!("{HELP}"),
             "exit" | "quit" | "bye" => return Ok(None),
+            "ls" | "dir" if words.first().is_some_and(|w| w == "-l") => {
+                // Long format: every name's stat and listing in one batch.
+                let names: Vec<String> = match &words[1..] {
+                    [] => vec![".".into()],
+                    names => names.to_vec(),
+                };
+                print_long(self.client, &names)?;
+            }
             "ls" | "dir" if words.len() > 1 => {
                 // Several directories: one pipelined batch (issue 28),
                 // each under a heading; the first failure is the line's.

@@ -47,12 +47,13 @@ fn describe(dir: &str, bytes: &[u8], seen_hello: &mut bool, out: &mut String) {
 
 /// One step of the exchange: what the client has goes to the server,
 /// which answers every request (a SCRAM login with `verifier`, every put
-/// accepted and stored), and what the server has goes back; both
-/// directions described into `out`.
+/// accepted and stored but one to a name in `exists`, refused with
+/// `Exists`), and what the server has goes back; both directions
+/// described into `out`.
 fn shuttle<const W: usize>(
     c: &mut Client<Vec<u8>, W>,
     s: &mut Server<Vec<u8>, W>,
-    verifier: Option<&Verifier>,
+    (verifier, exists): (Option<&Verifier>, &[&str]),
     out: &mut String,
     hellos: &mut (bool, bool),
 ) {
@@ -65,6 +66,9 @@ fn shuttle<const W: usize>(
     while let Some(ev) = s.poll_event() {
         match ev {
             ServerEvent::LoginRequest { .. } => s.login_verifier(verifier, &[0x5A; 12]).unwrap(),
+            ServerEvent::Request(Request::Put { path, .. }) if exists.contains(&path.as_str()) => {
+                s.refuse(ferry_core::Error::Exists).unwrap()
+            }
             ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
             ServerEvent::PutEnd { verified: true, .. } => s.finish_put().unwrap(),
             _ => {}
@@ -101,7 +105,13 @@ pub fn transcript() -> String {
     let (mut out, mut hellos) = (String::new(), (false, false));
     let (mut sent, mut step) = (0, 0);
     for _ in 0..100 {
-        shuttle(&mut c, &mut s, Some(&verifier), &mut out, &mut hellos);
+        shuttle(
+            &mut c,
+            &mut s,
+            (Some(&verifier), &[]),
+            &mut out,
+            &mut hellos,
+        );
         while let Some(ev) = c.poll_event() {
             if let ClientEvent::Connected(_) = ev {
                 c.login("user", "pencil", &[0xA5; 12]).unwrap();
@@ -150,7 +160,7 @@ pub fn pipelined() -> String {
     let mut started = 0;
     c.login_anonymous().unwrap();
     for _ in 0..100 {
-        shuttle(&mut c, &mut s, None, &mut out, &mut hellos);
+        shuttle(&mut c, &mut s, (None, &[]), &mut out, &mut hellos);
         while let Some(ev) = c.poll_event() {
             match ev {
                 ClientEvent::SendBody { .. } => {
@@ -328,49 +338,26 @@ pub fn agreed_gets() -> String {
 /// answers it with one `Error(Exists)`; `a` and `c` get `Accept` and
 /// `Done`.
 pub fn agreed_puts() -> String {
-    let now = Instant::ZERO;
-    let (mut c, mut s) = v3_pair::<4>(now);
+    let (mut c, mut s) = v3_pair::<4>(Instant::ZERO);
     let files = [("a", &b"one"[..]), ("b", b"second"), ("c", b"")];
     let (mut out, mut hellos) = (String::new(), (false, false));
-    let mut buf = [0u8; 4096];
-    let mut requested = false;
     let mut answers = 0;
     c.login_anonymous().unwrap();
     for _ in 0..20 {
-        if let Some(n) = c.poll_transmit(&mut buf) {
-            describe("C→S", &buf[..n], &mut hellos.0, &mut out);
-            s.handle_input(now, &buf[..n]).unwrap();
-        }
-        while let Some(ev) = s.poll_event() {
-            match ev {
-                ServerEvent::Request(Request::Put { path, .. }) if path.as_str() == "b" => {
-                    s.refuse(ferry_core::Error::Exists).unwrap()
-                }
-                ServerEvent::Request(Request::Put { .. }) => s.accept_put(0, None).unwrap(),
-                ServerEvent::PutEnd { .. } => s.finish_put().unwrap(),
-                _ => {}
-            }
-        }
-        if let Some(n) = s.poll_transmit(&mut buf) {
-            describe("S→C", &buf[..n], &mut hellos.1, &mut out);
-            c.handle_input(now, &buf[..n]).unwrap();
-        }
+        shuttle(&mut c, &mut s, (None, &["b"]), &mut out, &mut hellos);
         while let Some(ev) = c.poll_event() {
-            if matches!(
-                ev,
-                ClientEvent::TransferEnd { .. } | ClientEvent::Refused(_)
-            ) {
-                answers += 1;
-            }
-        }
-        if c.is_logged_in() && !requested {
-            requested = true;
-            for (name, body) in files {
-                c.put_agreed(name, body.len() as u64, Overwrite::Fail)
-                    .unwrap();
-                if !body.is_empty() {
-                    c.send_body(body).unwrap();
+            match ev {
+                ClientEvent::LoggedIn => {
+                    for (name, body) in files {
+                        c.put_agreed(name, body.len() as u64, Overwrite::Fail)
+                            .unwrap();
+                        if !body.is_empty() {
+                            c.send_body(body).unwrap();
+                        }
+                    }
                 }
+                ClientEvent::TransferEnd { .. } | ClientEvent::Refused(_) => answers += 1,
+                _ => {}
             }
         }
         if answers == 3 {

@@ -40,18 +40,22 @@ fn server_config() -> ServerConfig {
 
 /// Serves one connection on its own thread; returns the close reason.
 fn spawn_server<S: Read + Write + Send + 'static>(stream: S) -> std::thread::JoinHandle<Error> {
-    std::thread::spawn(move || {
-        let mut io = FromStd::new(stream);
-        let mut server = Server::new(
-            Instant::ZERO,
-            server_config(),
-            vec![0; 65_536],
-            vec![0; 65_536],
-        )
-        .unwrap();
-        let mut st = store();
-        blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap()
-    })
+    std::thread::spawn(move || serve_one::<1, S>(stream, 65_536, store()).0)
+}
+
+/// Serves one connection over `stream` with a window of `W`, `buf`-byte
+/// buffers and the store `st`: the close reason and the store.
+fn serve_one<const W: usize, S: Read + Write>(
+    stream: S,
+    buf: usize,
+    mut st: MemStore,
+) -> (Error, MemStore) {
+    let mut io = FromStd::new(stream);
+    let mut server =
+        Server::<_, W>::with_window(Instant::ZERO, server_config(), vec![0; buf], vec![0; buf])
+            .unwrap();
+    let why = blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap();
+    (why, st)
 }
 
 type Driven<S> = blocking::BlockingClient<FromStd<S>, Vec<u8>, Box<dyn FnMut() -> Instant>>;
@@ -330,6 +334,21 @@ struct Uploads {
     agreed: bool,
 }
 
+impl Uploads {
+    /// `files`, reading item `fail_read.0` failing after `fail_read.1`
+    /// bytes; `agreed`: pre-agreed where the client may.
+    fn new(files: &[(String, Vec<u8>)], fail_read: (usize, usize), agreed: bool) -> Self {
+        Uploads {
+            pos: vec![0; files.len()],
+            fail_read: Some(fail_read),
+            accepted: Vec::new(),
+            done: vec![None; files.len()],
+            files: files.to_vec(),
+            agreed,
+        }
+    }
+}
+
 impl ferry_core::driver::Puts for Uploads {
     fn request<B: ferry_core::Buffer, const W: usize>(
         &mut self,
@@ -426,6 +445,70 @@ fn sent_frames(
     out
 }
 
+/// `serve` with a window of `W` over `b`, in a thread, the store holding
+/// a file `taken`; the reason it stopped and the store.
+fn serve_with_taken<const W: usize, S: Read + Write + Send + 'static>(
+    b: S,
+) -> std::thread::JoinHandle<(Error, MemStore)> {
+    let mut st = store();
+    st.files.insert("taken".into(), b"old".to_vec());
+    std::thread::spawn(move || serve_one::<W, S>(b, 16_384, st))
+}
+
+/// A client of window 8 over `stream`, logged in as bob.
+fn window_8_client<S: Read + Write>(
+    stream: S,
+) -> blocking::BlockingClient<FromStd<S>, Vec<u8>, Box<dyn FnMut() -> Instant>, 8> {
+    let client = Client::<_, 8>::with_window(
+        Instant::ZERO,
+        Config::default(),
+        vec![0; 16_384],
+        vec![0; 16_384],
+    )
+    .unwrap();
+    let clock: Box<dyn FnMut() -> Instant> = Box::new(clock());
+    let mut c = blocking::BlockingClient::connect(FromStd::new(stream), client, clock).unwrap();
+    c.login("bob", "hunter2", &[5; 16]).unwrap();
+    c
+}
+
+/// `n` files to upload, sizes growing by `step`, the one at `taken`
+/// named `taken` (it exists on the server).
+fn upload_files(n: usize, prefix: &str, step: usize, taken: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (
+                format!("{prefix}{i:02}"),
+                (0..(i * step + 5)).map(|b| (b * 7 + i) as u8).collect(),
+            )
+        })
+        .collect();
+    files[taken].0 = "taken".into();
+    files
+}
+
+/// Every put ended once, as it should: `taken` refused (`Exists`), the
+/// one whose read failed with `Io`, the others stored with the digest of
+/// their bytes.
+fn assert_puts_ended(
+    done: &[Option<Result<ferry_core::digest::Sum, Error>>],
+    files: &[(String, Vec<u8>)],
+    taken: usize,
+    unreadable: usize,
+) {
+    for (i, d) in done.iter().enumerate() {
+        match (i, d) {
+            (i, Some(Err(Error::Exists))) if i == taken => {}
+            (i, Some(Err(Error::Io))) if i == unreadable => {}
+            (_, Some(Ok(sum))) if i != taken && i != unreadable => {
+                let want = ferry_core::digest::digest(sum.algorithm(), &files[i].1);
+                assert_eq!(Some(*sum), want, "put {i}");
+            }
+            _ => panic!("put {i}: {d:?}"),
+        }
+    }
+}
+
 /// `put_many` and `get_many` with a window of 8 against `serve` with a
 /// window of 8, over a socket pair: 20 files each way, with a refused
 /// put, a local read failure, a missing file, a refused offer and a
@@ -437,68 +520,21 @@ fn put_many_and_get_many_against_serve_with_a_window() {
     let up = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let down = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let server_out = down.clone();
-    let server = std::thread::spawn(move || {
-        let mut io = FromStd::new(Recorded(b, server_out));
-        let mut server = Server::<_, 8>::with_window(
-            Instant::ZERO,
-            server_config(),
-            vec![0; 16_384],
-            vec![0; 16_384],
-        )
-        .unwrap();
-        let mut st = store();
-        st.files.insert("taken".into(), b"old".to_vec());
-        let why = blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap();
-        (why, st)
-    });
+    let server = serve_with_taken::<8, _>(Recorded(b, server_out));
     // The client in a thread of its own, so that a batch that hangs (both
     // sides waiting to read) fails the test instead of stalling it.
     let (tx, rx) = std::sync::mpsc::channel();
     let client_out = up.clone();
     std::thread::spawn(move || {
         let up = client_out;
-        let client = Client::<_, 8>::with_window(
-            Instant::ZERO,
-            Config::default(),
-            vec![0; 16_384],
-            vec![0; 16_384],
-        )
-        .unwrap();
-        let io = FromStd::new(Recorded(a, up.clone()));
-        let mut c = blocking::BlockingClient::connect(io, client, clock()).unwrap();
-        c.login("bob", "hunter2", &[5; 16]).unwrap();
+        let mut c = window_8_client(Recorded(a, up.clone()));
         assert_eq!(c.client().negotiated().unwrap().window, 8);
         let login_bytes = up.lock().unwrap().len();
 
-        let mut files: Vec<(String, Vec<u8>)> = (0..20)
-            .map(|i| {
-                (
-                    format!("f{i:02}"),
-                    (0..(i * 3_001 + 5)).map(|b| (b * 7 + i) as u8).collect(),
-                )
-            })
-            .collect();
-        files[3].0 = "taken".into();
-        let mut puts = Uploads {
-            pos: vec![0; 20],
-            fail_read: Some((11, 20_000)),
-            accepted: Vec::new(),
-            done: vec![None; 20],
-            files: files.clone(),
-            agreed: false,
-        };
+        let files = upload_files(20, "f", 3_001, 3);
+        let mut puts = Uploads::new(&files, (11, 20_000), false);
         c.put_many(20, &mut puts).unwrap();
-        for (i, d) in puts.done.iter().enumerate() {
-            match (i, d) {
-                (3, Some(Err(Error::Exists))) | (11, Some(Err(Error::Io))) => {}
-                (3 | 11, _) => panic!("put {i}: {d:?}"),
-                (_, Some(Ok(sum))) => {
-                    let want = ferry_core::digest::digest(sum.algorithm(), &files[i].1);
-                    assert_eq!(Some(*sum), want, "put {i}");
-                }
-                _ => panic!("put {i}: {d:?}"),
-            }
-        }
+        assert_puts_ended(&puts.done, &files, 3, 11);
         assert!(!puts.accepted.contains(&3));
         // Eight requests back to back before any body: pipelined.
         let frames = sent_frames(&up.lock().unwrap()[..]);
@@ -616,48 +652,12 @@ fn put_many_and_get_many_against_serve_with_a_window() {
 #[test]
 fn put_many_pre_agreed_past_the_clients_room() {
     let (a, b) = UnixStream::pair().unwrap();
-    let server = std::thread::spawn(move || {
-        let mut io = FromStd::new(b);
-        let mut server = Server::<_, 4>::with_window(
-            Instant::ZERO,
-            server_config(),
-            vec![0; 16_384],
-            vec![0; 16_384],
-        )
-        .unwrap();
-        let mut st = store();
-        st.files.insert("taken".into(), b"old".to_vec());
-        let why = blocking::serve(&mut io, &mut server, &mut st, &mut [0; 4096], clock()).unwrap();
-        (why, st)
-    });
+    let server = serve_with_taken::<4, _>(b);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let client = Client::<_, 8>::with_window(
-            Instant::ZERO,
-            Config::default(),
-            vec![0; 16_384],
-            vec![0; 16_384],
-        )
-        .unwrap();
-        let mut c = blocking::BlockingClient::connect(FromStd::new(a), client, clock()).unwrap();
-        c.login("bob", "hunter2", &[5; 16]).unwrap();
-        let mut files: Vec<(String, Vec<u8>)> = (0..40)
-            .map(|i| {
-                (
-                    format!("g{i:02}"),
-                    (0..(i * 301 + 5)).map(|b| (b * 3 + i) as u8).collect(),
-                )
-            })
-            .collect();
-        files[5].0 = "taken".into();
-        let mut puts = Uploads {
-            pos: vec![0; 40],
-            fail_read: Some((17, 2_000)),
-            accepted: Vec::new(),
-            done: vec![None; 40],
-            files: files.clone(),
-            agreed: true,
-        };
+        let mut c = window_8_client(a);
+        let files = upload_files(40, "g", 301, 5);
+        let mut puts = Uploads::new(&files, (17, 2_000), true);
         c.put_many(40, &mut puts).unwrap();
         tx.send((puts, files)).unwrap();
         drop(c);
@@ -665,17 +665,7 @@ fn put_many_pre_agreed_past_the_clients_room() {
     let (puts, files) = rx
         .recv_timeout(std::time::Duration::from_secs(20))
         .expect("the batch hung");
-    for (i, d) in puts.done.iter().enumerate() {
-        match (i, d) {
-            (5, Some(Err(Error::Exists))) | (17, Some(Err(Error::Io))) => {}
-            (5 | 17, _) => panic!("put {i}: {d:?}"),
-            (_, Some(Ok(sum))) => {
-                let want = ferry_core::digest::digest(sum.algorithm(), &files[i].1);
-                assert_eq!(Some(*sum), want, "put {i}");
-            }
-            _ => panic!("put {i}: {d:?}"),
-        }
-    }
+    assert_puts_ended(&puts.done, &files, 5, 17);
     let (_, st) = server.join().unwrap();
     assert_eq!(st.files.get("taken").unwrap(), b"old");
     for (i, (n, d)) in files.iter().enumerate() {

@@ -1113,18 +1113,24 @@ fn as_version_2(wire: &mut Wire) {
     wire.bytes[7] &= !0x08;
 }
 
-/// A version-2 client (hello patched by hand): the server speaks version
-/// 2 with window 1 to it, never sends it a version-3 message, and closes
-/// on a second request sent before the first was answered.
-#[test]
-fn a_version_2_client_gets_window_1() {
-    // Both hellos patched: the client then speaks version 2 as well.
+/// A pair whose hellos were patched to version 2, logged in.
+fn version_2_pipe() -> Pipe<8, 8> {
     let mut p = Pipe::<8, 8>::new(Split::Whole);
     p.client.login_anonymous().unwrap();
     p.transmit();
     as_version_2(&mut p.to_server);
     as_version_2(&mut p.to_client);
     p.drive();
+    p
+}
+
+/// A version-2 client (hello patched by hand): the server speaks version
+/// 2 with window 1 to it, never sends it a version-3 message, and closes
+/// on a second request sent before the first was answered.
+#[test]
+fn a_version_2_client_gets_window_1() {
+    // Both hellos patched: the client then speaks version 2 as well.
+    let mut p = version_2_pipe();
     assert_eq!((p.server.version(), p.server.window()), (2, 1));
     assert_eq!((p.client.version(), p.client.window()), (2, 1));
     assert!(p.events.contains(&Rec::LoggedIn));
@@ -1469,12 +1475,7 @@ fn an_offer_past_the_bound_waits_for_its_accept_and_a_refused_agreed_one_is_canc
 /// client will not send one to a server that did not list them.
 #[test]
 fn a_version_2_session_has_no_pre_agreed_gets() {
-    let mut p = Pipe::<8, 8>::new(Split::Whole);
-    p.client.login_anonymous().unwrap();
-    p.transmit();
-    as_version_2(&mut p.to_server);
-    as_version_2(&mut p.to_client);
-    p.drive();
+    let mut p = version_2_pipe();
     assert!(!p.client.negotiated().unwrap().agreed());
     assert_eq!(p.client.get_agreed("a", 0, 10), Err(Error::Unsupported));
     p.store.files.insert("a".into(), bytes(5_000, 1));
@@ -1648,12 +1649,7 @@ fn a_pre_agreed_put_cancelled_mid_body_ends_once() {
 /// get; and nothing is sent when refused.
 #[test]
 fn pre_agreed_puts_only_where_the_server_reads_their_body_at_once() {
-    let mut p = Pipe::<8, 8>::new(Split::Whole);
-    p.client.login_anonymous().unwrap();
-    p.transmit();
-    as_version_2(&mut p.to_server);
-    as_version_2(&mut p.to_client);
-    p.drive();
+    let mut p = version_2_pipe();
     assert_eq!(
         p.client.put_agreed("a", 1, Overwrite::Fail),
         Err(Error::Unsupported)

@@ -605,6 +605,11 @@ fn is_request(m: &Message) -> bool {
     matches!(m, Message::Request(_))
 }
 
+/// How many of `msgs` are of the kind named `name` ([`Message::name`]).
+fn count(msgs: &[Message], name: &str) -> usize {
+    msgs.iter().filter(|m| m.name() == name).count()
+}
+
 fn stored(p: &Pipe<8, 8>, name: &str) -> Option<Vec<u8>> {
     p.store.files.get(name).cloned()
 }
@@ -887,12 +892,7 @@ fn the_client_refuses_one_offer_in_a_get_batch() {
     // A version-3 refusal is its own message, not an `Error` (which
     // would cancel the body in progress).
     let up = messages(&p.up);
-    assert_eq!(
-        up.iter()
-            .filter(|m| matches!(m, Message::Refuse { .. }))
-            .count(),
-        1
-    );
+    assert_eq!(count(&up, "refuse"), 1);
     assert!(
         !up.iter().any(|m| matches!(m, Message::Error { .. })),
         "{up:?}"
@@ -1093,15 +1093,8 @@ fn window_one_against_window_eight() {
     // Never more than one request before its answer, on either pair.
     let up = messages(&p.up);
     let down = messages(&p.down);
-    assert_eq!(
-        up.iter().filter(|m| is_request(m)).count(),
-        down.iter()
-            .filter(|m| matches!(
-                m,
-                Message::Offer { .. } | Message::Accept { .. } | Message::Error { .. }
-            ))
-            .count()
-    );
+    let answers = ["offer", "accept", "error"].map(|n| count(&down, n));
+    assert_eq!(count(&up, "request"), answers.iter().sum::<usize>());
 }
 
 /// The hello's flags without bit 3 (version 3) and window: what a
@@ -1399,12 +1392,7 @@ fn pre_agreed_gets_need_no_accept_and_all_arrive() {
         let want: Vec<Outcome> = files.iter().map(|(_, d)| Outcome::Got(d.clone())).collect();
         assert_eq!(out, want);
         let up = messages(&p.up);
-        assert_eq!(
-            up.iter()
-                .filter(|m| matches!(m, Message::GetAgreed { .. }))
-                .count(),
-            5
-        );
+        assert_eq!(count(&up, "get-agreed"), 5);
         assert!(
             !up.iter().any(|m| matches!(m, Message::Accept { .. })),
             "{up:?}"
@@ -1443,11 +1431,11 @@ fn an_offer_past_the_bound_waits_for_its_accept_and_a_refused_agreed_one_is_canc
     let want: Vec<Outcome> = data.iter().map(|d| Outcome::Got(d.clone())).collect();
     assert_eq!(out, want);
     let up = messages(&p.up);
-    let accepts = up
-        .iter()
-        .filter(|m| matches!(m, Message::Accept { .. }))
-        .count();
-    assert_eq!(accepts, 1, "only the offer past its bound: {up:?}");
+    assert_eq!(
+        count(&up, "accept"),
+        1,
+        "only the offer past its bound: {up:?}"
+    );
 
     p.refuse = vec![2];
     let out = p.batch(jobs);
@@ -1535,13 +1523,8 @@ fn pre_agreed_puts_go_with_their_bodies_in_one_turn() {
         p.begin(files.iter().map(|(n, d)| put_agreed(n, d)).collect());
         p.client_turn();
         let up = messages(&p.up);
-        let count = |f: fn(&Message) -> bool| up.iter().filter(|m| f(m)).count();
-        assert_eq!(
-            count(|m| matches!(m, Message::PutAgreed { .. })),
-            6,
-            "{up:?}"
-        );
-        assert_eq!(count(|m| matches!(m, Message::Trailer { .. })), 6, "{up:?}");
+        assert_eq!(count(&up, "put-agreed"), 6, "{up:?}");
+        assert_eq!(count(&up, "trailer"), 6, "{up:?}");
         assert!(p.down.len() <= HELLO_LEN + 8, "nothing answered yet");
         p.drive();
         let want = vec![Outcome::Stored(None); 6];
@@ -1550,8 +1533,7 @@ fn pre_agreed_puts_go_with_their_bodies_in_one_turn() {
             assert_eq!(p.store.files.get(n), Some(d), "{n}");
         }
         let down = messages(&p.down);
-        let accepts = down.iter().filter(|m| matches!(m, Message::Accept { .. }));
-        assert_eq!(accepts.count(), 6, "{down:?}");
+        assert_eq!(count(&down, "accept"), 6, "{down:?}");
         assert!(p.client.is_idle());
         assert_eq!(p.store.open_handles, 0);
     }

@@ -45,6 +45,34 @@ fn describe(dir: &str, bytes: &[u8], seen_hello: &mut bool, out: &mut String) {
     }
 }
 
+/// What the client has queued goes to the server, described into `out`.
+fn up<const W: usize>(
+    c: &mut Client<Vec<u8>, W>,
+    s: &mut Server<Vec<u8>, W>,
+    out: &mut String,
+    hellos: &mut (bool, bool),
+) {
+    let mut buf = [0u8; 4096];
+    if let Some(n) = c.poll_transmit(&mut buf) {
+        describe("C→S", &buf[..n], &mut hellos.0, out);
+        s.handle_input(Instant::ZERO, &buf[..n]).unwrap();
+    }
+}
+
+/// What the server has queued goes to the client, described into `out`.
+fn down<const W: usize>(
+    c: &mut Client<Vec<u8>, W>,
+    s: &mut Server<Vec<u8>, W>,
+    out: &mut String,
+    hellos: &mut (bool, bool),
+) {
+    let mut buf = [0u8; 4096];
+    if let Some(n) = s.poll_transmit(&mut buf) {
+        describe("S→C", &buf[..n], &mut hellos.1, out);
+        c.handle_input(Instant::ZERO, &buf[..n]).unwrap();
+    }
+}
+
 /// One step of the exchange: what the client has goes to the server,
 /// which answers every request (a SCRAM login with `verifier`, every put
 /// accepted and stored but one to a name in `exists`, refused with
@@ -57,12 +85,7 @@ fn shuttle<const W: usize>(
     out: &mut String,
     hellos: &mut (bool, bool),
 ) {
-    let now = Instant::ZERO;
-    let mut buf = [0u8; 4096];
-    if let Some(n) = c.poll_transmit(&mut buf) {
-        describe("C→S", &buf[..n], &mut hellos.0, out);
-        s.handle_input(now, &buf[..n]).unwrap();
-    }
+    up(c, s, out, hellos);
     while let Some(ev) = s.poll_event() {
         match ev {
             ServerEvent::LoginRequest { .. } => s.login_verifier(verifier, &[0x5A; 12]).unwrap(),
@@ -74,10 +97,7 @@ fn shuttle<const W: usize>(
             _ => {}
         }
     }
-    if let Some(n) = s.poll_transmit(&mut buf) {
-        describe("S→C", &buf[..n], &mut hellos.1, out);
-        c.handle_input(now, &buf[..n]).unwrap();
-    }
+    down(c, s, out, hellos);
 }
 
 /// The whole transcript.
@@ -201,14 +221,10 @@ pub fn pipelined_gets() -> String {
     // send (`None`: body not started).
     let mut flight: Vec<(String, Option<usize>)> = Vec::new();
     let (mut out, mut hellos) = (String::new(), (false, false));
-    let mut buf = [0u8; 4096];
     let mut requested = false;
     c.login_anonymous().unwrap();
     for _ in 0..20 {
-        if let Some(n) = c.poll_transmit(&mut buf) {
-            describe("C→S", &buf[..n], &mut hellos.0, &mut out);
-            s.handle_input(now, &buf[..n]).unwrap();
-        }
+        up(&mut c, &mut s, &mut out, &mut hellos);
         while let Some(ev) = s.poll_event() {
             match ev {
                 ServerEvent::Request(Request::Get { path }) => {
@@ -236,10 +252,7 @@ pub fn pipelined_gets() -> String {
                 *pos += n;
             }
         }
-        if let Some(n) = s.poll_transmit(&mut buf) {
-            describe("S→C", &buf[..n], &mut hellos.1, &mut out);
-            c.handle_input(now, &buf[..n]).unwrap();
-        }
+        down(&mut c, &mut s, &mut out, &mut hellos);
         let mut done = false;
         while let Some(ev) = c.poll_event() {
             match ev {
@@ -258,10 +271,7 @@ pub fn pipelined_gets() -> String {
             }
         }
         if done {
-            if let Some(n) = c.poll_transmit(&mut buf) {
-                describe("C→S", &buf[..n], &mut hellos.0, &mut out);
-                s.handle_input(now, &buf[..n]).unwrap();
-            }
+            up(&mut c, &mut s, &mut out, &mut hellos);
             break;
         }
     }
@@ -280,15 +290,11 @@ pub fn agreed_gets() -> String {
     // Offered names, oldest first; bodies go in that order.
     let mut offered: Vec<String> = Vec::new();
     let (mut out, mut hellos) = (String::new(), (false, false));
-    let mut buf = [0u8; 4096];
     let mut requested = false;
     let mut ended = 0;
     c.login_anonymous().unwrap();
     for _ in 0..20 {
-        if let Some(n) = c.poll_transmit(&mut buf) {
-            describe("C→S", &buf[..n], &mut hellos.0, &mut out);
-            s.handle_input(now, &buf[..n]).unwrap();
-        }
+        up(&mut c, &mut s, &mut out, &mut hellos);
         while let Some(ev) = s.poll_event() {
             match ev {
                 ServerEvent::Request(Request::Get { path }) => {
@@ -306,10 +312,7 @@ pub fn agreed_gets() -> String {
                 _ => {}
             }
         }
-        if let Some(n) = s.poll_transmit(&mut buf) {
-            describe("S→C", &buf[..n], &mut hellos.1, &mut out);
-            c.handle_input(now, &buf[..n]).unwrap();
-        }
+        down(&mut c, &mut s, &mut out, &mut hellos);
         while let Some(ev) = c.poll_event() {
             match ev {
                 ClientEvent::Offer { .. } => c.accept(0).unwrap(),
@@ -323,9 +326,7 @@ pub fn agreed_gets() -> String {
             c.get_agreed("b", 0, 4).unwrap();
         }
         if ended == 2 {
-            if let Some(n) = c.poll_transmit(&mut buf) {
-                describe("C→S", &buf[..n], &mut hellos.0, &mut out);
-            }
+            up(&mut c, &mut s, &mut out, &mut hellos);
             break;
         }
     }

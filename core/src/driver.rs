@@ -160,19 +160,16 @@ impl<const W: usize> Items<W> {
     fn pop_front(&mut self) -> Option<usize> {
         (!self.0.is_empty()).then(|| self.0.remove(0))
     }
-    fn remove(&mut self, i: usize) {
-        if let Some(at) = self.0.iter().position(|&x| x == i) {
+    /// Removes `i`; whether it was there.
+    fn remove(&mut self, i: usize) -> bool {
+        let at = self.0.iter().position(|&x| x == i);
+        if let Some(at) = at {
             self.0.remove(at);
         }
+        at.is_some()
     }
     fn front(&self) -> Option<usize> {
         self.0.first().copied()
-    }
-    /// Removes `i`; whether it was there.
-    fn take(&mut self, i: usize) -> bool {
-        let there = self.0.contains(&i);
-        self.remove(i);
-        there
     }
 }
 
@@ -681,7 +678,7 @@ macro_rules! drivers {
                                     let i = heads.pop_front().ok_or(Error::Internal)?;
                                     // Its body went with the request (and
                                     // may have been cancelled since).
-                                    if agreed.take(i) {
+                                    if agreed.remove(i) {
                                         if bodies.0.contains(&i) {
                                             puts.accepted(i, name.as_deref());
                                         }
@@ -713,7 +710,7 @@ macro_rules! drivers {
                                     let i = heads.pop_front().ok_or(Error::Internal)?;
                                     // A pre-agreed put cancelled already
                                     // has ended.
-                                    if agreed.take(i) && !bodies.take(i) {
+                                    if agreed.remove(i) && !bodies.remove(i) {
                                         continue;
                                     }
                                     puts.done(i, Err(e));
